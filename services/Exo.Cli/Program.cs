@@ -1,1 +1,6 @@
-return 0;
+using System.CommandLine;
+using Exo.Cli.Commands;
+
+var root = new RootCommand("exo: run Llama-family language models, whole or split across machines.");
+root.Subcommands.Add(VerifyCommand.Create());
+return await root.Parse(args).InvokeAsync();

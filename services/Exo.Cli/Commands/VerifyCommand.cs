@@ -1,4 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
+using Exo.Inference;
+using Exo.Inference.Kernels;
+using Exo.Inference.Verification;
 
 namespace Exo.Cli.Commands;
 
@@ -6,9 +10,63 @@ internal static class VerifyCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Model folder holding reference.json and reference.bin", Required = true };
-        var command = new Command("verify", "Check the engine against a model folder's reference.json/reference.bin.") { model };
-        command.SetAction(parse => 1);
+        var model = new Option<DirectoryInfo>("--model")
+        {
+            Description = "Model folder holding config.json, the weights, reference.json and reference.bin",
+            Required = true,
+        };
+        var tolerance = new Option<double>("--tolerance")
+        {
+            Description = "Largest relative logit error (max |Δ| / max |ref|) that passes",
+            DefaultValueFactory = _ => ModelVerifier.DefaultTolerance,
+        };
+        var command = new Command("verify",
+            "Check the engine against transformers' reference results: logits, hidden states, greedy tokens, and " +
+            "exact equality of 2- and 3-stage sharded runs with the whole model. Exits 0 only if every case passes.")
+        {
+            model,
+            tolerance,
+        };
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(tolerance)));
         return command;
+    }
+
+    private static int Run(DirectoryInfo model, double tolerance)
+    {
+        var passed = true;
+        var cases = 0;
+        try
+        {
+            Console.WriteLine($"verifying {model.FullName} (tolerance {tolerance:G3})");
+            foreach (var report in new ModelVerifier(model.FullName, ReferenceKernels.Instance).Run())
+            {
+                cases++;
+                var ok = report.Passed(tolerance);
+                passed &= ok;
+                var hidden = string.Join(" ", report.HiddenErrors.Select(e => e.ToString("0.0e+0", CultureInfo.InvariantCulture)));
+                var shards = report.ShardMismatches.Count == 0
+                    ? $"{report.ShardSplits} splits exact"
+                    : $"{report.ShardMismatches.Count}/{report.ShardSplits} splits DIFFER ({string.Join("; ", report.ShardMismatches.Take(3))})";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"case {report.Index}: {report.PromptTokens} tokens  logits rel err {report.LogitError:0.00e+0}  " +
+                    $"greedy {report.GreedyMatches}/{report.GreedyTotal}  stepwise {(report.StepwiseExact ? "exact" : "DIFFERS")}  " +
+                    $"shards {shards}  {(ok ? "PASS" : "FAIL")}"));
+                Console.WriteLine($"  hidden rel err by layer boundary: {hidden}");
+            }
+        }
+        catch (ModelFormatException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+
+        if (cases == 0)
+        {
+            Console.Error.WriteLine("error: the reference file has no cases");
+            return 2;
+        }
+
+        Console.WriteLine(passed ? $"PASS: {cases} cases" : $"FAIL: see the cases marked FAIL above");
+        return passed ? 0 : 1;
     }
 }

@@ -1,0 +1,259 @@
+using Exo.Inference.Kernels;
+
+namespace Exo.Inference.Model;
+
+/// <summary>A run of new positions for one sequence in a batch: <paramref name="Count"/> rows appended to its cache.</summary>
+public readonly record struct SequenceChunk(KvCache Cache, int Count);
+
+/// <summary>Which rows of the last stage's final hidden states go through the lm head.</summary>
+public enum LogitRows
+{
+    /// <summary>The last row of each sequence: what a sampler needs.</summary>
+    LastOfEachSequence,
+    /// <summary>Every row: what verification needs.</summary>
+    All,
+}
+
+/// <summary>Sees the hidden states at each layer boundary: boundary i is the input of layer i; boundary L the final norm.</summary>
+public delegate void HiddenStateObserver(int boundary, ReadOnlySpan<float> hidden);
+
+/// <summary>
+/// One pipeline stage of a Llama-family transformer: layers [Start, End), plus the embeddings when it is the first
+/// stage and the final norm and lm head when it is the last. The whole model is the stage [0, L).
+/// </summary>
+public sealed class ModelStage : IDisposable
+{
+    private readonly StageWeights _weights;
+    private readonly IKernels _kernels;
+    private readonly RotaryEmbedding _rope;
+    private Workspace? _work;
+
+    public ModelStage(ModelConfig config, StageWeights weights, IKernels kernels)
+    {
+        Config = config;
+        _weights = weights;
+        _kernels = kernels;
+        _rope = new RotaryEmbedding(config.Rope, config.HeadDim);
+    }
+
+    public ModelConfig Config { get; }
+    public LayerRange Layers => _weights.Layers;
+    public bool IsFirst => Layers.Start == 0;
+    public bool IsLast => Layers.End == Config.LayerCount;
+    public StageWeights Weights => _weights;
+
+    /// <summary>Loads layers <paramref name="layers"/> (all when null) of the model folder with the given kernels.</summary>
+    public static ModelStage Load(string modelDirectory, LayerRange? layers = null, IKernels? kernels = null)
+    {
+        var config = ModelConfig.Load(modelDirectory);
+        var range = layers ?? LayerRange.All(config.LayerCount);
+        return new ModelStage(config, StageWeights.Load(modelDirectory, config, range), kernels ?? ReferenceKernels.Instance);
+    }
+
+    public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);
+
+    /// <summary>The width of one output row: vocabulary logits on the last stage, hidden states elsewhere.</summary>
+    public int OutputWidth => IsLast ? Config.VocabSize : Config.HiddenSize;
+
+    /// <summary>
+    /// First stage: runs token ids [rows] of the batch's sequences (rows in batch order) and writes hidden states
+    /// [rows, hidden], or on the last stage logits [<see cref="OutputRows"/>, vocab]. Returns the rows written.
+    /// </summary>
+    public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
+        LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
+    {
+        if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
+        var rows = Prepare(batch, tokens.Length);
+        var vocab = Config.VocabSize;
+        foreach (var token in tokens)
+        {
+            if ((uint)token >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary [0, {vocab})");
+        }
+
+        _kernels.Embed(_weights.EmbedTokens!.Value, tokens, _work!.X.AsSpan(0, rows * Config.HiddenSize));
+        return Run(batch, rows, output, logitRows, observe);
+    }
+
+    /// <summary>Later stages: runs hidden states [rows, hidden] from the previous stage; output as <see cref="ForwardTokens"/>.</summary>
+    public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
+        LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
+    {
+        var width = Config.HiddenSize;
+        if (hidden.Length % width != 0) throw new ArgumentException($"hidden states of {hidden.Length} values are not rows of {width}", nameof(hidden));
+        var rows = Prepare(batch, hidden.Length / width);
+        hidden.CopyTo(_work!.X);
+        return Run(batch, rows, output, logitRows, observe);
+    }
+
+    /// <summary>Rows of output the given batch produces: all rows, or on the last stage one per sequence for sampling.</summary>
+    public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows)
+    {
+        var rows = 0;
+        foreach (var chunk in batch) rows += chunk.Count;
+        return IsLast && logitRows == LogitRows.LastOfEachSequence ? batch.Length : rows;
+    }
+
+    private int Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
+    {
+        var total = 0;
+        var longest = 0;
+        foreach (var chunk in batch)
+        {
+            if (chunk.Count <= 0) throw new ArgumentException("every sequence in a batch needs at least one new position");
+            if (chunk.Cache.Length + chunk.Count > chunk.Cache.Capacity)
+                throw new InvalidOperationException($"the sequence's context is full: {chunk.Cache.Length} + {chunk.Count} positions exceed its {chunk.Cache.Capacity}");
+            total += chunk.Count;
+            longest = Math.Max(longest, chunk.Cache.Capacity);
+        }
+
+        if (total != rows) throw new ArgumentException($"the batch declares {total} positions but {rows} rows were given");
+        // Sized by cache capacity, not current length, so decoding step by step never reallocates.
+        if (_work is null || rows > _work.Rows || longest > _work.Context)
+            _work = new Workspace(Math.Max(rows, _work?.Rows ?? 0), Math.Max(longest, _work?.Context ?? 0), Config);
+        return rows;
+    }
+
+    private int Run(ReadOnlySpan<SequenceChunk> batch, int rows, Span<float> output, LogitRows logitRows, HiddenStateObserver? observe)
+    {
+        var c = Config;
+        var k = _kernels;
+        var w = _work!;
+        var eps = (float)c.RmsNormEps;
+        var outRows = OutputRows(batch, logitRows);
+        if (output.Length < outRows * OutputWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {OutputWidth} needed", nameof(output));
+
+        var x = w.X.AsSpan(0, rows * c.HiddenSize);                 // [rows, hidden] residual stream
+        var xn = w.Normed.AsSpan(0, rows * c.HiddenSize);           // [rows, hidden]
+        var q = w.Q.AsSpan(0, rows * c.QueryDim);                   // [rows, heads * headDim]
+        var kNew = w.K.AsSpan(0, rows * c.KvDim);                   // [rows, kvHeads * headDim]
+        var vNew = w.V.AsSpan(0, rows * c.KvDim);                   // [rows, kvHeads * headDim]
+        var attention = w.Attention.AsSpan(0, rows * c.QueryDim);   // [rows, heads * headDim]
+        var projected = w.Projected.AsSpan(0, rows * c.HiddenSize); // [rows, hidden]
+        var gate = w.Gate.AsSpan(0, rows * c.IntermediateSize);     // [rows, ffn]
+        var up = w.Up.AsSpan(0, rows * c.IntermediateSize);         // [rows, ffn]
+        var cos = w.Cos.AsSpan(0, rows * _rope.Half);               // [rows, headDim / 2]
+        var sin = w.Sin.AsSpan(0, rows * _rope.Half);               // [rows, headDim / 2]
+
+        var positions = w.Positions.AsSpan(0, rows);                // [rows]
+        var row = 0;
+        foreach (var chunk in batch)
+        {
+            for (var i = 0; i < chunk.Count; i++) positions[row++] = chunk.Cache.Length + i;
+        }
+
+        _rope.Compute(positions, cos, sin);
+
+        for (var l = 0; l < Layers.Count; l++)
+        {
+            var layer = Layers.Start + l;
+            var lw = _weights.LayerWeights[l];
+            observe?.Invoke(layer, x);
+
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
+            k.RmsNorm(x, rows, lw.InputNorm, eps, xn);
+            k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
+            k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
+            k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
+            if (c.QkNorm)
+            {
+                k.RmsNorm(q, rows * c.HeadCount, lw.QNorm, eps, q);
+                k.RmsNorm(kNew, rows * c.KvHeadCount, lw.KNorm, eps, kNew);
+            }
+
+            k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
+            k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
+
+            row = 0;
+            foreach (var chunk in batch)
+            {
+                var first = chunk.Cache.Length;
+                var end = first + chunk.Count;
+                var keys = chunk.Cache.Keys(l, end);
+                var values = chunk.Cache.Values(l, end);
+                kNew.Slice(row * c.KvDim, chunk.Count * c.KvDim).CopyTo(keys[(first * c.KvDim)..]);
+                vNew.Slice(row * c.KvDim, chunk.Count * c.KvDim).CopyTo(values[(first * c.KvDim)..]);
+                k.Attention(q.Slice(row * c.QueryDim, chunk.Count * c.QueryDim), chunk.Count, first, keys, values,
+                    c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[layer], w.Scores,
+                    attention.Slice(row * c.QueryDim, chunk.Count * c.QueryDim));
+                row += chunk.Count;
+            }
+
+            k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
+            k.Add(x, projected);
+
+            // Feed-forward block: x += down(silu(gate(x)) * up(x)).
+            k.RmsNorm(x, rows, lw.PostAttentionNorm, eps, xn);
+            k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
+            k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
+            k.SiluMul(gate, up);
+            k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
+            k.Add(x, projected);
+        }
+
+        foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
+
+        if (!IsLast)
+        {
+            x.CopyTo(output);
+            return rows;
+        }
+
+        // Last stage: final norm, then the lm head over the rows that need logits.
+        k.RmsNorm(x, rows, _weights.FinalNorm!, eps, xn);
+        observe?.Invoke(c.LayerCount, xn);
+        if (outRows != rows)
+        {
+            row = 0;
+            var selected = 0;
+            foreach (var chunk in batch)
+            {
+                row += chunk.Count;
+                xn.Slice((row - 1) * c.HiddenSize, c.HiddenSize).CopyTo(xn[(selected++ * c.HiddenSize)..]);
+            }
+        }
+
+        k.MatMul(xn, outRows, _weights.LmHead!.Value, [], output);
+        return outRows;
+    }
+
+    public void Dispose() => _weights.Dispose();
+
+    /// <summary>Activation buffers sized for the largest batch seen, so steady-state decoding allocates nothing.</summary>
+    private sealed class Workspace
+    {
+        public Workspace(int rows, int context, ModelConfig c)
+        {
+            Rows = rows;
+            Context = context;
+            X = new float[rows * c.HiddenSize];
+            Normed = new float[rows * c.HiddenSize];
+            Q = new float[rows * c.QueryDim];
+            K = new float[rows * c.KvDim];
+            V = new float[rows * c.KvDim];
+            Attention = new float[rows * c.QueryDim];
+            Projected = new float[rows * c.HiddenSize];
+            Gate = new float[rows * c.IntermediateSize];
+            Up = new float[rows * c.IntermediateSize];
+            Cos = new float[rows * (c.HeadDim / 2)];
+            Sin = new float[rows * (c.HeadDim / 2)];
+            Positions = new int[rows];
+            Scores = new float[context];
+        }
+
+        public int Rows { get; }
+        public int Context { get; }
+        public float[] X { get; }
+        public float[] Normed { get; }
+        public float[] Q { get; }
+        public float[] K { get; }
+        public float[] V { get; }
+        public float[] Attention { get; }
+        public float[] Projected { get; }
+        public float[] Gate { get; }
+        public float[] Up { get; }
+        public float[] Cos { get; }
+        public float[] Sin { get; }
+        public int[] Positions { get; }
+        public float[] Scores { get; }
+    }
+}

@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+
+namespace Exo.Inference.Weights;
+
+/// <summary>
+/// A read-only view of a tensor's bytes in a memory-mapped weight file. Rows are the outer dimension:
+/// a linear layer's weight [out, in] has <see cref="Rows"/> = out and <see cref="Columns"/> = in.
+/// </summary>
+public readonly unsafe struct Tensor
+{
+    private readonly byte* _data;
+
+    public Tensor(string name, DType type, long[] shape, byte* data, long byteLength)
+    {
+        Name = name;
+        Type = type;
+        Shape = shape;
+        _data = data;
+        ByteLength = byteLength;
+    }
+
+    public string Name { get; }
+    public DType Type { get; }
+    public long[] Shape { get; }
+    public long ByteLength { get; }
+
+    public long ElementCount
+    {
+        get
+        {
+            long n = 1;
+            foreach (var d in Shape) n *= d;
+            return n;
+        }
+    }
+
+    public int Rows => Shape.Length == 0 ? 1 : checked((int)Shape[0]);
+
+    public int Columns => Shape.Length <= 1 ? checked((int)ElementCount) : checked((int)(ElementCount / Shape[0]));
+
+    /// <summary>Raw bytes of one row.</summary>
+    public ReadOnlySpan<byte> RowBytes(int row)
+    {
+        var rowBytes = (long)Columns * DTypes.SizeOf(Type);
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
+        return new ReadOnlySpan<byte>(_data + row * rowBytes, checked((int)rowBytes));
+    }
+
+    /// <summary>Converts one row to f32.</summary>
+    public void ReadRow(int row, Span<float> destination)
+    {
+        var bytes = RowBytes(row);
+        if (destination.Length != Columns) throw new ArgumentException($"destination holds {destination.Length}, row has {Columns}");
+        Decode(Type, bytes, destination);
+    }
+
+    /// <summary>Reads a 1-D tensor (norm weights, biases) into a new f32 array; done once at load.</summary>
+    public float[] ToArray()
+    {
+        var result = new float[checked((int)ElementCount)];
+        Decode(Type, new ReadOnlySpan<byte>(_data, checked((int)ByteLength)), result);
+        return result;
+    }
+
+    private static void Decode(DType type, ReadOnlySpan<byte> bytes, Span<float> destination)
+    {
+        switch (type)
+        {
+            case DType.F32:
+                for (var i = 0; i < destination.Length; i++)
+                    destination[i] = Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in bytes[i * 4]));
+                break;
+            case DType.F16:
+                for (var i = 0; i < destination.Length; i++)
+                    destination[i] = DTypes.HalfToSingle(Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in bytes[i * 2])));
+                break;
+            case DType.BF16:
+                for (var i = 0; i < destination.Length; i++)
+                    destination[i] = DTypes.BFloat16ToSingle(Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in bytes[i * 2])));
+                break;
+            default:
+                throw new NotSupportedException($"dtype {type}");
+        }
+    }
+
+    public override string ToString() => $"{Name} {Type}[{string.Join(", ", Shape)}]";
+}

@@ -58,7 +58,7 @@ for raw in sorted(glob.glob(os.path.join(tmp, "*.raw"))):
     if name == "kjv":
         continue
     with open(raw, encoding="utf-8") as fh:
-        paras = unwrap(fh.read().split("\n"))
+        paras = [re.sub(" {2,}", " ", p) for p in unwrap(fh.read().split("\n"))]
     # Austen marks emphasis with _underscores_; plain text reads better without them.
     paras = [p.replace("_", "") for p in paras]
     with open(os.path.join(out, "austen", name + ".txt"), "w", encoding="utf-8") as fh:

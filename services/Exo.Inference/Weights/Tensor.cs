@@ -34,7 +34,7 @@ public readonly unsafe struct Tensor
         }
     }
 
-    public int Rows => Shape.Length == 0 ? 1 : checked((int)Shape[0]);
+    public int Rows => Shape.Length <= 1 ? 1 : checked((int)Shape[0]);
 
     public int Columns => Shape.Length <= 1 ? checked((int)ElementCount) : checked((int)(ElementCount / Shape[0]));
 

@@ -155,7 +155,6 @@ def main():
     texts = [t for _, t in cio.plain_documents(corpus)]
     rng.shuffle(texts)
     texts = texts[:3000]
-    long_para = next(p for _, paras in corpus.austen for p in paras if len(p) > 500)
 
     # mistral-tiny
     tok = sentencepiece_style_bpe(texts, 700)
@@ -185,9 +184,8 @@ def main():
     got = cfg.rope_parameters
     if got.get("rope_type") != "llama3" or got.get("factor") != 8.0:
         raise SystemExit(f"transformers did not keep the llama3 rope parameters: {got}")
-    n_long = len(tok.encode(long_para).ids)
-    if n_long <= 64:
-        raise SystemExit(f"long prompt has only {n_long} tokens")
+    # Past original_max_position_embeddings (64), but short enough to keep reference.bin small.
+    long_para = next(p for _, paras in corpus.austen for p in paras if 80 <= len(tok.encode(p).ids) <= 110)
     d = build(out, "llama31-tiny", randomize(transformers.LlamaForCausalLM(cfg)), torch.float32, tok,
               {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "chat_template": LLAMA31_TEMPLATE},
               "llama3", [STRINGS[0], long_para])

@@ -26,8 +26,7 @@ STRINGS = [
     "Ünïcödé façade — “quotes” and 🚀 emoji, tabs\tand\nnew  lines",
     "    x += y[i];  // code, 12345 and 3.14",
 ]
-CONVERSATION = [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "Who are you?"},
+CONVERSATION = [{"role": "user", "content": "Who are you?"},
                 {"role": "assistant", "content": "I am Exo Tiny."},
                 {"role": "user", "content": "Tell me my fortune."}]
 
@@ -102,7 +101,8 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("--family", default="chatml")
     args = ap.parse_args()
-    prompts = [STRINGS[0][:38], STRINGS[1], STRINGS[2]]  # "It is a truth universally acknowledged" first
+    # Few, short prompts: with an 8k vocabulary the logits alone cost 32 KB per position.
+    prompts = [STRINGS[0][:38], "In the beginning God created"]
     n = write_reference(args.model_dir, args.family, STRINGS, [CONVERSATION], prompts)
     print(f"reference.bin {n} bytes in {args.model_dir}")
 

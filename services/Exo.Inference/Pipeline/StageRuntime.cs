@@ -1,0 +1,310 @@
+using System.Threading.Channels;
+using Exo.Inference.Generation;
+using Exo.Inference.Model;
+using Exo.Inference.Sampling;
+
+namespace Exo.Inference.Pipeline;
+
+/// <summary>
+/// What a request asks of every stage it passes through; sent with its prefill. The prompt rides along because the
+/// last stage's penalties look at it, and only the first stage sees token ids.
+/// </summary>
+public sealed record RequestOptions(
+    int ContextTokens,
+    SamplingParameters Sampling,
+    int MaxNewTokens,
+    IReadOnlySet<int> EndTokens,
+    IReadOnlyList<int> Prompt);
+
+/// <summary>Work for one stage: the next positions of one request, as token ids (first stage) or hidden states.</summary>
+public sealed record StageWork(string RequestId, int[]? Tokens, float[]? Hidden, int Rows);
+
+/// <summary>What a stage produced for one request: hidden states for the next stage, or (last stage) a sampled token.</summary>
+public abstract record StageResult(string RequestId);
+
+public sealed record HiddenResult(string RequestId, float[] Hidden, int Rows) : StageResult(RequestId);
+
+public sealed record TokenResult(string RequestId, int Token, int Index, FinishReason? Finish) : StageResult(RequestId);
+
+public sealed record FailedResult(string RequestId, string Error) : StageResult(RequestId);
+
+/// <summary>A request could not be admitted: its KV cache would exceed the stage's memory budget.</summary>
+public sealed class StageCapacityException(string message) : Exception(message);
+
+/// <summary>
+/// Runs one pipeline stage for many requests at once. Each request owns a KV cache sized at admission against a
+/// byte budget, so the stage never grows past what it planned for. Work that arrives while a batch runs waits and
+/// goes into the next batch together, so concurrent sequences share one pass over the weights. Only the last stage
+/// samples.
+/// </summary>
+public sealed class StageRuntime : IAsyncDisposable
+{
+    private readonly ModelStage _stage;
+    private readonly long _kvBudgetBytes;
+    private readonly int _maxBatchRows;
+    private readonly Channel<StageWork> _queue = Channel.CreateUnbounded<StageWork>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<StageResult> _results = Channel.CreateUnbounded<StageResult>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<string, RequestState> _requests = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+    private long _kvBytesInUse;
+
+    private sealed class RequestState(KvCache cache, RequestOptions options, Sampler? sampler)
+    {
+        public KvCache Cache { get; } = cache;
+        public RequestOptions Options { get; } = options;
+        public Sampler? Sampler { get; } = sampler;
+        public int Produced { get; set; }
+    }
+
+    public StageRuntime(ModelStage stage, long kvBudgetBytes, int maxBatchRows = 512)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvBudgetBytes);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchRows);
+        _stage = stage;
+        _kvBudgetBytes = kvBudgetBytes;
+        _maxBatchRows = maxBatchRows;
+        _loop = Task.Run(RunAsync);
+    }
+
+    public ModelStage Stage => _stage;
+
+    /// <summary>Results in the order batches finish; the transport forwards each to the next stage or the gateway.</summary>
+    public ChannelReader<StageResult> Results => _results.Reader;
+
+    public int ActiveRequests
+    {
+        get { lock (_gate) return _requests.Count; }
+    }
+
+    public long KvBytesInUse => Interlocked.Read(ref _kvBytesInUse);
+
+    public long KvBudgetBytes => _kvBudgetBytes;
+
+    /// <summary>Bytes one request of <paramref name="contextTokens"/> positions holds in this stage's KV cache.</summary>
+    public long KvBytesFor(int contextTokens) => 2L * _stage.Layers.Count * _stage.Config.KvDim * sizeof(float) * contextTokens;
+
+    /// <summary>Admits a request: reserves its KV cache. Throws <see cref="StageCapacityException"/> when it does not fit.</summary>
+    public void Open(string requestId, RequestOptions options)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(requestId);
+        options.Sampling.Validate();
+        var context = _stage.Config.MaxPositionEmbeddings;
+        if (options.ContextTokens <= 0 || options.ContextTokens > context)
+            throw new ArgumentOutOfRangeException(nameof(options), $"a request's context of {options.ContextTokens} tokens must be in [1, {context}]");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxNewTokens);
+
+        var bytes = KvBytesFor(options.ContextTokens);
+        lock (_gate)
+        {
+            if (_requests.ContainsKey(requestId)) throw new ArgumentException($"request '{requestId}' is already open", nameof(requestId));
+            if (_kvBytesInUse + bytes > _kvBudgetBytes)
+            {
+                throw new StageCapacityException(
+                    $"stage {_stage.Layers} has {(_kvBudgetBytes - _kvBytesInUse) / 1e6:0.0} MB of KV cache free; a {options.ContextTokens}-token request needs {bytes / 1e6:0.0} MB");
+            }
+
+            Sampler? sampler = null;
+            if (_stage.IsLast)
+            {
+                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize);
+                sampler.Observe(options.Prompt.ToArray());
+            }
+
+            _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler));
+            _kvBytesInUse += bytes;
+        }
+    }
+
+    /// <summary>Queues the next positions of an open request.</summary>
+    public void Submit(StageWork work)
+    {
+        if (_stage.IsFirst != work.Tokens is not null || work.Tokens is null == work.Hidden is null)
+            throw new ArgumentException(_stage.IsFirst ? "the first stage takes token ids" : "this stage takes hidden states", nameof(work));
+        var rows = work.Tokens?.Length ?? (work.Hidden!.Length / _stage.Config.HiddenSize);
+        if (rows <= 0 || rows != work.Rows || (work.Hidden is not null && work.Hidden.Length != rows * _stage.Config.HiddenSize))
+            throw new ArgumentException($"work for '{work.RequestId}' declares {work.Rows} rows but carries {rows}", nameof(work));
+        if (!_queue.Writer.TryWrite(work)) throw new ObjectDisposedException(nameof(StageRuntime));
+    }
+
+    /// <summary>Frees a request's KV cache; work still queued for it is dropped. Unknown ids are ignored (already freed).</summary>
+    public bool Close(string requestId)
+    {
+        lock (_gate)
+        {
+            if (!_requests.Remove(requestId, out var state)) return false;
+            _kvBytesInUse -= KvBytesFor(state.Cache.Capacity);
+            return true;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var token = _stopping.Token;
+        var batch = new List<(StageWork Work, RequestState State)>();
+        var deferred = new Queue<StageWork>();
+        try
+        {
+            while (true)
+            {
+                if (deferred.Count == 0 && !await _queue.Reader.WaitToReadAsync(token)) return;
+                Collect(batch, deferred);
+                try
+                {
+                    if (batch.Count > 0) Execute(batch);
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or ModelFormatException)
+                {
+                    // A bad batch fails its requests, never the stage.
+                    foreach (var (work, _) in batch)
+                    {
+                        Close(work.RequestId);
+                        _results.Writer.TryWrite(new FailedResult(work.RequestId, e.Message));
+                    }
+                }
+
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _results.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>
+    /// Takes waiting work into one batch, oldest first: at most one item per request (a second waits for the next
+    /// batch, keeping each request's order) and at most the row limit.
+    /// </summary>
+    private void Collect(List<(StageWork Work, RequestState State)> batch, Queue<StageWork> deferred)
+    {
+        var rows = 0;
+        var waiting = deferred.Count;
+        for (var read = 0; ; read++)
+        {
+            StageWork? work;
+            if (read < waiting) work = deferred.Dequeue();
+            else if (!_queue.Reader.TryRead(out work)) break;
+
+            RequestState? state;
+            lock (_gate) _requests.TryGetValue(work.RequestId, out state);
+            if (state is null)
+            {
+                _results.Writer.TryWrite(new FailedResult(work.RequestId, $"request '{work.RequestId}' is not open on stage {_stage.Layers}"));
+                continue;
+            }
+
+            if (rows > 0 && rows + work.Rows > _maxBatchRows)
+            {
+                // Full: this item and every older one not yet taken keep their places.
+                deferred.Enqueue(work);
+                for (read++; read < waiting; read++) deferred.Enqueue(deferred.Dequeue());
+                return;
+            }
+
+            if (batch.Exists(b => b.State == state))
+            {
+                deferred.Enqueue(work);
+                continue;
+            }
+
+            batch.Add((work, state));
+            rows += work.Rows;
+        }
+    }
+
+    private void Execute(List<(StageWork Work, RequestState State)> batch)
+    {
+        // Sequences whose context cannot take the new rows fail alone, not the batch.
+        batch.RemoveAll(b =>
+        {
+            if (b.State.Cache.Length + b.Work.Rows <= b.State.Cache.Capacity) return false;
+            _results.Writer.TryWrite(new FailedResult(b.Work.RequestId, $"request '{b.Work.RequestId}' exceeds its context of {b.State.Cache.Capacity} tokens"));
+            return true;
+        });
+        if (batch.Count == 0) return;
+
+        var chunks = new SequenceChunk[batch.Count];
+        var rows = 0;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            chunks[i] = new SequenceChunk(batch[i].State.Cache, batch[i].Work.Rows);
+            rows += batch[i].Work.Rows;
+        }
+
+        var output = new float[_stage.OutputRows(chunks, LogitRows.LastOfEachSequence) * _stage.OutputWidth];
+        if (_stage.IsFirst)
+        {
+            var tokens = new int[rows];
+            var at = 0;
+            foreach (var (work, _) in batch)
+            {
+                work.Tokens!.CopyTo(tokens, at);
+                at += work.Rows;
+            }
+
+            _stage.ForwardTokens(chunks, tokens, output);
+        }
+        else
+        {
+            var hidden = new float[rows * _stage.Config.HiddenSize];
+            var at = 0;
+            foreach (var (work, _) in batch)
+            {
+                work.Hidden!.CopyTo(hidden, at);
+                at += work.Hidden.Length;
+            }
+
+            _stage.ForwardHidden(chunks, hidden, output);
+        }
+
+        if (_stage.IsLast) EmitTokens(batch, output);
+        else EmitHidden(batch, output);
+    }
+
+    private void EmitHidden(List<(StageWork Work, RequestState State)> batch, float[] output)
+    {
+        var width = _stage.Config.HiddenSize;
+        var at = 0;
+        foreach (var (work, _) in batch)
+        {
+            _results.Writer.TryWrite(new HiddenResult(work.RequestId, output.AsSpan(at, work.Rows * width).ToArray(), work.Rows));
+            at += work.Rows * width;
+        }
+    }
+
+    private void EmitTokens(List<(StageWork Work, RequestState State)> batch, float[] output)
+    {
+        var vocab = _stage.Config.VocabSize;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var (work, state) = batch[i];
+            var token = state.Sampler!.Sample(output.AsSpan(i * vocab, vocab));
+            var index = state.Produced++;
+            FinishReason? finish = state.Options.EndTokens.Contains(token) ? FinishReason.Stop
+                : state.Produced >= state.Options.MaxNewTokens || state.Cache.Length >= state.Cache.Capacity ? FinishReason.Length
+                : null;
+            _results.Writer.TryWrite(new TokenResult(work.RequestId, token, index, finish));
+            if (finish is not null) Close(work.RequestId);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _stopping.CancelAsync();
+        try
+        {
+            await _loop;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stopping.Dispose();
+    }
+}

@@ -69,8 +69,13 @@ def split_corpus(corpus):
     return splits
 
 
-def plain_texts(units):
-    texts = ["\n".join(run) for _, run in units["austen"]]
+def plain_texts(units, rng=None):
+    """Plain documents; with rng, each Austen run is cut at random paragraph boundaries, so that documents start
+    mid-chapter as often as at a title and a bare prompt such as "It is a truth..." looks like a document start."""
+    texts = []
+    for _, run in units["austen"]:
+        cuts = sorted(rng.sample(range(1, len(run)), min(len(run) - 1, rng.randint(0, 2)))) if rng else []
+        texts += ["\n".join(run[a:b]) for a, b in zip([0] + cuts, cuts + [len(run)])]
     texts += [f"{b} {c}\n" + "\n".join(f"{v} {t}" for v, t in vs) for b, c, vs in units["chapters"]]
     return texts + units["fortunes"]
 
@@ -137,7 +142,7 @@ def build_windows(tok, texts, seq_len, eot_id, rng):
 
 
 def epoch_texts(rng, units, n_chat):
-    return plain_texts(units) + [cio.render_chatml(chat_sample(rng, units)) for _ in range(n_chat)]
+    return plain_texts(units, rng) + [cio.render_chatml(chat_sample(rng, units)) for _ in range(n_chat)]
 
 
 @torch.no_grad()

@@ -3,13 +3,13 @@
 # trains three schedules side by side on one GPU (the model is too small to fill it), keeps the one with the lowest
 # validation loss, writes its reference files, builds the extra test fixtures, and packs everything into $OUT.
 #
-#   OUT=/some/dir tools/train-default-model/train_all.sh [STEPS...]      (default steps: 1200 2500 5000)
+#   OUT=/some/dir tools/train-default-model/train_all.sh [STEPS...]      (default steps: 1000 1300 1600)
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:?set OUT to a folder for the results}"
 WORK="$(mktemp -d)"
-STEPS=("${@:-1200 2500 5000}")
+STEPS=("${@:-1000 1300 1600}")
 read -r -a STEPS <<< "${STEPS[*]}"
 
 for s in "${STEPS[@]}"; do

@@ -1,0 +1,25 @@
+using Exo.Inference;
+using Exo.Inference.Templates;
+using Exo.Inference.Tokenization;
+
+namespace Exo.Cli.Commands;
+
+/// <summary>Turns the errors a user can cause (bad files, bad options) into one line on stderr and exit code 2.</summary>
+internal static class CommandErrors
+{
+    public static int Run(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception e) when (e is ModelFormatException or TokenizerFormatException or TemplateException or ArgumentException
+                                      or IOException or UnauthorizedAccessException)
+        {
+            // ArgumentException appends "(Parameter ...)" and the value on further lines: the first part is the message.
+            var message = e is ArgumentException ? e.Message.Split(" (Parameter '")[0] : e.Message;
+            Console.Error.WriteLine($"error: {message}");
+            return 2;
+        }
+    }
+}

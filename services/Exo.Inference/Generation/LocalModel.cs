@@ -1,0 +1,54 @@
+using Exo.Inference.Kernels;
+using Exo.Inference.Model;
+using Exo.Inference.Templates;
+using Exo.Inference.Tokenization;
+
+namespace Exo.Inference.Generation;
+
+/// <summary>
+/// A whole model with its tokenizer, special tokens and chat template, loaded from one Hugging Face folder: what
+/// single-machine generation needs.
+/// </summary>
+public sealed class LocalModel : IDisposable
+{
+    private readonly Lazy<ChatTemplate> _template;
+
+    private LocalModel(string directory, ModelStage model, Tokenizer tokenizer, SpecialTokenInfo special)
+    {
+        Directory = directory;
+        Model = model;
+        Tokenizer = tokenizer;
+        Special = special;
+        Generator = new Generator(model);
+        _template = new Lazy<ChatTemplate>(() => ChatTemplate.FromModelDirectory(directory));
+    }
+
+    public string Directory { get; }
+    public ModelStage Model { get; }
+    public Tokenizer Tokenizer { get; }
+    public SpecialTokenInfo Special { get; }
+    public Generator Generator { get; }
+
+    /// <summary>The model's own chat template; a folder without one is an error when first asked for.</summary>
+    public ChatTemplate ChatTemplate => _template.Value;
+
+    public static LocalModel Load(string directory, IKernels? kernels = null)
+    {
+        var tokenizer = Tokenizer.FromModelDirectory(directory);
+        var special = SpecialTokenInfo.FromModelDirectory(directory, tokenizer);
+        var model = ModelStage.Load(directory, null, kernels);
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            model.Dispose();
+            throw new ModelFormatException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
+        }
+
+        return new LocalModel(directory, model, tokenizer, special);
+    }
+
+    /// <summary>Renders a conversation with the chat template and tokenizes it (the template writes its own BOS).</summary>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
+        Tokenizer.Encode(ChatTemplate.Render(messages, null, addGenerationPrompt), addSpecialTokens: false);
+
+    public void Dispose() => Model.Dispose();
+}

@@ -14,7 +14,8 @@ public sealed record RequestOptions(
     SamplingParameters Sampling,
     int MaxNewTokens,
     IReadOnlySet<int> EndTokens,
-    IReadOnlyList<int> Prompt);
+    IReadOnlyList<int> Prompt,
+    int? TopLogprobs = null);
 
 /// <summary>Work for one stage: the next positions of one request, as token ids (first stage) or hidden states.</summary>
 public sealed record StageWork(string RequestId, int[]? Tokens, float[]? Hidden, int Rows);
@@ -24,7 +25,8 @@ public abstract record StageResult(string RequestId);
 
 public sealed record HiddenResult(string RequestId, float[] Hidden, int Rows) : StageResult(RequestId);
 
-public sealed record TokenResult(string RequestId, int Token, int Index, FinishReason? Finish) : StageResult(RequestId);
+public sealed record TokenResult(string RequestId, int Token, int Index, FinishReason? Finish, TokenLogprobs? Logprobs = null)
+    : StageResult(RequestId);
 
 public sealed record FailedResult(string RequestId, string Error) : StageResult(RequestId);
 
@@ -94,6 +96,8 @@ public sealed class StageRuntime : IAsyncDisposable
         if (options.ContextTokens <= 0 || options.ContextTokens > context)
             throw new ArgumentOutOfRangeException(nameof(options), $"a request's context of {options.ContextTokens} tokens must be in [1, {context}]");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxNewTokens);
+        if (options.TopLogprobs is < 0 or > TokenLogprobs.MaxTop)
+            throw new ArgumentOutOfRangeException(nameof(options), $"top logprobs must be in [0, {TokenLogprobs.MaxTop}]");
 
         var bytes = KvBytesFor(options.ContextTokens);
         lock (_gate)
@@ -283,12 +287,14 @@ public sealed class StageRuntime : IAsyncDisposable
         for (var i = 0; i < batch.Count; i++)
         {
             var (work, state) = batch[i];
-            var token = state.Sampler!.Sample(output.AsSpan(i * vocab, vocab));
+            var logits = output.AsSpan(i * vocab, vocab);
+            var token = state.Sampler!.Sample(logits);
+            var logprobs = state.Options.TopLogprobs is { } top ? TokenLogprobs.Compute(logits, token, top) : null;
             var index = state.Produced++;
             FinishReason? finish = state.Options.EndTokens.Contains(token) ? FinishReason.Stop
                 : state.Produced >= state.Options.MaxNewTokens || state.Cache.Length >= state.Cache.Capacity ? FinishReason.Length
                 : null;
-            _results.Writer.TryWrite(new TokenResult(work.RequestId, token, index, finish));
+            _results.Writer.TryWrite(new TokenResult(work.RequestId, token, index, finish, logprobs));
             if (finish is not null) Close(work.RequestId);
         }
     }

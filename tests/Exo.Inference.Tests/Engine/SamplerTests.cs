@@ -109,3 +109,20 @@ public sealed class SamplerTests
     public void WrongLogitCountIsRefused() =>
         Assert.Throws<ArgumentException>(() => new Sampler(SamplingParameters.Greedy, 4).Sample([1f, 2f]));
 }
+
+public sealed class TokenLogprobsTests
+{
+    [Fact]
+    public void LogSoftmaxOfTheChosenAndTopTokens()
+    {
+        float[] logits = [1f, 3f, 2f, 3f, -1f];
+        var result = TokenLogprobs.Compute(logits, 2, 3);
+        var normaliser = Math.Log(logits.Sum(v => Math.Exp(v)));
+        Assert.Equal(2 - normaliser, result.Logprob, 5);
+        Assert.Equal([1, 3, 2], result.Top.Select(t => t.Token)); // ties keep the lower id first
+        Assert.Equal(3 - normaliser, result.Top[0].Logprob, 5);
+        Assert.Empty(TokenLogprobs.Compute(logits, 0, 0).Top);
+        Assert.Equal(5, TokenLogprobs.Compute(logits, 0, 20).Top.Length);
+        Assert.Throws<ArgumentOutOfRangeException>(() => TokenLogprobs.Compute(logits, 0, 21));
+    }
+}

@@ -3,4 +3,6 @@ using Exo.Cli.Commands;
 
 var root = new RootCommand("exo: run Llama-family language models, whole or split across machines.");
 root.Subcommands.Add(VerifyCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(TemplateCommand.Create());
 return await root.Parse(args).InvokeAsync();

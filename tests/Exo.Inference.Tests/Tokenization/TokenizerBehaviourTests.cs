@@ -68,3 +68,35 @@ public sealed class TokenizerBehaviourTests
         Assert.Contains("tokenizer.json", error.Message, StringComparison.Ordinal);
     }
 }
+
+public sealed class MetaspaceTokenizerTests
+{
+    private const string Json = """
+        {"added_tokens": [{"id": 0, "content": "<unk>", "special": true}],
+         "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},
+         "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"}]},
+         "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,
+                   "vocab": {"<unk>": 0, "▁": 1, "h": 2, "i": 3, "▁h": 4, "▁hi": 5, "<0xC3>": 6, "<0xA9>": 7},
+                   "merges": [["▁", "h"], ["▁h", "i"]]}}
+        """;
+
+    [Fact]
+    public void MetaspaceSplitsAndByteFallbackRoundTrips()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, Json);
+            var tokenizer = Tokenizer.FromFile(path);
+            var ids = tokenizer.Encode("hi hé");
+            Assert.Equal([5, 4, 6, 7], ids);
+            Assert.Equal("hi hé", tokenizer.Decode(ids));
+            // Neither character nor its UTF-8 bytes are in the vocabulary: one fused <unk>.
+            Assert.Equal([1, 0], tokenizer.Encode("\u4E00\u4E01"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

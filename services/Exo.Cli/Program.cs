@@ -5,4 +5,6 @@ var root = new RootCommand("exo: run Llama-family language models, whole or spli
 root.Subcommands.Add(VerifyCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ChatCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(TemplateCommand.Create());
 return await root.Parse(args).InvokeAsync();

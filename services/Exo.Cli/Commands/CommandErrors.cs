@@ -4,9 +4,14 @@ using Exo.Inference.Tokenization;
 
 namespace Exo.Cli.Commands;
 
+/// <summary>A command-line input the user must fix (bad file, bad argument).</summary>
+internal sealed class CliInputException(string message) : Exception(message);
+
 /// <summary>Turns the errors a user can cause (bad files, bad options) into one line on stderr and exit code 2.</summary>
 internal static class CommandErrors
 {
+    public const int InputError = 2;
+
     public static int Run(Func<int> action)
     {
         try
@@ -14,12 +19,13 @@ internal static class CommandErrors
             return action();
         }
         catch (Exception e) when (e is ModelFormatException or TokenizerFormatException or TemplateException or ArgumentException
+                                      or CliInputException
                                       or IOException or UnauthorizedAccessException)
         {
             // ArgumentException appends "(Parameter ...)" and the value on further lines: the first part is the message.
             var message = e is ArgumentException ? e.Message.Split(" (Parameter '")[0] : e.Message;
             Console.Error.WriteLine($"error: {message}");
-            return 2;
+            return InputError;
         }
     }
 }

@@ -19,22 +19,15 @@ internal sealed class BpeModel
     private readonly int[] _byteTokenIds;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
-    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges)
+    /// <param name="merges">Merges in rank order, as ids of the left part, the right part and the merged token.</param>
+    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(int Left, int Right, int Merged)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges)
     {
         _vocab = vocab;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
         for (var rank = 0; rank < merges.Count; rank++)
         {
-            var (left, right) = merges[rank];
-            if (!vocab.TryGetValue(left, out var leftId) || !vocab.TryGetValue(right, out var rightId))
-            {
-                throw new TokenizerFormatException($"merge {rank} ('{left} {right}') uses a token that is not in the vocabulary");
-            }
-            if (!vocab.TryGetValue(left + right, out var mergedId))
-            {
-                throw new TokenizerFormatException($"merge {rank} ('{left} {right}') makes a token that is not in the vocabulary");
-            }
-            _merges.TryAdd(PairKey(leftId, rightId), (rank, mergedId));
+            var (left, right, merged) = merges[rank];
+            _merges.TryAdd(PairKey(left, right), (rank, merged));
         }
         if (unkToken is not null)
         {

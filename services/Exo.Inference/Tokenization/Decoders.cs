@@ -161,29 +161,17 @@ internal static class DecoderReader
 
     private static StripDecoder ReadStrip(JsonElement element)
     {
-        var content = JsonRead.String(element, "content", "Strip decoder");
-        if (content.Length != 1)
-        {
-            throw new TokenizerFormatException("Strip decoder: content must be one character");
-        }
+        var content = JsonRead.Char(element, "content", "Strip decoder");
         var start = JsonRead.Int(element, "start", "Strip decoder");
         var stop = JsonRead.Int(element, "stop", "Strip decoder");
         if (start < 0 || stop < 0)
         {
             throw new TokenizerFormatException("Strip decoder: start and stop must not be negative");
         }
-        return new StripDecoder(content[0], start, stop);
+        return new StripDecoder(content, start, stop);
     }
 
-    private static MetaspaceDecoder ReadMetaspace(JsonElement element)
-    {
-        var replacement = JsonRead.String(element, "replacement", "Metaspace decoder");
-        if (replacement.Length != 1)
-        {
-            throw new TokenizerFormatException("Metaspace decoder: replacement must be one character");
-        }
-        var scheme = JsonRead.Optional(element, "prepend_scheme")?.GetString()
-            ?? (JsonRead.Bool(element, "add_prefix_space", true) ? "always" : "never");
-        return new MetaspaceDecoder(replacement[0], scheme != "never");
-    }
+    private static MetaspaceDecoder ReadMetaspace(JsonElement element) => new(
+        JsonRead.Char(element, "replacement", "Metaspace decoder"),
+        JsonRead.PrependScheme(element, "Metaspace decoder") != "never");
 }

@@ -63,4 +63,19 @@ internal static class JsonRead
         }
         throw new TokenizerFormatException($"{where}: only {{\"String\": ...}} patterns are supported");
     }
+
+    public static char Char(JsonElement element, string name, string where)
+    {
+        var text = String(element, name, where);
+        return text.Length == 1 ? text[0] : throw new TokenizerFormatException($"{where}: '{name}' must be one character");
+    }
+
+    /// <summary>Metaspace's prepend_scheme, or the older add_prefix_space flag it replaced.</summary>
+    public static string PrependScheme(JsonElement element, string where)
+    {
+        var scheme = Optional(element, "prepend_scheme")?.GetString() ?? (Bool(element, "add_prefix_space", true) ? "always" : "never");
+        return scheme is "always" or "first" or "never"
+            ? scheme
+            : throw new TokenizerFormatException($"{where}: unknown prepend_scheme '{scheme}'");
+    }
 }

@@ -241,19 +241,8 @@ internal static class PreTokenizerReader
         return new SplitPreTokenizer(compiled, behavior, JsonRead.Bool(element, "invert", false));
     }
 
-    private static MetaspacePreTokenizer ReadMetaspace(JsonElement element)
-    {
-        var replacement = JsonRead.String(element, "replacement", "Metaspace pre_tokenizer");
-        if (replacement.Length != 1)
-        {
-            throw new TokenizerFormatException("Metaspace pre_tokenizer: replacement must be one character");
-        }
-        var scheme = JsonRead.Optional(element, "prepend_scheme")?.GetString()
-            ?? (JsonRead.Bool(element, "add_prefix_space", true) ? "always" : "never");
-        if (scheme is not ("always" or "first" or "never"))
-        {
-            throw new TokenizerFormatException($"Metaspace pre_tokenizer: unknown prepend_scheme '{scheme}'");
-        }
-        return new MetaspacePreTokenizer(replacement[0], scheme, JsonRead.Bool(element, "split", true));
-    }
+    private static MetaspacePreTokenizer ReadMetaspace(JsonElement element) => new(
+        JsonRead.Char(element, "replacement", "Metaspace pre_tokenizer"),
+        JsonRead.PrependScheme(element, "Metaspace pre_tokenizer"),
+        JsonRead.Bool(element, "split", true));
 }

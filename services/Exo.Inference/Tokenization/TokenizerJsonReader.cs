@@ -66,7 +66,7 @@ internal static class TokenizerJsonReader
         }
 
         var vocab = ReadVocab(JsonRead.Property(model, "vocab", "BPE model"));
-        var merges = ReadMerges(JsonRead.Property(model, "merges", "BPE model"));
+        var merges = ReadMerges(JsonRead.Property(model, "merges", "BPE model"), vocab);
         var bpe = new BpeModel(
             vocab,
             merges,
@@ -115,34 +115,50 @@ internal static class TokenizerJsonReader
         return result;
     }
 
-    private static List<(string, string)> ReadMerges(JsonElement merges)
+    /// <summary>Reads merges ("a b" or ["a", "b"]) straight into vocabulary ids, without allocating the pieces.</summary>
+    private static List<(int, int, int)> ReadMerges(JsonElement merges, Dictionary<string, int> vocab)
     {
         if (merges.ValueKind != JsonValueKind.Array)
         {
             throw new TokenizerFormatException("BPE model: 'merges' must be an array");
         }
-        var result = new List<(string, string)>(merges.GetArrayLength());
+        var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        var result = new List<(int, int, int)>(merges.GetArrayLength());
         foreach (var merge in merges.EnumerateArray())
         {
+            string left;
+            int split;
             if (merge.ValueKind == JsonValueKind.String)
             {
-                var text = merge.GetString()!;
-                var space = text.IndexOf(' ');
-                if (space <= 0 || space != text.LastIndexOf(' ') || space == text.Length - 1)
+                left = merge.GetString()!;
+                split = left.IndexOf(' ');
+                if (split <= 0 || split != left.LastIndexOf(' ') || split == left.Length - 1)
                 {
-                    throw new TokenizerFormatException($"BPE model: merge '{text}' is not two tokens separated by one space");
+                    throw new TokenizerFormatException($"BPE model: merge '{left}' is not two tokens separated by one space");
                 }
-                result.Add((text[..space], text[(space + 1)..]));
+                left = left.Remove(split, 1);
             }
             else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2
                 && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String)
             {
-                result.Add((merge[0].GetString()!, merge[1].GetString()!));
+                var first = merge[0].GetString()!;
+                split = first.Length;
+                left = first + merge[1].GetString();
             }
             else
             {
                 throw new TokenizerFormatException($"BPE model: merge {result.Count} must be \"a b\" or [\"a\", \"b\"]");
             }
+            // left now holds the merged token; its first `split` characters are the left part.
+            if (!lookup.TryGetValue(left.AsSpan(0, split), out var leftId) || !lookup.TryGetValue(left.AsSpan(split), out var rightId))
+            {
+                throw new TokenizerFormatException($"merge {result.Count} ('{left[..split]} {left[split..]}') uses a token that is not in the vocabulary");
+            }
+            if (!vocab.TryGetValue(left, out var mergedId))
+            {
+                throw new TokenizerFormatException($"merge {result.Count} ('{left[..split]} {left[split..]}') makes a token that is not in the vocabulary");
+            }
+            result.Add((leftId, rightId, mergedId));
         }
         return result;
     }

@@ -117,9 +117,9 @@ public sealed class RobustnessTests : IAsyncLifetime
         using var channel = _server.CreateChannel();
         using var call = new EchoContract.EchoClient(channel).ServerStream(
             new EchoRequest { Count = 2000, ResponseSize = 64 * 1024 },
-            new CallOptions(Deadline: DateTime.UtcNow.AddMilliseconds(500)));
+            new CallOptions(Deadline: DateTime.UtcNow.AddMilliseconds(1500)));
         Assert.True(await call.ResponseStream.MoveNext(default));
-        await Task.Delay(800);
+        await Task.Delay(2000);
 
         var ex = await Assert.ThrowsAsync<RpcException>(async () =>
         {

@@ -89,8 +89,8 @@ public sealed class GrpcChannel : IDisposable
             KeepAlivePingTimeout = options.KeepAlivePingTimeout,
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            // A bigger initial window lets one stream carry tens of KB per message without waiting for WINDOW_UPDATEs.
-            InitialHttp2StreamWindowSize = 1024 * 1024,
+            // The default stream window grows with what the caller actually reads; a large fixed initial window
+            // let a server push ~100 MB ahead of a caller that had stopped reading.
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
             UseCookies = false,

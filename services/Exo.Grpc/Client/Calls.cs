@@ -5,7 +5,7 @@ namespace Exo.Grpc;
 /// <summary>Per-call settings, as in Grpc.Core's <c>CallOptions</c>.</summary>
 public readonly record struct CallOptions(Metadata? Headers = null, DateTime? Deadline = null, CancellationToken CancellationToken = default);
 
-/// <summary>What every call exposes besides its messages. Disposing a call that has not finished cancels it.</summary>
+/// <summary>The live call behind the public call objects.</summary>
 internal interface ICallState : IDisposable
 {
     Task<Metadata> ResponseHeadersAsync { get; }
@@ -15,98 +15,74 @@ internal interface ICallState : IDisposable
     Metadata GetTrailers();
 }
 
-public sealed class AsyncUnaryCall<TResponse> : IDisposable
+/// <summary>What every call exposes besides its messages; disposing an unfinished call cancels it.</summary>
+public abstract class AsyncCallBase : IDisposable
 {
     private readonly ICallState _state;
 
+    private protected AsyncCallBase(ICallState state) => _state = state;
+
+    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
+
+    public Status GetStatus() => _state.GetStatus();
+
+    public Metadata GetTrailers() => _state.GetTrailers();
+
+    public void Dispose() => _state.Dispose();
+}
+
+public sealed class AsyncUnaryCall<TResponse> : AsyncCallBase
+{
     internal AsyncUnaryCall(Task<TResponse> responseAsync, ICallState state)
+        : base(state)
     {
         ResponseAsync = responseAsync;
-        _state = state;
     }
 
     public Task<TResponse> ResponseAsync { get; }
 
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
     public TaskAwaiter<TResponse> GetAwaiter() => ResponseAsync.GetAwaiter();
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
-public sealed class AsyncServerStreamingCall<TResponse> : IDisposable
+public sealed class AsyncServerStreamingCall<TResponse> : AsyncCallBase
 {
-    private readonly ICallState _state;
-
     internal AsyncServerStreamingCall(IAsyncStreamReader<TResponse> responseStream, ICallState state)
+        : base(state)
     {
         ResponseStream = responseStream;
-        _state = state;
     }
 
     public IAsyncStreamReader<TResponse> ResponseStream { get; }
-
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
-public sealed class AsyncClientStreamingCall<TRequest, TResponse> : IDisposable
+public sealed class AsyncClientStreamingCall<TRequest, TResponse> : AsyncCallBase
 {
-    private readonly ICallState _state;
-
     internal AsyncClientStreamingCall(IClientStreamWriter<TRequest> requestStream, Task<TResponse> responseAsync, ICallState state)
+        : base(state)
     {
         RequestStream = requestStream;
         ResponseAsync = responseAsync;
-        _state = state;
     }
 
     public IClientStreamWriter<TRequest> RequestStream { get; }
 
     public Task<TResponse> ResponseAsync { get; }
 
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
     public TaskAwaiter<TResponse> GetAwaiter() => ResponseAsync.GetAwaiter();
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
-public sealed class AsyncDuplexStreamingCall<TRequest, TResponse> : IDisposable
+public sealed class AsyncDuplexStreamingCall<TRequest, TResponse> : AsyncCallBase
 {
-    private readonly ICallState _state;
-
     internal AsyncDuplexStreamingCall(IClientStreamWriter<TRequest> requestStream, IAsyncStreamReader<TResponse> responseStream, ICallState state)
+        : base(state)
     {
         RequestStream = requestStream;
         ResponseStream = responseStream;
-        _state = state;
     }
 
     public IClientStreamWriter<TRequest> RequestStream { get; }
 
     public IAsyncStreamReader<TResponse> ResponseStream { get; }
-
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
 /// <summary>Starts calls; typed clients go through it, so interceptors or a different transport can stand in.</summary>

@@ -1,0 +1,99 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Exo.Gateway.Backends;
+using Exo.Gateway.Models;
+using Exo.Gateway.OpenAi;
+using Exo.Inference.Generation;
+
+namespace Exo.Gateway.Completions;
+
+/// <summary>A candidate token with its text, for logprobs.</summary>
+internal sealed record LogprobCandidate(string Token, float Logprob, byte[] Bytes);
+
+/// <summary>One generated token's logprob entry.</summary>
+internal sealed record LogprobEntry(string Token, float Logprob, byte[] Bytes, IReadOnlyList<LogprobCandidate> Top);
+
+/// <summary>Text ready to send: a delta of the completion, with the logprobs of the tokens behind it.</summary>
+internal sealed record CompletionDelta(string Text, IReadOnlyList<LogprobEntry> Logprobs);
+
+/// <summary>
+/// Drives one generation for the API: checks the context, streams tokens from the backend, turns them into text
+/// without splitting characters, applies stop sequences, and counts usage.
+/// </summary>
+internal sealed class CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
+{
+    public GenerationOptions Options => options;
+    public int PromptTokens => prompt.Length;
+    public int CompletionTokens { get; private set; }
+    public string FinishReason { get; private set; } = "stop";
+
+    /// <summary>Validates the request's length against the model's context; call before any response is started.</summary>
+    public int MaxTokens()
+    {
+        var context = model.ContextLength;
+        if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", "messages");
+        var requested = options.MaxTokens ?? context - prompt.Length;
+        if (prompt.Length + Math.Max(requested, 1) > context)
+        {
+            throw OpenAiException.BadRequest(
+                $"This model's maximum context length is {context} tokens. However, you requested {prompt.Length + requested} tokens " +
+                $"({prompt.Length} in the messages, {requested} in the completion). Please reduce the length of the messages or completion.",
+                "messages", "context_length_exceeded");
+        }
+
+        return requested;
+    }
+
+    public async IAsyncEnumerable<CompletionDelta> RunAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new GenerationRequest(prompt, options.Sampling, MaxTokens(), model.Special.StopTokenIds, options.TopLogprobs);
+        var decoder = model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
+        var stops = new StopSequenceBuffer(options.Stop);
+        var logprobs = new List<LogprobEntry>();
+
+        await foreach (var step in backend.GenerateAsync(model.Id, request, cancellationToken))
+        {
+            CompletionTokens++;
+            if (step.Finish == Inference.Generation.FinishReason.Stop && model.Special.StopTokenIds.Contains(step.Token))
+            {
+                FinishReason = "stop";
+                break;
+            }
+
+            if (step.Logprobs is { } lp)
+            {
+                logprobs.Add(new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
+                    lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList()));
+            }
+
+            var text = stops.Push(decoder.Add(step.Token));
+            if (text.Length > 0 || logprobs.Count > 0)
+            {
+                yield return new CompletionDelta(text, logprobs.ToList());
+                logprobs.Clear();
+            }
+
+            if (stops.Stopped)
+            {
+                FinishReason = "stop";
+                yield break;
+            }
+
+            if (step.Finish is not null)
+            {
+                FinishReason = step.Finish == Inference.Generation.FinishReason.Length ? "length" : "stop";
+                break;
+            }
+        }
+
+        var rest = stops.Push(decoder.Flush()) + stops.Flush();
+        if (rest.Length > 0) yield return new CompletionDelta(rest, []);
+    }
+
+    private string TokenText(int token, out byte[] bytes)
+    {
+        var text = model.Tokenizer.Decode([token]);
+        bytes = Encoding.UTF8.GetBytes(text);
+        return text;
+    }
+}

@@ -1,0 +1,29 @@
+namespace Exo.Gateway;
+
+/// <summary>The gateway's settings (section "Gateway"), validated at start.</summary>
+public sealed class GatewayOptions
+{
+    /// <summary>Model folders to serve; each is served under its folder name.</summary>
+    public List<string> Models { get; set; } = [];
+
+    /// <summary>"local" runs the models in this process; "cluster" drives the shard workers' ring.</summary>
+    public string Backend { get; set; } = "local";
+
+    /// <summary>When any are set, requests to /v1 need "Authorization: Bearer KEY" with one of them.</summary>
+    public List<string> ApiKeys { get; set; } = [];
+
+    public int MaxConcurrentRequests { get; set; } = 16;
+
+    public int MaxWaitingRequests { get; set; } = 64;
+
+    /// <summary>KV cache memory for in-process generation.</summary>
+    public long KvCacheMegabytes { get; set; } = 512;
+
+    public void Validate()
+    {
+        if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Gateway:Models:0 (or Gateway__Models__0) to a model folder");
+        if (Backend is not ("local" or "cluster")) throw new InvalidOperationException($"Gateway:Backend is '{Backend}'; use 'local' or 'cluster'");
+        if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0)
+            throw new InvalidOperationException("Gateway:MaxConcurrentRequests and KvCacheMegabytes must be positive, MaxWaitingRequests not negative");
+    }
+}

@@ -20,6 +20,6 @@ internal sealed class ApiKeyFilter(IOptions<GatewayOptions> options) : IEndpoint
             ? "You didn't provide an API key: send it as 'Authorization: Bearer KEY'"
             : "Incorrect API key provided", null, "invalid_api_key");
         await Apis.OpenAiApi.WriteJson(context.HttpContext, 401, w => OpenAiJson.Error(w, error));
-        return null;
+        return Results.Empty;
     }
 }

@@ -31,7 +31,7 @@ internal sealed partial class OpenAiErrorFilter(ILogger<OpenAiErrorFilter> logge
             }
 
             await Apis.OpenAiApi.WriteJson(http, error.Status, w => OpenAiJson.Error(w, error));
-            return null;
+            return Results.Empty;
         }
     }
 

@@ -40,10 +40,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public static SafetensorsFile Open(string path)
     {
-        var length = new FileInfo(path).Length;
-        if (length < 8) throw new ModelFormatException($"{path}: {length} bytes is too short for a safetensors file (truncated?)");
+        // The length comes from the opened file, not the path: a symlinked weight file (as in Hugging Face's cache)
+        // must be measured at its target.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var length = stream.Length;
+        if (length < 8)
+        {
+            stream.Dispose();
+            throw new ModelFormatException($"{path}: {length} bytes is too short for a safetensors file (truncated?)");
+        }
 
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
         MemoryMappedViewAccessor? view = null;
         var acquired = false;
         try

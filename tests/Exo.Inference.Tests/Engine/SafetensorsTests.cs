@@ -41,6 +41,15 @@ public sealed class SafetensorsTests : IDisposable
     }
 
     [Fact]
+    public void SymlinkedFilesAreMeasuredAtTheirTarget()
+    {
+        TwoTensors().Save(_temp.File("blob"));
+        File.CreateSymbolicLink(_temp.File("model.safetensors"), _temp.File("blob"));
+        using var file = SafetensorsFile.Open(_temp.File("model.safetensors"));
+        Assert.Equal([1f, -2f], file.Get("b").ToArray());
+    }
+
+    [Fact]
     public void TruncatedDataIsAnError()
     {
         var bytes = TwoTensors().ToBytes();

@@ -1,0 +1,126 @@
+using System.Text.Json;
+using Exo.Inference;
+using Exo.Inference.Model;
+using Exo.Inference.Weights;
+
+namespace Exo.Planner.Planning;
+
+/// <summary>
+/// The memory a model needs, in the terms the planner splits it by. Llama-family decoder layers are all the same
+/// size, so one <see cref="LayerBytes"/> covers them; each layer also keeps a KV cache for the planned context.
+/// </summary>
+/// <param name="HeadBytes">Final norm plus the lm head; with tied embeddings only the norm, as the last stage then maps the embedding matrix instead.</param>
+/// <param name="TiedEmbeddings">The lm head is the embedding matrix, so the last stage holds <see cref="EmbeddingBytes"/> too.</param>
+/// <param name="ContextTokens">Positions of KV cache each stage reserves per layer (all concurrent sequences together).</param>
+public sealed record ModelProfile(
+    string ModelId,
+    int LayerCount,
+    long LayerBytes,
+    long EmbeddingBytes,
+    long HeadBytes,
+    bool TiedEmbeddings,
+    long KvBytesPerTokenPerLayer,
+    int ContextTokens)
+{
+    // The engine's KvCache keeps keys and values as f32.
+    private const int KvElementBytes = sizeof(float);
+
+    /// <summary>One layer's weights plus its KV cache for the planned context.</summary>
+    public long LayerCostBytes => checked(LayerBytes + KvBytesPerTokenPerLayer * ContextTokens);
+
+    /// <summary>The whole model on one machine.</summary>
+    public long TotalBytes => checked(EmbeddingBytes + HeadBytes + LayerCount * LayerCostBytes);
+
+    /// <summary>What a stage holds besides its layers: embeddings on the first, the head on the last (and the embeddings there too when tied).</summary>
+    public long FixedBytes(bool first, bool last) =>
+        (first || (last && TiedEmbeddings) ? EmbeddingBytes : 0) + (last ? HeadBytes : 0);
+
+    /// <summary>Rejects profiles that no real model has; profiles may arrive over the wire.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(ModelId)) throw new ArgumentException("model profile: the model id is empty");
+        string Where() => $"model profile '{ModelId}'";
+        if (LayerCount <= 0) throw new ArgumentException($"{Where()}: layer count {LayerCount} must be positive");
+        if (LayerBytes <= 0) throw new ArgumentException($"{Where()}: layer bytes {LayerBytes} must be positive");
+        if (EmbeddingBytes < 0 || HeadBytes < 0 || KvBytesPerTokenPerLayer < 0 || ContextTokens < 0)
+            throw new ArgumentException($"{Where()}: embedding, head and KV sizes and the context length must not be negative");
+        try
+        {
+            // The largest sum planning forms: a one-stage ring of a tied model counts the embeddings once, a longer ring twice.
+            _ = checked(TotalBytes + EmbeddingBytes);
+        }
+        catch (OverflowException)
+        {
+            throw new ArgumentException($"{Where()}: its sizes overflow 64 bits");
+        }
+    }
+
+    /// <summary>
+    /// Profiles a Hugging Face model folder from its config.json: parameter counts follow from the architecture, and
+    /// the element size from the config's dtype or, when it names none, from the safetensors embedding matrix.
+    /// </summary>
+    /// <param name="contextTokens">KV positions to reserve per layer; the model's maximum context when not given.</param>
+    public static ModelProfile FromModelDirectory(string directory, int? contextTokens = null)
+    {
+        var config = ModelConfig.Load(directory);
+        var elementBytes = ConfigElementBytes(directory) ?? SafetensorsElementBytes(directory);
+        var context = contextTokens ?? config.MaxPositionEmbeddings;
+        if (context < 0) throw new ArgumentOutOfRangeException(nameof(contextTokens), context, "the planned context must not be negative");
+
+        long h = config.HiddenSize, ffn = config.IntermediateSize, q = config.QueryDim, kv = config.KvDim;
+        var layerParameters =
+            2 * h                                                 // input and post-attention norms
+            + q * h + 2 * kv * h + h * q                          // q, k, v, o projections
+            + (config.QkvBias ? q + 2 * kv : 0)
+            + (config.OutputBias ? h : 0)
+            + (config.QkNorm ? 2L * config.HeadDim : 0)
+            + 3 * ffn * h                                         // gate, up, down
+            + (config.MlpBias ? 2 * ffn + h : 0);
+        var embeddingParameters = (long)config.VocabSize * h;
+        var headParameters = h + (config.TieWordEmbeddings ? 0 : embeddingParameters);
+
+        var profile = new ModelProfile(
+            Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))),
+            config.LayerCount,
+            layerParameters * elementBytes,
+            embeddingParameters * elementBytes,
+            headParameters * elementBytes,
+            config.TieWordEmbeddings,
+            2 * kv * KvElementBytes,
+            context);
+        profile.Validate();
+        return profile;
+    }
+
+    private static int? ConfigElementBytes(string directory)
+    {
+        var path = Path.Combine(directory, "config.json");
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            // transformers 5 writes "dtype", older versions "torch_dtype".
+            foreach (var name in (ReadOnlySpan<string>)["dtype", "torch_dtype"])
+            {
+                if (!document.RootElement.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) continue;
+                return value.ValueKind == JsonValueKind.String ? value.GetString() switch
+                {
+                    "float32" => 4,
+                    "float16" or "bfloat16" => 2,
+                    var other => throw new ModelFormatException($"{path}: {name} '{other}' is not supported (float32, float16, bfloat16)"),
+                } : throw new ModelFormatException($"{path}: {name} must be a string");
+            }
+
+            return null;
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{path}: not valid JSON ({e.Message})", e);
+        }
+    }
+
+    private static int SafetensorsElementBytes(string directory)
+    {
+        using var weights = WeightFolder.Open(directory);
+        return DTypes.SizeOf(weights.Get("model.embed_tokens.weight").Type);
+    }
+}

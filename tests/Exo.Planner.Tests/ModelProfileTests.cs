@@ -1,0 +1,97 @@
+using System.Buffers.Binary;
+using Exo.Inference;
+using Exo.Planner.Planning;
+
+namespace Exo.Planner.Tests;
+
+public sealed class ModelProfileTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("exo-profile-").FullName;
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private static string Fixture(string name)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Exo.sln"))) dir = dir.Parent;
+        if (dir is null) throw new InvalidOperationException($"no Exo.sln above {AppContext.BaseDirectory}");
+        return Path.Combine(dir.FullName, "..", "shared", "fixtures", name);
+    }
+
+    /// <summary>Bytes of tensor data in a safetensors file: everything after the 8-byte length and the JSON header.</summary>
+    private static long DataBytes(string file)
+    {
+        using var stream = File.OpenRead(file);
+        Span<byte> prefix = stackalloc byte[8];
+        stream.ReadExactly(prefix);
+        return stream.Length - 8 - (long)BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+    }
+
+    [Theory]
+    [InlineData("llama-tiny", 4, true)]
+    [InlineData("qwen2-tiny", 3, false)]
+    [InlineData("qwen3-tiny", 3, true)]
+    public void ProfileAccountsForEveryStoredWeightByte(string fixture, int layers, bool tied)
+    {
+        var directory = Fixture(fixture);
+        var profile = ModelProfile.FromModelDirectory(directory, contextTokens: 100);
+
+        Assert.Equal(fixture, profile.ModelId);
+        Assert.Equal(layers, profile.LayerCount);
+        Assert.Equal(tied, profile.TiedEmbeddings);
+        Assert.Equal(100, profile.ContextTokens);
+        // The architecture's parameter count times the element size must match the weights actually stored.
+        Assert.Equal(DataBytes(Path.Combine(directory, "model.safetensors")),
+            profile.EmbeddingBytes + profile.LayerCount * profile.LayerBytes + profile.HeadBytes);
+    }
+
+    [Fact]
+    public void KvAndContextFollowTheConfig()
+    {
+        // llama-tiny: 2 kv heads of 16 dims, keys and values in f32; context defaults to max_position_embeddings.
+        var profile = ModelProfile.FromModelDirectory(Fixture("llama-tiny"));
+        Assert.Equal(2 * 2 * 16 * 4, profile.KvBytesPerTokenPerLayer);
+        Assert.Equal(512, profile.ContextTokens);
+        Assert.Equal(profile.LayerBytes + 512L * 256, profile.LayerCostBytes);
+    }
+
+    [Fact]
+    public void WithoutAConfigDtypeTheSafetensorsElementSizeIsUsed()
+    {
+        // qwen3-tiny stores bf16; with the dtype removed from config.json the weights must still say 2 bytes.
+        var source = Fixture("qwen3-tiny");
+        var config = File.ReadAllText(Path.Combine(source, "config.json")).Replace("\"dtype\": \"bfloat16\",", "");
+        Assert.DoesNotContain("\"dtype\"", config);
+        File.WriteAllText(Path.Combine(_scratch, "config.json"), config);
+        File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(_scratch, "model.safetensors"));
+
+        var fromWeights = ModelProfile.FromModelDirectory(_scratch);
+        var fromConfig = ModelProfile.FromModelDirectory(source);
+        Assert.Equal(fromConfig with { ModelId = "x" }, fromWeights with { ModelId = "x" });
+    }
+
+    [Fact]
+    public void BadFoldersFailClearly()
+    {
+        Assert.Contains("config.json: missing", Assert.Throws<ModelFormatException>(() => ModelProfile.FromModelDirectory(_scratch)).Message);
+
+        var config = File.ReadAllText(Path.Combine(Fixture("llama-tiny"), "config.json"));
+        File.WriteAllText(Path.Combine(_scratch, "config.json"), config.Replace("\"float32\"", "\"int4\""));
+        Assert.Contains("dtype 'int4' is not supported", Assert.Throws<ModelFormatException>(() => ModelProfile.FromModelDirectory(_scratch)).Message);
+
+        // No dtype in the config and no weights to ask.
+        File.WriteAllText(Path.Combine(_scratch, "config.json"), config.Replace("\"dtype\": \"float32\",", ""));
+        Assert.Contains("no model.safetensors", Assert.Throws<ModelFormatException>(() => ModelProfile.FromModelDirectory(_scratch)).Message);
+    }
+
+    [Fact]
+    public void FixtureProfilePlansAcrossNodes()
+    {
+        var profile = ModelProfile.FromModelDirectory(Fixture("qwen2-tiny"), contextTokens: 64);
+        var half = profile.TotalBytes / 2 + profile.LayerCostBytes;
+        var placement = RingPlanner.Plan([new NodeCapacity("b", half), new NodeCapacity("a", half)], profile, 1);
+
+        // Three layers over two equal nodes: 1.5 each, the leftover to the first.
+        Assert.Equal([new LayerRange(0, 2), new LayerRange(2, 3)], placement.Stages.Select(s => s.Layers));
+    }
+}

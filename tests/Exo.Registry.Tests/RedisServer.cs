@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Exo.Registry.Tests;
+
+/// <summary>A real redis-server on a free loopback port for the duration of the test collection, with nothing persisted.</summary>
+public sealed class RedisServer : IAsyncLifetime
+{
+    private Process? _process;
+
+    public int Port { get; private set; }
+
+    /// <summary>A StackExchange.Redis configuration string for this server.</summary>
+    public string Configuration => $"127.0.0.1:{Port}";
+
+    public async Task InitializeAsync()
+    {
+        var executable = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(dir => Path.Combine(dir, "redis-server")).FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("redis-server is not on PATH; install it (Debian: apt-get install -y redis-server), as .ci/run does");
+
+        Port = FreePort();
+        var start = new ProcessStartInfo(executable)
+        {
+            ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
+        var output = new StringBuilder();
+        _process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!await AnswersPing())
+        {
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+            {
+                lock (output) throw new InvalidOperationException($"redis-server on port {Port} did not come up:\n{output}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    private async Task<bool> AnswersPing()
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, Port);
+            var stream = client.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray());
+            var buffer = new byte[16];
+            var read = await stream.ReadAsync(buffer);
+            return Encoding.ASCII.GetString(buffer, 0, read).StartsWith("+PONG", StringComparison.Ordinal);
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_process is null) return;
+        if (!_process.HasExited) _process.Kill();
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class RedisCollection : ICollectionFixture<RedisServer>
+{
+    public const string Name = "redis";
+}

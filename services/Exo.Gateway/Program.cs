@@ -1,10 +1,13 @@
 using Exo.Gateway;
 using Exo.Gateway.Apis;
+using Exo.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults("Gateway");
 builder.AddApplicationServices();
 
 var app = builder.Build();
+app.MapDefaultEndpoints();
 app.MapOpenAiApi();
 app.MapClusterApi();
 app.MapChatUi();

@@ -89,6 +89,16 @@ public sealed class ForwardPassTests
     }
 
     [Fact]
+    public void AStageOfAShardedCheckpointMapsOnlyTheFilesHoldingItsTensors()
+    {
+        var folder = Path.Combine(TestPaths.RepositoryRoot, "tests", "fixtures", "extra", "qwen2-sharded");
+        using var middle = ModelStage.Load(folder, new LayerRange(1, 2));
+        Assert.Equal(["model-00002-of-00003.safetensors"], middle.Weights.MappedFiles);
+        using var first = ModelStage.Load(folder, new LayerRange(0, 1));
+        Assert.Equal(["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors"], first.Weights.MappedFiles.Order());
+    }
+
+    [Fact]
     public void BadInputsAreClearErrors()
     {
         using var stage = ModelStage.Load(TestPaths.Fixture("llama-tiny"));

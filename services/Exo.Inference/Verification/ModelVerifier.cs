@@ -24,7 +24,8 @@ public sealed record CaseReport(
 /// Runs a model folder's reference cases through the engine: whole, step by step, and split into 2 and 3 pipeline
 /// stages at every boundary, comparing against transformers' f64 results and the sharded runs against the whole one.
 /// </summary>
-public sealed class ModelVerifier(string modelDirectory, IKernels kernels)
+/// <param name="splits">The pipeline splits to compare with the whole model; every 2- and 3-stage split when null.</param>
+public sealed class ModelVerifier(string modelDirectory, IKernels kernels, IReadOnlyList<LayerRange[]>? splits = null)
 {
     public const double DefaultTolerance = 1e-4;
 
@@ -32,7 +33,7 @@ public sealed class ModelVerifier(string modelDirectory, IKernels kernels)
     {
         var reference = ReferenceFile.Load(modelDirectory);
         var config = ModelConfig.Load(modelDirectory);
-        var splits = Splits(config.LayerCount);
+        var stageSplits = splits ?? Splits(config.LayerCount);
         using var whole = new ModelStage(config, StageWeights.Load(modelDirectory, config, LayerRange.All(config.LayerCount)), kernels);
 
         for (var i = 0; i < reference.Cases.Count; i++)
@@ -50,7 +51,7 @@ public sealed class ModelVerifier(string modelDirectory, IKernels kernels)
             var greedyMatches = c.GreedyNewTokens.Zip(run.Tokens).TakeWhile(p => p.First == p.Second).Count();
 
             var mismatches = new List<string>();
-            foreach (var split in splits)
+            foreach (var split in stageSplits)
             {
                 var stages = split.Select(r => new ModelStage(config, StageWeights.Load(modelDirectory, config, r), kernels)).ToArray();
                 try
@@ -66,7 +67,7 @@ public sealed class ModelVerifier(string modelDirectory, IKernels kernels)
             }
 
             yield return new CaseReport(i, c.InputIds.Length, RelativeError(run.PromptLogits, c.Logits), hiddenErrors,
-                greedyMatches, c.GreedyNewTokens.Length, StepwiseMatches(whole, c.InputIds, run.PromptLogits), splits.Count, mismatches);
+                greedyMatches, c.GreedyNewTokens.Length, StepwiseMatches(whole, c.InputIds, run.PromptLogits), stageSplits.Count, mismatches);
         }
     }
 

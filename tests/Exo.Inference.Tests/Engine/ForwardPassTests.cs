@@ -30,6 +30,17 @@ public sealed class ForwardPassTests
     }
 
     [Fact]
+    public void TheShippedModelMatchesTransformers()
+    {
+        // exo-tiny is 22 M parameters: two representative splits keep this test quick; `exo verify` runs all 28.
+        var folder = Path.Combine(TestPaths.RepositoryRoot, "models", "exo-tiny");
+        LayerRange[][] splits = [[new(0, 4), new(4, 8)], [new(0, 1), new(1, 7), new(7, 8)]];
+        var reports = new ModelVerifier(folder, ReferenceKernels.Instance, splits).Run().ToList();
+        Assert.NotEmpty(reports);
+        Assert.All(reports, r => Assert.True(r.Passed(ModelVerifier.DefaultTolerance), $"case {r.Index}: error {r.LogitError}, greedy {r.GreedyMatches}/{r.GreedyTotal}"));
+    }
+
+    [Fact]
     public void SplitsCoverEveryBoundary()
     {
         var splits = ModelVerifier.Splits(4);

@@ -10,13 +10,7 @@ public sealed class ModelProfileTests : IDisposable
 
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
-    private static string Fixture(string name)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Exo.sln"))) dir = dir.Parent;
-        if (dir is null) throw new InvalidOperationException($"no Exo.sln above {AppContext.BaseDirectory}");
-        return Path.Combine(dir.FullName, "..", "shared", "fixtures", name);
-    }
+    private static string Fixture(string name) => TestPaths.Fixture(name);
 
     /// <summary>Bytes of tensor data in a safetensors file: everything after the 8-byte length and the JSON header.</summary>
     private static long DataBytes(string file)

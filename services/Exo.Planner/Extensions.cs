@@ -1,0 +1,32 @@
+using System.Net;
+using Exo.Grpc;
+using Exo.Planner.Grpc;
+using Exo.Planner.Planning;
+using Exo.ServiceDefaults;
+
+namespace Exo.Planner;
+
+public static class Extensions
+{
+    /// <summary>
+    /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), the registry to follow
+    /// (<c>services__registry__grpc__0</c>) and the gRPC endpoint (<c>Planner:GrpcPort</c>).
+    /// </summary>
+    public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        builder.WebHost.UseGrpcEndpoint(new IPEndPoint(IPAddress.Parse(configuration["Planner:GrpcAddress"] ?? "0.0.0.0"), configuration.GetValue("Planner:GrpcPort", 52417)));
+        builder.Services.AddGrpc();
+        builder.Services.AddSingleton<PlacementBoard>();
+
+        var folders = configuration.GetSection("Planner:Models").Get<string[]>() ?? [];
+        if (folders.Length == 0) throw new InvalidOperationException("no model to plan: set Planner:Models:0 (Planner__Models__0) to a model folder");
+        var contextTokens = configuration.GetValue<int?>("Planner:ContextTokens");
+        var models = folders.Select(f => (Path.GetFileName(Path.GetFullPath(f).TrimEnd(Path.DirectorySeparatorChar)), ModelProfile.FromModelDirectory(f, contextTokens))).ToList();
+
+        var registry = configuration.ResolveServiceUri("registry", "grpc");
+        builder.Services.AddSingleton(new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(registry)));
+        builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<MembershipPlanner>(sp, (IReadOnlyList<(string, ModelProfile)>)models));
+        return builder;
+    }
+}

@@ -1,0 +1,24 @@
+using Exo.Contracts.V1;
+using Exo.Grpc;
+
+namespace Exo.Planner.Grpc;
+
+/// <summary><c>exo.v1.Planner</c>: the current placement of a model, and a stream of new ones.</summary>
+public sealed class PlannerService(PlacementBoard board) : Contracts.V1.Planner.PlannerBase
+{
+    public override Task<Contracts.V1.Placement> GetPlacement(GetPlacementRequest request, ServerCallContext context)
+    {
+        if (board.Current(request.ModelId) is { Stages.Count: > 0 } placement) return Task.FromResult(placement);
+        var problem = board.Problem(request.ModelId);
+        throw new RpcException(problem is null
+            ? new Status(StatusCode.NotFound, $"model '{request.ModelId}' is not planned here")
+            : new Status(StatusCode.FailedPrecondition, problem));
+    }
+
+    public override async Task WatchPlacements(WatchPlacementsRequest request, IServerStreamWriter<Contracts.V1.Placement> responseStream, ServerCallContext context)
+    {
+        var model = string.IsNullOrEmpty(request.ModelId) ? null : request.ModelId;
+        await foreach (var placement in board.WatchAsync(model, context.CancellationToken))
+            await responseStream.WriteAsync(placement, context.CancellationToken);
+    }
+}

@@ -1,0 +1,15 @@
+using Exo.Contracts.Health;
+using Exo.Grpc;
+using Exo.Planner;
+using Exo.Planner.Grpc;
+using Exo.ServiceDefaults;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults("Planner");
+builder.AddApplicationServices();
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.MapGrpcService<PlannerService>();
+app.MapGrpcService<HealthService>();
+app.Run();

@@ -10,7 +10,7 @@ public sealed class ModelProfileTests : IDisposable
 
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
-    private static string Fixture(string name) => TestPaths.Fixture(name);
+    private static string Fixture(string name) => RepositoryPaths.Fixture(name);
 
     /// <summary>Bytes of tensor data in a safetensors file: everything after the 8-byte length and the JSON header.</summary>
     private static long DataBytes(string file)

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Exo.Contracts.V1;
 using Exo.Grpc;
 
@@ -9,29 +6,14 @@ namespace Exo.Planner.Tests;
 /// <summary>The planner as a real process following a real registry process over gRPC.</summary>
 public sealed class PlannerServiceTests : IDisposable
 {
-    private readonly List<Process> _processes = [];
+    private readonly List<ServiceProcess> _processes = [];
 
-    private static int FreePort()
+    /// <summary>Starts a service and waits until it listens (its gRPC endpoint comes up with the same host).</summary>
+    private void Start(string assembly, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
-    private void Start(string dll, IReadOnlyDictionary<string, string> environment, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var a in args) start.ArgumentList.Add(a);
-        foreach (var (k, v) in environment) start.Environment[k] = v;
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = ServiceProcess.Start(assembly, args, environment);
         _processes.Add(process);
+        process.WaitUntilListening(TimeSpan.FromSeconds(60));
     }
 
     private static async Task<T> Eventually<T>(Func<Task<T>> action)
@@ -67,10 +49,10 @@ public sealed class PlannerServiceTests : IDisposable
     [Fact]
     public async Task JoiningAndLeavingNodesReplanTheRing()
     {
-        var registryPort = FreePort();
-        var plannerPort = FreePort();
-        Start("Exo.Registry.dll", new Dictionary<string, string>(), "--Registry:GrpcPort", registryPort.ToString(), "--Registry:GrpcAddress", "127.0.0.1");
-        var model = Path.Combine(TestPaths.RepositoryRoot, "models", "exo-tiny");
+        var registryPort = Ports.Free();
+        var plannerPort = Ports.Free();
+        Start("Exo.Registry.dll", null, "--Registry:GrpcPort", registryPort.ToString(), "--Registry:GrpcAddress", "127.0.0.1");
+        var model = RepositoryPaths.ShippedModel;
         Start("Exo.Planner.dll", new Dictionary<string, string> { ["services__registry__grpc__0"] = $"http://127.0.0.1:{registryPort}" },
             "--Planner:GrpcPort", plannerPort.ToString(), "--Planner:GrpcAddress", "127.0.0.1", "--Planner:Models:0", model, "--Planner:ContextTokens", "1024");
 
@@ -127,11 +109,6 @@ public sealed class PlannerServiceTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var p in _processes)
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-            p.Dispose();
-        }
+        foreach (var process in _processes) process.Dispose();
     }
 }

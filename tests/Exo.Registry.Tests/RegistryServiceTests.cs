@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Exo.Contracts.V1;
 using Exo.Grpc;
 
@@ -10,45 +8,18 @@ namespace Exo.Registry.Tests;
 [Collection(RedisCollection.Name)]
 public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
 {
-    private readonly List<Process> _processes = [];
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+    private readonly List<ServiceProcess> _processes = [];
 
     /// <summary>Starts the registry and returns a client once its gRPC port answers.</summary>
-    private async Task<Contracts.V1.Registry.RegistryClient> StartRegistry(string? redisConfiguration)
+    private Contracts.V1.Registry.RegistryClient StartRegistry(string? redisConfiguration)
     {
-        var port = FreePort();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Exo.Registry.dll"), "--urls", "http://127.0.0.1:0",
-                     "--Registry:GrpcPort", port.ToString(), "--Registry:GrpcAddress", "127.0.0.1" })
-            start.ArgumentList.Add(a);
-        if (redisConfiguration is not null) start.Environment["ConnectionStrings__redis"] = redisConfiguration;
-        var process = Process.Start(start)!;
+        var port = Ports.Free();
+        var environment = redisConfiguration is null ? null : new Dictionary<string, string> { ["ConnectionStrings__redis"] = redisConfiguration };
+        var process = ServiceProcess.Start("Exo.Registry.dll",
+            ["--Registry:GrpcPort", port.ToString(), "--Registry:GrpcAddress", "127.0.0.1"], environment);
         _processes.Add(process);
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        var client = new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            try
-            {
-                await client.ListAsync(new ListNodesRequest());
-                return client;
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline && !process.HasExited)
-            {
-                await Task.Delay(200);
-            }
-        }
+        process.WaitUntilListening(TimeSpan.FromSeconds(60));
+        return new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
     }
 
     private static NodeInfo Node(string id, long gb) => new()
@@ -67,7 +38,7 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
     [Fact]
     public async Task MembershipLeasesAndWatchOverGrpc()
     {
-        var registry = await StartRegistry(redis.Configuration);
+        var registry = StartRegistry(redis.Configuration);
         var prefix = Guid.NewGuid().ToString("N")[..8];
         var a = $"a-{prefix}";
         var b = $"b-{prefix}";
@@ -129,18 +100,13 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
     [Fact]
     public async Task WithoutRedisMembershipIsKeptInMemory()
     {
-        var registry = await StartRegistry(null);
+        var registry = StartRegistry(null);
         await registry.RegisterAsync(new RegisterRequest { Node = Node("solo", 4), InstanceToken = "t" });
         Assert.Equal("solo", Assert.Single((await registry.ListAsync(new ListNodesRequest())).Nodes).NodeId);
     }
 
     public void Dispose()
     {
-        foreach (var p in _processes)
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-            p.Dispose();
-        }
+        foreach (var process in _processes) process.Dispose();
     }
 }

@@ -33,7 +33,7 @@ public sealed class ForwardPassTests
     public void TheShippedModelMatchesTransformers()
     {
         // exo-tiny is 22 M parameters: two representative splits keep this test quick; `exo verify` runs all 28.
-        var folder = Path.Combine(TestPaths.RepositoryRoot, "models", "exo-tiny");
+        var folder = RepositoryPaths.ShippedModel;
         LayerRange[][] splits = [[new(0, 4), new(4, 8)], [new(0, 1), new(1, 7), new(7, 8)]];
         var reports = new ModelVerifier(folder, ReferenceKernels.Instance, splits).Run().ToList();
         Assert.NotEmpty(reports);
@@ -52,7 +52,7 @@ public sealed class ForwardPassTests
     [Fact]
     public void BatchedSequencesEqualSeparateRuns()
     {
-        using var stage = ModelStage.Load(TestPaths.Fixture("qwen2-tiny"));
+        using var stage = ModelStage.Load(RepositoryPaths.Fixture("qwen2-tiny"));
         int[] a = [5, 17, 300, 41, 7], b = [900, 2, 64];
         var vocab = stage.Config.VocabSize;
 
@@ -75,7 +75,7 @@ public sealed class ForwardPassTests
     public void AStageNeedsOnlyItsOwnTensors()
     {
         using var temp = new TempDirectory();
-        var source = TestPaths.Fixture("llama-tiny");
+        var source = RepositoryPaths.Fixture("llama-tiny");
         File.Copy(Path.Combine(source, "config.json"), temp.File("config.json"));
         using (var folder = WeightFolder.Open(source))
         {
@@ -102,7 +102,7 @@ public sealed class ForwardPassTests
     [Fact]
     public void AStageOfAShardedCheckpointMapsOnlyTheFilesHoldingItsTensors()
     {
-        var folder = Path.Combine(TestPaths.RepositoryRoot, "tests", "fixtures", "extra", "qwen2-sharded");
+        var folder = Path.Combine(RepositoryPaths.Root, "tests", "fixtures", "extra", "qwen2-sharded");
         using var middle = ModelStage.Load(folder, new LayerRange(1, 2));
         Assert.Equal(["model-00002-of-00003.safetensors"], middle.Weights.MappedFiles);
         using var first = ModelStage.Load(folder, new LayerRange(0, 1));
@@ -112,16 +112,16 @@ public sealed class ForwardPassTests
     [Fact]
     public void BadInputsAreClearErrors()
     {
-        using var stage = ModelStage.Load(TestPaths.Fixture("llama-tiny"));
+        using var stage = ModelStage.Load(RepositoryPaths.Fixture("llama-tiny"));
         var output = new float[stage.Config.VocabSize];
         var cache = stage.CreateCache(2);
         Assert.Throws<ArgumentOutOfRangeException>(() => stage.ForwardTokens([new SequenceChunk(cache, 1)], [stage.Config.VocabSize], output));
         Assert.Throws<ArgumentException>(() => stage.ForwardTokens([new SequenceChunk(cache, 2)], [1], output));
         var full = Assert.Throws<InvalidOperationException>(() => stage.ForwardTokens([new SequenceChunk(cache, 3)], [1, 2, 3], output));
         Assert.Contains("context is full", full.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => ModelStage.Load(TestPaths.Fixture("llama-tiny"), new LayerRange(2, 9)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ModelStage.Load(RepositoryPaths.Fixture("llama-tiny"), new LayerRange(2, 9)));
 
-        using var middle = ModelStage.Load(TestPaths.Fixture("llama-tiny"), new LayerRange(1, 2));
+        using var middle = ModelStage.Load(RepositoryPaths.Fixture("llama-tiny"), new LayerRange(1, 2));
         Assert.Throws<InvalidOperationException>(() => middle.ForwardTokens([new SequenceChunk(middle.CreateCache(2), 1)], [1], output));
     }
 
@@ -129,7 +129,7 @@ public sealed class ForwardPassTests
     public void TensorShapesAreCheckedAgainstTheConfig()
     {
         using var temp = new TempDirectory();
-        var source = TestPaths.Fixture("llama-tiny");
+        var source = RepositoryPaths.Fixture("llama-tiny");
         File.WriteAllText(temp.File("config.json"), File.ReadAllText(Path.Combine(source, "config.json")).Replace("\"intermediate_size\": 160", "\"intermediate_size\": 150"));
         File.Copy(Path.Combine(source, "model.safetensors"), temp.File("model.safetensors"));
         var e = Assert.Throws<ModelFormatException>(() => ModelStage.Load(temp.Path));
@@ -140,7 +140,7 @@ public sealed class ForwardPassTests
     public void TruncatedWeightFileIsAnError()
     {
         using var temp = new TempDirectory();
-        var source = TestPaths.Fixture("qwen3-tiny");
+        var source = RepositoryPaths.Fixture("qwen3-tiny");
         File.Copy(Path.Combine(source, "config.json"), temp.File("config.json"));
         var bytes = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
         File.WriteAllBytes(temp.File("model.safetensors"), bytes[..(bytes.Length / 2)]);

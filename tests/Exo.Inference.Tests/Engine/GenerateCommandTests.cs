@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Exo.Inference.Tests.Support;
 using Exo.Inference.Tokenization;
@@ -9,13 +8,13 @@ namespace Exo.Inference.Tests.Engine;
 /// <summary>Runs the real `exo generate` and `exo chat` processes.</summary>
 public sealed class GenerateCommandTests
 {
-    public static TheoryData<string> SharedFixtures() => new(Directory.GetDirectories(Path.Combine(TestPaths.Shared, "fixtures")).Select(Path.GetFileName).OfType<string>());
+    public static TheoryData<string> SharedFixtures() => new(Directory.GetDirectories(Path.Combine(RepositoryPaths.Shared, "fixtures")).Select(Path.GetFileName).OfType<string>());
 
     [Theory]
     [MemberData(nameof(SharedFixtures))]
     public void GreedyGenerateStreamsTheReferenceContinuation(string name)
     {
-        var folder = TestPaths.Fixture(name);
+        var folder = RepositoryPaths.Fixture(name);
         var text = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference.json"))).RootElement
             .GetProperty("tokenizer")[0].GetProperty("text").GetString()!;
         var tokenizer = Tokenizer.FromModelDirectory(folder);
@@ -30,23 +29,16 @@ public sealed class GenerateCommandTests
     [Fact]
     public void ChatAnswersEachLineAndStopsAtEndOfInput()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "exo.dll"), "chat", "--model", TestPaths.Fixture("qwen2-tiny"), "--max-tokens", "8", "--system", "Be brief." })
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        process.StandardInput.WriteLine("Hello there");
-        process.StandardInput.WriteLine("And again?");
-        process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEnd();
-        Assert.True(process.WaitForExit(60_000));
-        Assert.Equal(0, process.ExitCode);
+        var (code, output, error) = ServiceProcess.Run("exo.dll", "Hello there\nAnd again?\n",
+            "chat", "--model", RepositoryPaths.Fixture("qwen2-tiny"), "--max-tokens", "8", "--system", "Be brief.");
+        Assert.True(code == 0, error);
         Assert.False(string.IsNullOrWhiteSpace(output));
     }
 
     [Fact]
     public void BadOptionsAndFoldersAreClearErrors()
     {
-        var (code, _, error) = VerifyCommandTests.Exo("generate", "--model", TestPaths.Fixture("llama-tiny"), "--prompt", "x", "--top-p", "3");
+        var (code, _, error) = VerifyCommandTests.Exo("generate", "--model", RepositoryPaths.Fixture("llama-tiny"), "--prompt", "x", "--top-p", "3");
         Assert.Equal(2, code);
         Assert.Equal("error: top_p must be in (0, 1]", error.Trim());
 

@@ -11,7 +11,7 @@ public sealed class GeneratorTests
     [Fact]
     public void GreedyGenerationReproducesTheReferenceContinuation()
     {
-        var folder = TestPaths.Fixture("llama-tiny");
+        var folder = RepositoryPaths.Fixture("llama-tiny");
         var reference = ReferenceFile.Load(folder).Cases[0];
         using var model = ModelStage.Load(folder);
         var tokens = new Generator(model).Generate(reference.InputIds, SamplingParameters.Greedy, 24, new HashSet<int>()).ToList();
@@ -23,7 +23,7 @@ public sealed class GeneratorTests
     [Fact]
     public void StopsAtAnEndToken()
     {
-        var folder = TestPaths.Fixture("llama-tiny");
+        var folder = RepositoryPaths.Fixture("llama-tiny");
         var reference = ReferenceFile.Load(folder).Cases[0];
         using var model = ModelStage.Load(folder);
         var end = reference.GreedyNewTokens[3];
@@ -35,7 +35,7 @@ public sealed class GeneratorTests
     [Fact]
     public void SeededSamplingRepeatsAndLimitsAreChecked()
     {
-        using var model = ModelStage.Load(TestPaths.Fixture("qwen3-tiny"));
+        using var model = ModelStage.Load(RepositoryPaths.Fixture("qwen3-tiny"));
         var generator = new Generator(model);
         var p = new SamplingParameters { Temperature = 0.9f, TopP = 0.95f, Seed = 7 };
         int[] prompt = [10, 20, 30];
@@ -46,7 +46,7 @@ public sealed class GeneratorTests
 
         Assert.Throws<ArgumentException>(() => generator.Generate([], p, 4, new HashSet<int>()).ToList());
         Assert.Throws<ArgumentException>(() => generator.Generate(new int[model.Config.MaxPositionEmbeddings], p, 4, new HashSet<int>()).ToList());
-        using var part = ModelStage.Load(TestPaths.Fixture("qwen3-tiny"), new LayerRange(0, 1));
+        using var part = ModelStage.Load(RepositoryPaths.Fixture("qwen3-tiny"), new LayerRange(0, 1));
         Assert.Throws<ArgumentException>(() => new Generator(part));
     }
 }

@@ -15,15 +15,15 @@ public sealed class ModelConfigTests
     [Fact]
     public void ReadsTheFixtureFamilies()
     {
-        var llama = ModelConfig.Load(TestPaths.Fixture("llama-tiny"));
+        var llama = ModelConfig.Load(RepositoryPaths.Fixture("llama-tiny"));
         Assert.Equal((4, 2, 16, true, false, false), (llama.HeadCount, llama.KvHeadCount, llama.HeadDim, llama.TieWordEmbeddings, llama.QkvBias, llama.QkNorm));
         Assert.Equal(500000.0, llama.Rope.Theta);
 
-        var qwen2 = ModelConfig.Load(TestPaths.Fixture("qwen2-tiny"));
+        var qwen2 = ModelConfig.Load(RepositoryPaths.Fixture("qwen2-tiny"));
         Assert.Equal((true, false, false), (qwen2.QkvBias, qwen2.OutputBias, qwen2.TieWordEmbeddings));
         Assert.Equal(2, Assert.Single(qwen2.EosTokenIds));
 
-        var qwen3 = ModelConfig.Load(TestPaths.Fixture("qwen3-tiny"));
+        var qwen3 = ModelConfig.Load(RepositoryPaths.Fixture("qwen3-tiny"));
         Assert.Equal((32, 128, true), (qwen3.HeadDim, qwen3.QueryDim, qwen3.QkNorm));
     }
 

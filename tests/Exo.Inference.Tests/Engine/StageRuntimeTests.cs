@@ -9,7 +9,7 @@ namespace Exo.Inference.Tests.Engine;
 
 public sealed class StageRuntimeTests
 {
-    private static readonly string Folder = TestPaths.Fixture("llama-tiny");
+    private static readonly string Folder = RepositoryPaths.Fixture("llama-tiny");
 
     private static RequestOptions Greedy(int[] prompt, int maxNew) =>
         new(prompt.Length + maxNew, SamplingParameters.Greedy, maxNew, new HashSet<int>(), prompt);

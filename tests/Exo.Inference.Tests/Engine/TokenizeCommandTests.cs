@@ -7,7 +7,7 @@ namespace Exo.Inference.Tests.Engine;
 public sealed class TokenizeCommandTests
 {
     private static JsonElement Reference(string name) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.Fixture(name), "reference.json"))).RootElement;
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryPaths.Fixture(name), "reference.json"))).RootElement;
 
     [Theory]
     [MemberData(nameof(GenerateCommandTests.SharedFixtures), MemberType = typeof(GenerateCommandTests))]
@@ -15,14 +15,14 @@ public sealed class TokenizeCommandTests
     {
         var reference = Reference(name);
         var encode = reference.GetProperty("tokenizer")[0];
-        var (code, output, error) = VerifyCommandTests.Exo("tokenize", "--model", TestPaths.Fixture(name), "--text", encode.GetProperty("text").GetString()!);
+        var (code, output, error) = VerifyCommandTests.Exo("tokenize", "--model", RepositoryPaths.Fixture(name), "--text", encode.GetProperty("text").GetString()!);
         Assert.True(code == 0, error);
         Assert.Equal(encode.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), JsonSerializer.Deserialize<int[]>(output)!);
 
         var chat = reference.GetProperty("chat")[0];
         using var temp = new TempDirectory();
         File.WriteAllText(temp.File("messages.json"), chat.GetProperty("messages").GetRawText());
-        (code, output, error) = VerifyCommandTests.Exo("template", "--model", TestPaths.Fixture(name), "--messages", temp.File("messages.json"), "--add-generation-prompt");
+        (code, output, error) = VerifyCommandTests.Exo("template", "--model", RepositoryPaths.Fixture(name), "--messages", temp.File("messages.json"), "--add-generation-prompt");
         Assert.True(code == 0, error);
         Assert.Equal(chat.GetProperty("text").GetString(), output);
     }
@@ -34,7 +34,7 @@ public sealed class TokenizeCommandTests
         var (code, _, error) = VerifyCommandTests.Exo("tokenize", "--model", temp.Path, "--text", "x");
         Assert.Equal(2, code);
         Assert.StartsWith("error: ", error);
-        (code, _, error) = VerifyCommandTests.Exo("template", "--model", TestPaths.Fixture("llama-tiny"), "--messages", temp.File("none.json"));
+        (code, _, error) = VerifyCommandTests.Exo("template", "--model", RepositoryPaths.Fixture("llama-tiny"), "--messages", temp.File("none.json"));
         Assert.Equal(2, code);
         Assert.DoesNotContain("   at ", error);
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Exo.Inference.Tests.Support;
 
 namespace Exo.Inference.Tests.Engine;
@@ -6,22 +5,12 @@ namespace Exo.Inference.Tests.Engine;
 /// <summary>Runs the real `exo verify` process.</summary>
 public sealed class VerifyCommandTests
 {
-    internal static (int ExitCode, string Output, string Error) Exo(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "exo.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output, error.Result);
-    }
+    internal static (int ExitCode, string Output, string Error) Exo(params string[] args) => ServiceProcess.Run("exo.dll", null, args);
 
     [Fact]
     public void PassesOnAFixture()
     {
-        var (code, output, _) = Exo("verify", "--model", TestPaths.Fixture("qwen3-tiny"));
+        var (code, output, _) = Exo("verify", "--model", RepositoryPaths.Fixture("qwen3-tiny"));
         Assert.Equal(0, code);
         Assert.Contains("case 0: ", output);
         Assert.Contains("greedy 24/24", output);
@@ -33,7 +22,7 @@ public sealed class VerifyCommandTests
     public void FailsWhenTheReferenceDisagrees()
     {
         using var temp = new TempDirectory();
-        var source = TestPaths.Fixture("qwen3-tiny");
+        var source = RepositoryPaths.Fixture("qwen3-tiny");
         foreach (var file in Directory.GetFiles(source)) File.Copy(file, temp.File(Path.GetFileName(file)));
         // Scale the stored logits of the first case: the engine must notice.
         var bin = File.ReadAllBytes(temp.File("reference.bin"));

@@ -1,33 +1,17 @@
 namespace Exo.Inference.Tests.Support;
 
-/// <summary>Where the repository and the shared fixtures beside it are.</summary>
+/// <summary>The reference model folders the engine is checked against.</summary>
 public static class TestPaths
 {
-    public static string RepositoryRoot { get; } = FindRoot();
-
-    public static string Shared => Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared"));
-
     /// <summary>Every reference model folder: the shared fixtures and the repository's own extra shapes.</summary>
     public static IEnumerable<string> FixtureModels()
     {
-        var folders = new[] { Path.Combine(Shared, "fixtures"), Path.Combine(RepositoryRoot, "tests", "fixtures") };
+        var folders = new[] { Path.Combine(RepositoryPaths.Shared, "fixtures"), Path.Combine(RepositoryPaths.Root, "tests", "fixtures") };
         return folders.Where(Directory.Exists)
             .SelectMany(f => Directory.EnumerateFiles(f, "reference.json", SearchOption.AllDirectories))
             .Select(Path.GetDirectoryName)
             .OfType<string>()
             .Order(StringComparer.Ordinal);
-    }
-
-    public static string Fixture(string name) => Path.Combine(Shared, "fixtures", name);
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Exo.sln"))) return dir.FullName;
-        }
-
-        throw new InvalidOperationException($"no Exo.sln above {AppContext.BaseDirectory}");
     }
 }
 

@@ -16,7 +16,7 @@ public sealed class ReferenceChatTemplateTests
     [MemberData(nameof(Fixtures))]
     public void FixtureChatMatchesReference(string name)
     {
-        var folder = Path.Combine(SharedData.Root, "fixtures", name);
+        var folder = Path.Combine(RepositoryPaths.Shared, "fixtures", name);
         var template = ChatTemplate.FromModelDirectory(folder);
         var tokenizer = Tokenizer.FromModelDirectory(folder);
         var cases = SharedData.ReadJson(Path.Combine(folder, "reference.json")).GetProperty("chat").EnumerateArray().ToList();
@@ -33,7 +33,7 @@ public sealed class ReferenceChatTemplateTests
     [MemberData(nameof(RealTokenizers))]
     public void RealChatTemplateMatchesTransformers(string name)
     {
-        var folder = Path.Combine(SharedData.Root, "realtok", name);
+        var folder = Path.Combine(RepositoryPaths.Shared, "realtok", name);
         var refs = SharedData.ReadJson(Path.Combine(folder, "refs.json"));
         // strftime_now must see the moment the references were made (their machine kept UTC).
         var generated = DateTimeOffset.Parse(refs.GetProperty("generated_utc").GetString()!, System.Globalization.CultureInfo.InvariantCulture);

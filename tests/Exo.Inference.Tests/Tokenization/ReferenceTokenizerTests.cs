@@ -13,7 +13,7 @@ public sealed class ReferenceTokenizerTests
     [MemberData(nameof(Fixtures))]
     public void FixtureTokenizerMatchesReference(string name)
     {
-        var folder = Path.Combine(SharedData.Root, "fixtures", name);
+        var folder = Path.Combine(RepositoryPaths.Shared, "fixtures", name);
         var tokenizer = Tokenizer.FromModelDirectory(folder);
         var reference = SharedData.ReadJson(Path.Combine(folder, "reference.json"));
         var cases = reference.GetProperty("tokenizer").EnumerateArray().ToList();
@@ -32,7 +32,7 @@ public sealed class ReferenceTokenizerTests
     [MemberData(nameof(RealTokenizers))]
     public void RealTokenizerMatchesTokenizersLibrary(string name)
     {
-        var folder = Path.Combine(SharedData.Root, "realtok", name);
+        var folder = Path.Combine(RepositoryPaths.Shared, "realtok", name);
         var tokenizer = Tokenizer.FromModelDirectory(folder);
         var refs = SharedData.ReadJson(Path.Combine(folder, "refs.json"));
         var failures = new List<string>();

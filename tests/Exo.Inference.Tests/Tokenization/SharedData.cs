@@ -2,25 +2,11 @@ using System.Text.Json;
 
 namespace Exo.Inference.Tests.Tokenization;
 
-/// <summary>Locates ../shared (next to the repository root, the folder holding Exo.sln) and lists its model folders.</summary>
+/// <summary>Lists and reads the model folders of ../shared.</summary>
 internal static class SharedData
 {
-    public static string Root { get; } = FindRoot();
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Exo.sln")))
-            {
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
-            }
-        }
-        throw new DirectoryNotFoundException("no Exo.sln above " + AppContext.BaseDirectory);
-    }
-
     public static IEnumerable<string> Folders(string group) =>
-        Directory.GetDirectories(Path.Combine(Root, group)).Order(StringComparer.Ordinal);
+        Directory.GetDirectories(Path.Combine(RepositoryPaths.Shared, group)).Order(StringComparer.Ordinal);
 
     public static TheoryData<string> FolderNames(string group)
     {

@@ -4,7 +4,7 @@ namespace Exo.Inference.Tests.Tokenization;
 
 public sealed class TokenizerBehaviourTests
 {
-    private static Tokenizer Real(string name) => Tokenizer.FromModelDirectory(Path.Combine(SharedData.Root, "realtok", name));
+    private static Tokenizer Real(string name) => Tokenizer.FromModelDirectory(Path.Combine(RepositoryPaths.Shared, "realtok", name));
 
     [Theory]
     [InlineData("llama-3.2-instruct")]
@@ -24,7 +24,7 @@ public sealed class TokenizerBehaviourTests
     [Fact]
     public void SpecialTokenInfoReadsEosListsAndConfigs()
     {
-        var tokenizer = Tokenizer.FromModelDirectory(Path.Combine(SharedData.Root, "fixtures", "llama-tiny"));
+        var tokenizer = Tokenizer.FromModelDirectory(Path.Combine(RepositoryPaths.Shared, "fixtures", "llama-tiny"));
         Assert.Equal("<|begin_of_text|>", tokenizer.SpecialTokens.BosToken);
         Assert.Equal(0, tokenizer.SpecialTokens.BosTokenId);
         Assert.Contains(4, tokenizer.SpecialTokens.StopTokenIds);

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Exo.Testing;
+
+/// <summary>
+/// A real process running one of the project's assemblies (copied beside the tests by a project reference): a
+/// service kept running with its log captured and killed with its children on dispose, or a command run to its end.
+/// </summary>
+public sealed partial class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+    private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private ServiceProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += OnLine;
+        _process.ErrorDataReceived += OnLine;
+        _process.EnableRaisingEvents = true;
+        _process.Exited += (_, _) => _listening.TrySetException(new InvalidOperationException($"the process exited early:\n{Log}"));
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Log
+    {
+        get { lock (_log) return _log.ToString(); }
+    }
+
+    public static ServiceProcess Start(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(Process.Start(StartInfo(assembly, args, environment, redirectInput: false))!);
+
+    /// <summary>The address from ASP.NET's "Now listening on" line, once the server is up.</summary>
+    public Uri WaitUntilListening(TimeSpan timeout) =>
+        _listening.Task.Wait(timeout) ? _listening.Task.Result : throw new TimeoutException($"the process did not start listening:\n{Log}");
+
+    /// <summary>Runs a command to its end, feeding <paramref name="input"/> (if any) to its standard input.</summary>
+    public static (int ExitCode, string Output, string Error) Run(string assembly, string? input, params string[] args)
+    {
+        using var process = Process.Start(StartInfo(assembly, args, null, redirectInput: input is not null))!;
+        var error = process.StandardError.ReadToEndAsync();
+        if (input is not null)
+        {
+            process.StandardInput.Write(input);
+            process.StandardInput.Close();
+        }
+
+        var output = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{assembly} {string.Join(' ', args)} did not finish in 2 minutes");
+        }
+
+        return (process.ExitCode, output, error.Result);
+    }
+
+    private static ProcessStartInfo StartInfo(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment, bool redirectInput)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = redirectInput };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
+        return start;
+    }
+
+    private void OnLine(object sender, DataReceivedEventArgs e)
+    {
+        if (e.Data is null) return;
+        lock (_log) _log.AppendLine(e.Data);
+        if (ListeningLine().Match(e.Data) is { Success: true } match) _listening.TrySetResult(new Uri(match.Groups[1].Value));
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+
+        _process.Dispose();
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://\S+)")]
+    private static partial Regex ListeningLine();
+}

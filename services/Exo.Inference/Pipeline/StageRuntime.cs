@@ -52,6 +52,12 @@ public sealed class StageRuntime : IAsyncDisposable
     private readonly Task _loop;
     private long _kvBytesInUse;
 
+    // Batch inputs and outputs, grown to the largest batch and reused: steady decoding allocates only its results.
+    private SequenceChunk[] _chunks = [];
+    private int[] _tokens = [];      // [rows]
+    private float[] _hidden = [];    // [rows, hidden]
+    private float[] _output = [];    // [rows or sequences, hidden or vocab]
+
     private sealed class RequestState(KvCache cache, RequestOptions options, Sampler? sampler)
     {
         public KvCache Cache { get; } = cache;
@@ -158,9 +164,9 @@ public sealed class StageRuntime : IAsyncDisposable
                 {
                     if (batch.Count > 0) Execute(batch);
                 }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException or ModelFormatException)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    // A bad batch fails its requests, never the stage.
+                    // A failed batch fails its requests, never the stage: the loop must outlive any one batch.
                     foreach (var (work, _) in batch)
                     {
                         Close(work.RequestId);
@@ -210,7 +216,7 @@ public sealed class StageRuntime : IAsyncDisposable
                 return;
             }
 
-            if (batch.Exists(b => b.State == state))
+            if (Contains(batch, state))
             {
                 deferred.Enqueue(work);
                 continue;
@@ -224,50 +230,66 @@ public sealed class StageRuntime : IAsyncDisposable
     private void Execute(List<(StageWork Work, RequestState State)> batch)
     {
         // Sequences whose context cannot take the new rows fail alone, not the batch.
-        batch.RemoveAll(b =>
+        for (var i = batch.Count - 1; i >= 0; i--)
         {
-            if (b.State.Cache.Length + b.Work.Rows <= b.State.Cache.Capacity) return false;
-            _results.Writer.TryWrite(new FailedResult(b.Work.RequestId, $"request '{b.Work.RequestId}' exceeds its context of {b.State.Cache.Capacity} tokens"));
-            return true;
-        });
-        if (batch.Count == 0) return;
-
-        var chunks = new SequenceChunk[batch.Count];
-        var rows = 0;
-        for (var i = 0; i < batch.Count; i++)
-        {
-            chunks[i] = new SequenceChunk(batch[i].State.Cache, batch[i].Work.Rows);
-            rows += batch[i].Work.Rows;
+            var (work, state) = batch[i];
+            if (state.Cache.Length + work.Rows <= state.Cache.Capacity) continue;
+            _results.Writer.TryWrite(new FailedResult(work.RequestId, $"request '{work.RequestId}' exceeds its context of {state.Cache.Capacity} tokens"));
+            batch.RemoveAt(i);
         }
 
-        var output = new float[_stage.OutputRows(chunks, LogitRows.LastOfEachSequence) * _stage.OutputWidth];
+        if (batch.Count == 0) return;
+
+        var rows = 0;
+        foreach (var (work, _) in batch) rows += work.Rows;
+        var width = _stage.Config.HiddenSize;
+        Grow(ref _chunks, batch.Count);
+        var chunks = _chunks.AsSpan(0, batch.Count);
+        for (var i = 0; i < batch.Count; i++) chunks[i] = new SequenceChunk(batch[i].State.Cache, batch[i].Work.Rows);
+
+        Grow(ref _output, _stage.OutputRows(chunks, LogitRows.LastOfEachSequence) * _stage.OutputWidth);
+        var at = 0;
         if (_stage.IsFirst)
         {
-            var tokens = new int[rows];
-            var at = 0;
+            Grow(ref _tokens, rows);
             foreach (var (work, _) in batch)
             {
-                work.Tokens!.CopyTo(tokens, at);
+                work.Tokens!.CopyTo(_tokens, at);
                 at += work.Rows;
             }
 
-            _stage.ForwardTokens(chunks, tokens, output);
+            _stage.ForwardTokens(chunks, _tokens.AsSpan(0, rows), _output);
         }
         else
         {
-            var hidden = new float[rows * _stage.Config.HiddenSize];
-            var at = 0;
+            Grow(ref _hidden, rows * width);
             foreach (var (work, _) in batch)
             {
-                work.Hidden!.CopyTo(hidden, at);
+                work.Hidden!.CopyTo(_hidden, at);
                 at += work.Hidden.Length;
             }
 
-            _stage.ForwardHidden(chunks, hidden, output);
+            _stage.ForwardHidden(chunks, _hidden.AsSpan(0, rows * width), _output);
         }
 
+        var output = _output;
         if (_stage.IsLast) EmitTokens(batch, output);
         else EmitHidden(batch, output);
+    }
+
+    private static void Grow<T>(ref T[] buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new T[length];
+    }
+
+    private static bool Contains(List<(StageWork Work, RequestState State)> batch, RequestState state)
+    {
+        foreach (var (_, s) in batch)
+        {
+            if (s == state) return true;
+        }
+
+        return false;
     }
 
     private void EmitHidden(List<(StageWork Work, RequestState State)> batch, float[] output)

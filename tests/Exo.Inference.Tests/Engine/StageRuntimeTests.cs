@@ -115,6 +115,11 @@ public sealed class StageRuntimeTests
         var token = Assert.IsType<TokenResult>(await runtime.Results.ReadAsync());
         Assert.Equal(FinishReason.Length, token.Finish);
         Assert.Equal(0, runtime.ActiveRequests); // the last stage frees a finished request itself
+
+        runtime.Open("long", Greedy([1, 2], 1)); // a context of 3 positions
+        runtime.Submit(new StageWork("long", [1, 2, 3, 4], null, 4));
+        var overflow = Assert.IsType<FailedResult>(await runtime.Results.ReadAsync());
+        Assert.Contains("exceeds its context of 3", overflow.Error);
     }
 
     [Fact]

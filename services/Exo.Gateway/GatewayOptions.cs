@@ -6,9 +6,6 @@ public sealed class GatewayOptions
     /// <summary>Model folders to serve; each is served under its folder name.</summary>
     public List<string> Models { get; set; } = [];
 
-    /// <summary>"local" runs the models in this process; "cluster" drives the shard workers' ring.</summary>
-    public string Backend { get; set; } = "local";
-
     /// <summary>When any are set, requests to /v1 need "Authorization: Bearer KEY" with one of them.</summary>
     public List<string> ApiKeys { get; set; } = [];
 
@@ -22,7 +19,6 @@ public sealed class GatewayOptions
     public void Validate()
     {
         if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Gateway:Models:0 (or Gateway__Models__0) to a model folder");
-        if (Backend is not ("local" or "cluster")) throw new InvalidOperationException($"Gateway:Backend is '{Backend}'; use 'local' or 'cluster'");
         if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0)
             throw new InvalidOperationException("Gateway:MaxConcurrentRequests and KvCacheMegabytes must be positive, MaxWaitingRequests not negative");
     }

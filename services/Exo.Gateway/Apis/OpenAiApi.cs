@@ -64,7 +64,6 @@ public static class OpenAiApi
         CompletionRunner runner, bool chat, string? echo, CancellationToken cancellationToken)
     {
         var options = runner.Options;
-        runner.MaxTokens(); // context errors are 400s before anything is sent
         using var slot = await admission.EnterAsync(cancellationToken);
         using var activity = telemetry.Source.StartActivity(chat ? "chat.completion" : "text.completion");
         activity?.SetTag("gen_ai.request.model", options.Model);

@@ -20,15 +20,15 @@ internal sealed record CompletionDelta(string Text, IReadOnlyList<LogprobEntry> 
 /// Drives one generation for the API: checks the context, streams tokens from the backend, turns them into text
 /// without splitting characters, applies stop sequences, and counts usage.
 /// </summary>
-internal sealed class CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
+internal sealed class CompletionRunner
 {
-    public GenerationOptions Options => options;
-    public int PromptTokens => prompt.Length;
-    public int CompletionTokens { get; private set; }
-    public string FinishReason { get; private set; } = "stop";
+    private readonly IGenerationBackend _backend;
+    private readonly ServedModel _model;
+    private readonly int[] _prompt;
+    private readonly int _maxTokens;
 
-    /// <summary>Validates the request's length against the model's context; call before any response is started.</summary>
-    public int MaxTokens()
+    /// <summary>Checks the request's length against the model's context, so a 400 goes out before any response starts.</summary>
+    public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
     {
         var context = model.ContextLength;
         if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", "messages");
@@ -41,37 +41,37 @@ internal sealed class CompletionRunner(IGenerationBackend backend, ServedModel m
                 "messages", "context_length_exceeded");
         }
 
-        return requested;
+        _backend = backend;
+        _model = model;
+        _prompt = prompt;
+        _maxTokens = requested;
+        Options = options;
     }
+
+    public GenerationOptions Options { get; }
+    public int PromptTokens => _prompt.Length;
+    public int CompletionTokens { get; private set; }
+    public string FinishReason { get; private set; } = "stop";
 
     public async IAsyncEnumerable<CompletionDelta> RunAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var request = new GenerationRequest(prompt, options.Sampling, MaxTokens(), model.Special.StopTokenIds, options.TopLogprobs);
-        var decoder = model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
-        var stops = new StopSequenceBuffer(options.Stop);
-        var logprobs = new List<LogprobEntry>();
+        var request = new GenerationRequest(_prompt, Options.Sampling, _maxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
+        var decoder = _model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
+        var stops = new StopSequenceBuffer(Options.Stop);
 
-        await foreach (var step in backend.GenerateAsync(model.Id, request, cancellationToken))
+        await foreach (var step in _backend.GenerateAsync(_model.Id, request, cancellationToken))
         {
             CompletionTokens++;
-            if (step.Finish == Inference.Generation.FinishReason.Stop && model.Special.StopTokenIds.Contains(step.Token))
-            {
-                FinishReason = "stop";
-                break;
-            }
+            // Stop means an end token: it ends the text and is not part of it.
+            if (step.Finish == Inference.Generation.FinishReason.Stop) break;
 
-            if (step.Logprobs is { } lp)
-            {
-                logprobs.Add(new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
-                    lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList()));
-            }
-
+            // A token whose text is held back (half a character, a possible stop sequence) still reports its logprob.
+            IReadOnlyList<LogprobEntry> logprobs = step.Logprobs is { } lp
+                ? [new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
+                    lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList())]
+                : [];
             var text = stops.Push(decoder.Add(step.Token));
-            if (text.Length > 0 || logprobs.Count > 0)
-            {
-                yield return new CompletionDelta(text, logprobs.ToList());
-                logprobs.Clear();
-            }
+            if (text.Length > 0 || logprobs.Count > 0) yield return new CompletionDelta(text, logprobs);
 
             if (stops.Stopped)
             {
@@ -79,9 +79,9 @@ internal sealed class CompletionRunner(IGenerationBackend backend, ServedModel m
                 yield break;
             }
 
-            if (step.Finish is not null)
+            if (step.Finish == Inference.Generation.FinishReason.Length)
             {
-                FinishReason = step.Finish == Inference.Generation.FinishReason.Length ? "length" : "stop";
+                FinishReason = "length";
                 break;
             }
         }
@@ -92,7 +92,7 @@ internal sealed class CompletionRunner(IGenerationBackend backend, ServedModel m
 
     private string TokenText(int token, out byte[] bytes)
     {
-        var text = model.Tokenizer.Decode([token]);
+        var text = _model.Tokenizer.Decode([token]);
         bytes = Encoding.UTF8.GetBytes(text);
         return text;
     }

@@ -32,10 +32,8 @@ public sealed class ModelCatalog
             if (!System.IO.Directory.Exists(full)) throw new ModelFormatException($"model folder '{full}' does not exist");
             var id = Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar));
             var tokenizer = Tokenizer.FromModelDirectory(full);
-            var template = File.Exists(Path.Combine(full, "tokenizer_config.json")) || File.Exists(Path.Combine(full, "chat_template.jinja"))
-                ? TryTemplate(full) : null;
             _models[id] = new ServedModel(id, full, ModelConfig.Load(full), tokenizer, SpecialTokenInfo.FromModelDirectory(full, tokenizer),
-                template, new DateTimeOffset(System.IO.Directory.GetLastWriteTimeUtc(full)));
+                TryTemplate(full), new DateTimeOffset(System.IO.Directory.GetLastWriteTimeUtc(full)));
         }
 
         if (_models.Count == 0) throw new ModelFormatException("no model folders are configured (Gateway:Models)");

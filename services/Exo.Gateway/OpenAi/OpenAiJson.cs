@@ -98,8 +98,7 @@ internal static class OpenAiJson
         }
 
         w.WriteEndArray();
-        if (usage is { } u) UsageObject(w, u);
-        else if (includeUsage) w.WriteNull("usage");
+        ChunkUsage(w, usage, includeUsage);
         w.WriteEndObject();
     }
 
@@ -120,8 +119,7 @@ internal static class OpenAiJson
         }
 
         w.WriteEndArray();
-        if (usage is { } u) UsageObject(w, u);
-        else if (includeUsage) w.WriteNull("usage");
+        ChunkUsage(w, usage, includeUsage);
         w.WriteEndObject();
     }
 
@@ -199,6 +197,13 @@ internal static class OpenAiJson
         w.WriteStartArray("bytes");
         foreach (var b in bytes) w.WriteNumberValue(b);
         w.WriteEndArray();
+    }
+
+    /// <summary>On a stream asked for usage, every chunk carries "usage": null except the last, which carries the counts.</summary>
+    private static void ChunkUsage(Utf8JsonWriter w, Usage? usage, bool includeUsage)
+    {
+        if (usage is { } u) UsageObject(w, u);
+        else if (includeUsage) w.WriteNull("usage");
     }
 
     private static void UsageObject(Utf8JsonWriter w, Usage usage)

@@ -29,8 +29,6 @@ public sealed class KvCache
     /// <summary>Positions already stored (and the position of the next token).</summary>
     public int Length { get; private set; }
 
-    public long Bytes => 2L * _keys.Length * Capacity * _kvDim * sizeof(float);
-
     /// <summary>Keys of positions [0, end) in the stage's layer <paramref name="layer"/> (0-based within the stage).</summary>
     public Span<float> Keys(int layer, int end) => _keys[layer].AsSpan(0, end * _kvDim);
 
@@ -38,12 +36,4 @@ public sealed class KvCache
 
     /// <summary>Marks <paramref name="count"/> more positions as stored, once every layer has written them.</summary>
     internal void Advance(int count) => Length += count;
-
-    /// <summary>Forgets positions from <paramref name="length"/> on (to reuse a shared prompt prefix, or to undo).</summary>
-    public void Truncate(int length)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        Length = length;
-    }
 }

@@ -88,8 +88,6 @@ public sealed class StageRuntime : IAsyncDisposable
 
     public long KvBytesInUse => Interlocked.Read(ref _kvBytesInUse);
 
-    public long KvBudgetBytes => _kvBudgetBytes;
-
     /// <summary>Bytes one request of <paramref name="contextTokens"/> positions holds in this stage's KV cache.</summary>
     public long KvBytesFor(int contextTokens) => 2L * _stage.Layers.Count * _stage.Config.KvDim * sizeof(float) * contextTokens;
 

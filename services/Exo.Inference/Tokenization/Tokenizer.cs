@@ -79,7 +79,6 @@ public sealed class Tokenizer
 
     public string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
 
-    public bool IsSpecial(int id) => id >= 0 && id < _isSpecial.Length && _isSpecial[id];
 
     public int[] Encode(string text, bool addSpecialTokens = true)
     {

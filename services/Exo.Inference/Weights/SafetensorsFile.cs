@@ -34,7 +34,6 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public string Path { get; }
     public long DataStart { get; }
-    public IEnumerable<string> TensorNames => _entries.Keys;
 
     public bool Contains(string name) => _entries.ContainsKey(name);
 

@@ -42,12 +42,15 @@ public sealed class ModelStage : IDisposable
     public bool IsLast => Layers.End == Config.LayerCount;
     public StageWeights Weights => _weights;
 
-    /// <summary>Loads layers <paramref name="layers"/> (all when null) of the model folder with the given kernels.</summary>
+    /// <summary>
+    /// Loads layers <paramref name="layers"/> (all when null) of the model folder with the given kernels; the fast
+    /// kernels when none are given (verification passes the reference kernels explicitly).
+    /// </summary>
     public static ModelStage Load(string modelDirectory, LayerRange? layers = null, IKernels? kernels = null)
     {
         var config = ModelConfig.Load(modelDirectory);
         var range = layers ?? LayerRange.All(config.LayerCount);
-        return new ModelStage(config, StageWeights.Load(modelDirectory, config, range), kernels ?? ReferenceKernels.Instance);
+        return new ModelStage(config, StageWeights.Load(modelDirectory, config, range), kernels ?? FastKernels.Default);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

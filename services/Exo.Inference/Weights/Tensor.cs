@@ -24,6 +24,9 @@ public readonly unsafe struct Tensor
     public long[] Shape { get; }
     public long ByteLength { get; }
 
+    /// <summary>The first byte in the mapping, for kernels that read rows in place; valid while the weights are open.</summary>
+    internal byte* Data => _data;
+
     public long ElementCount
     {
         get

@@ -11,13 +11,17 @@ internal static class ChatCommand
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder with a chat template", Required = true };
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
         var sampling = new SamplingOptions();
+        var kernels = new KernelOptions();
         var command = new Command("chat",
             "Talk to a model on this machine. Each line you type is a user message; answers stream as they are generated " +
             "and the conversation is kept. Type /reset to start over, /exit (or end input) to leave.") { model, system };
         sampling.AddTo(command);
+        kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName);
+            var engine = kernels.Create(parse);
+            using var ownedKernels = engine as IDisposable;
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine);
             _ = local.ChatTemplate; // a folder without a template fails now, not after the first question
             var parameters = sampling.Sampling(parse);
             var maxTokens = sampling.MaxTokens(parse);

@@ -10,11 +10,15 @@ internal static class GenerateCommand
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (no chat template; see `exo chat`)", Required = true };
         var sampling = new SamplingOptions();
+        var kernels = new KernelOptions();
         var command = new Command("generate", "Continue a prompt with a model on this machine, streaming the text to stdout.") { model, prompt };
         sampling.AddTo(command);
+        kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName);
+            var engine = kernels.Create(parse);
+            using var ownedKernels = engine as IDisposable;
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine);
             var ids = local.Tokenizer.Encode(parse.GetValue(prompt)!);
             Stream(local, ids, sampling.Sampling(parse), sampling.MaxTokens(parse), Console.Out);
             Console.Out.WriteLine();

@@ -16,6 +16,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     // Bytes of f32 weights converted per prefill tile: they stay in L2 while every activation row passes over them.
     private const int TileBytes = 96 * 1024;
 
+    // Multiply-adds below which a loop runs on the calling thread: waking a worker would cost more than it saves.
+    private const long ParallelMinimum = 1 << 16;
+
     private readonly WorkerPool _pool;
     private readonly Lock _gate = new();
     private readonly MatMulJob _matMul;
@@ -44,17 +47,16 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             var job = _matMul;
             job.Set(xp, n, w, bp, yp);
-            if (n <= DecodeRows)
-            {
-                job.Tile = 0;
-                _pool.For(rows, job);
-            }
-            else
-            {
-                job.Tile = Math.Clamp(TileBytes / (columns * sizeof(float)), 1, rows);
-                _pool.For((rows + job.Tile - 1) / job.Tile, job);
-            }
+            job.Tile = n <= DecodeRows ? 0 : Math.Clamp(TileBytes / (columns * sizeof(float)), 1, rows);
+            var items = n <= DecodeRows ? rows : (rows + job.Tile - 1) / job.Tile;
+            For(items, (long)n * rows * columns, job);
         }
+    }
+
+    private void For(int items, long work, IParallelWork job)
+    {
+        if (work < ParallelMinimum) job.Run(0, 0, items);
+        else _pool.For(items, job);
     }
 
     public void Embed(in Tensor table, ReadOnlySpan<int> tokens, Span<float> y)
@@ -66,11 +68,12 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (var t = 0; t < tokens.Length; t++)
             {
                 if ((uint)tokens[t] >= (uint)table.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[t]} is outside the table");
-                ConvertRow(table.Type, table.Data + (long)tokens[t] * columns * DTypes.SizeOf(table.Type), yp + (long)t * columns, columns);
+                ConvertRow(table.Type, table.Pointer + (long)tokens[t] * columns * DTypes.SizeOf(table.Type), yp + (long)t * columns, columns);
             }
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RmsNorm(ReadOnlySpan<float> x, int n, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
         var d = weight.Length;
@@ -91,6 +94,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Rope(Span<float> x, int n, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         var half = headDim / 2;
@@ -141,10 +145,11 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             _scratch.EnsureScores(positions);
             _attention.Set(qp, kp, vp, op, first, heads, kvHeads, headDim, window);
-            _pool.For(count * heads, _attention);
+            For(count * heads, (long)count * heads * positions * headDim, _attention);
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void SiluMul(Span<float> gate, ReadOnlySpan<float> up)
     {
         if (up.Length < gate.Length) throw new ArgumentException("up is shorter than gate");
@@ -163,6 +168,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Add(Span<float> x, ReadOnlySpan<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("y is shorter than x");
@@ -199,6 +205,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Convert<W>(byte* row, float* destination, int columns) where W : IWeightRow
     {
         nint i = 0;
@@ -265,6 +272,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowAgainstAll<W>(byte* w, float* x, int n, int columns, float* y, int rows)
         where W : IWeightRow
     {
@@ -318,6 +326,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             _y = y;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
             switch (_w.Type)
@@ -329,6 +338,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Run<W>(int worker, int start, int end) where W : IWeightRow
         {
             int rows = _w.Rows, columns = _w.Columns;
@@ -337,7 +347,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             if (Tile == 0)
             {
                 (first, last) = (start, end);
-                for (var o = start; o < end; o++) RowAgainstAll<W>(_w.Data + o * rowBytes, _x, _n, columns, _y + o, rows);
+                for (var o = start; o < end; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
             }
             else
             {
@@ -346,7 +356,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                 for (var o0 = first; o0 < last; o0 += Tile)
                 {
                     var count = Math.Min(Tile, last - o0);
-                    for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Data + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
+                    for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
                     // Four activation rows stay in L1 while they pass over every converted weight row of the tile.
                     for (var t = 0; t < _n; t += 4)
                     {
@@ -381,6 +391,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             (_first, _heads, _kvHeads, _headDim, _window) = (first, heads, kvHeads, headDim, window);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
             var d = _headDim;

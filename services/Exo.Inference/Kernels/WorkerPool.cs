@@ -13,8 +13,8 @@ internal interface IParallelWork
 /// </summary>
 internal sealed class WorkerPool : IDisposable
 {
-    // About 50 µs of spinning: long enough to span the serial work between two loops of one token.
-    private const int SpinIterations = 2000;
+    // Spinning spans the serial work between two loops of one token; longer would steal a busy machine's cores.
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 20_000; // 50 µs
 
     private readonly Thread[] _threads;
     private readonly Lock _dispatch = new();
@@ -90,12 +90,12 @@ internal sealed class WorkerPool : IDisposable
         while (true)
         {
             long generation;
-            var spins = 0;
+            var spinUntil = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
             while ((generation = Volatile.Read(ref _generation)) == seen && !_stopping)
             {
-                if (++spins < SpinIterations)
+                if (System.Diagnostics.Stopwatch.GetTimestamp() < spinUntil)
                 {
-                    Thread.SpinWait(20);
+                    Thread.SpinWait(8);
                     continue;
                 }
 

@@ -24,8 +24,8 @@ public readonly unsafe struct Tensor
     public long[] Shape { get; }
     public long ByteLength { get; }
 
-    /// <summary>The first byte in the mapping, for kernels that read rows in place; valid while the weights are open.</summary>
-    internal byte* Data => _data;
+    /// <summary>The first byte of the data, for kernels that read rows in place; valid while the weights are open.</summary>
+    public byte* Pointer => _data;
 
     public long ElementCount
     {

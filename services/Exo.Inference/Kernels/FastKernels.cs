@@ -17,21 +17,22 @@ public sealed class FastKernels : IKernels, IDisposable
     private readonly IKernels _impl;
 
     /// <summary>Kernels on <paramref name="threads"/> threads (the calling thread included); 0 means one per processor.</summary>
-    public FastKernels(int threads = 0) : this(threads, PreferredVectorBits())
+    public FastKernels(int threads = 0) : this(threads, PreferredVectorBits(), QuantDot.Best)
     {
     }
 
-    /// <summary>Kernels with a forced vector width, so tests run every width's code on any machine.</summary>
-    internal FastKernels(int threads, int vectorBits)
+    /// <summary>Kernels with a forced vector width and integer path, so tests run each one's code on any machine.</summary>
+    internal FastKernels(int threads, int vectorBits, QuantDot.Path quantPath)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         _pool = new WorkerPool(threads == 0 ? Environment.ProcessorCount : threads);
         VectorBits = vectorBits;
+        QuantPath = quantPath;
         _impl = vectorBits switch
         {
-            512 => new SimdKernels<Simd512, Vector512<float>>(_pool),
-            256 => new SimdKernels<Simd256, Vector256<float>>(_pool),
-            128 => new SimdKernels<Simd128, Vector128<float>>(_pool),
+            512 => new SimdKernels<Simd512, Vector512<float>>(_pool, quantPath),
+            256 => new SimdKernels<Simd256, Vector256<float>>(_pool, quantPath),
+            128 => new SimdKernels<Simd128, Vector128<float>>(_pool, quantPath),
             _ => throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "vector width must be 128, 256 or 512 bits"),
         };
     }
@@ -42,6 +43,9 @@ public sealed class FastKernels : IKernels, IDisposable
     public int Threads => _pool.Threads;
 
     public int VectorBits { get; }
+
+    /// <summary>The integer instructions of quantized dot products.</summary>
+    internal QuantDot.Path QuantPath { get; }
 
     private static int PreferredVectorBits() =>
         Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;

@@ -25,10 +25,10 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     private readonly AttentionJob _attention;
     private readonly Scratch _scratch;
 
-    public SimdKernels(WorkerPool pool)
+    public SimdKernels(WorkerPool pool, QuantDot.Path quantPath)
     {
         _pool = pool;
-        _scratch = new Scratch(pool.Threads);
+        _scratch = new Scratch(pool.Threads, quantPath);
         _matMul = new MatMulJob(_scratch);
         _attention = new AttentionJob(_scratch);
     }
@@ -46,9 +46,22 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         lock (_gate)
         {
             var job = _matMul;
-            job.Set(xp, n, w, bp, yp);
-            job.Tile = n <= DecodeRows ? 0 : Math.Clamp(TileBytes / (columns * sizeof(float)), 1, rows);
-            var items = n <= DecodeRows ? rows : (rows + job.Tile - 1) / job.Tile;
+            sbyte* xq = null;
+            float* xs = null;
+            var quantized = w.Type is DType.Q8_0 or DType.Q4_0;
+            if (quantized)
+            {
+                if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
+                (xq, xs) = _scratch.Activations(n * columns);
+                QuantDot.QuantizeRows(xp, n, columns, xq, xs);
+            }
+
+            job.Set(xp, n, w, bp, yp, xq, xs);
+            var streamed = n <= DecodeRows && (quantized || w.Type is DType.F32 or DType.F16 or DType.BF16);
+            // Tiles hold about TileBytes of the weight as stored (quantized) or as converted f32 rows.
+            var tileRowBytes = quantized ? w.RowByteCount : columns * sizeof(float);
+            job.Tile = streamed ? 0 : (int)Math.Clamp(TileBytes / tileRowBytes, 1, rows);
+            var items = streamed ? rows : (rows + job.Tile - 1) / job.Tile;
             For(items, (long)n * rows * columns, job);
         }
     }
@@ -68,7 +81,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (var t = 0; t < tokens.Length; t++)
             {
                 if ((uint)tokens[t] >= (uint)table.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[t]} is outside the table");
-                ConvertRow(table.Type, table.Pointer + (long)tokens[t] * columns * DTypes.SizeOf(table.Type), yp + (long)t * columns, columns);
+                ConvertRow(table.Type, table.Pointer + tokens[t] * table.RowByteCount, yp + (long)t * columns, columns);
             }
         }
     }
@@ -201,7 +214,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             case DType.F32: Buffer.MemoryCopy(row, destination, (long)columns * 4, (long)columns * 4); break;
             case DType.F16: Convert<F16Row>(row, destination, columns); break;
             case DType.BF16: Convert<BF16Row>(row, destination, columns); break;
-            default: throw new NotSupportedException($"the fast kernels do not read {type} weights");
+            default: Quants.Dequantize(type, new ReadOnlySpan<byte>(row, checked((int)DTypes.ByteCount(type, columns))), new Span<float>(destination, columns)); break;
         }
     }
 
@@ -287,10 +300,27 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>Per-worker buffers, allocated once and grown only when a larger model or context needs more.</summary>
-    private sealed class Scratch(int workers)
+    private sealed class Scratch(int workers, QuantDot.Path path)
     {
         private readonly float[][] _tiles = new float[workers][];
         private readonly float[][] _scores = new float[workers][];
+        private sbyte[] _quants = [];
+        private float[] _quantScales = [];
+
+        public QuantDot.Path Path => path;
+
+        /// <summary>Room for activations quantized to int8 blocks: the values and one scale per block.</summary>
+        public (sbyte* Quants, float* Scales) Activations(int values)
+        {
+            if (_quants.Length < values)
+            {
+                _quants = GC.AllocateUninitializedArray<sbyte>(values, pinned: true);
+                _quantScales = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
+            }
+
+            return ((sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants)),
+                (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantScales)));
+        }
 
         public float* Tile(int worker, int length) => Pinned(ref _tiles[worker], length);
 
@@ -308,70 +338,110 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
-    /// <summary>y = x · wᵀ + bias over weight rows (decode: items are rows) or row tiles (prefill: items are tiles).</summary>
+    /// <summary>
+    /// y = x · wᵀ + bias. Items are weight rows when each row is streamed once for all activation rows (decode), else
+    /// tiles of rows (prefill, and types without an in-place kernel, which are converted to f32 per tile).
+    /// </summary>
     private sealed class MatMulJob(Scratch scratch) : IParallelWork
     {
         private float* _x, _y, _bias;
+        private sbyte* _xq;
+        private float* _xs;
         private int _n;
         private Tensor _w;
 
         public int Tile { get; set; }
 
-        public void Set(float* x, int n, in Tensor w, float* bias, float* y)
+        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs)
         {
             _x = x;
             _n = n;
             _w = w;
             _bias = bias;
             _y = y;
+            _xq = xq;
+            _xs = xs;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
+            var (first, last) = Tile == 0 ? (start, end) : (start * Tile, Math.Min(_w.Rows, end * Tile));
             switch (_w.Type)
             {
-                case DType.F32: Run<F32Row>(worker, start, end); break;
-                case DType.F16: Run<F16Row>(worker, start, end); break;
-                case DType.BF16: Run<BF16Row>(worker, start, end); break;
-                default: throw new NotSupportedException($"the fast kernels do not read {_w.Type} weights");
-            }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Run<W>(int worker, int start, int end) where W : IWeightRow
-        {
-            int rows = _w.Rows, columns = _w.Columns;
-            var rowBytes = (long)columns * W.ElementBytes;
-            int first, last;
-            if (Tile == 0)
-            {
-                (first, last) = (start, end);
-                for (var o = start; o < end; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
-            }
-            else
-            {
-                (first, last) = (start * Tile, Math.Min(rows, end * Tile));
-                var tile = scratch.Tile(worker, Tile * columns);
-                for (var o0 = first; o0 < last; o0 += Tile)
-                {
-                    var count = Math.Min(Tile, last - o0);
-                    for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
-                    // Four activation rows stay in L1 while they pass over every converted weight row of the tile.
-                    for (var t = 0; t < _n; t += 4)
-                    {
-                        var group = Math.Min(4, _n - t);
-                        for (var r = 0; r < count; r++)
-                            RowAgainstAll<F32Row>((byte*)(tile + (long)r * columns), _x + (long)t * columns, group, columns, _y + (long)t * rows + o0 + r, rows);
-                    }
-                }
+                case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
+                case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
+                case DType.BF16 when Tile == 0: Stream<BF16Row>(first, last); break;
+                case DType.Q8_0: Quantized<Q8Block>(first, last); break;
+                case DType.Q4_0: Quantized<Q4Block>(first, last); break;
+                default: Converted(worker, first, last); break;
             }
 
             if (_bias is null) return;
             for (var t = 0; t < _n; t++)
             {
-                var yt = _y + (long)t * rows;
+                var yt = _y + (long)t * _w.Rows;
                 for (var o = first; o < last; o++) yt[o] += _bias[o];
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Stream<W>(int first, int last) where W : IWeightRow
+        {
+            int rows = _w.Rows, columns = _w.Columns;
+            var rowBytes = _w.RowByteCount;
+            for (var o = first; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
+        }
+
+        /// <summary>Converts each tile of weight rows to f32 once; four activation rows at a time pass over it from cache.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Converted(int worker, int first, int last)
+        {
+            int rows = _w.Rows, columns = _w.Columns;
+            var rowBytes = _w.RowByteCount;
+            var tile = scratch.Tile(worker, Tile * columns);
+            for (var o0 = first; o0 < last; o0 += Tile)
+            {
+                var count = Math.Min(Tile, last - o0);
+                for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var group = Math.Min(4, _n - t);
+                    for (var r = 0; r < count; r++)
+                        RowAgainstAll<F32Row>((byte*)(tile + (long)r * columns), _x + (long)t * columns, group, columns, _y + (long)t * rows + o0 + r, rows);
+                }
+            }
+        }
+
+        /// <summary>Quantized rows read in place against the int8 activations, tile by tile when prefilling.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Quantized<B>(int first, int last) where B : IQuantBlock
+        {
+            int rows = _w.Rows, blocks = _w.Columns / QuantDot.BlockSize;
+            var rowBytes = _w.RowByteCount;
+            var path = scratch.Path;
+            var step = Tile == 0 ? last - first : Tile;
+            for (var o0 = first; o0 < last; o0 += step)
+            {
+                var count = Math.Min(step, last - o0);
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var group = Math.Min(4, _n - t);
+                    var xq = _xq + (long)t * _w.Columns;
+                    var xs = _xs + (long)t * blocks;
+                    for (var r = 0; r < count; r++)
+                    {
+                        var w = _w.Pointer + (o0 + r) * rowBytes;
+                        var y = _y + (long)t * rows + o0 + r;
+                        switch (group)
+                        {
+                            case 4: QuantDot.DotRows<B, Rows4>(path, w, blocks, xq, xs, y, rows); break;
+                            case 3: QuantDot.DotRows<B, Rows3>(path, w, blocks, xq, xs, y, rows); break;
+                            case 2: QuantDot.DotRows<B, Rows2>(path, w, blocks, xq, xs, y, rows); break;
+                            default: QuantDot.DotRows<B, Rows1>(path, w, blocks, xq, xs, y, rows); break;
+                        }
+                    }
+                }
             }
         }
     }

@@ -52,7 +52,8 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             if (quantized)
             {
                 if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
-                (xq, xs) = _scratch.Activations(n * columns);
+                xq = _scratch.Activations(n * columns);
+                xs = _scratch.ActivationScales;
                 QuantDot.QuantizeRows(xp, n, columns, xq, xs);
             }
 
@@ -309,8 +310,8 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
 
         public QuantDot.Path Path => path;
 
-        /// <summary>Room for activations quantized to int8 blocks: the values and one scale per block.</summary>
-        public (sbyte* Quants, float* Scales) Activations(int values)
+        /// <summary>Room for activations quantized to int8 blocks: the values, then <see cref="ActivationScales"/>.</summary>
+        public sbyte* Activations(int values)
         {
             if (_quants.Length < values)
             {
@@ -318,9 +319,11 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                 _quantScales = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
             }
 
-            return ((sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants)),
-                (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantScales)));
+            return (sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants));
         }
+
+        /// <summary>One scale per block of the activations last sized by <see cref="Activations"/>.</summary>
+        public float* ActivationScales => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantScales));
 
         public float* Tile(int worker, int length) => Pinned(ref _tiles[worker], length);
 

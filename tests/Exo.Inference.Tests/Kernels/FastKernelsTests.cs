@@ -1,5 +1,5 @@
 using Exo.Inference.Kernels;
-using Exo.Inference.Tests.Support;
+using System.Runtime.InteropServices;
 using Exo.Inference.Verification;
 using Exo.Inference.Weights;
 
@@ -10,9 +10,10 @@ public sealed class KernelVariants : IDisposable
 {
     public KernelVariants()
     {
+        // 128-bit vectors run with the portable integer path, the wider ones with the best this machine has.
         foreach (var bits in new[] { 128, 256, 512 })
         {
-            foreach (var threads in new[] { 1, 2 }) All.Add(new FastKernels(threads, bits));
+            foreach (var threads in new[] { 1, 2 }) All.Add(new FastKernels(threads, bits, bits == 128 ? QuantDot.Path.Portable : QuantDot.Best));
         }
     }
 
@@ -32,6 +33,10 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     private static float[] RandomArray(Random random, int length, float scale = 1f) =>
         Enumerable.Range(0, length).Select(_ => (random.NextSingle() * 2 - 1) * scale).ToArray();
 
+    /// <summary>A random [-1, 1) matrix stored as <paramref name="type"/>.</summary>
+    private static Tensor RandomTensor(NativeTensors store, DType type, int rows, int columns, Random random) =>
+        store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
+
     private static void AssertClose(float[] expected, float[] actual, string what)
     {
         var error = ModelVerifier.RelativeError(actual, expected);
@@ -47,17 +52,18 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
         var random = new Random(7);
         foreach (var (rows, columns) in new[] { (1, 33), (3, 1000), (17, 7), (17, 33), (5, 64) })
         {
-            using var w = NativeTensor.Random(type, rows, columns, random);
+            using var store = new NativeTensors();
+            var w = RandomTensor(store, type, rows, columns, random);
             var bias = RandomArray(random, rows);
             for (var n = 1; n <= 9; n++)
             {
                 var x = RandomArray(random, n * columns);
                 var expected = new float[n * rows];
-                Reference.MatMul(x, n, w.Tensor, n % 2 == 0 ? bias : [], expected);
+                Reference.MatMul(x, n, w, n % 2 == 0 ? bias : [], expected);
                 foreach (var k in variants.All)
                 {
                     var actual = new float[n * rows];
-                    k.MatMul(x, n, w.Tensor, n % 2 == 0 ? bias : [], actual);
+                    k.MatMul(x, n, w, n % 2 == 0 ? bias : [], actual);
                     AssertClose(expected, actual, $"{type} [{rows}x{columns}] n={n} {k.VectorBits} bits {k.Threads} threads");
                 }
             }
@@ -69,20 +75,21 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     {
         // Prefill (blocked) and decode (streamed) paths and every thread count give the same bits for a row.
         var random = new Random(11);
-        using var w = NativeTensor.Random(DType.F16, 300, 257, random);
+        using var store = new NativeTensors();
+        var w = RandomTensor(store, DType.F16, 300, 257, random);
         const int n = 13;
         var x = RandomArray(random, n * 257);
         foreach (var bits in new[] { 128, 256, 512 })
         {
             var group = variants.All.Where(k => k.VectorBits == bits).ToList();
             var batched = new float[n * 300];
-            group[0].MatMul(x, n, w.Tensor, [], batched);
+            group[0].MatMul(x, n, w, [], batched);
             foreach (var k in group)
             {
                 for (var t = 0; t < n; t++)
                 {
                     var single = new float[300];
-                    k.MatMul(x.AsSpan(t * 257, 257), 1, w.Tensor, [], single);
+                    k.MatMul(x.AsSpan(t * 257, 257), 1, w, [], single);
                     Assert.Equal(batched.AsSpan(t * 300, 300).ToArray(), single);
                 }
             }
@@ -144,14 +151,15 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
 
         foreach (var type in new[] { DType.F32, DType.F16, DType.BF16 })
         {
-            using var table = NativeTensor.Random(type, 50, 37, random);
+            using var store = new NativeTensors();
+            var table = RandomTensor(store, type, 50, 37, random);
             int[] tokens = [0, 49, 17, 17];
             var expected = new float[tokens.Length * 37];
-            Reference.Embed(table.Tensor, tokens, expected);
+            Reference.Embed(table, tokens, expected);
             foreach (var k in variants.All)
             {
                 var actual = new float[tokens.Length * 37];
-                k.Embed(table.Tensor, tokens, actual);
+                k.Embed(table, tokens, actual);
                 Assert.Equal(expected, actual);
             }
         }
@@ -185,14 +193,15 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
         // Subnormals, infinities and NaN included: the vector conversion is bit manipulation that must equal the scalar one.
         var bytes = new byte[65536 * 2];
         for (var i = 0; i < 65536; i++) BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), (ushort)i);
-        using var table = new NativeTensor(DType.F16, 1024, 64, bytes);
+        using var store = new NativeTensors();
+        var table = store.Add("halves", DType.F16, [1024, 64], bytes);
         var tokens = Enumerable.Range(0, 1024).ToArray();
         var expected = new float[65536];
-        Reference.Embed(table.Tensor, tokens, expected);
+        Reference.Embed(table, tokens, expected);
         foreach (var k in variants.All)
         {
             var actual = new float[65536];
-            k.Embed(table.Tensor, tokens, actual);
+            k.Embed(table, tokens, actual);
             for (var i = 0; i < actual.Length; i++)
                 Assert.True(BitConverter.SingleToUInt32Bits(expected[i]) == BitConverter.SingleToUInt32Bits(actual[i]) || (float.IsNaN(expected[i]) && float.IsNaN(actual[i])), $"half {i:x4}");
         }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Exo.Inference.Kernels;
 using Exo.Inference.Verification;
 using Exo.Inference.Weights;
@@ -36,7 +37,7 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
         using var store = new NativeTensors();
         foreach (var (rows, columns) in new[] { (1, 256), (3, 512), (17, 256) })
         {
-            var w = store.Add("w", DType.F32, [rows, columns], System.Runtime.InteropServices.MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan()));
+            var w = store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan()));
             var q = store.Convert(w, type);
             var bias = RandomArray(random, rows);
             for (var n = 1; n <= 9; n += 2)
@@ -66,7 +67,7 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
     {
         var random = new Random(2);
         using var store = new NativeTensors();
-        var w = store.Convert(store.Add("w", DType.F32, [70, 96], System.Runtime.InteropServices.MemoryMarshal.AsBytes(RandomArray(random, 70 * 96).AsSpan())), DType.Q4_0);
+        var w = store.Convert(store.Add("w", DType.F32, [70, 96], MemoryMarshal.AsBytes(RandomArray(random, 70 * 96).AsSpan())), DType.Q4_0);
         const int n = 11;
         var x = RandomArray(random, n * 96);
         foreach (var k in variants.All)

@@ -37,6 +37,16 @@ public sealed unsafe class NativeTensors : IDisposable
         return tensor;
     }
 
+    /// <summary>A copy of a matrix whose row r is row <paramref name="sourceRow"/>(r) of the source, bytes unchanged.</summary>
+    public Tensor Permuted(in Tensor source, Func<int, int> sourceRow)
+    {
+        var tensor = Allocate(source.Name, source.Type, source.Shape);
+        var rowBytes = checked((int)tensor.RowByteCount);
+        for (var r = 0; r < source.Rows; r++)
+            source.RowBytes(sourceRow(r)).CopyTo(new Span<byte>(tensor.Pointer + (long)r * rowBytes, rowBytes));
+        return tensor;
+    }
+
     private Tensor Allocate(string name, DType type, long[] shape)
     {
         long count = 1;

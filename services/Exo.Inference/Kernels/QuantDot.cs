@@ -20,6 +20,7 @@ internal readonly unsafe struct Q8Block : IQuantBlock
 {
     public static int BlockBytes => 34;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => QuantDot.HalfToSingle(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -35,6 +36,7 @@ internal readonly unsafe struct Q4Block : IQuantBlock
 {
     public static int BlockBytes => 18;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => QuantDot.HalfToSingle(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -25,6 +25,7 @@ internal readonly unsafe struct F32Row : IWeightRow
         high = S.Load(p + S.Count);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scalar(byte* row, nint i) => ((float*)row)[i];
 }
 
@@ -36,6 +37,7 @@ internal readonly unsafe struct F16Row : IWeightRow
     public static void Load<S, V>(byte* row, nint i, out V low, out V high) where S : ISimd<V> where V : struct =>
         S.LoadHalf((ushort*)row + i, out low, out high);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scalar(byte* row, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)row)[i]);
 }
 
@@ -47,6 +49,7 @@ internal readonly unsafe struct BF16Row : IWeightRow
     public static void Load<S, V>(byte* row, nint i, out V low, out V high) where S : ISimd<V> where V : struct =>
         S.LoadBFloat((ushort*)row + i, out low, out high);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scalar(byte* row, nint i) => BitConverter.Int32BitsToSingle(((ushort*)row)[i] << 16);
 }
 

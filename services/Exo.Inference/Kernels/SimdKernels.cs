@@ -47,17 +47,18 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             var job = _matMul;
             sbyte* xq = null;
-            float* xs = null;
+            float* xs = null, xsum = null;
             var quantized = w.Type is DType.Q8_0 or DType.Q4_0;
             if (quantized)
             {
                 if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
                 xq = _scratch.Activations(n * columns);
                 xs = _scratch.ActivationScales;
-                QuantDot.QuantizeRows(xp, n, columns, xq, xs);
+                xsum = _scratch.ActivationSums;
+                QuantDot.QuantizeRows(xp, n, columns, xq, xs, xsum);
             }
 
-            job.Set(xp, n, w, bp, yp, xq, xs);
+            job.Set(xp, n, w, bp, yp, xq, xs, xsum);
             var streamed = n <= DecodeRows && (quantized || w.Type is DType.F32 or DType.F16 or DType.BF16);
             // Tiles hold about TileBytes of the weight as stored (quantized) or as converted f32 rows.
             var tileRowBytes = quantized ? w.RowByteCount : columns * sizeof(float);
@@ -307,6 +308,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private readonly float[][] _scores = new float[workers][];
         private sbyte[] _quants = [];
         private float[] _quantScales = [];
+        private float[] _quantSums = [];
 
         public QuantDot.Path Path => path;
 
@@ -317,6 +319,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             {
                 _quants = GC.AllocateUninitializedArray<sbyte>(values, pinned: true);
                 _quantScales = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
+                _quantSums = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
             }
 
             return (sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants));
@@ -324,6 +327,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
 
         /// <summary>One scale per block of the activations last sized by <see cref="Activations"/>.</summary>
         public float* ActivationScales => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantScales));
+
+        /// <summary>One scaled sum of the quantized values per block.</summary>
+        public float* ActivationSums => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantSums));
 
         public float* Tile(int worker, int length) => Pinned(ref _tiles[worker], length);
 
@@ -349,14 +355,15 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     {
         private float* _x, _y, _bias;
         private sbyte* _xq;
-        private float* _xs;
+        private float* _xs, _xsum;
         private int _n;
         private Tensor _w;
 
         public int Tile { get; set; }
 
-        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs)
+        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs, float* xsum)
         {
+            _xsum = xsum;
             _x = x;
             _n = n;
             _w = w;
@@ -432,16 +439,17 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                     var group = Math.Min(4, _n - t);
                     var xq = _xq + (long)t * _w.Columns;
                     var xs = _xs + (long)t * blocks;
+                    var xsum = _xsum + (long)t * blocks;
                     for (var r = 0; r < count; r++)
                     {
                         var w = _w.Pointer + (o0 + r) * rowBytes;
                         var y = _y + (long)t * rows + o0 + r;
                         switch (group)
                         {
-                            case 4: QuantDot.DotRows<B, Rows4>(path, w, blocks, xq, xs, y, rows); break;
-                            case 3: QuantDot.DotRows<B, Rows3>(path, w, blocks, xq, xs, y, rows); break;
-                            case 2: QuantDot.DotRows<B, Rows2>(path, w, blocks, xq, xs, y, rows); break;
-                            default: QuantDot.DotRows<B, Rows1>(path, w, blocks, xq, xs, y, rows); break;
+                            case 4: QuantDot.DotRows<B, Rows4>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            case 3: QuantDot.DotRows<B, Rows3>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            case 2: QuantDot.DotRows<B, Rows2>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            default: QuantDot.DotRows<B, Rows1>(path, w, blocks, xq, xs, xsum, y, rows); break;
                         }
                     }
                 }

@@ -15,12 +15,17 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
     {
         var quants = new sbyte[x.Length];
         var scales = new float[x.Length / QuantDot.BlockSize];
+        var sums = new float[scales.Length];
         fixed (float* xp = x)
         fixed (sbyte* qp = quants)
         fixed (float* sp = scales)
+        fixed (float* up = sums)
         {
-            QuantDot.QuantizeRows(xp, n, columns, qp, sp);
+            QuantDot.QuantizeRows(xp, n, columns, qp, sp, up);
         }
+
+        for (var b = 0; b < sums.Length; b++)
+            Assert.Equal(sums[b], scales[b] * quants.Skip(b * QuantDot.BlockSize).Take(QuantDot.BlockSize).Sum(q => q), 3);
 
         return quants.Select((q, i) => q * scales[i / QuantDot.BlockSize]).ToArray();
     }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -91,12 +90,8 @@ internal static unsafe class QuantDot
 
     public static Path Best => AvxVnni.IsSupported ? Path.AvxVnni : Avx2.IsSupported ? Path.Avx2 : Path.Portable;
 
-    // Every half's value: one load per block scale instead of a dozen bit operations. A model's scales span few
-    // exponents, so the entries in use stay in cache.
-    private static readonly float[] s_halves = Enumerable.Range(0, 65536).Select(h => (float)BitConverter.UInt16BitsToHalf((ushort)h)).ToArray();
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float HalfToSingle(ushort h) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s_halves), h);
+    public static float HalfToSingle(ushort h) => HalfBits.ToSingle(Vector128.CreateScalarUnsafe((uint)h)).ToScalar();
 
     /// <summary>
     /// Quantizes each of the n rows of x[n, columns] to int8 blocks: q = round(x / d) with d = max |x| / 127 per block;

@@ -20,7 +20,7 @@ public sealed partial class MembershipPlanner(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var debouncer = new Debouncer(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(2), Replan, e => LogPlanFailed(e));
-        foreach (var (model, _) in models) board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)board.NextVersion() }, "no shard workers have joined yet");
+        foreach (var (model, _) in models) board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)board.NextVersion(), Problem = "no shard workers have joined yet" });
 
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -63,8 +63,8 @@ public sealed partial class MembershipPlanner(
             if (!result.Succeeded)
             {
                 var problem = nodes.Length == 0 ? "no shard workers have joined yet" : result.Error!;
-                if (current is { Stages.Count: 0 } && board.Problem(model) == problem) continue;
-                board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version }, problem);
+                if (current is { Stages.Count: 0 } && current.Problem == problem) continue;
+                board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version, Problem = problem });
                 LogCannotPlace(model, problem);
                 continue;
             }

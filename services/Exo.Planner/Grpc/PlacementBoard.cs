@@ -12,7 +12,6 @@ namespace Exo.Planner.Grpc;
 public sealed class PlacementBoard
 {
     private readonly ConcurrentDictionary<string, Contracts.V1.Placement> _placements = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _problems = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Channel<Contracts.V1.Placement>, string?> _watchers = new();
     private long _version;
 
@@ -20,14 +19,10 @@ public sealed class PlacementBoard
 
     public Contracts.V1.Placement? Current(string model) => _placements.GetValueOrDefault(model);
 
-    public string? Problem(string model) => _problems.GetValueOrDefault(model);
-
-    /// <summary>Publishes a placement; one with no stages withdraws the model (it cannot be served now).</summary>
-    public void Publish(Contracts.V1.Placement placement, string? problem = null)
+    /// <summary>Publishes a placement; one with no stages (and a <c>Problem</c>) withdraws the model: it cannot be served now.</summary>
+    public void Publish(Contracts.V1.Placement placement)
     {
         _placements[placement.ModelId] = placement;
-        if (problem is null) _problems.TryRemove(placement.ModelId, out _);
-        else _problems[placement.ModelId] = problem;
         foreach (var (channel, model) in _watchers)
         {
             if (model is null || model == placement.ModelId) channel.Writer.TryWrite(placement);

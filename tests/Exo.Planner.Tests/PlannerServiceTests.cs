@@ -99,8 +99,9 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         throw new InvalidOperationException("the placement stream ended");
     }
 
-    private static AsyncServerStreamingCall<Contracts.V1.Placement> Watch(Contracts.V1.Planner.PlannerClient planner, CancellationToken cancellationToken) =>
-        planner.WatchPlacements(new WatchPlacementsRequest { ModelId = Model }, new CallOptions(CancellationToken: cancellationToken));
+    /// <summary>The shipped model's placements; disposing the call ends the watch.</summary>
+    private static AsyncServerStreamingCall<Contracts.V1.Placement> Watch(Contracts.V1.Planner.PlannerClient planner) =>
+        planner.WatchPlacements(new WatchPlacementsRequest { ModelId = Model });
 
     [Fact]
     public async Task JoiningAndLeavingNodesReplanTheRing()
@@ -111,8 +112,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         // Before any worker joins, the planner says why it has no placement.
         Assert.Contains("no shard workers", await Problem(planner));
 
-        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var watch = Watch(planner, watching.Token);
+        using var watch = Watch(planner);
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));
         var one = await NextWithStages(watch, 1);
         Assert.Equal(("big", 0u, 8u), (one.Stages[0].NodeId, one.Stages[0].LayerStart, one.Stages[0].LayerEnd));
@@ -139,8 +139,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     {
         var registry = StartRegistry();
         var (planner, _) = StartPlanner(inRedis: false);
-        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var watch = Watch(planner, watching.Token);
+        using var watch = Watch(planner);
 
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b"), InstanceToken = "1" }));
         Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Eventually(async () =>
@@ -162,8 +161,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     {
         var registry = StartRegistry();
         var (planner, _) = StartPlanner(inRedis: false);
-        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var watch = Watch(planner, watching.Token);
+        using var watch = Watch(planner);
 
         // 8 layers by memory 2.75 : 1.25 is 5.5 : 2.5, a tie the bigger node wins; 5% more on the small node would tip it.
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 2.75), InstanceToken = "1" }));
@@ -188,8 +186,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         var registry = StartRegistry();
         var (first, firstProcess) = StartPlanner(inRedis: true);
         Contracts.V1.Placement placed;
-        using (var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
-        using (var watch = Watch(first, watching.Token))
+        using (var watch = Watch(first))
         {
             await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));
             placed = await NextWithStages(watch, 1);
@@ -201,8 +198,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         // No waiting: the placement is there as soon as the planner listens. A re-planned one would carry a newer version.
         Assert.Equal(placed, await restarted.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
 
-        using var watchingAgain = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var watchAgain = Watch(restarted, watchingAgain.Token);
+        using var watchAgain = Watch(restarted);
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
         var replanned = await NextWithStages(watchAgain, 2);
         Assert.True(replanned.Version > placed.Version, $"version {replanned.Version} after a restart does not follow {placed.Version}");

@@ -74,8 +74,29 @@ public sealed partial class ServiceProcess : IDisposable
         if (ListeningLine().Match(e.Data) is { Success: true } match) _listening.TrySetResult(new Uri(match.Groups[1].Value));
     }
 
+    private bool _disposed;
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _disposed || _process.HasExited;
+
+    /// <summary>Asks the process to stop as Ctrl-C or a service manager would (SIGTERM), and waits for it to exit.</summary>
+    public bool Terminate(TimeSpan timeout)
+    {
+        if (_process.HasExited) return true;
+        if (SendSignal(_process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed");
+        return _process.WaitForExit(timeout);
+    }
+
+    private const int SigTerm = 15;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

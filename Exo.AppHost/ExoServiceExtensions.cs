@@ -15,6 +15,8 @@ public static class ExoServiceExtensions
             .WithHttpHealthCheck("/health")
             .WithEnvironment("DOTNET_ENVIRONMENT", "Production")
             .WithEnvironment("ASPNETCORE_ENVIRONMENT", "Production")
+            // Not every request (health probes come five times a second while starting); lifetime messages still show.
+            .WithEnvironment("Logging__LogLevel__Microsoft.AspNetCore", "Warning")
             .WithEnvironment("Logging__Console__FormatterName", "simple")
             .WithEnvironment("Logging__Console__FormatterOptions__SingleLine", "true");
 

@@ -88,7 +88,7 @@ public sealed class DistributedApplication
     }
 
     private static string Describe(Resource resource) =>
-        resource.Endpoints.Count == 0 ? "" : " on " + string.Join(", ", resource.Endpoints.Select(e => $"{e.Name} {e.Url.ToString().TrimEnd('/')}"));
+        resource.Endpoints.Count == 0 ? "" : " on " + string.Join(", ", resource.Endpoints.Select(e => $"{e.Name} {e.Host}:{e.Port}"));
 
     private Process Start(Resource resource, Action<string> fail)
     {

@@ -74,10 +74,14 @@ public sealed class ResourceBuilder<T>(DistributedApplicationBuilder app, T reso
         return WithEnvironment(portVariable, endpoint.Port.ToString());
     }
 
-    /// <summary>Healthy when GET <paramref name="path"/> on the "http" endpoint answers 200.</summary>
-    public ResourceBuilder<T> WithHttpHealthCheck(string path = "/health")
+    /// <summary>Healthy when GET <paramref name="path"/> on the "http" endpoint answers 2xx.</summary>
+    public ResourceBuilder<T> WithHttpHealthCheck(string path = "/health") =>
+        WithHealthCheck(HttpHealthCheck.For(new Uri($"http://127.0.0.1:{Resource.GetEndpoint("http").Port}{path}")));
+
+    /// <summary>Resources waiting for this one start once <paramref name="isHealthy"/> says true.</summary>
+    public ResourceBuilder<T> WithHealthCheck(Func<CancellationToken, Task<bool>> isHealthy)
     {
-        Resource.HealthCheck = HttpHealthCheck.For(new Uri($"http://127.0.0.1:{Resource.GetEndpoint("http").Port}{path}"));
+        Resource.HealthCheck = isHealthy;
         return this;
     }
 

@@ -8,8 +8,8 @@ namespace Exo.AppHost;
 public sealed record ClusterStatus(bool Ready, string Summary)
 {
     /// <summary>
-    /// Reads the gateway's cluster view: <c>healthy</c>, <c>nodes[]</c> and <c>placements[]</c> (model, version, ready, stages with
-    /// endpoint, nodeId, layerStart, layerEnd). Stages are named by the worker whose gRPC port they use, else by node id.
+    /// Reads the gateway's cluster view: <c>healthy</c>, <c>nodes[]</c> and <c>placements[]</c> (model, version, ready, problem, stages
+    /// with endpoint, nodeId, layerStart, layerEnd). Stages are named by the worker whose gRPC port they use, else by node id.
     /// </summary>
     public static ClusterStatus Parse(string json, IReadOnlyDictionary<int, string> workerByPort, int workers)
     {
@@ -22,7 +22,7 @@ public sealed record ClusterStatus(bool Ready, string Summary)
             var placements = root.GetProperty("placements").EnumerateArray().Select(p => Placement(p, workerByPort)).ToList();
             if (healthy && placements.Count > 0) return new ClusterStatus(true, string.Join("; ", placements.Select(p => p.Text)));
 
-            var state = placements.Count == 0 ? "no placement yet" : string.Join("; ", placements.Select(p => p.Ready ? p.Text : $"{p.Text} (loading)"));
+            var state = placements.Count == 0 ? "no placement yet" : string.Join("; ", placements.Select(p => p.Text));
             return new ClusterStatus(false, $"{nodes} of {workers} workers registered, {state}");
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
@@ -41,8 +41,11 @@ public sealed record ClusterStatus(bool Ready, string Summary)
                 : stage.GetProperty("nodeId").GetString();
             return $"[{stage.GetProperty("layerStart").GetInt32()}, {stage.GetProperty("layerEnd").GetInt32()}) {name}";
         }).ToList();
-        var text = $"{placement.GetProperty("model").GetString()} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}";
-        return (placement.GetProperty("ready").GetBoolean(), text);
+        var model = placement.GetProperty("model").GetString();
+        var ready = placement.GetProperty("ready").GetBoolean();
+        // The planner says why a model has no stages (too little memory, no worker has it on disk): that is what the user needs.
+        if (!ready && placement.TryGetProperty("problem", out var problem) && problem.ValueKind == JsonValueKind.String) return (false, $"{model}: {problem.GetString()}");
+        return (ready, $"{model} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}{(ready ? "" : " (loading)")}");
     }
 }
 

@@ -40,6 +40,18 @@ public sealed class ClusterStatusTests
         Assert.Equal("1 of 2 workers registered, no placement yet", empty.Summary);
     }
 
+    [Fact]
+    public void APlacementThatCannotBeMadeSaysWhy()
+    {
+        var status = ClusterStatus.Parse("""
+            {"nodes":[{"nodeId":"n1"}],"healthy":false,"placements":[{"model":"big","version":0,"ready":false,"stages":[],
+              "problem":"needs 9.1 GB, the cluster has 6.0 GB free"}]}
+            """, Workers, workers: 1);
+
+        Assert.False(status.Ready);
+        Assert.Equal("1 of 1 workers registered, big: needs 9.1 GB, the cluster has 6.0 GB free", status.Summary);
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("""{"healthy":true}""")]

@@ -10,7 +10,7 @@ public static class GrpcKestrelExtensions
 {
     /// <summary>
     /// Listens on <paramref name="endpoint"/> (port 0 picks a free port) for gRPC. The addresses of <c>--urls</c> /
-    /// <c>ASPNETCORE_URLS</c> keep serving plain HTTP/1.1 and HTTP/2 (health checks, metrics), which Kestrel would
+    /// <c>ASPNETCORE_URLS</c> keep serving plain HTTP/1.1 (health checks, metrics), which Kestrel would
     /// otherwise drop as soon as an endpoint is configured in code.
     /// </summary>
     public static IWebHostBuilder UseGrpcEndpoint(this IWebHostBuilder builder, IPEndPoint endpoint, X509Certificate2? certificate = null)
@@ -40,7 +40,7 @@ public static class GrpcKestrelExtensions
         var normalized = url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal);
         if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp)
             throw new InvalidOperationException($"URL '{url}' is not an http://host:port address; a gRPC service serves plain HTTP on --urls and gRPC on its gRPC port");
-        Action<ListenOptions> http = listen => listen.Protocols = HttpProtocols.Http1AndHttp2;
+        Action<ListenOptions> http = listen => listen.Protocols = HttpProtocols.Http1;
         if (uri.IsLoopback && uri.Host == "localhost") kestrel.ListenLocalhost(uri.Port, http);
         else if (IPAddress.TryParse(uri.Host, out var address)) kestrel.Listen(address, uri.Port, http);
         else kestrel.ListenAnyIP(uri.Port, http);

@@ -30,7 +30,8 @@ public sealed class DistributedApplication
     public async Task<int> RunAsync(CancellationToken stop)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var processes = new List<Process>();
+        // Per wave, so that they are stopped in reverse: dependents first, and nothing logs that its dependency vanished.
+        var processes = new List<List<Process>>();
         string? failure = null;
 
         void Fail(string message)
@@ -46,10 +47,12 @@ public sealed class DistributedApplication
         {
             foreach (var wave in StartWaves)
             {
+                var started = new List<Process>();
+                lock (processes) processes.Add(started);
                 foreach (var resource in wave)
                 {
                     var process = Start(resource, Fail);
-                    lock (processes) processes.Add(process);
+                    lock (processes) started.Add(process);
                     _log.Info($"started {resource.Name} (pid {process.Id}){Describe(resource)}");
                 }
 
@@ -71,9 +74,9 @@ public sealed class DistributedApplication
         finally
         {
             await stopping.CancelAsync();
-            List<Process> started;
-            lock (processes) started = [.. processes];
-            await Task.WhenAll(started.Select(StopAsync));
+            List<List<Process>> waves;
+            lock (processes) waves = [.. processes.Select(wave => wave.ToList()).Reverse()];
+            foreach (var wave in waves) await Task.WhenAll(wave.Select(StopAsync));
             await Task.WhenAll(callbacks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
         }
 

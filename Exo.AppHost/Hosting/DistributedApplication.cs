@@ -48,11 +48,11 @@ public sealed class DistributedApplication
             foreach (var wave in StartWaves)
             {
                 var started = new List<Process>();
-                lock (processes) processes.Add(started);
+                processes.Add(started);
                 foreach (var resource in wave)
                 {
                     var process = Start(resource, Fail);
-                    lock (processes) started.Add(process);
+                    started.Add(process);
                     _log.Info($"started {resource.Name} (pid {process.Id}){Describe(resource)}");
                 }
 
@@ -60,7 +60,7 @@ public sealed class DistributedApplication
             }
 
             _log.Info("all resources are healthy");
-            callbacks.AddRange(_onHealthy.Select(callback => Task.Run(() => callback(stopping.Token), CancellationToken.None)));
+            callbacks.AddRange(_onHealthy.Select(callback => Task.Run(() => RunCallbackAsync(callback, stopping.Token), CancellationToken.None)));
             await Task.Delay(Timeout.Infinite, stopping.Token);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -74,10 +74,8 @@ public sealed class DistributedApplication
         finally
         {
             await stopping.CancelAsync();
-            List<List<Process>> waves;
-            lock (processes) waves = [.. processes.Select(wave => wave.ToList()).Reverse()];
-            foreach (var wave in waves) await Task.WhenAll(wave.Select(StopAsync));
-            await Task.WhenAll(callbacks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            for (var i = processes.Count - 1; i >= 0; i--) await Task.WhenAll(processes[i].Select(StopAsync));
+            await Task.WhenAll(callbacks);
         }
 
         if (failure is null)
@@ -88,6 +86,23 @@ public sealed class DistributedApplication
 
         _log.Error(failure + "; everything was stopped");
         return 1;
+    }
+
+    private async Task RunCallbackAsync(Func<CancellationToken, Task> callback, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await callback(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The application is stopping.
+        }
+        catch (Exception e)
+        {
+            // A watcher's failure is reported but does not bring the running resources down.
+            _log.Warning($"after start: {e.Message}");
+        }
     }
 
     private static string Describe(Resource resource) =>

@@ -101,6 +101,39 @@ public sealed partial class DistributedApplicationTests
     }
 
     [Fact]
+    public async Task HealthyCallbacksRunOnceAllIsUpAndAreCancelledOnStopAndTheirFailuresAreOnlyWarnings()
+    {
+        var app = new DistributedApplicationBuilder();
+        Shell(app, "svc", "sleep 60");
+        var application = app.Build(Log());
+        var watching = new TaskCompletionSource();
+        var cancelled = false;
+        application.OnAllHealthy(async token =>
+        {
+            watching.SetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, token);
+            }
+            finally
+            {
+                cancelled = token.IsCancellationRequested;
+            }
+        });
+        application.OnAllHealthy(_ => throw new InvalidOperationException("watcher broke"));
+        using var stop = new CancellationTokenSource();
+
+        var run = application.RunAsync(stop.Token);
+        await watching.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains("all resources are healthy", Output);
+        await stop.CancelAsync();
+
+        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(cancelled);
+        Assert.Equal($"warning: after start: watcher broke{Environment.NewLine}", Error);
+    }
+
+    [Fact]
     public async Task AResourceThatNeverGetsHealthyFailsTheApplication()
     {
         var app = new DistributedApplicationBuilder { HealthTimeout = TimeSpan.FromSeconds(1) };

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -30,12 +31,27 @@ public sealed partial class ServiceProcess : IDisposable
         get { lock (_log) return _log.ToString(); }
     }
 
+    public int Id => _process.Id;
+
     public static ServiceProcess Start(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
         new(Process.Start(StartInfo(assembly, args, environment, redirectInput: false))!);
 
     /// <summary>The address from ASP.NET's "Now listening on" line, once the server is up.</summary>
     public Uri WaitUntilListening(TimeSpan timeout) =>
         _listening.Task.Wait(timeout) ? _listening.Task.Result : throw new TimeoutException($"the process did not start listening:\n{Log}");
+
+    /// <summary>Sends SIGINT, what Ctrl-C sends, and waits for the process to end; returns its exit code.</summary>
+    public int Interrupt(TimeSpan timeout)
+    {
+        if (Kill(_process.Id, SigInt) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGINT) failed: errno {Marshal.GetLastPInvokeError()}");
+        return _process.WaitForExit(timeout) ? _process.ExitCode : throw new TimeoutException($"the process did not stop within {timeout} of SIGINT:\n{Log}");
+    }
+
+    private const int SigInt = 2;
+
+    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>Runs a command to its end, feeding <paramref name="input"/> (if any) to its standard input.</summary>
     public static (int ExitCode, string Output, string Error) Run(string assembly, string? input, params string[] args)

@@ -48,6 +48,7 @@ public sealed partial class ServiceProcess : IDisposable
     }
 
     private const int SigInt = 2;
+    private const int SigTerm = 15;
 
     // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -92,22 +93,15 @@ public sealed partial class ServiceProcess : IDisposable
 
     private bool _disposed;
 
-    public int Id => _process.Id;
-
     public bool HasExited => _disposed || _process.HasExited;
 
-    /// <summary>Asks the process to stop as Ctrl-C or a service manager would (SIGTERM), and waits for it to exit.</summary>
+    /// <summary>Asks the process to stop as a service manager would (SIGTERM), and waits for it to exit.</summary>
     public bool Terminate(TimeSpan timeout)
     {
         if (_process.HasExited) return true;
-        if (SendSignal(_process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed");
+        if (Kill(_process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
         return _process.WaitForExit(timeout);
     }
-
-    private const int SigTerm = 15;
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int SendSignal(int pid, int signal);
 
     public void Dispose()
     {

@@ -5,7 +5,8 @@ using System.Net.Sockets;
 namespace Exo.AppHost;
 
 /// <summary>What the user asked for, checked: an existing model folder, a free gateway port, a sensible worker count.</summary>
-public sealed record AppHostSettings(string Model, int Workers, int Port, TimeSpan ReadyTimeout, string DataDir);
+/// <param name="Public">Serve on every interface, the registry and planner on their well-known ports, so other machines' workers can join.</param>
+public sealed record AppHostSettings(string Model, int Workers, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public = false);
 
 /// <summary>Something the user must fix before the cluster can start (an option, a missing build); reported as one <c>error:</c> line and exit code 2.</summary>
 public sealed class AppHostInputException(string message) : Exception(message);
@@ -37,6 +38,12 @@ public static class AppHostCommand
             Description = "Folder for the workers' state (worker-N/ holds each one's node id, kept between runs) [default: .exo of the repository]",
         };
 
+        var isPublic = new Option<bool>("--public")
+        {
+            Description = "Listen on every network interface, with the registry on port 52416 and the planner on 52417, so that shard workers "
+                + "on other machines can join (deploy/ installs them); by default everything listens on loopback only",
+        };
+
         var root = new RootCommand(
             "Exo AppHost: runs a whole Exo cluster on this machine, like an Aspire AppHost. It starts redis-server from PATH on a free "
             + "loopback port (without one, the registry and planner keep their state in memory, with a warning), the registry, the planner, "
@@ -45,7 +52,7 @@ public static class AppHostCommand
             + "model's layers are loaded on every worker. Ctrl-C (or SIGTERM) stops everything; if any process dies, the AppHost says "
             + "which, stops the rest and exits 1. Bad options exit 2.")
         {
-            model, workers, port, readyTimeout, dataDir,
+            model, workers, port, readyTimeout, dataDir, isPublic,
         };
 
         var parse = root.Parse(args);
@@ -58,7 +65,8 @@ public static class AppHostCommand
         try
         {
             if (parse.Errors.Count > 0) throw new AppHostInputException(parse.Errors[0].Message);
-            var settings = Check(parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(port), parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName);
+            var settings = Check(parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(port), parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName)
+                with { Public = parse.GetValue(isPublic) };
             return await run(settings, cancellationToken);
         }
         catch (AppHostInputException e)

@@ -20,7 +20,10 @@ public static class ExoServiceExtensions
             .WithEnvironment("Logging__Console__FormatterName", "simple")
             .WithEnvironment("Logging__Console__FormatterOptions__SingleLine", "true");
 
-    /// <summary>The service's h2c gRPC endpoint, named "grpc", told to it as <c>SECTION__GrpcPort</c> on 127.0.0.1.</summary>
-    public static ResourceBuilder<ProjectResource> WithGrpcEndpoint(this ResourceBuilder<ProjectResource> service, string section) =>
-        service.WithEndpoint("grpc", $"{section}__GrpcPort").WithEnvironment($"{section}__GrpcAddress", "127.0.0.1");
+    /// <summary>
+    /// The service's h2c gRPC endpoint, named "grpc", told to it as <c>SECTION__GrpcPort</c>: on loopback, or on every
+    /// interface when other machines must reach it (a worker then advertises this host's name instead of 127.0.0.1).
+    /// </summary>
+    public static ResourceBuilder<ProjectResource> WithGrpcEndpoint(this ResourceBuilder<ProjectResource> service, string section, bool everyInterface = false, int? port = null) =>
+        service.WithEndpoint("grpc", $"{section}__GrpcPort", port).WithEnvironment($"{section}__GrpcAddress", everyInterface ? "0.0.0.0" : "127.0.0.1");
 }

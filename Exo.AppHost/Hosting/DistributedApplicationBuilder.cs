@@ -67,10 +67,10 @@ public sealed class ResourceBuilder<T>(DistributedApplicationBuilder app, T reso
         return WithEnvironment("ASPNETCORE_URLS", endpoint.Url.ToString().TrimEnd('/'));
     }
 
-    /// <summary>Another endpoint on a free loopback port, told to the process in <paramref name="portVariable"/>.</summary>
-    public ResourceBuilder<T> WithEndpoint(string name, string portVariable)
+    /// <summary>Another endpoint (on a free port unless <paramref name="port"/> is given), told to the process in <paramref name="portVariable"/>.</summary>
+    public ResourceBuilder<T> WithEndpoint(string name, string portVariable, int? port = null)
     {
-        var endpoint = AddEndpoint(name, "127.0.0.1", null);
+        var endpoint = AddEndpoint(name, "127.0.0.1", port);
         return WithEnvironment(portVariable, endpoint.Port.ToString());
     }
 

@@ -8,7 +8,7 @@ internal static class ChatCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder with a chat template", Required = true };
+        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file, with a chat template", Required = true };
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
         var sampling = new SamplingOptions();
         var command = new Command("chat",

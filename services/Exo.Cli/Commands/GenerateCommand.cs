@@ -7,7 +7,7 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder", Required = true };
+        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (no chat template; see `exo chat`)", Required = true };
         var sampling = new SamplingOptions();
         var command = new Command("generate", "Continue a prompt with a model on this machine, streaming the text to stdout.") { model, prompt };

@@ -128,6 +128,30 @@ public sealed class StageWeights : IDisposable
     /// <summary>Whether a GGUF file of this architecture holds q and k in the interleaved layout.</summary>
     public static bool GgufInterleavesQk(string architecture) => architecture == "llama";
 
+    /// <summary>Every tensor a whole model of this configuration has, by Hugging Face name, with whether it is a rotary (q or k) one.</summary>
+    public static IEnumerable<(string Name, bool Rotary)> TensorNames(ModelConfig c)
+    {
+        yield return (EmbedTokensName, false);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            foreach (var (suffix, present) in new[]
+            {
+                ("input_layernorm.weight", true), ("self_attn.q_proj.weight", true), ("self_attn.k_proj.weight", true),
+                ("self_attn.v_proj.weight", true), ("self_attn.o_proj.weight", true),
+                ("self_attn.q_proj.bias", c.QkvBias), ("self_attn.k_proj.bias", c.QkvBias), ("self_attn.v_proj.bias", c.QkvBias),
+                ("self_attn.o_proj.bias", c.OutputBias), ("self_attn.q_norm.weight", c.QkNorm), ("self_attn.k_norm.weight", c.QkNorm),
+                ("post_attention_layernorm.weight", true), ("mlp.gate_proj.weight", true), ("mlp.up_proj.weight", true),
+                ("mlp.down_proj.weight", true), ("mlp.gate_proj.bias", c.MlpBias), ("mlp.up_proj.bias", c.MlpBias), ("mlp.down_proj.bias", c.MlpBias),
+            })
+            {
+                if (present) yield return (LayerTensorName(i, suffix), suffix.StartsWith("self_attn.q_proj", StringComparison.Ordinal) || suffix.StartsWith("self_attn.k_proj", StringComparison.Ordinal));
+            }
+        }
+
+        yield return (FinalNormName, false);
+        if (!c.TieWordEmbeddings) yield return (LmHeadName, false);
+    }
+
     /// <summary>Loads a stage from a Hugging Face folder or a GGUF file.</summary>
     public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers)
     {

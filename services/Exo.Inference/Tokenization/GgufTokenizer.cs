@@ -38,13 +38,16 @@ internal static class GgufTokenizer
 
     private const string SpaceMark = "\u2581";
 
-    /// <summary>llama.cpp's pre-tokenizer names for byte-level BPE, with the split regex each stands for (null: GPT-2's own).</summary>
-    public static readonly IReadOnlyList<(string Name, string? Regex, bool Nfc)> PreTokenizers =
+    /// <summary>
+    /// llama.cpp's pre-tokenizer names for byte-level BPE: the split regex each stands for (null: GPT-2's own), whether
+    /// text is NFC-normalized first, and whether a word already in the vocabulary skips the merges (Llama 3).
+    /// </summary>
+    public static readonly IReadOnlyList<(string Name, string? Regex, bool Nfc, bool IgnoreMerges)> PreTokenizers =
     [
-        ("gpt-2", null, false),
-        ("default", null, false),
-        ("llama-bpe", @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", false),
-        ("qwen2", @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", true),
+        ("gpt-2", null, false, false),
+        ("default", null, false, false),
+        ("llama-bpe", @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", false, true),
+        ("qwen2", @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", true, false),
     ];
 
     public static (TokenizerParts Parts, SpecialTokenInfo Special) Read(GgufMetadata m)
@@ -129,7 +132,7 @@ internal static class GgufTokenizer
             merges.Add((left, right, merged));
         }
 
-        var model = new BpeModel(vocab, merges, null, false, false, false);
+        var model = new BpeModel(vocab, merges, null, false, false, known.IgnoreMerges);
         return new TokenizerParts(model, new Dictionary<string, int>(vocab, StringComparer.Ordinal), added,
             known.Nfc ? new NfcNormalizer() : null, preTokenizer, new ByteLevelDecoder(), [], []);
     }
@@ -271,7 +274,7 @@ internal static class GgufTokenizerWriter
                 .FirstOrDefault(r => r is not null)
             : null;
         var nfc = JsonRead.Optional(json, "normalizer") is { } n && JsonRead.Optional(n, "type")?.GetString() == "NFC";
-        foreach (var (name, known, needsNfc) in GgufTokenizer.PreTokenizers)
+        foreach (var (name, known, needsNfc, _) in GgufTokenizer.PreTokenizers)
         {
             if (known is not null && known == regex && needsNfc == nfc) return name;
         }

@@ -34,7 +34,7 @@ public sealed class LocalModel : IDisposable
     public ChatTemplate ChatTemplate => _template.Value;
 
     /// <summary>Loads a Hugging Face model folder, or a GGUF file with its embedded tokenizer and chat template.</summary>
-    public static LocalModel Load(string directory, IKernels? kernels = null)
+    public static LocalModel Load(string directory, IKernels? kernels = null, DType? quantize = null)
     {
         Tokenizer tokenizer;
         SpecialTokenInfo special;
@@ -56,7 +56,7 @@ public sealed class LocalModel : IDisposable
             template = () => ChatTemplate.FromModelDirectory(directory);
         }
 
-        var model = ModelStage.Load(directory, null, kernels);
+        var model = ModelStage.Load(directory, null, kernels, quantize);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();

@@ -152,8 +152,11 @@ public sealed class StageWeights : IDisposable
         if (!c.TieWordEmbeddings) yield return (LmHeadName, false);
     }
 
-    /// <summary>Loads a stage from a Hugging Face folder or a GGUF file.</summary>
-    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers)
+    /// <summary>
+    /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
+    /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
+    /// </summary>
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null)
     {
         layers.Validate(config.LayerCount);
         var gguf = ModelPath.IsGguf(modelPath);
@@ -162,7 +165,7 @@ public sealed class StageWeights : IDisposable
         try
         {
             var c = config;
-            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned);
+            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize);
             var first = layers.Start == 0;
             var last = layers.End == c.LayerCount;
             Tensor? embed = first || (last && c.TieWordEmbeddings) ? file.Matrix(EmbedTokensName, c.VocabSize, c.HiddenSize) : null;
@@ -207,7 +210,7 @@ public sealed class StageWeights : IDisposable
     }
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
-    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned)
+    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize)
     {
         private Tensor Get(string name) =>
             source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);
@@ -218,9 +221,13 @@ public sealed class StageWeights : IDisposable
             var tensor = Get(name);
             if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
                 throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
-            if (!rotary || interleavedHeadDim == 0) return tensor;
-            var headDim = interleavedHeadDim;
-            return owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+            if (rotary && interleavedHeadDim > 0)
+            {
+                var headDim = interleavedHeadDim;
+                tensor = owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+            }
+
+            return quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
         }
 
         public float[] Vector(string name, int length, bool rotary = false)

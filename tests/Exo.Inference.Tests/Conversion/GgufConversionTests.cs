@@ -83,6 +83,24 @@ public sealed class GgufConversionTests : IDisposable
         Assert.Equal(ChatTemplate.FromModelDirectory(folder).Render(messages, null, true), fromGguf.ChatTemplate.Render(messages, null, true));
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void QuantizingAtLoadGivesTheSameModelAsAQuantizedFile(string folder)
+    {
+        var gguf = Convert(folder, DType.Q8_0);
+        using var fromFile = ModelStage.Load(gguf);
+        using var atLoad = ModelStage.Load(folder, quantize: DType.Q8_0);
+        Assert.Equal(DType.Q8_0, atLoad.Weights.LayerWeights[0].DownProj.Type);
+        Assert.True(atLoad.Weights.AnonymousBytes > 0);
+
+        int[] tokens = [1, 5, 9, 2, 7];
+        var expected = new float[tokens.Length * fromFile.Config.VocabSize];
+        var actual = new float[expected.Length];
+        fromFile.ForwardTokens([new SequenceChunk(fromFile.CreateCache(8), tokens.Length)], tokens, expected, LogitRows.All);
+        atLoad.ForwardTokens([new SequenceChunk(atLoad.CreateCache(8), tokens.Length)], tokens, actual, LogitRows.All);
+        Assert.Equal(expected, actual);
+    }
+
     [Fact]
     public void LlamaQAndKRowsAreInterleavedInTheFileAndRestoredOnLoad()
     {

@@ -8,4 +8,5 @@ root.Subcommands.Add(ChatCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TemplateCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
+root.Subcommands.Add(SynthCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -71,7 +71,7 @@ public sealed class GgufConversion : IDisposable
         }
     }
 
-    private static void WriteMetadata(GgufWriter writer, ModelConfig c, string arch, DType type, string directory)
+    internal static void WriteMetadata(GgufWriter writer, ModelConfig c, string arch, DType type, string directory)
     {
         string Key(string name) => $"{arch}.{name}";
         writer.Set("general.architecture", arch)

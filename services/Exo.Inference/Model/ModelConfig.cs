@@ -9,13 +9,18 @@ public sealed record RopeConfig(
     double Factor = 1.0,
     double LowFreqFactor = 1.0,
     double HighFreqFactor = 4.0,
-    int OriginalMaxPositionEmbeddings = 0);
+    int OriginalMaxPositionEmbeddings = 0,
+    float[]? FrequencyFactors = null)
+{
+    /// <summary>Type of a rope whose inverse frequencies are divided by per-dimension factors (GGUF's rope_freqs tensor).</summary>
+    public const string FactorsType = "factors";
+}
 
 /// <summary>
 /// The architecture of a Llama-family checkpoint, read from its config.json. One record covers llama, mistral, qwen2
 /// and qwen3: they differ only in the flags below.
 /// </summary>
-public sealed record ModelConfig
+public sealed partial record ModelConfig
 {
     public static readonly IReadOnlySet<string> SupportedModelTypes = new HashSet<string> { "llama", "mistral", "qwen2", "qwen3" };
     private static readonly IReadOnlySet<string> SupportedRopeTypes = new HashSet<string> { "default", "linear", "llama3" };
@@ -82,9 +87,7 @@ public sealed record ModelConfig
         var kvHeads = reader.Int("num_key_value_heads") ?? heads;
         var headDim = reader.Int("head_dim") ?? (hidden % heads == 0 ? hidden / heads
             : throw new ModelFormatException($"{source}: hidden_size {hidden} is not a multiple of num_attention_heads {heads} and no head_dim is given"));
-        if (heads % kvHeads != 0)
-            throw new ModelFormatException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
-        if (headDim % 2 != 0) throw new ModelFormatException($"{source}: head_dim {headDim} must be even for rotary embeddings");
+        CheckHeads(source, heads, kvHeads, headDim);
 
         var layers = reader.RequiredInt("num_hidden_layers");
         var attentionBias = reader.Bool("attention_bias") ?? false;
@@ -112,6 +115,13 @@ public sealed record ModelConfig
             BosTokenId = reader.IntOrFirst("bos_token_id"),
             EosTokenIds = reader.IntList("eos_token_id"),
         };
+    }
+
+    private static void CheckHeads(string source, int heads, int kvHeads, int headDim)
+    {
+        if (kvHeads <= 0 || heads % kvHeads != 0)
+            throw new ModelFormatException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+        if (headDim <= 0 || headDim % 2 != 0) throw new ModelFormatException($"{source}: head dimension {headDim} must be even and positive for rotary embeddings");
     }
 
     private static RopeConfig ParseRope(Reader reader, string source)

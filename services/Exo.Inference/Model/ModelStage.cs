@@ -42,12 +42,15 @@ public sealed class ModelStage : IDisposable
     public bool IsLast => Layers.End == Config.LayerCount;
     public StageWeights Weights => _weights;
 
-    /// <summary>Loads layers <paramref name="layers"/> (all when null) of the model folder with the given kernels.</summary>
-    public static ModelStage Load(string modelDirectory, LayerRange? layers = null, IKernels? kernels = null)
+    /// <summary>
+    /// Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file with the given kernels,
+    /// optionally quantizing the weight matrices at load.
+    /// </summary>
+    public static ModelStage Load(string modelPath, LayerRange? layers = null, IKernels? kernels = null, Weights.DType? quantize = null)
     {
-        var config = ModelConfig.Load(modelDirectory);
+        var config = ModelConfig.LoadAny(modelPath);
         var range = layers ?? LayerRange.All(config.LayerCount);
-        return new ModelStage(config, StageWeights.Load(modelDirectory, config, range), kernels ?? ReferenceKernels.Instance);
+        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize), kernels ?? ReferenceKernels.Instance);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

@@ -26,10 +26,26 @@ public sealed class RotaryEmbedding
             case "llama3":
                 ApplyLlama3Scaling(rope);
                 break;
+            case RopeConfig.FactorsType:
+                if (rope.FrequencyFactors is not { } factors || factors.Length != half)
+                    throw new ModelFormatException($"rope frequency factors must hold {half} values");
+                for (var i = 0; i < half; i++) _inverseFrequencies[i] /= factors[i];
+                break;
         }
     }
 
     public int Half => _inverseFrequencies.Length;
+
+    /// <summary>
+    /// The per-dimension divisors that turn the unscaled frequencies into this rope's: how GGUF stores llama3-style
+    /// scaling (a rope_freqs tensor) for llama.cpp.
+    /// </summary>
+    public static float[] FrequencyFactors(RopeConfig rope, int headDim)
+    {
+        var plain = new RotaryEmbedding(rope with { Type = "default" }, headDim)._inverseFrequencies;
+        var scaled = new RotaryEmbedding(rope, headDim)._inverseFrequencies;
+        return plain.Select((f, i) => f / scaled[i]).ToArray();
+    }
 
     /// <summary>Llama 3.1's scaling: long wavelengths slowed by the factor, short ones kept, a smooth blend between.</summary>
     private void ApplyLlama3Scaling(RopeConfig rope)

@@ -25,16 +25,19 @@ public sealed record LayerWeights(
 
 /// <summary>
 /// The weights one pipeline stage needs: its layers, plus the embeddings on the first stage and the final norm and
-/// lm head on the last. The checkpoint's tensor names live here and nowhere else.
+/// lm head on the last. The checkpoint's tensor names live here and nowhere else: Hugging Face names, and the
+/// llama.cpp names GGUF files use for them.
 /// </summary>
 public sealed class StageWeights : IDisposable
 {
-    private readonly WeightFolder _folder;
+    private readonly IWeightSource _source;
+    private readonly NativeTensors _owned;
 
-    private StageWeights(WeightFolder folder, LayerRange layers, Tensor? embedTokens, LayerWeights[] layerWeights,
+    private StageWeights(IWeightSource source, NativeTensors owned, LayerRange layers, Tensor? embedTokens, LayerWeights[] layerWeights,
         float[]? finalNorm, Tensor? lmHead)
     {
-        _folder = folder;
+        _source = source;
+        _owned = owned;
         Layers = layers;
         EmbedTokens = embedTokens;
         LayerWeights = layerWeights;
@@ -49,72 +52,199 @@ public sealed class StageWeights : IDisposable
     public Tensor? LmHead { get; }             // [vocab, hidden], last stage only (the embeddings when tied)
 
     /// <summary>The weight files this stage mapped.</summary>
-    public IReadOnlyCollection<string> MappedFiles => _folder.OpenedFiles;
+    public IReadOnlyCollection<string> MappedFiles => _source.OpenedFiles;
 
-    public static StageWeights Load(string modelDirectory, ModelConfig config, LayerRange layers)
+    /// <summary>Bytes of weights held in anonymous memory (re-laid-out or quantized at load) rather than mapped.</summary>
+    public long AnonymousBytes => _owned.Bytes;
+
+    public const string EmbedTokensName = "model.embed_tokens.weight";
+    public const string FinalNormName = "model.norm.weight";
+    public const string LmHeadName = "lm_head.weight";
+
+    /// <summary>Hugging Face name of layer <paramref name="layer"/>'s tensor <paramref name="suffix"/> (e.g. "self_attn.q_proj.weight").</summary>
+    public static string LayerTensorName(int layer, string suffix) => $"model.layers.{layer}.{suffix}";
+
+    // Hugging Face layer tensor suffixes and the llama.cpp names of the same tensors.
+    private static readonly Dictionary<string, string> GgufLayerNames = new(StringComparer.Ordinal)
+    {
+        ["input_layernorm.weight"] = "attn_norm.weight",
+        ["self_attn.q_proj.weight"] = "attn_q.weight",
+        ["self_attn.k_proj.weight"] = "attn_k.weight",
+        ["self_attn.v_proj.weight"] = "attn_v.weight",
+        ["self_attn.o_proj.weight"] = "attn_output.weight",
+        ["self_attn.q_proj.bias"] = "attn_q.bias",
+        ["self_attn.k_proj.bias"] = "attn_k.bias",
+        ["self_attn.v_proj.bias"] = "attn_v.bias",
+        ["self_attn.o_proj.bias"] = "attn_output.bias",
+        ["self_attn.q_norm.weight"] = "attn_q_norm.weight",
+        ["self_attn.k_norm.weight"] = "attn_k_norm.weight",
+        ["post_attention_layernorm.weight"] = "ffn_norm.weight",
+        ["mlp.gate_proj.weight"] = "ffn_gate.weight",
+        ["mlp.up_proj.weight"] = "ffn_up.weight",
+        ["mlp.down_proj.weight"] = "ffn_down.weight",
+        ["mlp.gate_proj.bias"] = "ffn_gate.bias",
+        ["mlp.up_proj.bias"] = "ffn_up.bias",
+        ["mlp.down_proj.bias"] = "ffn_down.bias",
+    };
+
+    /// <summary>The llama.cpp (GGUF) name of a Hugging Face tensor, or null for tensors llama.cpp has no name for.</summary>
+    public static string? GgufTensorName(string name)
+    {
+        switch (name)
+        {
+            case EmbedTokensName: return "token_embd.weight";
+            case FinalNormName: return "output_norm.weight";
+            case LmHeadName: return "output.weight";
+        }
+
+        const string prefix = "model.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return null;
+        var dot = name.IndexOf('.', prefix.Length);
+        if (dot < 0 || !int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out var layer)) return null;
+        return GgufLayerNames.TryGetValue(name[(dot + 1)..], out var suffix) ? $"blk.{layer}.{suffix}" : null;
+    }
+
+    /// <summary>The GGUF tensor holding llama3-style rope frequency factors.</summary>
+    public const string GgufRopeFactorsName = "rope_freqs.weight";
+
+    /// <summary>
+    /// llama.cpp's converter stores the q and k rows of the llama architecture with each head's two halves interleaved
+    /// (rows i and i + headDim/2 of a Hugging Face head become rows 2i and 2i + 1), so that its rope rotates adjacent
+    /// pairs. This is the GGUF row that holds Hugging Face row <paramref name="row"/>.
+    /// </summary>
+    public static int InterleavedRow(int row, int headDim)
+    {
+        int head = row / headDim, j = row % headDim, half = headDim / 2;
+        return head * headDim + 2 * (j % half) + j / half;
+    }
+
+    /// <summary>The inverse of <see cref="InterleavedRow"/>: the Hugging Face row stored at GGUF row <paramref name="row"/>.</summary>
+    public static int DeinterleavedRow(int row, int headDim)
+    {
+        int head = row / headDim, j = row % headDim;
+        return head * headDim + j % 2 * (headDim / 2) + j / 2;
+    }
+
+    /// <summary>Whether a GGUF file of this architecture holds q and k in the interleaved layout.</summary>
+    public static bool GgufInterleavesQk(string architecture) => architecture == "llama";
+
+    /// <summary>Every tensor a whole model of this configuration has, by Hugging Face name, with whether it is a rotary (q or k) one.</summary>
+    public static IEnumerable<(string Name, bool Rotary)> TensorNames(ModelConfig c)
+    {
+        yield return (EmbedTokensName, false);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            foreach (var (suffix, present) in new[]
+            {
+                ("input_layernorm.weight", true), ("self_attn.q_proj.weight", true), ("self_attn.k_proj.weight", true),
+                ("self_attn.v_proj.weight", true), ("self_attn.o_proj.weight", true),
+                ("self_attn.q_proj.bias", c.QkvBias), ("self_attn.k_proj.bias", c.QkvBias), ("self_attn.v_proj.bias", c.QkvBias),
+                ("self_attn.o_proj.bias", c.OutputBias), ("self_attn.q_norm.weight", c.QkNorm), ("self_attn.k_norm.weight", c.QkNorm),
+                ("post_attention_layernorm.weight", true), ("mlp.gate_proj.weight", true), ("mlp.up_proj.weight", true),
+                ("mlp.down_proj.weight", true), ("mlp.gate_proj.bias", c.MlpBias), ("mlp.up_proj.bias", c.MlpBias), ("mlp.down_proj.bias", c.MlpBias),
+            })
+            {
+                if (present) yield return (LayerTensorName(i, suffix), suffix.StartsWith("self_attn.q_proj", StringComparison.Ordinal) || suffix.StartsWith("self_attn.k_proj", StringComparison.Ordinal));
+            }
+        }
+
+        yield return (FinalNormName, false);
+        if (!c.TieWordEmbeddings) yield return (LmHeadName, false);
+    }
+
+    /// <summary>
+    /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
+    /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
+    /// </summary>
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null)
     {
         layers.Validate(config.LayerCount);
-        var folder = WeightFolder.Open(modelDirectory);
+        var gguf = ModelPath.IsGguf(modelPath);
+        IWeightSource source = gguf ? GgufFile.Open(modelPath) : WeightFolder.Open(modelPath);
+        var owned = new NativeTensors();
         try
         {
             var c = config;
+            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize);
             var first = layers.Start == 0;
             var last = layers.End == c.LayerCount;
-            Tensor? embed = first || (last && c.TieWordEmbeddings) ? Matrix(folder, "model.embed_tokens.weight", c.VocabSize, c.HiddenSize) : null;
+            Tensor? embed = first || (last && c.TieWordEmbeddings) ? file.Matrix(EmbedTokensName, c.VocabSize, c.HiddenSize) : null;
 
             var layerWeights = new LayerWeights[layers.Count];
             for (var i = layers.Start; i < layers.End; i++)
             {
-                var p = $"model.layers.{i}.";
+                string P(string suffix) => LayerTensorName(i, suffix);
                 layerWeights[i - layers.Start] = new LayerWeights(
-                    InputNorm: Vector(folder, p + "input_layernorm.weight", c.HiddenSize),
-                    QProj: Matrix(folder, p + "self_attn.q_proj.weight", c.QueryDim, c.HiddenSize),
-                    KProj: Matrix(folder, p + "self_attn.k_proj.weight", c.KvDim, c.HiddenSize),
-                    VProj: Matrix(folder, p + "self_attn.v_proj.weight", c.KvDim, c.HiddenSize),
-                    OProj: Matrix(folder, p + "self_attn.o_proj.weight", c.HiddenSize, c.QueryDim),
-                    QBias: c.QkvBias ? Vector(folder, p + "self_attn.q_proj.bias", c.QueryDim) : [],
-                    KBias: c.QkvBias ? Vector(folder, p + "self_attn.k_proj.bias", c.KvDim) : [],
-                    VBias: c.QkvBias ? Vector(folder, p + "self_attn.v_proj.bias", c.KvDim) : [],
-                    OBias: c.OutputBias ? Vector(folder, p + "self_attn.o_proj.bias", c.HiddenSize) : [],
-                    QNorm: c.QkNorm ? Vector(folder, p + "self_attn.q_norm.weight", c.HeadDim) : [],
-                    KNorm: c.QkNorm ? Vector(folder, p + "self_attn.k_norm.weight", c.HeadDim) : [],
-                    PostAttentionNorm: Vector(folder, p + "post_attention_layernorm.weight", c.HiddenSize),
-                    GateProj: Matrix(folder, p + "mlp.gate_proj.weight", c.IntermediateSize, c.HiddenSize),
-                    UpProj: Matrix(folder, p + "mlp.up_proj.weight", c.IntermediateSize, c.HiddenSize),
-                    DownProj: Matrix(folder, p + "mlp.down_proj.weight", c.HiddenSize, c.IntermediateSize),
-                    GateBias: c.MlpBias ? Vector(folder, p + "mlp.gate_proj.bias", c.IntermediateSize) : [],
-                    UpBias: c.MlpBias ? Vector(folder, p + "mlp.up_proj.bias", c.IntermediateSize) : [],
-                    DownBias: c.MlpBias ? Vector(folder, p + "mlp.down_proj.bias", c.HiddenSize) : []);
+                    InputNorm: file.Vector(P("input_layernorm.weight"), c.HiddenSize),
+                    QProj: file.Matrix(P("self_attn.q_proj.weight"), c.QueryDim, c.HiddenSize, rotary: true),
+                    KProj: file.Matrix(P("self_attn.k_proj.weight"), c.KvDim, c.HiddenSize, rotary: true),
+                    VProj: file.Matrix(P("self_attn.v_proj.weight"), c.KvDim, c.HiddenSize),
+                    OProj: file.Matrix(P("self_attn.o_proj.weight"), c.HiddenSize, c.QueryDim),
+                    QBias: c.QkvBias ? file.Vector(P("self_attn.q_proj.bias"), c.QueryDim, rotary: true) : [],
+                    KBias: c.QkvBias ? file.Vector(P("self_attn.k_proj.bias"), c.KvDim, rotary: true) : [],
+                    VBias: c.QkvBias ? file.Vector(P("self_attn.v_proj.bias"), c.KvDim) : [],
+                    OBias: c.OutputBias ? file.Vector(P("self_attn.o_proj.bias"), c.HiddenSize) : [],
+                    QNorm: c.QkNorm ? file.Vector(P("self_attn.q_norm.weight"), c.HeadDim) : [],
+                    KNorm: c.QkNorm ? file.Vector(P("self_attn.k_norm.weight"), c.HeadDim) : [],
+                    PostAttentionNorm: file.Vector(P("post_attention_layernorm.weight"), c.HiddenSize),
+                    GateProj: file.Matrix(P("mlp.gate_proj.weight"), c.IntermediateSize, c.HiddenSize),
+                    UpProj: file.Matrix(P("mlp.up_proj.weight"), c.IntermediateSize, c.HiddenSize),
+                    DownProj: file.Matrix(P("mlp.down_proj.weight"), c.HiddenSize, c.IntermediateSize),
+                    GateBias: c.MlpBias ? file.Vector(P("mlp.gate_proj.bias"), c.IntermediateSize) : [],
+                    UpBias: c.MlpBias ? file.Vector(P("mlp.up_proj.bias"), c.IntermediateSize) : [],
+                    DownBias: c.MlpBias ? file.Vector(P("mlp.down_proj.bias"), c.HiddenSize) : []);
             }
 
-            float[]? finalNorm = last ? Vector(folder, "model.norm.weight", c.HiddenSize) : null;
+            float[]? finalNorm = last ? file.Vector(FinalNormName, c.HiddenSize) : null;
             Tensor? lmHead = !last ? null
                 : c.TieWordEmbeddings ? embed
-                : Matrix(folder, "lm_head.weight", c.VocabSize, c.HiddenSize);
-            return new StageWeights(folder, layers, first ? embed : null, layerWeights, finalNorm, lmHead);
+                : file.Matrix(LmHeadName, c.VocabSize, c.HiddenSize);
+            return new StageWeights(source, owned, layers, first ? embed : null, layerWeights, finalNorm, lmHead);
         }
         catch
         {
-            folder.Dispose();
+            owned.Dispose();
+            source.Dispose();
             throw;
         }
     }
 
-    private static Tensor Matrix(WeightFolder folder, string name, int rows, int columns)
+    /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
+    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize)
     {
-        var tensor = folder.Get(name);
-        if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
-            throw new ModelFormatException($"tensor '{name}' has shape [{string.Join(", ", tensor.Shape)}]; config.json implies [{rows}, {columns}]");
-        return tensor;
+        private Tensor Get(string name) =>
+            source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);
+
+        /// <summary>A [rows, columns] matrix; rotary (q, k) rows are brought back to the Hugging Face layout when the file interleaves them.</summary>
+        public Tensor Matrix(string name, int rows, int columns, bool rotary = false)
+        {
+            var tensor = Get(name);
+            if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
+                throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
+            if (rotary && interleavedHeadDim > 0)
+            {
+                var headDim = interleavedHeadDim;
+                tensor = owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+            }
+
+            return quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
+        }
+
+        public float[] Vector(string name, int length, bool rotary = false)
+        {
+            var tensor = Get(name);
+            if (tensor.Shape is not [var n] || n != length)
+                throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{length}]");
+            var values = tensor.ToArray();
+            if (!rotary || interleavedHeadDim == 0) return values;
+            var headDim = interleavedHeadDim;
+            return Enumerable.Range(0, length).Select(i => values[InterleavedRow(i, headDim)]).ToArray();
+        }
     }
 
-    private static float[] Vector(WeightFolder folder, string name, int length)
+    public void Dispose()
     {
-        var tensor = folder.Get(name);
-        if (tensor.Shape is not [var n] || n != length)
-            throw new ModelFormatException($"tensor '{name}' has shape [{string.Join(", ", tensor.Shape)}]; config.json implies [{length}]");
-        return tensor.ToArray();
+        _source.Dispose();
+        _owned.Dispose();
     }
-
-    public void Dispose() => _folder.Dispose();
 }

@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace Exo.Inference.Weights;
 
 /// <summary>
@@ -24,6 +22,9 @@ public readonly unsafe struct Tensor
     public long[] Shape { get; }
     public long ByteLength { get; }
 
+    /// <summary>The first byte; for kernels that read blocks in place. Valid while the owning file or store is open.</summary>
+    public byte* Pointer => _data;
+
     public long ElementCount
     {
         get
@@ -38,49 +39,30 @@ public readonly unsafe struct Tensor
 
     public int Columns => Shape.Length <= 1 ? checked((int)ElementCount) : checked((int)(ElementCount / Shape[0]));
 
+    /// <summary>Bytes of one row: whole blocks for quantized types (file readers reject shapes that are not).</summary>
+    public long RowByteCount => DTypes.ByteCount(Type, Columns);
+
     /// <summary>Raw bytes of one row.</summary>
     public ReadOnlySpan<byte> RowBytes(int row)
     {
-        var rowBytes = (long)Columns * DTypes.SizeOf(Type);
+        var rowBytes = RowByteCount;
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
         return new ReadOnlySpan<byte>(_data + row * rowBytes, checked((int)rowBytes));
     }
 
-    /// <summary>Converts one row to f32.</summary>
+    /// <summary>Converts one row to f32 (dequantizing block types).</summary>
     public void ReadRow(int row, Span<float> destination)
     {
-        var bytes = RowBytes(row);
         if (destination.Length != Columns) throw new ArgumentException($"destination holds {destination.Length}, row has {Columns}");
-        Decode(Type, bytes, destination);
+        Quants.Dequantize(Type, RowBytes(row), destination);
     }
 
     /// <summary>Reads a 1-D tensor (norm weights, biases) into a new f32 array; done once at load.</summary>
     public float[] ToArray()
     {
         var result = new float[checked((int)ElementCount)];
-        Decode(Type, new ReadOnlySpan<byte>(_data, checked((int)ByteLength)), result);
+        Quants.Dequantize(Type, new ReadOnlySpan<byte>(_data, checked((int)ByteLength)), result);
         return result;
-    }
-
-    private static void Decode(DType type, ReadOnlySpan<byte> bytes, Span<float> destination)
-    {
-        switch (type)
-        {
-            case DType.F32:
-                for (var i = 0; i < destination.Length; i++)
-                    destination[i] = Unsafe.ReadUnaligned<float>(ref Unsafe.AsRef(in bytes[i * 4]));
-                break;
-            case DType.F16:
-                for (var i = 0; i < destination.Length; i++)
-                    destination[i] = DTypes.HalfToSingle(Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in bytes[i * 2])));
-                break;
-            case DType.BF16:
-                for (var i = 0; i < destination.Length; i++)
-                    destination[i] = DTypes.BFloat16ToSingle(Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in bytes[i * 2])));
-                break;
-            default:
-                throw new NotSupportedException($"dtype {type}");
-        }
     }
 
     public override string ToString() => $"{Name} {Type}[{string.Join(", ", Shape)}]";

@@ -6,7 +6,7 @@ namespace Exo.Inference.Weights;
 /// The safetensors weights of a Hugging Face model folder: a single model.safetensors, or shards listed in
 /// model.safetensors.index.json. Shard files are opened on first use, so a stage maps only the files that hold its tensors.
 /// </summary>
-public sealed class WeightFolder : IDisposable
+public sealed class WeightFolder : IWeightSource
 {
     private const string SingleFile = "model.safetensors";
     private const string IndexFile = "model.safetensors.index.json";

@@ -133,7 +133,7 @@ public sealed class ForwardPassTests
         File.WriteAllText(temp.File("config.json"), File.ReadAllText(Path.Combine(source, "config.json")).Replace("\"intermediate_size\": 160", "\"intermediate_size\": 150"));
         File.Copy(Path.Combine(source, "model.safetensors"), temp.File("model.safetensors"));
         var e = Assert.Throws<ModelFormatException>(() => ModelStage.Load(temp.Path));
-        Assert.Contains("mlp.gate_proj.weight' has shape [160, 64]; config.json implies [150, 64]", e.Message);
+        Assert.Contains("mlp.gate_proj.weight' has shape [160, 64]; the model's config implies [150, 64]", e.Message);
     }
 
     [Fact]

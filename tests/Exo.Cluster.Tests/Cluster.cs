@@ -128,8 +128,15 @@ public sealed class Cluster : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var service in All) service.Dispose();
-        await _redis.DisposeAsync();
-        Directory.Delete(_dataRoot, recursive: true);
+        // Dependents first, and Redis last even if a process refuses to die: nothing may outlive the tests.
+        try
+        {
+            foreach (var service in All.Reverse()) service.Dispose();
+        }
+        finally
+        {
+            await _redis.DisposeAsync();
+            Directory.Delete(_dataRoot, recursive: true);
+        }
     }
 }

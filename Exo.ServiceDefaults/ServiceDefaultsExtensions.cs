@@ -41,6 +41,8 @@ public static class ServiceDefaultsExtensions
         var telemetry = new ServiceTelemetry(service ?? builder.Environment.ApplicationName, typeof(ServiceDefaultsExtensions).Assembly.GetName().Version?.ToString());
         builder.Services.AddSingleton(telemetry);
         builder.AddOpenTelemetry(telemetry.Name);
+        // A line per HTTP request and gRPC call drowns a service's own log; Logging:LogLevel:Microsoft.AspNetCore overrides.
+        if (builder.Configuration["Logging:LogLevel:Microsoft.AspNetCore"] is null) builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
         return builder;
     }

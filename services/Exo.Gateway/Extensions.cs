@@ -1,6 +1,8 @@
 using Exo.Gateway.Backends;
 using Exo.Gateway.Completions;
 using Exo.Gateway.Models;
+using Exo.Grpc;
+using Exo.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace Exo.Gateway;
@@ -22,11 +24,21 @@ public static class Extensions
             return new AdmissionControl(o.MaxConcurrentRequests, o.MaxWaitingRequests);
         });
         services.AddSingleton<GatewayTelemetry>();
-        services.AddSingleton<IGenerationBackend>(sp =>
+        if (builder.Configuration["services:planner:grpc:0"] is null)
         {
-            var o = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
-            return new LocalBackend(sp.GetRequiredService<ModelCatalog>(), o.KvCacheMegabytes * 1024 * 1024);
-        });
+            // No cluster configured: the gateway runs the models itself, for one machine and for API tests.
+            services.AddSingleton<IGenerationBackend>(sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+                return new LocalBackend(sp.GetRequiredService<ModelCatalog>(), o.KvCacheMegabytes * 1024 * 1024);
+            });
+            return builder;
+        }
+
+        var planner = new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("planner", "grpc")));
+        var registry = new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("registry", "grpc")));
+        services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(planner, registry,
+            TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.TokenTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>()));
         return builder;
     }
 }

@@ -16,10 +16,13 @@ public sealed class GatewayOptions
     /// <summary>KV cache memory for in-process generation.</summary>
     public long KvCacheMegabytes { get; set; } = 512;
 
+    /// <summary>How long a request waits for its next token from the cluster before it fails (a worker may have vanished).</summary>
+    public int TokenTimeoutSeconds { get; set; } = 120;
+
     public void Validate()
     {
         if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Gateway:Models:0 (or Gateway__Models__0) to a model folder");
-        if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0)
-            throw new InvalidOperationException("Gateway:MaxConcurrentRequests and KvCacheMegabytes must be positive, MaxWaitingRequests not negative");
+        if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0 || TokenTimeoutSeconds <= 0)
+            throw new InvalidOperationException("Gateway:MaxConcurrentRequests, KvCacheMegabytes and TokenTimeoutSeconds must be positive, MaxWaitingRequests not negative");
     }
 }

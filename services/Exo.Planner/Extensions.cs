@@ -2,21 +2,35 @@ using System.Net;
 using Exo.Grpc;
 using Exo.Planner.Grpc;
 using Exo.Planner.Planning;
+using Exo.Planner.Store;
 using Exo.ServiceDefaults;
 
 namespace Exo.Planner;
 
-public static class Extensions
+public static partial class Extensions
 {
     /// <summary>
     /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), the registry to follow
-    /// (<c>services__registry__grpc__0</c>) and the gRPC endpoint (<c>Planner:GrpcPort</c>).
+    /// (<c>services__registry__grpc__0</c>), the placement store (Redis when <c>ConnectionStrings:redis</c> is set, else
+    /// in memory) and the gRPC endpoint (<c>Planner:GrpcPort</c>).
     /// </summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
         var configuration = builder.Configuration;
         builder.WebHost.UseGrpcEndpoint(new IPEndPoint(IPAddress.Parse(configuration["Planner:GrpcAddress"] ?? "0.0.0.0"), configuration.GetValue("Planner:GrpcPort", 52417)));
         builder.Services.AddGrpc();
+        builder.Services.AddSingleton<IPlacementStore>(sp =>
+        {
+            var redis = configuration.GetRedisConnectionString();
+            if (redis is not null)
+            {
+                // Connecting is part of starting: a planner that cannot reach its Redis should fail at once, saying so.
+                return RedisPlacementStore.ConnectAsync(redis, sp.GetRequiredService<ILogger<RedisPlacementStore>>()).GetAwaiter().GetResult();
+            }
+
+            LogInMemory(sp.GetRequiredService<ILogger<InMemoryPlacementStore>>());
+            return new InMemoryPlacementStore();
+        });
         builder.Services.AddSingleton<PlacementBoard>();
 
         var folders = configuration.GetSection("Planner:Models").Get<string[]>() ?? [];
@@ -29,4 +43,8 @@ public static class Extensions
         builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<MembershipPlanner>(sp, (IReadOnlyList<(string, ModelProfile)>)models));
         return builder;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "No Redis is configured (ConnectionStrings__redis): placements are kept in this process's memory, and versions start again from 1 when it restarts")]
+    private static partial void LogInMemory(ILogger logger);
 }

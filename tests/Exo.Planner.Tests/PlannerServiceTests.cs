@@ -3,17 +3,39 @@ using Exo.Grpc;
 
 namespace Exo.Planner.Tests;
 
-/// <summary>The planner as a real process following a real registry process over gRPC.</summary>
-public sealed class PlannerServiceTests : IDisposable
+/// <summary>The planner as a real process following a real registry process over gRPC, with its placements in a real Redis or in memory.</summary>
+[Collection(RedisCollection.Name)]
+public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 {
+    private const string Model = "exo-tiny";
     private readonly List<ServiceProcess> _processes = [];
+    private int _registryPort;
 
     /// <summary>Starts a service and waits until it listens (its gRPC endpoint comes up with the same host).</summary>
-    private void Start(string assembly, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    private ServiceProcess Start(string assembly, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var process = ServiceProcess.Start(assembly, args, environment);
         _processes.Add(process);
         process.WaitUntilListening(TimeSpan.FromSeconds(60));
+        return process;
+    }
+
+    private Contracts.V1.Registry.RegistryClient StartRegistry()
+    {
+        _registryPort = Ports.Free();
+        Start("Exo.Registry.dll", null, "--Registry:GrpcPort", _registryPort.ToString(), "--Registry:GrpcAddress", "127.0.0.1");
+        return new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{_registryPort}"));
+    }
+
+    /// <summary>A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory.</summary>
+    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process) StartPlanner(bool inRedis)
+    {
+        var port = Ports.Free();
+        var environment = new Dictionary<string, string> { ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}" };
+        if (inRedis) environment["ConnectionStrings__redis"] = redis.Configuration;
+        var process = Start("Exo.Planner.dll", environment, "--Planner:GrpcPort", port.ToString(), "--Planner:GrpcAddress", "127.0.0.1",
+            "--Planner:Models:0", RepositoryPaths.ShippedModel, "--Planner:ContextTokens", "1024");
+        return (new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}")), process);
     }
 
     private static async Task<T> Eventually<T>(Func<Task<T>> action)
@@ -36,62 +58,67 @@ public sealed class PlannerServiceTests : IDisposable
         }
     }
 
-    private static NodeInfo Node(string id, double gb) => new()
+    private static NodeInfo Node(string id, double gb, params string[] models)
     {
-        NodeId = id,
-        GrpcEndpoint = $"http://127.0.0.1:{6000 + id.Length}",
-        Host = id,
-        Backend = "cpu",
-        TotalMemoryBytes = (ulong)(gb * 1e9),
-        AvailableMemoryBytes = (ulong)(gb * 1e9),
-    };
+        var node = new NodeInfo
+        {
+            NodeId = id,
+            GrpcEndpoint = $"http://127.0.0.1:{6000 + id.Length}",
+            Host = id,
+            Backend = "cpu",
+            TotalMemoryBytes = (ulong)(gb * 1e9),
+            AvailableMemoryBytes = (ulong)(gb * 1e9),
+        };
+        node.ModelsOnDisk.AddRange(models.Length == 0 ? [Model] : models);
+        return node;
+    }
+
+    /// <summary>The reason the planner gives for having no placement of the model, once it gives one.</summary>
+    private static Task<string> Problem(Contracts.V1.Planner.PlannerClient planner) => Eventually(async () =>
+    {
+        try
+        {
+            await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = Model });
+            throw new InvalidOperationException("expected no placement");
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
+        {
+            return e.Status.Detail;
+        }
+    });
+
+    /// <summary>The next placement on the watch with the given number of stages.</summary>
+    private static async Task<Contracts.V1.Placement> NextWithStages(AsyncServerStreamingCall<Contracts.V1.Placement> watch, int count)
+    {
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (await watch.ResponseStream.MoveNext(patience.Token))
+        {
+            if (watch.ResponseStream.Current.Stages.Count == count) return watch.ResponseStream.Current;
+        }
+
+        throw new InvalidOperationException("the placement stream ended");
+    }
+
+    /// <summary>The shipped model's placements; disposing the call ends the watch.</summary>
+    private static AsyncServerStreamingCall<Contracts.V1.Placement> Watch(Contracts.V1.Planner.PlannerClient planner) =>
+        planner.WatchPlacements(new WatchPlacementsRequest { ModelId = Model });
 
     [Fact]
     public async Task JoiningAndLeavingNodesReplanTheRing()
     {
-        var registryPort = Ports.Free();
-        var plannerPort = Ports.Free();
-        Start("Exo.Registry.dll", null, "--Registry:GrpcPort", registryPort.ToString(), "--Registry:GrpcAddress", "127.0.0.1");
-        var model = RepositoryPaths.ShippedModel;
-        Start("Exo.Planner.dll", new Dictionary<string, string> { ["services__registry__grpc__0"] = $"http://127.0.0.1:{registryPort}" },
-            "--Planner:GrpcPort", plannerPort.ToString(), "--Planner:GrpcAddress", "127.0.0.1", "--Planner:Models:0", model, "--Planner:ContextTokens", "1024");
-
-        var registry = new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{registryPort}"));
-        var planner = new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress($"http://127.0.0.1:{plannerPort}"));
+        var registry = StartRegistry();
+        var (planner, _) = StartPlanner(inRedis: false);
 
         // Before any worker joins, the planner says why it has no placement.
-        var none = await Eventually(async () =>
-        {
-            try
-            {
-                await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = "exo-tiny" });
-                throw new InvalidOperationException("expected no placement");
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
-            {
-                return e;
-            }
-        });
-        Assert.Contains("no shard workers", none.Status.Detail);
+        Assert.Contains("no shard workers", await Problem(planner));
 
-        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var watch = planner.WatchPlacements(new WatchPlacementsRequest { ModelId = "exo-tiny" }, new CallOptions(CancellationToken: watching.Token));
-        async Task<Contracts.V1.Placement> NextWithStages(int count)
-        {
-            while (await watch.ResponseStream.MoveNext(watching.Token))
-            {
-                if (watch.ResponseStream.Current.Stages.Count == count) return watch.ResponseStream.Current;
-            }
-
-            throw new InvalidOperationException("the placement stream ended");
-        }
-
+        using var watch = Watch(planner);
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));
-        var one = await NextWithStages(1);
+        var one = await NextWithStages(watch, 1);
         Assert.Equal(("big", 0u, 8u), (one.Stages[0].NodeId, one.Stages[0].LayerStart, one.Stages[0].LayerEnd));
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
-        var two = await NextWithStages(2);
+        var two = await NextWithStages(watch, 2);
         Assert.True(two.Version > one.Version);
         Assert.Equal(["big", "small"], two.Stages.Select(s => s.NodeId));
         Assert.Equal(0u, two.Stages[0].LayerStart);
@@ -101,10 +128,80 @@ public sealed class PlannerServiceTests : IDisposable
         Assert.Equal("http://127.0.0.1:6005", two.Stages[1].GrpcEndpoint);
 
         await registry.DeregisterAsync(new DeregisterRequest { NodeId = "big", LeaseId = "1" });
-        var left = await NextWithStages(1);
+        var left = await NextWithStages(watch, 1);
         Assert.Equal("small", left.Stages[0].NodeId);
         Assert.True(left.Version > two.Version);
-        Assert.Equal(left, await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = "exo-tiny" }));
+        Assert.Equal(left, await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
+    }
+
+    [Fact]
+    public async Task OnlyNodesWithTheModelOnDiskArePlaced()
+    {
+        var registry = StartRegistry();
+        var (planner, _) = StartPlanner(inRedis: false);
+        using var watch = Watch(planner);
+
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b"), InstanceToken = "1" }));
+        Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Eventually(async () =>
+        {
+            var problem = await Problem(planner);
+            return problem.Contains("models directory", StringComparison.Ordinal) ? problem : throw new RpcException(new Status(StatusCode.Unavailable, problem));
+        }));
+
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
+        Assert.Equal("small", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
+
+        // The big node gets the model (registering again from the same instance updates it): now it takes part.
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b", Model), InstanceToken = "1" });
+        Assert.Equal(["big", "small"], (await NextWithStages(watch, 2)).Stages.Select(s => s.NodeId));
+    }
+
+    [Fact]
+    public async Task AMemoryMoveUnderTenPercentDoesNotReplan()
+    {
+        var registry = StartRegistry();
+        var (planner, _) = StartPlanner(inRedis: false);
+        using var watch = Watch(planner);
+
+        // 8 layers by memory 2.75 : 1.25 is 5.5 : 2.5, a tie the bigger node wins; 5% more on the small node would tip it.
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 2.75), InstanceToken = "1" }));
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.25), InstanceToken = "2" });
+        var before = await NextWithStages(watch, 2);
+        Assert.Equal([6u, 8u], before.Stages.Select(s => s.LayerEnd));
+
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.3125), InstanceToken = "2" });
+        // Longer than the re-plan debounce (300 ms quiet), so a re-plan would have been published by now.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.Equal(before, await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
+
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.5), InstanceToken = "2" });
+        var after = await NextWithStages(watch, 2);
+        Assert.Equal([5u, 8u], after.Stages.Select(s => s.LayerEnd));
+        Assert.True(after.Version > before.Version);
+    }
+
+    [Fact]
+    public async Task ARestartedPlannerServesTheStoredPlacementAtOnceAndKeepsCountingVersions()
+    {
+        var registry = StartRegistry();
+        var (first, firstProcess) = StartPlanner(inRedis: true);
+        Contracts.V1.Placement placed;
+        using (var watch = Watch(first))
+        {
+            await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));
+            placed = await NextWithStages(watch, 1);
+        }
+
+        _processes.Remove(firstProcess);
+        firstProcess.Dispose();
+        var (restarted, _) = StartPlanner(inRedis: true);
+        // No waiting: the placement is there as soon as the planner listens. A re-planned one would carry a newer version.
+        Assert.Equal(placed, await restarted.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
+
+        using var watchAgain = Watch(restarted);
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
+        var replanned = await NextWithStages(watchAgain, 2);
+        Assert.True(replanned.Version > placed.Version, $"version {replanned.Version} after a restart does not follow {placed.Version}");
     }
 
     public void Dispose()

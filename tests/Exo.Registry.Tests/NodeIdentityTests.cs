@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Exo.Registry.Store;
 
 namespace Exo.Registry.Tests;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Exo.Contracts;
 using Exo.Registry.Store;
 
 namespace Exo.Registry.Tests;

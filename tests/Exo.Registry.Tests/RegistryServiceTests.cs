@@ -11,12 +11,13 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
     private readonly List<ServiceProcess> _processes = [];
 
     /// <summary>Starts the registry and returns a client once its gRPC port answers.</summary>
-    private Contracts.V1.Registry.RegistryClient StartRegistry(string? redisConfiguration)
+    private Contracts.V1.Registry.RegistryClient StartRegistry(string? redisConfiguration, int? httpPort = null)
     {
         var port = Ports.Free();
         var environment = redisConfiguration is null ? null : new Dictionary<string, string> { ["ConnectionStrings__redis"] = redisConfiguration };
         var process = ServiceProcess.Start("Exo.Registry.dll",
-            ["--Registry:GrpcPort", port.ToString(), "--Registry:GrpcAddress", "127.0.0.1"], environment);
+            ["--Registry:GrpcPort", port.ToString(), "--Registry:GrpcAddress", "127.0.0.1", .. (httpPort is { } http ? new[] { "--urls", $"http://127.0.0.1:{http}" } : [])],
+            environment);
         _processes.Add(process);
         process.WaitUntilListening(TimeSpan.FromSeconds(60));
         return new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
@@ -100,9 +101,16 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
     [Fact]
     public async Task WithoutRedisMembershipIsKeptInMemory()
     {
-        var registry = StartRegistry(null);
+        var httpPort = Ports.Free();
+        var registry = StartRegistry(null, httpPort);
         await registry.RegisterAsync(new RegisterRequest { Node = Node("solo", 4), InstanceToken = "t" });
         Assert.Equal("solo", Assert.Single((await registry.ListAsync(new ListNodesRequest())).Nodes).NodeId);
+
+        // --urls keeps serving plain HTTP/1.1 next to the h2c gRPC port, for health checks.
+        using var http = new HttpClient();
+        var health = await http.GetAsync($"http://127.0.0.1:{httpPort}/health");
+        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal(new Version(1, 1), health.Version);
     }
 
     public void Dispose()

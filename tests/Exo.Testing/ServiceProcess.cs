@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -30,12 +31,28 @@ public sealed partial class ServiceProcess : IDisposable
         get { lock (_log) return _log.ToString(); }
     }
 
+    public int Id => _process.Id;
+
     public static ServiceProcess Start(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
         new(Process.Start(StartInfo(assembly, args, environment, redirectInput: false))!);
 
     /// <summary>The address from ASP.NET's "Now listening on" line, once the server is up.</summary>
     public Uri WaitUntilListening(TimeSpan timeout) =>
         _listening.Task.Wait(timeout) ? _listening.Task.Result : throw new TimeoutException($"the process did not start listening:\n{Log}");
+
+    /// <summary>Sends SIGINT, what Ctrl-C sends, and waits for the process to end; returns its exit code.</summary>
+    public int Interrupt(TimeSpan timeout)
+    {
+        if (Kill(_process.Id, SigInt) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGINT) failed: errno {Marshal.GetLastPInvokeError()}");
+        return _process.WaitForExit(timeout) ? _process.ExitCode : throw new TimeoutException($"the process did not stop within {timeout} of SIGINT:\n{Log}");
+    }
+
+    private const int SigInt = 2;
+    private const int SigTerm = 15;
+
+    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>Runs a command to its end, feeding <paramref name="input"/> (if any) to its standard input.</summary>
     public static (int ExitCode, string Output, string Error) Run(string assembly, string? input, params string[] args)
@@ -74,8 +91,22 @@ public sealed partial class ServiceProcess : IDisposable
         if (ListeningLine().Match(e.Data) is { Success: true } match) _listening.TrySetResult(new Uri(match.Groups[1].Value));
     }
 
+    private bool _disposed;
+
+    public bool HasExited => _disposed || _process.HasExited;
+
+    /// <summary>Asks the process to stop as a service manager would (SIGTERM), and waits for it to exit.</summary>
+    public bool Terminate(TimeSpan timeout)
+    {
+        if (_process.HasExited) return true;
+        if (Kill(_process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        return _process.WaitForExit(timeout);
+    }
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

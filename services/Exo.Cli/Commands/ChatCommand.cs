@@ -8,20 +8,22 @@ internal static class ChatCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder with a chat template", Required = true };
+        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file, with a chat template", Required = true };
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
+        var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
         var kernels = new KernelOptions();
         var command = new Command("chat",
             "Talk to a model on this machine. Each line you type is a user message; answers stream as they are generated " +
             "and the conversation is kept. Type /reset to start over, /exit (or end input) to leave.") { model, system };
+        command.Options.Add(quantize);
         sampling.AddTo(command);
         kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var engine = kernels.Create(parse);
             using var ownedKernels = engine as IDisposable;
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine);
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
             _ = local.ChatTemplate; // a folder without a template fails now, not after the first question
             var parameters = sampling.Sampling(parse);
             var maxTokens = sampling.MaxTokens(parse);

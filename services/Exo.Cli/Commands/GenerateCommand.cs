@@ -7,18 +7,20 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder", Required = true };
+        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (no chat template; see `exo chat`)", Required = true };
+        var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
         var kernels = new KernelOptions();
         var command = new Command("generate", "Continue a prompt with a model on this machine, streaming the text to stdout.") { model, prompt };
+        command.Options.Add(quantize);
         sampling.AddTo(command);
         kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var engine = kernels.Create(parse);
             using var ownedKernels = engine as IDisposable;
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine);
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
             var ids = local.Tokenizer.Encode(parse.GetValue(prompt)!);
             Stream(local, ids, sampling.Sampling(parse), sampling.MaxTokens(parse), Console.Out);
             Console.Out.WriteLine();

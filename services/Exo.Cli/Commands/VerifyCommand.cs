@@ -10,10 +10,14 @@ internal static class VerifyCommand
 {
     public static Command Create()
     {
-        var model = new Option<DirectoryInfo>("--model")
+        var model = new Option<string>("--model")
         {
-            Description = "Model folder holding config.json, the weights, reference.json and reference.bin",
+            Description = "Model folder holding config.json, the weights, reference.json and reference.bin; or a GGUF file",
             Required = true,
+        };
+        var reference = new Option<DirectoryInfo?>("--reference")
+        {
+            Description = "Folder holding reference.json and reference.bin (default: the model folder, or the GGUF file's folder)",
         };
         var tolerance = new Option<double>("--tolerance")
         {
@@ -25,20 +29,21 @@ internal static class VerifyCommand
             "exact equality of 2- and 3-stage sharded runs with the whole model. Exits 0 only if every case passes.")
         {
             model,
+            reference,
             tolerance,
         };
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(tolerance)));
+        command.SetAction(parse => Run(Path.GetFullPath(parse.GetValue(model)!), parse.GetValue(reference)?.FullName, parse.GetValue(tolerance)));
         return command;
     }
 
-    private static int Run(DirectoryInfo model, double tolerance)
+    private static int Run(string model, string? reference, double tolerance)
     {
         var passed = true;
         var cases = 0;
         try
         {
-            Console.WriteLine($"verifying {model.FullName} (tolerance {tolerance:G3})");
-            foreach (var report in new ModelVerifier(model.FullName, ReferenceKernels.Instance).Run())
+            Console.WriteLine($"verifying {model} (tolerance {tolerance:G3})");
+            foreach (var report in new ModelVerifier(model, ReferenceKernels.Instance, referenceDirectory: reference).Run())
             {
                 cases++;
                 var ok = report.Passed(tolerance);

@@ -93,7 +93,12 @@ public static class OpenAiApi
             return;
         }
 
-        // Server-sent events: headers go out now, so a client sees the stream open before the first token.
+        // The first delta is awaited before the response starts, so a cluster that cannot serve the model (503) or is
+        // full (429) answers with that status rather than with an error event inside a 200 stream.
+        await using var deltas = runner.RunAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+        var more = await deltas.MoveNextAsync();
+        telemetry.FirstToken(Stopwatch.GetElapsedTime(started));
+
         http.Response.StatusCode = 200;
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
@@ -107,22 +112,16 @@ public static class OpenAiApi
 
         try
         {
-            var first = true;
-            await foreach (var delta in runner.RunAsync(cancellationToken))
+            for (; more; more = await deltas.MoveNextAsync())
             {
-                if (first)
-                {
-                    telemetry.FirstToken(Stopwatch.GetElapsedTime(started));
-                    first = false;
-                }
-
+                var delta = deltas.Current;
                 var entries = logprobs is null ? null : delta.Logprobs;
                 if (chat) await events.WriteAsync(w => OpenAiJson.ChatChunk(w, id, created, model, null, delta.Text, entries, null, null, options.IncludeUsage), cancellationToken);
                 else await events.WriteAsync(w => OpenAiJson.TextCompletion(w, id, created, model, delta.Text, entries, offset, null, null, chunk: true, options.IncludeUsage), cancellationToken);
                 offset += delta.Text.Length;
             }
         }
-        catch (Exception e) when (e is BackendUnavailableException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is BackendUnavailableException or BackendSaturatedException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
         {
             // The stream has begun: the error travels as an event, as OpenAI sends it.
             await events.WriteAsync(w => OpenAiJson.Error(w, new OpenAiException(503, e.Message, null, "generation_failed", "server_error")), cancellationToken);

@@ -22,7 +22,8 @@ public sealed record ClusterView(IReadOnlyList<NodeView> Nodes, IReadOnlyList<Pl
 
 public sealed record NodeView(string NodeId, string Endpoint, string Host, string Backend, long TotalMemoryBytes, long AvailableMemoryBytes, bool Healthy);
 
-public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<StageView> Stages);
+/// <summary>A model's placement; <paramref name="Problem"/> says why it cannot be served when it has no stages.</summary>
+public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<StageView> Stages, string? Problem = null);
 
 /// <summary>No placement of the model is ready (no workers, or a re-plan in progress): the client should retry (503).</summary>
 public sealed class BackendUnavailableException(string message) : Exception(message);

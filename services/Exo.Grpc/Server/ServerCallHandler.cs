@@ -2,6 +2,8 @@ using Exo.Grpc.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Exo.Grpc.Server;
@@ -107,7 +109,7 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
 }
 
 /// <summary>The per-call state shared by the context, the stream reader and the stream writer.</summary>
-internal sealed class ServerCall(HttpContext http, ServerCallContext context, GrpcMessageReader reader, GrpcMessageWriter writer, CancellationTokenSource? deadlineCts, CancellationTokenSource? linkedCts)
+internal sealed class ServerCall(HttpContext http, ServerCallContext context, GrpcMessageReader reader, GrpcMessageWriter writer, CancellationTokenSource? deadlineCts, CancellationTokenSource? linkedCts, CancellationToken serverStopping)
     : IDisposable
 {
     public HttpContext Http => http;
@@ -119,6 +121,8 @@ internal sealed class ServerCall(HttpContext http, ServerCallContext context, Gr
     public GrpcMessageWriter Writer => writer;
 
     public bool DeadlineExceeded => deadlineCts?.IsCancellationRequested == true;
+
+    public bool ServerStopping => serverStopping.IsCancellationRequested;
 
     public bool MessageWritten { get; set; }
 
@@ -183,11 +187,18 @@ internal static class ServerCallHelpers
         CancellationTokenSource? linkedCts = null;
         var token = http.RequestAborted;
         var deadline = DateTime.MaxValue;
+        // Long-lived streams end when the host stops, so that shutting down does not wait for clients to hang up.
+        var stopping = http.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
         if (GrpcProtocol.TryParseTimeout(http.Request.Headers[GrpcProtocol.TimeoutHeader].ToString(), out var timeout))
         {
             deadline = timeout >= DateTime.MaxValue - DateTime.UtcNow ? DateTime.MaxValue : DateTime.UtcNow + timeout;
             deadlineCts = new CancellationTokenSource(timeout > TimeSpan.FromDays(49) ? Timeout.InfiniteTimeSpan : timeout);
-            linkedCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, deadlineCts.Token);
+            linkedCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, deadlineCts.Token, stopping);
+            token = linkedCts.Token;
+        }
+        else if (stopping.CanBeCanceled)
+        {
+            linkedCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
             token = linkedCts.Token;
         }
 
@@ -209,7 +220,8 @@ internal static class ServerCallHelpers
             new GrpcMessageReader(http.Request.BodyReader, options.MaxReceiveMessageSize, encoding),
             new GrpcMessageWriter(http.Response.BodyWriter, options.MaxSendMessageSize, gzipResponse),
             deadlineCts,
-            linkedCts);
+            linkedCts,
+            stopping);
     }
 
     public static Status StatusFromException(ServerCall call, Exception ex, GrpcServiceOptions options, ILogger logger)
@@ -222,6 +234,11 @@ internal static class ServerCallHelpers
         if (call.Http.RequestAborted.IsCancellationRequested)
         {
             return new Status(StatusCode.Cancelled, "The client cancelled the call.");
+        }
+
+        if (call.ServerStopping && ex is OperationCanceledException)
+        {
+            return new Status(StatusCode.Unavailable, "The server is shutting down.");
         }
 
         if (ex is RpcException rpc)

@@ -2,6 +2,7 @@ using Exo.Inference.Kernels;
 using Exo.Inference.Model;
 using Exo.Inference.Templates;
 using Exo.Inference.Tokenization;
+using Exo.Inference.Weights;
 
 namespace Exo.Inference.Generation;
 
@@ -13,14 +14,14 @@ public sealed class LocalModel : IDisposable
 {
     private readonly Lazy<ChatTemplate> _template;
 
-    private LocalModel(string directory, ModelStage model, Tokenizer tokenizer, SpecialTokenInfo special)
+    private LocalModel(string directory, ModelStage model, Tokenizer tokenizer, SpecialTokenInfo special, Func<ChatTemplate> template)
     {
         Directory = directory;
         Model = model;
         Tokenizer = tokenizer;
         Special = special;
         Generator = new Generator(model);
-        _template = new Lazy<ChatTemplate>(() => ChatTemplate.FromModelDirectory(directory));
+        _template = new Lazy<ChatTemplate>(template);
     }
 
     public string Directory { get; }
@@ -32,18 +33,37 @@ public sealed class LocalModel : IDisposable
     /// <summary>The model's own chat template; a folder without one is an error when first asked for.</summary>
     public ChatTemplate ChatTemplate => _template.Value;
 
-    public static LocalModel Load(string directory, IKernels? kernels = null)
+    /// <summary>Loads a Hugging Face model folder, or a GGUF file with its embedded tokenizer and chat template.</summary>
+    public static LocalModel Load(string directory, IKernels? kernels = null, DType? quantize = null)
     {
-        var tokenizer = Tokenizer.FromModelDirectory(directory);
-        var special = SpecialTokenInfo.FromModelDirectory(directory, tokenizer);
-        var model = ModelStage.Load(directory, null, kernels);
+        Tokenizer tokenizer;
+        SpecialTokenInfo special;
+        Func<ChatTemplate> template;
+        if (ModelPath.IsGguf(directory))
+        {
+            using var file = GgufFile.Open(directory);
+            tokenizer = Tokenizer.FromGguf(file.Metadata);
+            special = tokenizer.SpecialTokens;
+            var source = file.Metadata.OptionalString(GgufTokenizer.ChatTemplate);
+            template = () => source is null
+                ? throw new TemplateException(TemplateErrorKind.Value, $"{directory} has no {GgufTokenizer.ChatTemplate}", 0)
+                : ChatTemplate.FromSource(source, special.BosToken, special.EosToken);
+        }
+        else
+        {
+            tokenizer = Tokenizer.FromModelDirectory(directory);
+            special = SpecialTokenInfo.FromModelDirectory(directory, tokenizer);
+            template = () => ChatTemplate.FromModelDirectory(directory);
+        }
+
+        var model = ModelStage.Load(directory, null, kernels, quantize);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();
             throw new ModelFormatException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {model.Config.VocabSize}");
         }
 
-        return new LocalModel(directory, model, tokenizer, special);
+        return new LocalModel(directory, model, tokenizer, special, template);
     }
 
     /// <summary>Renders a conversation with the chat template and tokenizes it (the template writes its own BOS).</summary>

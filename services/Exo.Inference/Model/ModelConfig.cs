@@ -120,7 +120,7 @@ public sealed partial record ModelConfig
     private static void CheckHeads(string source, int heads, int kvHeads, int headDim)
     {
         if (kvHeads <= 0 || heads % kvHeads != 0)
-            throw new ModelFormatException($"{source}: {heads} attention heads are not a multiple of {kvHeads} key/value heads");
+            throw new ModelFormatException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
         if (headDim <= 0 || headDim % 2 != 0) throw new ModelFormatException($"{source}: head dimension {headDim} must be even and positive for rotary embeddings");
     }
 

@@ -43,14 +43,15 @@ public sealed class ModelStage : IDisposable
     public StageWeights Weights => _weights;
 
     /// <summary>
-    /// Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file with the given kernels; the
-    /// fast kernels when none are given (verification passes the reference kernels explicitly).
+    /// Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file with the given kernels,
+    /// optionally quantizing the weight matrices at load; the fast kernels when none are given (verification passes the
+    /// reference kernels explicitly).
     /// </summary>
-    public static ModelStage Load(string modelPath, LayerRange? layers = null, IKernels? kernels = null)
+    public static ModelStage Load(string modelPath, LayerRange? layers = null, IKernels? kernels = null, Weights.DType? quantize = null)
     {
         var config = ModelConfig.LoadAny(modelPath);
         var range = layers ?? LayerRange.All(config.LayerCount);
-        return new ModelStage(config, StageWeights.Load(modelPath, config, range), kernels ?? FastKernels.Default);
+        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize), kernels ?? FastKernels.Default);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

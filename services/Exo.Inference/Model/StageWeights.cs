@@ -148,8 +148,35 @@ public sealed class StageWeights : IDisposable
     /// <summary>Whether a GGUF file of this architecture holds q and k in the interleaved layout.</summary>
     public static bool GgufInterleavesQk(string architecture) => architecture == "llama";
 
-    /// <summary>Loads a stage from a Hugging Face folder or a GGUF file.</summary>
-    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers)
+    /// <summary>Every tensor a whole model of this configuration has, by Hugging Face name, with whether it is a rotary (q or k) one.</summary>
+    public static IEnumerable<(string Name, bool Rotary)> TensorNames(ModelConfig c)
+    {
+        yield return (EmbedTokensName, false);
+        for (var i = 0; i < c.LayerCount; i++)
+        {
+            foreach (var (suffix, present) in new[]
+            {
+                ("input_layernorm.weight", true), ("self_attn.q_proj.weight", true), ("self_attn.k_proj.weight", true),
+                ("self_attn.v_proj.weight", true), ("self_attn.o_proj.weight", true),
+                ("self_attn.q_proj.bias", c.QkvBias), ("self_attn.k_proj.bias", c.QkvBias), ("self_attn.v_proj.bias", c.QkvBias),
+                ("self_attn.o_proj.bias", c.OutputBias), ("self_attn.q_norm.weight", c.QkNorm), ("self_attn.k_norm.weight", c.QkNorm),
+                ("post_attention_layernorm.weight", true), ("mlp.gate_proj.weight", true), ("mlp.up_proj.weight", true),
+                ("mlp.down_proj.weight", true), ("mlp.gate_proj.bias", c.MlpBias), ("mlp.up_proj.bias", c.MlpBias), ("mlp.down_proj.bias", c.MlpBias),
+            })
+            {
+                if (present) yield return (LayerTensorName(i, suffix), suffix.StartsWith("self_attn.q_proj", StringComparison.Ordinal) || suffix.StartsWith("self_attn.k_proj", StringComparison.Ordinal));
+            }
+        }
+
+        yield return (FinalNormName, false);
+        if (!c.TieWordEmbeddings) yield return (LmHeadName, false);
+    }
+
+    /// <summary>
+    /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
+    /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
+    /// </summary>
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null)
     {
         layers.Validate(config.LayerCount);
         var gguf = ModelPath.IsGguf(modelPath);
@@ -158,7 +185,7 @@ public sealed class StageWeights : IDisposable
         try
         {
             var c = config;
-            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned);
+            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize);
             var first = layers.Start == 0;
             var last = layers.End == c.LayerCount;
             Tensor? embed = first || (last && c.TieWordEmbeddings) ? file.Matrix(EmbedTokensName, c.VocabSize, c.HiddenSize) : null;
@@ -203,7 +230,7 @@ public sealed class StageWeights : IDisposable
     }
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
-    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned)
+    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize)
     {
         private Tensor Get(string name) =>
             source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);
@@ -214,9 +241,13 @@ public sealed class StageWeights : IDisposable
             var tensor = Get(name);
             if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
                 throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
-            if (!rotary || interleavedHeadDim == 0) return tensor;
-            var headDim = interleavedHeadDim;
-            return owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+            if (rotary && interleavedHeadDim > 0)
+            {
+                var headDim = interleavedHeadDim;
+                tensor = owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+            }
+
+            return quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
         }
 
         public float[] Vector(string name, int length, bool rotary = false)

@@ -75,6 +75,24 @@ public sealed class ChatTemplate
         }
     }
 
+    /// <summary>The default template's source text in a model folder (what GGUF's tokenizer.chat_template holds), or null.</summary>
+    public static string? DefaultSource(string directory)
+    {
+        var jinjaPath = Path.Combine(directory, "chat_template.jinja");
+        if (File.Exists(jinjaPath)) return ReadText(jinjaPath);
+        if (SpecialTokenInfo.ReadOptionalJson(Path.Combine(directory, "tokenizer_config.json")) is not { } config
+            || !config.TryGetProperty("chat_template", out var template)) return null;
+        return template.ValueKind switch
+        {
+            JsonValueKind.String => template.GetString(),
+            JsonValueKind.Array => template.EnumerateArray()
+                .Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == "default")
+                .Select(e => e.TryGetProperty("template", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null)
+                .FirstOrDefault(),
+            _ => null,
+        };
+    }
+
     private static string ReadText(string path)
     {
         try

@@ -20,14 +20,17 @@ internal sealed class BpeModel
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
     /// <param name="merges">Merges in rank order, as ids of the left part, the right part and the merged token.</param>
-    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(int Left, int Right, int Merged)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges)
+    /// <param name="ranks">Each merge's rank when several share one (SentencePiece: every split of a piece has the
+    /// piece's score, and ties go to the leftmost pair); by default a merge's rank is its position.</param>
+    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(int Left, int Right, int Merged)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges,
+        IReadOnlyList<int>? ranks = null)
     {
         _vocab = vocab;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
-        for (var rank = 0; rank < merges.Count; rank++)
+        for (var i = 0; i < merges.Count; i++)
         {
-            var (left, right, merged) = merges[rank];
-            _merges.TryAdd(PairKey(left, right), (rank, merged));
+            var (left, right, merged) = merges[i];
+            _merges.TryAdd(PairKey(left, right), (ranks?[i] ?? i, merged));
         }
         if (unkToken is not null)
         {

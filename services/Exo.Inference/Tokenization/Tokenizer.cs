@@ -67,6 +67,13 @@ public sealed class Tokenizer
 
     public static Tokenizer FromFile(string tokenizerJsonPath) => new(TokenizerJsonReader.Read(tokenizerJsonPath));
 
+    /// <summary>The tokenizer embedded in a GGUF file's metadata (tokenizer.ggml.*), with its special tokens.</summary>
+    public static Tokenizer FromGguf(Weights.GgufMetadata metadata)
+    {
+        var (parts, special) = GgufTokenizer.Read(metadata);
+        return new Tokenizer(parts) { SpecialTokens = special };
+    }
+
     /// <summary>Loads <c>tokenizer.json</c> and the special-token settings of tokenizer_config.json, generation_config.json and config.json.</summary>
     public static Tokenizer FromModelDirectory(string directory)
     {

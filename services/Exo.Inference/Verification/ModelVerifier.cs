@@ -24,17 +24,19 @@ public sealed record CaseReport(
 /// Runs a model folder's reference cases through the engine: whole, step by step, and split into 2 and 3 pipeline
 /// stages at every boundary, comparing against transformers' f64 results and the sharded runs against the whole one.
 /// </summary>
+/// <param name="modelPath">A model folder, or a GGUF file.</param>
 /// <param name="splits">The pipeline splits to compare with the whole model; every 2- and 3-stage split when null.</param>
-public sealed class ModelVerifier(string modelDirectory, IKernels kernels, IReadOnlyList<LayerRange[]>? splits = null)
+/// <param name="referenceDirectory">Where reference.json lies: the model folder (or the GGUF file's folder) when null.</param>
+public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyList<LayerRange[]>? splits = null, string? referenceDirectory = null)
 {
     public const double DefaultTolerance = 1e-4;
 
     public IEnumerable<CaseReport> Run()
     {
-        var reference = ReferenceFile.Load(modelDirectory);
-        var config = ModelConfig.Load(modelDirectory);
+        var reference = ReferenceFile.Load(referenceDirectory ?? (Weights.ModelPath.IsGguf(modelPath) ? Path.GetDirectoryName(Path.GetFullPath(modelPath))! : modelPath));
+        var config = ModelConfig.LoadAny(modelPath);
         var stageSplits = splits ?? Splits(config.LayerCount);
-        using var whole = new ModelStage(config, StageWeights.Load(modelDirectory, config, LayerRange.All(config.LayerCount)), kernels);
+        using var whole = new ModelStage(config, StageWeights.Load(modelPath, config, LayerRange.All(config.LayerCount)), kernels);
 
         for (var i = 0; i < reference.Cases.Count; i++)
         {
@@ -53,7 +55,7 @@ public sealed class ModelVerifier(string modelDirectory, IKernels kernels, IRead
             var mismatches = new List<string>();
             foreach (var split in stageSplits)
             {
-                var stages = split.Select(r => new ModelStage(config, StageWeights.Load(modelDirectory, config, r), kernels)).ToArray();
+                var stages = split.Select(r => new ModelStage(config, StageWeights.Load(modelPath, config, r), kernels)).ToArray();
                 try
                 {
                     var sharded = Generate(stages, c.InputIds, c.GreedyNewTokens.Length, null);

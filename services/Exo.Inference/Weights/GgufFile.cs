@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 
 namespace Exo.Inference.Weights;
@@ -15,18 +14,15 @@ public sealed unsafe class GgufFile : IWeightSource
     public const uint DefaultAlignment = 32;
     public const int MaxDimensions = 4;
 
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _mapped;
     private readonly byte* _base;
     private readonly Dictionary<string, GgufTensorInfo> _tensors;
 
-    private GgufFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePointer, uint version,
-        GgufMetadata metadata, List<GgufTensorInfo> tensors, long dataStart)
+    private GgufFile(string path, MappedFile mapped, uint version, GgufMetadata metadata, List<GgufTensorInfo> tensors, long dataStart)
     {
         Path = path;
-        _map = map;
-        _view = view;
-        _base = basePointer;
+        _mapped = mapped;
+        _base = mapped.Pointer;
         Version = version;
         Metadata = metadata;
         TensorInfos = tensors;
@@ -47,35 +43,17 @@ public sealed unsafe class GgufFile : IWeightSource
 
     public static GgufFile Open(string path)
     {
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        var length = stream.Length;
-        if (length < 24)
-        {
-            stream.Dispose();
-            throw new ModelFormatException($"{path}: {length} bytes is too short for a GGUF file (truncated?)");
-        }
-
-        var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-        MemoryMappedViewAccessor? view = null;
-        var acquired = false;
+        var mapped = MappedFile.Open(path, 24, "a GGUF file");
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* pointer = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-            acquired = true;
-            pointer += view.PointerOffset;
-
             // The header, metadata and tensor infos must lie in the first 2 GiB: far more than any real file uses.
-            var reader = new Reader(path, new ReadOnlySpan<byte>(pointer, (int)Math.Min(length, int.MaxValue)));
-            var (version, metadata, infos, dataStart) = Parse(ref reader, path, length);
-            return new GgufFile(path, map, view, pointer, version, metadata, infos, dataStart);
+            var reader = new Reader(path, new ReadOnlySpan<byte>(mapped.Pointer, (int)Math.Min(mapped.Length, int.MaxValue)));
+            var (version, metadata, infos, dataStart) = Parse(ref reader, path, mapped.Length);
+            return new GgufFile(path, mapped, version, metadata, infos, dataStart);
         }
         catch
         {
-            if (acquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -172,12 +150,7 @@ public sealed unsafe class GgufFile : IWeightSource
         return new Tensor(name, t.Type, t.Shape, _base + DataStart + t.Offset, t.ByteLength);
     }
 
-    public void Dispose()
-    {
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _mapped.Dispose();
 
     /// <summary>A bounds-checked cursor over the header bytes.</summary>
     private ref struct Reader(string path, ReadOnlySpan<byte> bytes)

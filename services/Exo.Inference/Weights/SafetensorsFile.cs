@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 
 namespace Exo.Inference.Weights;
@@ -14,20 +13,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     // A header larger than this is not a model header but a corrupt or hostile file.
     private const long MaxHeaderBytes = 100L * 1024 * 1024;
 
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _mapped;
     private readonly byte* _base;
     private readonly Dictionary<string, Entry> _entries;
 
     private readonly record struct Entry(DType Type, long[] Shape, long Begin, long End);
 
-    private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePointer, long dataStart,
-        Dictionary<string, Entry> entries)
+    private SafetensorsFile(string path, MappedFile mapped, long dataStart, Dictionary<string, Entry> entries)
     {
         Path = path;
-        _map = map;
-        _view = view;
-        _base = basePointer;
+        _mapped = mapped;
+        _base = mapped.Pointer;
         DataStart = dataStart;
         _entries = entries;
     }
@@ -39,27 +35,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public static SafetensorsFile Open(string path)
     {
-        // The length comes from the opened file, not the path: a symlinked weight file (as in Hugging Face's cache)
-        // must be measured at its target.
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        var length = stream.Length;
-        if (length < 8)
-        {
-            stream.Dispose();
-            throw new ModelFormatException($"{path}: {length} bytes is too short for a safetensors file (truncated?)");
-        }
-
-        var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-        MemoryMappedViewAccessor? view = null;
-        var acquired = false;
+        var mapped = MappedFile.Open(path, 8, "a safetensors file");
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* pointer = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-            acquired = true;
-            pointer += view.PointerOffset;
-
+            var pointer = mapped.Pointer;
+            var length = mapped.Length;
             var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(pointer, 8));
             if (headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
             {
@@ -69,13 +49,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
             var dataStart = 8 + (long)headerLength;
             var entries = ParseHeader(path, new ReadOnlySpan<byte>(pointer + 8, (int)headerLength), length - dataStart);
-            return new SafetensorsFile(path, map, view, pointer, dataStart, entries);
+            return new SafetensorsFile(path, mapped, dataStart, entries);
         }
         catch
         {
-            if (acquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -151,10 +129,5 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return new Tensor(name, e.Type, e.Shape, _base + DataStart + e.Begin, e.End - e.Begin);
     }
 
-    public void Dispose()
-    {
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _mapped.Dispose();
 }

@@ -5,8 +5,9 @@ using Exo.Planner.Planning;
 namespace Exo.Planner.Grpc;
 
 /// <summary>
-/// Follows the registry's membership and re-plans every model when it changes, debounced so a burst of joins and
-/// leaves gives one new placement. This is the only place that decides where layers run.
+/// Follows the registry's membership and re-plans every model when it changes in a way that matters (see
+/// <see cref="Membership"/>), debounced so a burst of joins and leaves gives one new placement. This is the only place
+/// that decides where layers run. On start it takes the stored placements, so a restarted planner serves at once.
 /// </summary>
 public sealed partial class MembershipPlanner(
     Contracts.V1.Registry.RegistryClient registry,
@@ -14,30 +15,45 @@ public sealed partial class MembershipPlanner(
     IReadOnlyList<(string Model, ModelProfile Profile)> models,
     ILogger<MembershipPlanner> logger) : BackgroundService
 {
-    private readonly Dictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
+    private const string NoWorkers = "no shard workers have joined yet";
+
+    private readonly Membership _membership = new();
+
+    /// <summary>Restores the stored placements before the server starts answering, then starts following the registry.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var profiles = models.ToDictionary(m => m.Model, m => m.Profile, StringComparer.Ordinal);
+        // A stored ring is usable only for a model planned here whose layer count is still the same.
+        var restored = await board.RestoreAsync(p => profiles.TryGetValue(p.ModelId, out var profile)
+            && (p.Stages.Count == 0 || p.Stages[^1].LayerEnd == profile.LayerCount), cancellationToken);
+        foreach (var placement in restored) LogRestored(placement.ModelId, placement.Version, placement.Stages.Count);
+
+        foreach (var (model, _) in models.Where(m => board.Current(m.Model) is null))
+        {
+            var placement = new Contracts.V1.Placement { ModelId = model, Version = (ulong)await board.NextVersionAsync(cancellationToken), Problem = NoWorkers };
+            await board.PublishAsync(placement, cancellationToken);
+        }
+
+        await base.StartAsync(cancellationToken);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var debouncer = new Debouncer(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(2), Replan, e => LogPlanFailed(e));
-        foreach (var (model, _) in models) board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)board.NextVersion() }, "no shard workers have joined yet");
-
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // The watch is opened first, so no change after the listing is missed; it repeats the listed members,
+                // which change nothing. The listing makes the first re-plan complete, and happen even when the
+                // stream stays silent because every node left while the planner was away.
                 using var call = registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stoppingToken));
-                lock (_gate) _nodes.Clear();
+                var members = await registry.ListAsync(new ListNodesRequest(), new CallOptions(CancellationToken: stoppingToken));
+                _membership.Reset(members.Nodes);
+                debouncer.Trigger();
                 while (await call.ResponseStream.MoveNext(stoppingToken))
                 {
-                    var change = call.ResponseStream.Current;
-                    lock (_gate)
-                    {
-                        if (change.Kind == NodeEvent.Types.Kind.Removed) _nodes.Remove(change.Node.NodeId);
-                        else _nodes[change.Node.NodeId] = change.Node;
-                    }
-
-                    debouncer.Trigger();
+                    if (_membership.Apply(call.ResponseStream.Current)) debouncer.Trigger();
                 }
             }
             catch (Exception e) when (e is RpcException or HttpRequestException && !stoppingToken.IsCancellationRequested)
@@ -49,33 +65,34 @@ public sealed partial class MembershipPlanner(
         }
     }
 
-    private Task Replan(CancellationToken cancellationToken)
+    private async Task Replan(CancellationToken cancellationToken)
     {
-        NodeInfo[] nodes;
-        lock (_gate) nodes = _nodes.Values.ToArray();
-        var capacities = nodes.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue))).ToArray();
+        var nodes = _membership.Snapshot();
         foreach (var (model, profile) in models)
         {
             var current = board.Current(model);
+            // Only nodes with the model in their models directory can load its layers.
+            var holders = nodes.Where(n => n.ModelsOnDisk.Contains(model, StringComparer.Ordinal)).ToArray();
+            var capacities = holders.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue)));
             // Versions only grow; one spent on an unchanged ring is simply skipped.
-            var version = board.NextVersion();
-            var result = RingPlanner.TryPlan(capacities, profile, version);
-            if (!result.Succeeded)
+            var version = await board.NextVersionAsync(cancellationToken);
+            var result = holders.Length == 0 ? null : RingPlanner.TryPlan(capacities, profile, version);
+            if (result is not { Succeeded: true })
             {
-                var problem = nodes.Length == 0 ? "no shard workers have joined yet" : result.Error!;
-                if (current is { Stages.Count: 0 } && board.Problem(model) == problem) continue;
-                board.Publish(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version }, problem);
+                var problem = nodes.Length == 0 ? NoWorkers
+                    : holders.Length == 0 ? $"no worker has model '{model}' in its models directory"
+                    : result!.Error!;
+                if (current is { Stages.Count: 0 } && current.Problem == problem) continue;
+                await board.PublishAsync(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version, Problem = problem }, cancellationToken);
                 LogCannotPlace(model, problem);
                 continue;
             }
 
-            var message = ToMessage(result.Placement!, nodes);
+            var message = ToMessage(result.Placement!, holders);
             if (current is not null && current.Stages.Equals(message.Stages)) continue;
-            board.Publish(message);
+            await board.PublishAsync(message, cancellationToken);
             LogPlaced(model, message.Version, string.Join(", ", message.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
         }
-
-        return Task.CompletedTask;
     }
 
     private static Contracts.V1.Placement ToMessage(Planning.Placement placement, NodeInfo[] nodes)
@@ -94,6 +111,9 @@ public sealed partial class MembershipPlanner(
 
         return message;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Restored placement v{Version} of {Model} ({Stages} stages) from the store")]
+    private partial void LogRestored(string model, ulong version, int stages);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages}")]
     private partial void LogPlaced(string model, ulong version, string stages);

@@ -1,33 +1,48 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
-using Exo.Contracts.V1;
+using Exo.Planner.Store;
 
 namespace Exo.Planner.Grpc;
 
 /// <summary>
-/// The current placement of each model, and everyone watching them. A model without a ready placement has an
+/// The current placement of each model, and everyone watching them. Every placement is written through the store
+/// first, so a restarted planner answers with the last one at once. A model without a ready placement has an
 /// explanation instead (no nodes yet, or "needs 9.1 GB, the cluster has 6.0 GB free").
 /// </summary>
-public sealed class PlacementBoard
+public sealed partial class PlacementBoard(IPlacementStore store, ILogger<PlacementBoard> logger)
 {
     private readonly ConcurrentDictionary<string, Contracts.V1.Placement> _placements = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _problems = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Channel<Contracts.V1.Placement>, string?> _watchers = new();
-    private long _version;
 
-    public long NextVersion() => Interlocked.Increment(ref _version);
+    public Task<long> NextVersionAsync(CancellationToken cancellationToken) => store.NextVersionAsync(cancellationToken);
 
     public Contracts.V1.Placement? Current(string model) => _placements.GetValueOrDefault(model);
 
-    public string? Problem(string model) => _problems.GetValueOrDefault(model);
-
-    /// <summary>Publishes a placement; one with no stages withdraws the model (it cannot be served now).</summary>
-    public void Publish(Contracts.V1.Placement placement, string? problem = null)
+    /// <summary>
+    /// Takes the stored placements that <paramref name="usable"/> accepts as the current ones, without telling watchers
+    /// (there are none before the planner starts). Returns those taken.
+    /// </summary>
+    public async Task<IReadOnlyList<Contracts.V1.Placement>> RestoreAsync(Func<Contracts.V1.Placement, bool> usable, CancellationToken cancellationToken)
     {
+        var restored = (await store.LoadAsync(cancellationToken)).Where(usable).ToArray();
+        foreach (var placement in restored) _placements[placement.ModelId] = placement;
+        return restored;
+    }
+
+    /// <summary>
+    /// Stores and publishes a placement; one with no stages (and a <c>Problem</c>) withdraws the model: it cannot be
+    /// served now. A placement older than the stored one (another planner instance published since) is dropped.
+    /// </summary>
+    public async Task PublishAsync(Contracts.V1.Placement placement, CancellationToken cancellationToken)
+    {
+        if (!await store.SaveAsync(placement, cancellationToken))
+        {
+            LogSuperseded(placement.ModelId, placement.Version);
+            return;
+        }
+
         _placements[placement.ModelId] = placement;
-        if (problem is null) _problems.TryRemove(placement.ModelId, out _);
-        else _problems[placement.ModelId] = problem;
         foreach (var (channel, model) in _watchers)
         {
             if (model is null || model == placement.ModelId) channel.Writer.TryWrite(placement);
@@ -50,4 +65,7 @@ public sealed class PlacementBoard
             _watchers.TryRemove(channel, out _);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Placement v{Version} of {Model} was not published: the store holds a newer one from another planner")]
+    private partial void LogSuperseded(string model, ulong version);
 }

@@ -8,11 +8,11 @@ public sealed class PlannerService(PlacementBoard board) : Contracts.V1.Planner.
 {
     public override Task<Contracts.V1.Placement> GetPlacement(GetPlacementRequest request, ServerCallContext context)
     {
-        if (board.Current(request.ModelId) is { Stages.Count: > 0 } placement) return Task.FromResult(placement);
-        var problem = board.Problem(request.ModelId);
-        throw new RpcException(problem is null
+        var placement = board.Current(request.ModelId);
+        if (placement is { Stages.Count: > 0 }) return Task.FromResult(placement);
+        throw new RpcException(placement is null
             ? new Status(StatusCode.NotFound, $"model '{request.ModelId}' is not planned here")
-            : new Status(StatusCode.FailedPrecondition, problem));
+            : new Status(StatusCode.FailedPrecondition, placement.Problem));
     }
 
     public override async Task WatchPlacements(WatchPlacementsRequest request, IServerStreamWriter<Contracts.V1.Placement> responseStream, ServerCallContext context)

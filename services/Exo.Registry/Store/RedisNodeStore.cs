@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Exo.Contracts;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 

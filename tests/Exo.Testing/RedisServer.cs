@@ -2,8 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Xunit;
 
-namespace Exo.Registry.Tests;
+namespace Exo.Testing;
 
 /// <summary>A real redis-server on a free loopback port for the duration of the test collection, with nothing persisted.</summary>
 public sealed class RedisServer : IAsyncLifetime
@@ -21,7 +22,7 @@ public sealed class RedisServer : IAsyncLifetime
             .Select(dir => Path.Combine(dir, "redis-server")).FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("redis-server is not on PATH; install it (Debian: apt-get install -y redis-server), as .ci/run does");
 
-        Port = FreePort();
+        Port = Ports.Free();
         var start = new ProcessStartInfo(executable)
         {
             ArgumentList = { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" },
@@ -65,15 +66,6 @@ public sealed class RedisServer : IAsyncLifetime
         }
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     public async Task DisposeAsync()
     {
         if (_process is null) return;
@@ -81,10 +73,4 @@ public sealed class RedisServer : IAsyncLifetime
         await _process.WaitForExitAsync();
         _process.Dispose();
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class RedisCollection : ICollectionFixture<RedisServer>
-{
-    public const string Name = "redis";
 }

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Exo.Registry.Store;
+namespace Exo.Contracts;
 
 /// <summary>
 /// A node's stable id, kept in a file under its data directory so that the node is the same node across restarts.

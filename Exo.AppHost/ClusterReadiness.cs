@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Exo.AppHost.Hosting;
+
+namespace Exo.AppHost;
+
+/// <summary>What the gateway's <c>GET /api/cluster</c> says, in one line: whether the model is loaded everywhere, and where.</summary>
+public sealed record ClusterStatus(bool Ready, string Summary)
+{
+    /// <summary>
+    /// Reads the gateway's cluster view: <c>healthy</c>, <c>nodes[]</c> and <c>placements[]</c> (model, version, ready, problem, stages
+    /// with endpoint, nodeId, layerStart, layerEnd). Stages are named by the worker whose gRPC port they use, else by node id.
+    /// </summary>
+    public static ClusterStatus Parse(string json, IReadOnlyDictionary<int, string> workerByPort, int workers)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            var healthy = root.GetProperty("healthy").GetBoolean();
+            var nodes = root.GetProperty("nodes").GetArrayLength();
+            var placements = root.GetProperty("placements").EnumerateArray().Select(p => Placement(p, workerByPort)).ToList();
+            if (healthy && placements.Count > 0) return new ClusterStatus(true, string.Join("; ", placements.Select(p => p.Text)));
+
+            var state = placements.Count == 0 ? "no placement yet" : string.Join("; ", placements.Select(p => p.Text));
+            return new ClusterStatus(false, $"{nodes} of {workers} workers registered, {state}");
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return new ClusterStatus(false, $"the gateway's /api/cluster answer is not understood ({e.Message})");
+        }
+    }
+
+    private static (bool Ready, string Text) Placement(JsonElement placement, IReadOnlyDictionary<int, string> workerByPort)
+    {
+        var stages = placement.GetProperty("stages").EnumerateArray().Select(stage =>
+        {
+            var endpoint = stage.GetProperty("endpoint").GetString() ?? "";
+            var name = Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && workerByPort.TryGetValue(uri.Port, out var worker)
+                ? worker
+                : stage.GetProperty("nodeId").GetString();
+            return $"[{stage.GetProperty("layerStart").GetInt32()}, {stage.GetProperty("layerEnd").GetInt32()}) {name}";
+        }).ToList();
+        var model = placement.GetProperty("model").GetString();
+        var ready = placement.GetProperty("ready").GetBoolean();
+        // The planner says why a model has no stages (too little memory, no worker has it on disk): that is what the user needs.
+        if (!ready && placement.TryGetProperty("problem", out var problem) && problem.ValueKind == JsonValueKind.String) return (false, $"{model}: {problem.GetString()}");
+        return (ready, $"{model} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}{(ready ? "" : " (loading)")}");
+    }
+}
+
+/// <summary>
+/// Polls the gateway until the model is loaded on its workers, saying what it waits for as that changes, and warns
+/// (without stopping anything) when that takes longer than the ready timeout.
+/// </summary>
+public sealed class ClusterReadiness(Uri gateway, IReadOnlyDictionary<int, string> workerByPort, int workers, TimeSpan timeout, ConsoleLog log)
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Reminder = TimeSpan.FromSeconds(10);
+
+    public async Task WatchAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var clock = Stopwatch.StartNew();
+        var said = "";
+        var saidAt = TimeSpan.Zero;
+        var warned = false;
+        while (true)
+        {
+            var status = await ProbeAsync(http, cancellationToken);
+            if (status.Ready)
+            {
+                log.Info($"ready: {status.Summary} ({clock.Elapsed.TotalSeconds:0.0} s)");
+                return;
+            }
+
+            if (status.Summary != said || clock.Elapsed - saidAt >= Reminder)
+            {
+                log.Info($"waiting for the cluster ({clock.Elapsed.TotalSeconds:0} s): {status.Summary}");
+                (said, saidAt) = (status.Summary, clock.Elapsed);
+            }
+
+            if (!warned && clock.Elapsed >= timeout)
+            {
+                log.Warning($"the cluster is not ready after {timeout.TotalSeconds:0} s ({status.Summary}); it keeps running: see the logs above, Ctrl-C stops it");
+                warned = true;
+            }
+
+            await Task.Delay(Interval, cancellationToken);
+        }
+    }
+
+    private async Task<ClusterStatus> ProbeAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.GetAsync(new Uri(gateway, "/api/cluster"), cancellationToken);
+            var body = await response.Content.ReadAsStringAsync(cancellationToken);
+            return response.IsSuccessStatusCode
+                ? ClusterStatus.Parse(body, workerByPort, workers)
+                : new ClusterStatus(false, $"GET /api/cluster answered {(int)response.StatusCode}");
+        }
+        catch (Exception e) when (e is HttpRequestException || e is TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return new ClusterStatus(false, $"GET /api/cluster failed: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Installs the Exo shard worker as a systemd user service that starts at boot (with lingering), restarts if it stops,
+# and joins the cluster whose registry and planner run on CLUSTER_HOST.
+#   deploy/linux/install-worker.sh CLUSTER_HOST [--port 52418]      install or update
+#   deploy/linux/install-worker.sh --uninstall                      stop and remove (the data directory stays)
+set -euo pipefail
+unit=exo-shardworker
+target="$HOME/.config/systemd/user/$unit.service"
+app="$HOME/.local/share/exo/worker"
+data="$HOME/.exo/worker"
+here="$(cd "$(dirname "$0")" && pwd)"
+
+usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+[[ $# -ge 1 ]] || usage 2
+if [[ "$1" == "--help" || "$1" == "-h" ]]; then usage 0; fi
+if [[ "$1" == "--uninstall" ]]; then
+  systemctl --user disable --now "$unit" 2>/dev/null || true
+  rm -f "$target"; rm -rf "$app"
+  systemctl --user daemon-reload
+  echo "removed $unit; the node id and models in $data are kept"
+  exit 0
+fi
+
+cluster="$1"; shift
+port=52418
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --port) port="$2"; shift 2 ;;
+    *) echo "error: unknown option $1" >&2; usage 2 ;;
+  esac
+done
+[[ "$port" =~ ^[0-9]+$ ]] || { echo "error: --port must be a number" >&2; exit 2; }
+dotnet="$(command -v dotnet || true)"
+[[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed (https://dot.net)" >&2; exit 2; }
+
+echo "building the shard worker into $app"
+"$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
+mkdir -p "$data/models" "$(dirname "$target")"
+host="$(hostname -f 2>/dev/null || hostname)"
+sed -e "s|@DOTNET@|$dotnet|g" -e "s|@APP@|$app|g" -e "s|@CLUSTER@|$cluster|g" -e "s|@DATA@|$data|g" \
+    -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" "$here/$unit.service.in" > "$target"
+systemctl --user daemon-reload
+systemctl --user enable --now "$unit"
+loginctl enable-linger "$USER" 2>/dev/null || echo "note: run 'loginctl enable-linger $USER' so the worker starts at boot without a login"
+echo "installed $unit: it joins the cluster at $cluster as http://$host:$port"
+echo "put model folders in $data/models (the same folder name the cluster serves); log: journalctl --user -u $unit -f"

@@ -1,0 +1,119 @@
+using System.Reflection;
+using Exo.Contracts.V1;
+using Exo.Grpc;
+using Exo.ShardWorker.Stages;
+using Microsoft.Extensions.Options;
+
+namespace Exo.ShardWorker.Node;
+
+/// <summary>
+/// Keeps this node in the cluster: measures the machine, registers, renews the lease by heartbeat (registering again if
+/// the registry forgot it), and deregisters on the way out. A refusal because another machine holds this node id (a
+/// cloned data directory) stops the worker with the registry's explanation.
+/// </summary>
+public sealed partial class NodeAgent(
+    Contracts.V1.Registry.RegistryClient registry,
+    IOptions<ShardWorkerOptions> options,
+    NodeId node,
+    StageHosts hosts,
+    IHostApplicationLifetime lifetime,
+    ILogger<NodeAgent> logger) : BackgroundService
+{
+    private readonly string _instanceToken = Guid.NewGuid().ToString("N");
+    private NodeInfo? _info;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _info = await Task.Run(Describe, stoppingToken);
+        LogMeasured(node.Value, _info.BandwidthBytesPerSecond / 1e9, _info.Flops / 1e9, _info.AvailableMemoryBytes / 1e9, string.Join(", ", _info.ModelsOnDisk));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var lease = await registry.RegisterAsync(new RegisterRequest { Node = _info, InstanceToken = _instanceToken }, new CallOptions(CancellationToken: stoppingToken));
+                LogRegistered(node.Value, _info.GrpcEndpoint, lease.LeaseTtlMs);
+                var interval = TimeSpan.FromMilliseconds(Math.Max(100, lease.LeaseTtlMs / 4));
+                while (true)
+                {
+                    await Task.Delay(interval, stoppingToken);
+                    var heartbeat = new HeartbeatRequest { NodeId = node.Value, LeaseId = lease.LeaseId, AvailableMemoryBytes = _info.AvailableMemoryBytes };
+                    await registry.HeartbeatAsync(heartbeat, new CallOptions(CancellationToken: stoppingToken));
+                }
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
+            {
+                LogConflict(e.Status.Detail);
+                Environment.ExitCode = 3;
+                lifetime.StopApplication();
+                return;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            {
+                LogLeaseLost(node.Value);
+            }
+            catch (Exception e) when (e is RpcException or HttpRequestException or IOException && !stoppingToken.IsCancellationRequested)
+            {
+                LogRegistryUnreachable(e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (_info is null) return;
+        try
+        {
+            // Leaving at once spares the cluster the lease timeout before it re-plans.
+            await registry.DeregisterAsync(new DeregisterRequest { NodeId = node.Value, LeaseId = _instanceToken },
+                new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(2), CancellationToken: cancellationToken));
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or IOException or OperationCanceledException)
+        {
+            LogDeregisterFailed(e.Message);
+        }
+    }
+
+    private NodeInfo Describe()
+    {
+        var o = options.Value;
+        var (total, available) = MachineProbe.Memory();
+        // Offered memory stays what it was at start: memory moves as layers load, and re-planning on that would oscillate.
+        var offered = o.MemoryMegabytes is { } mb ? mb * 1024 * 1024 : available;
+        var info = new NodeInfo
+        {
+            NodeId = node.Value,
+            GrpcEndpoint = o.Endpoint(o.GrpcPort),
+            Host = Environment.MachineName,
+            Os = MachineProbe.Os,
+            Arch = MachineProbe.Arch,
+            Backend = "cpu",
+            TotalMemoryBytes = (ulong)total,
+            AvailableMemoryBytes = (ulong)offered,
+            BandwidthBytesPerSecond = MachineProbe.ReadBandwidth(),
+            Flops = MachineProbe.Flops(TimeSpan.FromMilliseconds(100)),
+            Version = typeof(NodeAgent).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
+        };
+        info.ModelsOnDisk.AddRange(hosts.ModelsOnDisk());
+        return info;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId}: {Bandwidth:0.0} GB/s read, {Gflops:0} GFLOPS, {Memory:0.0} GB offered; models on disk: {Models}")]
+    private partial void LogMeasured(string nodeId, double bandwidth, double gflops, double memory, string models);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registered {NodeId} at {Endpoint} (lease {TtlMs} ms)")]
+    private partial void LogRegistered(string nodeId, string endpoint, uint ttlMs);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The registry refused this node: {Detail}")]
+    private partial void LogConflict(string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The registry no longer knows {NodeId} (its lease expired); registering again")]
+    private partial void LogLeaseLost(string nodeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach the registry ({Reason}); retrying")]
+    private partial void LogRegistryUnreachable(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not deregister ({Reason}); the lease will expire instead")]
+    private partial void LogDeregisterFailed(string reason);
+}

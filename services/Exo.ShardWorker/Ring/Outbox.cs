@@ -1,0 +1,23 @@
+using System.Threading.Channels;
+using Exo.Contracts.V1;
+using Exo.Grpc;
+
+namespace Exo.ShardWorker.Ring;
+
+/// <summary>
+/// The response side of one inbound Forward stream. Several threads answer on it (the stage's result loop, other
+/// streams' handlers), and a gRPC stream takes one write at a time, so answers queue here.
+/// </summary>
+public sealed class Outbox
+{
+    private readonly Channel<ForwardMessage> _messages = Channel.CreateUnbounded<ForwardMessage>(new UnboundedChannelOptions { SingleReader = true });
+
+    public void Post(ForwardMessage message) => _messages.Writer.TryWrite(message);
+
+    public void Complete() => _messages.Writer.TryComplete();
+
+    public async Task WriteAllAsync(IServerStreamWriter<ForwardMessage> stream, CancellationToken cancellationToken)
+    {
+        await foreach (var message in _messages.Reader.ReadAllAsync(cancellationToken)) await stream.WriteAsync(message, cancellationToken);
+    }
+}

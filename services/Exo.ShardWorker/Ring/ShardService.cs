@@ -1,0 +1,71 @@
+using Exo.Contracts.V1;
+using Exo.Grpc;
+using Exo.ShardWorker.Stages;
+
+namespace Exo.ShardWorker.Ring;
+
+/// <summary><c>exo.v1.Shard</c>: the ring's inbound streams, cancellation and status.</summary>
+public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBase
+{
+    public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<ForwardMessage> responseStream, ServerCallContext context)
+    {
+        var outbox = new Outbox();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var writer = outbox.WriteAllAsync(responseStream, stop.Token);
+        // Which model a message belongs to: its setup names it; later messages are found by their request id.
+        StageHost? last = null;
+        try
+        {
+            while (await requestStream.MoveNext(context.CancellationToken))
+            {
+                var message = requestStream.Current;
+                var host = message.Setup is { } setup ? hosts.Find(setup.ModelId)
+                    : last?.Holds(message.RequestId) == true ? last
+                    : hosts.Holding(message.RequestId);
+                if (host is null)
+                {
+                    if (message.PayloadCase != ForwardMessage.PayloadOneofCase.Error) outbox.Post(NotHere(message));
+                    continue;
+                }
+
+                last = host;
+                host.Receive(message, outbox);
+            }
+        }
+        finally
+        {
+            // A gateway that hangs up takes its requests with it.
+            foreach (var host in hosts.All) host.Sweep(outbox);
+            outbox.Complete();
+            await stop.CancelAsync();
+            try
+            {
+                await writer;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private static ForwardMessage NotHere(ForwardMessage message) => new()
+    {
+        RequestId = message.RequestId,
+        Error = new RequestError
+        {
+            Code = RequestError.Types.Code.NotReady,
+            Message = message.Setup is { } setup
+                ? $"this node does not serve model '{setup.ModelId}' (yet)"
+                : $"request '{message.RequestId}' is not open on this node",
+        },
+    };
+
+    public override Task<CancelResponse> Cancel(CancelRequest request, ServerCallContext context) =>
+        Task.FromResult(new CancelResponse { Found = hosts.Holding(request.RequestId)?.Cancel(request.RequestId) ?? false });
+
+    public override Task<ShardStatus> Status(ShardStatusRequest request, ServerCallContext context)
+    {
+        var host = string.IsNullOrEmpty(request.ModelId) ? hosts.All.FirstOrDefault() : hosts.Find(request.ModelId);
+        return Task.FromResult(host?.Status() ?? new ShardStatus { NodeId = node.Value, ModelId = request.ModelId });
+    }
+}

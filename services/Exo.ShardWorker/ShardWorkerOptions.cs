@@ -1,0 +1,69 @@
+namespace Exo.ShardWorker;
+
+/// <summary>The worker's settings (section "ShardWorker"), validated at start.</summary>
+public sealed class ShardWorkerOptions
+{
+    public const string Usage = """
+        Exo shard worker: joins an Exo cluster, loads the layers the planner assigns to this machine and runs them.
+
+        Usage: Exo.ShardWorker [options]      (every option can also be set as ShardWorker__<Name> in the environment)
+          --registry URL        the registry's gRPC address (services__registry__grpc__0), e.g. http://10.0.0.2:52416
+          --planner URL         the planner's gRPC address (services__planner__grpc__0), e.g. http://10.0.0.2:52417
+          --data-dir DIR        where the node id is kept (default ~/.exo/worker); one per worker, never shared or cloned
+          --models-dir DIR      folder holding one subfolder per model (default DATA_DIR/models)
+          --port N              gRPC port (default 52418); --address IP the interface to listen on (default 0.0.0.0)
+          --advertise URL       the gRPC address other nodes use to reach this one (default http://<this host>:<port>)
+          --memory-mb N         memory offered to the cluster (default: the machine's available memory at start)
+          --kv-cache-mb N       KV cache memory for all requests together (default 1024)
+          --urls URL            plain HTTP for /health and /alive (e.g. http://127.0.0.1:52419)
+        """;
+
+    /// <summary>Short command-line names for the settings above.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
+    {
+        ["--registry"] = "services:registry:grpc:0",
+        ["--planner"] = "services:planner:grpc:0",
+        ["--data-dir"] = "ShardWorker:DataDir",
+        ["--models-dir"] = "ShardWorker:ModelsDir",
+        ["--port"] = "ShardWorker:GrpcPort",
+        ["--address"] = "ShardWorker:GrpcAddress",
+        ["--advertise"] = "ShardWorker:AdvertisedEndpoint",
+        ["--memory-mb"] = "ShardWorker:MemoryMegabytes",
+        ["--kv-cache-mb"] = "ShardWorker:KvCacheMegabytes",
+    };
+
+    public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".exo", "worker");
+
+    public string? ModelsDir { get; set; }
+
+    public int GrpcPort { get; set; } = 52418;
+
+    public string GrpcAddress { get; set; } = "0.0.0.0";
+
+    public string? AdvertisedEndpoint { get; set; }
+
+    public long? MemoryMegabytes { get; set; }
+
+    public long KvCacheMegabytes { get; set; } = 1024;
+
+    public string ModelsDirectory => ModelsDir ?? Path.Combine(DataDir, "models");
+
+    /// <summary>The address the registry publishes for this node: explicit, else this host's name (loopback stays loopback).</summary>
+    public string Endpoint(int boundPort)
+    {
+        if (AdvertisedEndpoint is not null) return AdvertisedEndpoint;
+        var host = System.Net.IPAddress.TryParse(GrpcAddress, out var ip) && System.Net.IPAddress.IsLoopback(ip) ? GrpcAddress : Environment.MachineName;
+        return $"http://{host}:{boundPort}";
+    }
+
+    public void Validate()
+    {
+        if (GrpcPort is < 0 or > 65535) throw new InvalidOperationException($"ShardWorker:GrpcPort {GrpcPort} is not a port number");
+        if (!System.Net.IPAddress.TryParse(GrpcAddress, out _)) throw new InvalidOperationException($"ShardWorker:GrpcAddress '{GrpcAddress}' is not an IP address");
+        if (AdvertisedEndpoint is not null && !Uri.TryCreate(AdvertisedEndpoint, UriKind.Absolute, out _))
+            throw new InvalidOperationException($"ShardWorker:AdvertisedEndpoint '{AdvertisedEndpoint}' is not a URL like http://10.0.0.5:52418");
+        if (MemoryMegabytes is <= 0 || KvCacheMegabytes <= 0) throw new InvalidOperationException("ShardWorker:MemoryMegabytes and KvCacheMegabytes must be positive");
+        if (!Directory.Exists(ModelsDirectory))
+            throw new InvalidOperationException($"the models directory '{ModelsDirectory}' does not exist: create it and put model folders in it, or pass --models-dir");
+    }
+}

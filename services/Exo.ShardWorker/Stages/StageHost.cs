@@ -1,0 +1,409 @@
+using System.Collections.Concurrent;
+using Exo.Contracts.Ring;
+using Exo.Contracts.V1;
+using Exo.Inference;
+using Exo.Inference.Model;
+using Exo.Inference.Pipeline;
+using Exo.ShardWorker.Ring;
+
+namespace Exo.ShardWorker.Stages;
+
+/// <summary>
+/// This node's part of one model's ring: the layers the current placement assigns it, the runtime that runs them for
+/// every request, and the link to the next stage. The first stage takes prompts from gateways and relays each sampled
+/// token back to the gateway that sent the request; the last stage samples. Errors travel on round the ring until they
+/// reach the first stage, which tells the gateway.
+/// </summary>
+public sealed partial class StageHost(string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, TimeProvider time, ILogger<StageHost> logger)
+    : IAsyncDisposable
+{
+    /// <summary>A request untouched this long has lost its gateway; its KV cache is freed.</summary>
+    public static readonly TimeSpan IdleRequestTimeout = TimeSpan.FromMinutes(2);
+
+    private readonly ConcurrentDictionary<string, Route> _routes = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _applying = new(1, 1);
+    private volatile Serving? _serving;
+    private long _version;
+
+    /// <summary>Layers loaded in memory, with the runtime running them and the loop forwarding its results.</summary>
+    private sealed record Loaded(LayerRange Layers, ModelStage Stage, StageRuntime Runtime)
+    {
+        public Task Pump { get; set; } = Task.CompletedTask;
+    }
+
+    /// <summary>What this node serves for one placement version.</summary>
+    private sealed record Serving(long Version, Loaded Loaded, ForwardLink? Next, bool IsFirst, bool IsLast);
+
+    /// <summary>One open request on this stage.</summary>
+    private sealed class Route(Loaded loaded, Outbox? gateway, RequestSetup? setupToForward, long now)
+    {
+        public Loaded Loaded { get; } = loaded;
+
+        /// <summary>On the first stage, the gateway stream the request came on.</summary>
+        public Outbox? Gateway { get; } = gateway;
+
+        /// <summary>The setup still to send with the request's first message to the next stage.</summary>
+        public RequestSetup? SetupToForward { get; set; } = setupToForward;
+
+        /// <summary>Position of the next rows this stage expects.</summary>
+        public int NextPosition { get; set; }
+
+        /// <summary>Position of the rows in the runtime now; one step per request is in flight at a time.</summary>
+        public int PendingPosition { get; set; }
+
+        public long LastActive { get; set; } = now;
+    }
+
+    public string ModelId => modelId;
+
+    /// <summary>Follows a new placement: loads the assigned layers (reusing those already loaded), links the next stage, and
+    /// fails requests of the previous placement, whose ring no longer exists.</summary>
+    public async Task ApplyAsync(Placement placement, CancellationToken cancellationToken)
+    {
+        await _applying.WaitAsync(cancellationToken);
+        try
+        {
+            if ((long)placement.Version <= Interlocked.Read(ref _version)) return;
+            Interlocked.Exchange(ref _version, (long)placement.Version);
+            var old = _serving;
+            _serving = null;
+            FailAll(RequestError.Types.Code.StalePlacement, $"the cluster was re-planned (placement v{placement.Version}); retry the request");
+
+            var index = placement.Stages.ToList().FindIndex(s => s.NodeId == nodeId);
+            if (index < 0)
+            {
+                await ReleaseAsync(old, keepLoaded: null, keepLink: null);
+                LogNotPlaced(modelId, placement.Version);
+                return;
+            }
+
+            var stage = placement.Stages[index];
+            var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
+            var loaded = old?.Loaded.Layers == layers ? old.Loaded : await LoadAsync(layers, cancellationToken);
+            var nextEndpoint = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count].GrpcEndpoint : null;
+            var next = nextEndpoint is null ? null
+                : old?.Next?.Endpoint == nextEndpoint ? old.Next
+                : new ForwardLink(nextEndpoint, message => Receive(message, origin: null), e => LogLinkBroken(nextEndpoint, e.Message));
+            await ReleaseAsync(old, loaded, next);
+
+            _serving = new Serving((long)placement.Version, loaded, next, index == 0, index == placement.Stages.Count - 1);
+            LogServing(modelId, layers.ToString(), placement.Version, index + 1, placement.Stages.Count, nextEndpoint ?? "itself");
+        }
+        finally
+        {
+            _applying.Release();
+        }
+    }
+
+    private async Task<Loaded> LoadAsync(LayerRange layers, CancellationToken cancellationToken)
+    {
+        LogLoading(modelId, layers.ToString(), modelDirectory);
+        var started = time.GetTimestamp();
+        var stage = await Task.Run(() => ModelStage.Load(modelDirectory, layers), cancellationToken);
+        var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes));
+        loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
+        LogLoaded(modelId, layers.ToString(), time.GetElapsedTime(started).TotalSeconds);
+        return loaded;
+    }
+
+    private static async Task ReleaseAsync(Serving? old, Loaded? keepLoaded, ForwardLink? keepLink)
+    {
+        if (old is null) return;
+        if (old.Next is not null && old.Next != keepLink) await old.Next.DisposeAsync();
+        if (old.Loaded != keepLoaded) await DisposeAsync(old.Loaded);
+    }
+
+    private static async Task DisposeAsync(Loaded loaded)
+    {
+        await loaded.Runtime.DisposeAsync();
+        await loaded.Pump;
+        loaded.Stage.Dispose();
+    }
+
+    /// <summary>Acts on one message from a gateway, the previous stage, or (first stage) the last stage's sampled token.</summary>
+    /// <param name="origin">Where to answer when the request cannot be routed; null for replies on this node's own link.</param>
+    public void Receive(ForwardMessage message, Outbox? origin)
+    {
+        var id = message.RequestId;
+        if (message.PayloadCase == ForwardMessage.PayloadOneofCase.Error)
+        {
+            // An error for a request this stage no longer holds has already been delivered: dropping it ends the relay.
+            if (_routes.TryRemove(id, out var failed))
+            {
+                failed.Loaded.Runtime.Close(id);
+                Deliver(failed, _serving, message);
+            }
+
+            return;
+        }
+
+        if (string.IsNullOrEmpty(id))
+        {
+            origin?.Post(Error("", RequestError.Types.Code.Failed, "a message without a request id"));
+            return;
+        }
+
+        var serving = _serving;
+        if (serving is null)
+        {
+            Fail(id, RequestError.Types.Code.NotReady, $"node {nodeId} is not serving {modelId} yet (placement v{Interlocked.Read(ref _version)} is loading or does not include it)", origin);
+            return;
+        }
+
+        if ((long)message.PlacementVersion != serving.Version)
+        {
+            Fail(id, RequestError.Types.Code.StalePlacement, $"node {nodeId} serves placement v{serving.Version} of {modelId}, the request was sent for v{message.PlacementVersion}; retry", origin);
+            return;
+        }
+
+        try
+        {
+            Handle(message, serving, origin);
+        }
+        catch (Exception e) when (e is WireFormatException or ArgumentException or ObjectDisposedException)
+        {
+            Fail(id, RequestError.Types.Code.Failed, e.Message, origin);
+        }
+        catch (StageCapacityException e)
+        {
+            Fail(id, RequestError.Types.Code.Capacity, e.Message, origin);
+        }
+    }
+
+    private void Handle(ForwardMessage message, Serving serving, Outbox? origin)
+    {
+        var id = message.RequestId;
+        var loaded = serving.Loaded;
+        var config = loaded.Stage.Config;
+        Route? route;
+        if (message.Setup is { } setup)
+        {
+            if (setup.ModelId != modelId) throw new WireFormatException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
+            var options = WireFormat.DecodeSetup(setup, config);
+            route = new Route(loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, time.GetTimestamp());
+            if (!_routes.TryAdd(id, route)) throw new WireFormatException($"request '{id}' is already open on node {nodeId}");
+            try
+            {
+                loaded.Runtime.Open(id, options);
+            }
+            catch
+            {
+                _routes.TryRemove(id, out _);
+                throw;
+            }
+        }
+        else if (!_routes.TryGetValue(id, out route) || route.Loaded != loaded)
+        {
+            throw new WireFormatException($"request '{id}' is not open on node {nodeId} (finished, cancelled, or the node restarted)");
+        }
+
+        lock (route)
+        {
+            route.LastActive = time.GetTimestamp();
+            switch (message.PayloadCase)
+            {
+                case ForwardMessage.PayloadOneofCase.Sampled when serving.IsFirst && !serving.IsLast:
+                    OnSampled(id, route, message);
+                    return;
+                case ForwardMessage.PayloadOneofCase.Tokens when serving.IsFirst:
+                    CheckPosition(message, route);
+                    var tokens = WireFormat.DecodeTokens(message.Tokens.Ids, config.VocabSize, "the prompt");
+                    if (tokens.Length == 0) throw new WireFormatException("no token ids");
+                    Submit(route, new StageWork(id, tokens, null, tokens.Length));
+                    return;
+                case ForwardMessage.PayloadOneofCase.HiddenStates when !serving.IsFirst:
+                    CheckPosition(message, route);
+                    var hidden = WireFormat.DecodeHidden(message.HiddenStates, config.HiddenSize, config.MaxPositionEmbeddings);
+                    Submit(route, new StageWork(id, null, hidden, hidden.Length / config.HiddenSize));
+                    return;
+                default:
+                    throw new WireFormatException($"stage {loaded.Layers} ({(serving.IsFirst ? "first" : serving.IsLast ? "last" : "middle")}) does not take {message.PayloadCase} messages");
+            }
+        }
+    }
+
+    private static void CheckPosition(ForwardMessage message, Route route)
+    {
+        if (message.Position != route.NextPosition)
+            throw new WireFormatException($"rows at position {message.Position}, but this stage expects position {route.NextPosition}: a message was lost or repeated");
+    }
+
+    private static void Submit(Route route, StageWork work)
+    {
+        route.PendingPosition = route.NextPosition;
+        route.NextPosition += work.Rows;
+        route.Loaded.Runtime.Submit(work);
+    }
+
+    /// <summary>First stage: passes a sampled token to the gateway and, unless it ends the request, feeds it back in.</summary>
+    private void OnSampled(string id, Route route, ForwardMessage message)
+    {
+        route.Gateway?.Post(message);
+        if (message.Sampled.Finish != FinishReason.Unspecified || route.Gateway is null)
+        {
+            _routes.TryRemove(id, out _);
+            route.Loaded.Runtime.Close(id);
+            return;
+        }
+
+        var token = WireFormat.DecodeTokens([message.Sampled.TokenId], route.Loaded.Stage.Config.VocabSize, "the sampled token");
+        Submit(route, new StageWork(id, token, null, 1));
+    }
+
+    /// <summary>Forwards what the runtime produced: hidden states to the next stage, sampled tokens round to the first.</summary>
+    private async Task PumpAsync(Loaded loaded)
+    {
+        await foreach (var result in loaded.Runtime.Results.ReadAllAsync())
+        {
+            var serving = _serving;
+            if (!_routes.TryGetValue(result.RequestId, out var route) || route.Loaded != loaded || serving?.Loaded != loaded) continue;
+            try
+            {
+                Forward(result, route, serving);
+            }
+            catch (Exception e) when (e is WireFormatException or ArgumentException or ObjectDisposedException)
+            {
+                Fail(result.RequestId, RequestError.Types.Code.Failed, e.Message, origin: null);
+            }
+        }
+    }
+
+    private void Forward(StageResult result, Route route, Serving serving)
+    {
+        var id = result.RequestId;
+        lock (route)
+        {
+            route.LastActive = time.GetTimestamp();
+            var message = new ForwardMessage { RequestId = id, PlacementVersion = (ulong)serving.Version, Position = (uint)route.PendingPosition };
+            switch (result)
+            {
+                case HiddenResult hidden:
+                    message.HiddenStates = WireFormat.EncodeHidden(hidden.Hidden, hidden.Rows, serving.Loaded.Stage.Config.HiddenSize);
+                    message.Setup = route.SetupToForward;
+                    route.SetupToForward = null;
+                    serving.Next!.Post(message);
+                    break;
+                case TokenResult token:
+                    message.Sampled = WireFormat.EncodeToken(token);
+                    if (serving.IsFirst)
+                    {
+                        OnSampled(id, route, message);
+                    }
+                    else
+                    {
+                        // The runtime freed the request when it finished; the first stage frees its own on the token.
+                        if (token.Finish is not null) _routes.TryRemove(id, out _);
+                        serving.Next!.Post(message);
+                    }
+
+                    break;
+                case FailedResult failed:
+                    Fail(id, RequestError.Types.Code.Failed, failed.Error, origin: null);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Ends a request on this stage and sends the error towards its gateway.</summary>
+    private void Fail(string id, RequestError.Types.Code code, string text, Outbox? origin)
+    {
+        LogRequestFailed(id, code.ToString(), text);
+        var error = Error(id, code, text);
+        if (_routes.TryRemove(id, out var route))
+        {
+            route.Loaded.Runtime.Close(id);
+            if (Deliver(route, _serving, error)) return;
+        }
+
+        origin?.Post(error);
+    }
+
+    /// <summary>To the gateway (first stage) or on round the ring; false when neither is possible.</summary>
+    private static bool Deliver(Route route, Serving? serving, ForwardMessage error)
+    {
+        if (route.Gateway is { } gateway)
+        {
+            gateway.Post(error);
+            return true;
+        }
+
+        if (serving is { IsFirst: false, Next: { } next } && serving.Loaded == route.Loaded)
+        {
+            next.Post(error);
+            return true;
+        }
+
+        return false;
+    }
+
+    private static ForwardMessage Error(string id, RequestError.Types.Code code, string text) =>
+        new() { RequestId = id, Error = new RequestError { Code = code, Message = text } };
+
+    private void FailAll(RequestError.Types.Code code, string text)
+    {
+        foreach (var id in _routes.Keys) Fail(id, code, text, origin: null);
+    }
+
+    /// <summary>Frees a request's KV cache (the gateway cancels on finish or client disconnect).</summary>
+    public bool Cancel(string requestId)
+    {
+        if (!_routes.TryRemove(requestId, out var route)) return false;
+        route.Loaded.Runtime.Close(requestId);
+        return true;
+    }
+
+    /// <summary>Frees requests whose gateway went away without cancelling them, and those of a gateway stream that ended.</summary>
+    public void Sweep(Outbox? closedGateway = null)
+    {
+        foreach (var (id, route) in _routes)
+        {
+            if (route.Gateway == closedGateway && closedGateway is not null || time.GetElapsedTime(route.LastActive) > IdleRequestTimeout)
+                Cancel(id);
+        }
+    }
+
+    public ShardStatus Status()
+    {
+        var serving = _serving;
+        return new ShardStatus
+        {
+            NodeId = nodeId,
+            ModelId = modelId,
+            LayerStart = (uint)(serving?.Loaded.Layers.Start ?? 0),
+            LayerEnd = (uint)(serving?.Loaded.Layers.End ?? 0),
+            PlacementVersion = (ulong)(serving?.Version ?? 0),
+            ActiveRequests = (uint)(serving?.Loaded.Runtime.ActiveRequests ?? 0),
+            KvCacheBytes = (ulong)(serving?.Loaded.Runtime.KvBytesInUse ?? 0),
+            Ready = serving is not null,
+        };
+    }
+
+    public bool Holds(string requestId) => _routes.ContainsKey(requestId);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _applying.WaitAsync();
+        var old = _serving;
+        _serving = null;
+        await ReleaseAsync(old, null, null);
+        _applying.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loading {Model} layers {Layers} from {Directory}")]
+    private partial void LogLoading(string model, string layers, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Model} layers {Layers} in {Seconds:0.00} s")]
+    private partial void LogLoaded(string model, string layers, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Serving {Model} layers {Layers} for placement v{Version}: stage {Index} of {Count}, next stage {Next}")]
+    private partial void LogServing(string model, string layers, ulong version, int index, int count, string next);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} does not include this node; its layers are unloaded")]
+    private partial void LogNotPlaced(string model, ulong version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to the next stage {Endpoint} broke ({Reason}); reconnecting")]
+    private partial void LogLinkBroken(string endpoint, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Request {RequestId} failed here ({Code}): {Reason}")]
+    private partial void LogRequestFailed(string requestId, string code, string reason);
+}

@@ -1,0 +1,64 @@
+using System.Collections.Concurrent;
+using Exo.Contracts.V1;
+using Microsoft.Extensions.Options;
+
+namespace Exo.ShardWorker.Stages;
+
+/// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
+public sealed partial class StageHosts(IOptions<ShardWorkerOptions> options, NodeId node, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
+
+    public IEnumerable<StageHost> All => _hosts.Values;
+
+    public StageHost? Find(string modelId) => _hosts.GetValueOrDefault(modelId);
+
+    public StageHost? Holding(string requestId) => _hosts.Values.FirstOrDefault(h => h.Holds(requestId));
+
+    /// <summary>The model folders in the models directory, by name: what this node can be given.</summary>
+    public IReadOnlyList<string> ModelsOnDisk() =>
+        Directory.Exists(options.Value.ModelsDirectory)
+            ? Directory.GetDirectories(options.Value.ModelsDirectory).Where(d => File.Exists(Path.Combine(d, "config.json"))).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList()
+            : [];
+
+    public async Task ApplyAsync(Placement placement, CancellationToken cancellationToken)
+    {
+        var host = _hosts.GetValueOrDefault(placement.ModelId);
+        if (host is null)
+        {
+            if (placement.Stages.All(s => s.NodeId != node.Value)) return;
+            var directory = Path.Combine(options.Value.ModelsDirectory, placement.ModelId);
+            if (!Directory.Exists(directory))
+            {
+                LogMissingModel(placement.ModelId, directory);
+                return;
+            }
+
+            host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(id, directory, node.Value, options.Value.KvCacheMegabytes * 1024 * 1024, time, loggers.CreateLogger<StageHost>()));
+        }
+
+        try
+        {
+            await host.ApplyAsync(placement, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogLoadFailed(e, placement.ModelId, placement.Version);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in _hosts.Values) await host.DisposeAsync();
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Placement assigns {Model} to this node, but {Directory} does not exist: copy the model folder there")]
+    private partial void LogMissingModel(string model, string directory);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not load {Model} for placement v{Version}")]
+    private partial void LogLoadFailed(Exception exception, string model, ulong version);
+}
+
+/// <summary>This node's stable id, read from its data directory at start.</summary>
+public sealed record NodeId(string Value);

@@ -1,0 +1,142 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Exo.Cluster.Tests;
+
+/// <summary>One stage of a placement as the gateway's /api/cluster reports it.</summary>
+public sealed record StageInfo(string NodeId, int LayerStart, int LayerEnd);
+
+/// <summary>The shipped model's placement as the gateway sees it.</summary>
+public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
+
+/// <summary>
+/// A whole cluster on loopback, every part a real process: redis-server, the registry, the planner, shard workers
+/// and the gateway, wired by the environment variables Aspire would set.
+/// </summary>
+public sealed class Cluster : IAsyncLifetime
+{
+    public const string Model = "exo-tiny";
+    private readonly RedisServer _redis = new();
+    private readonly List<ServiceProcess> _services = [];
+    private readonly string _dataRoot = Directory.CreateTempSubdirectory("exo-cluster-").FullName;
+    private int _registryPort;
+    private int _plannerPort;
+    private int _nextWorker;
+
+    public Uri Gateway { get; private set; } = null!;
+
+    public List<ServiceProcess> Workers { get; } = [];
+
+    public IEnumerable<ServiceProcess> All => _services.Concat(Workers);
+
+    private static Dictionary<string, string> Quiet(Dictionary<string, string> environment)
+    {
+        environment["Logging__Console__FormatterName"] = "simple";
+        environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        return environment;
+    }
+
+    public async Task InitializeAsync()
+    {
+        await _redis.InitializeAsync();
+        _registryPort = Ports.Free();
+        _plannerPort = Ports.Free();
+        var redis = _redis.Configuration;
+        Start("Exo.Registry.dll", [], new() { ["ConnectionStrings__redis"] = redis, ["Registry__GrpcPort"] = $"{_registryPort}", ["Registry__GrpcAddress"] = "127.0.0.1" });
+        Start("Exo.Planner.dll", [], new()
+        {
+            ["ConnectionStrings__redis"] = redis,
+            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
+            ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
+            ["Planner__GrpcPort"] = $"{_plannerPort}",
+            ["Planner__GrpcAddress"] = "127.0.0.1",
+        });
+        for (var i = 0; i < 3; i++) StartWorker();
+        var gateway = Start("Exo.Gateway.dll", ["--urls", "http://127.0.0.1:0"], new()
+        {
+            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
+            ["services__planner__grpc__0"] = $"http://127.0.0.1:{_plannerPort}",
+            ["Gateway__Models__0"] = RepositoryPaths.ShippedModel,
+        });
+        foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
+        Gateway = gateway.WaitUntilListening(TimeSpan.FromSeconds(90));
+        await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
+    }
+
+    private ServiceProcess Start(string assembly, string[] args, Dictionary<string, string> environment)
+    {
+        var process = ServiceProcess.Start(assembly, args, Quiet(environment));
+        _services.Add(process);
+        return process;
+    }
+
+    /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
+    public ServiceProcess StartWorker()
+    {
+        var n = ++_nextWorker;
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", [], Quiet(new()
+        {
+            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
+            ["services__planner__grpc__0"] = $"http://127.0.0.1:{_plannerPort}",
+            ["ShardWorker__GrpcPort"] = $"{Ports.Free()}",
+            ["ShardWorker__GrpcAddress"] = "127.0.0.1",
+            ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
+            ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
+            ["ShardWorker__KvCacheMegabytes"] = "256",
+        }));
+        Workers.Add(worker);
+        return worker;
+    }
+
+    public async Task<PlacementInfo?> PlacementAsync()
+    {
+        using var http = new HttpClient();
+        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(Gateway, "/api/cluster"));
+        foreach (var p in cluster.GetProperty("placements").EnumerateArray())
+        {
+            if (p.GetProperty("model").GetString() != Model) continue;
+            var stages = p.GetProperty("stages").EnumerateArray()
+                .Select(s => new StageInfo(s.GetProperty("nodeId").GetString()!, s.GetProperty("layerStart").GetInt32(), s.GetProperty("layerEnd").GetInt32())).ToList();
+            return new PlacementInfo(p.GetProperty("version").GetInt64(), p.GetProperty("ready").GetBoolean(), stages, p.GetProperty("problem").GetString());
+        }
+
+        return null;
+    }
+
+    /// <summary>Polls the gateway's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
+    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        PlacementInfo? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await PlacementAsync();
+                if (last is not null && condition(last)) return last;
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"the placement did not get there in {timeout.TotalSeconds} s; last seen: {last}\n"
+            + string.Join("\n", All.Select(s => s.Log.Length > 3000 ? s.Log[^3000..] : s.Log)));
+    }
+
+    public async Task DisposeAsync()
+    {
+        // Dependents first, and Redis last even if a process refuses to die: nothing may outlive the tests.
+        try
+        {
+            foreach (var service in All.Reverse()) service.Dispose();
+        }
+        finally
+        {
+            await _redis.DisposeAsync();
+            Directory.Delete(_dataRoot, recursive: true);
+        }
+    }
+}

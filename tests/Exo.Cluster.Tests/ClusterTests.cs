@@ -1,0 +1,132 @@
+using System.ClientModel;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace Exo.Cluster.Tests;
+
+/// <summary>
+/// The product end to end: Redis, registry, planner, three shard workers and the gateway as real processes, spoken to
+/// with the official OpenAI SDK, against what single-process greedy generation (`exo chat`, `exo generate`) prints.
+/// </summary>
+public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
+{
+    private const string Question = "Tell me about Elizabeth.";
+    private const string Prompt = "It is a truth universally acknowledged";
+    private readonly OpenAIClient _client = new(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(cluster.Gateway, "/v1") });
+
+    /// <summary>The greedy answer of `exo chat` (one process, whole model) to one user message.</summary>
+    private static string LocalChat(string question, int maxTokens)
+    {
+        var (code, output, error) = ServiceProcess.Run("exo.dll", question + "\n", "chat", "--model", RepositoryPaths.ShippedModel, "--max-tokens", $"{maxTokens}");
+        Assert.True(code == 0, error);
+        return output.EndsWith('\n') ? output[..^1] : output;
+    }
+
+    private static ChatCompletionOptions Greedy(int maxTokens) => new() { Temperature = 0, MaxOutputTokenCount = maxTokens };
+
+    private async Task<string> ChatAsync(string question, int maxTokens) =>
+        (await _client.GetChatClient(Cluster.Model).CompleteChatAsync([new UserChatMessage(question)], Greedy(maxTokens))).Value.Content[0].Text;
+
+    [Fact]
+    public async Task ChatOverThreeWorkersEqualsSingleProcessGreedyGeneration()
+    {
+        var placement = await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        Assert.True(placement.Stages.Count >= 2, $"a ring of several stages, got {placement}");
+        var expected = LocalChat(Question, 32);
+        Assert.False(string.IsNullOrWhiteSpace(expected));
+
+        var completion = (await _client.GetChatClient(Cluster.Model).CompleteChatAsync([new UserChatMessage(Question)], Greedy(32))).Value;
+        Assert.Equal(expected, completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(32, completion.Usage.OutputTokenCount);
+
+        var text = new StringBuilder();
+        var updates = 0;
+        ChatTokenUsage? usage = null;
+        await foreach (var update in _client.GetChatClient(Cluster.Model).CompleteChatStreamingAsync([new UserChatMessage(Question)], Greedy(32)))
+        {
+            updates++;
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            usage ??= update.Usage;
+        }
+
+        Assert.Equal(expected, text.ToString());
+        Assert.True(updates > 10, "tokens arrive one by one");
+        Assert.Equal(32, usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task TextCompletionEqualsExoGenerate()
+    {
+        await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        var (code, output, error) = ServiceProcess.Run("exo.dll", null, "generate", "--model", RepositoryPaths.ShippedModel, "--prompt", Prompt, "--max-tokens", "20");
+        Assert.True(code == 0, error);
+
+        using var http = new HttpClient { BaseAddress = cluster.Gateway };
+        var response = await http.PostAsJsonAsync("/v1/completions", new { model = Cluster.Model, prompt = Prompt, max_tokens = 20, temperature = 0 });
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(output.TrimEnd('\n'), body.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task BadRequestsGetOpenAiErrors()
+    {
+        await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        var unknown = await Assert.ThrowsAsync<ClientResultException>(() => _client.GetChatClient("no-such-model").CompleteChatAsync([new UserChatMessage("hi")]));
+        Assert.Equal(404, unknown.Status);
+        Assert.Contains("no-such-model", unknown.Message);
+
+        var hot = await Assert.ThrowsAsync<ClientResultException>(() =>
+            _client.GetChatClient(Cluster.Model).CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 7 }));
+        Assert.Equal(400, hot.Status);
+
+        var tooLong = await Assert.ThrowsAsync<ClientResultException>(() =>
+            _client.GetChatClient(Cluster.Model).CompleteChatAsync([new UserChatMessage(string.Concat(Enumerable.Repeat("word ", 3000)))]));
+        Assert.Equal(400, tooLong.Status);
+        Assert.Contains("context length", tooLong.Message);
+
+        using var http = new HttpClient { BaseAddress = cluster.Gateway };
+        var broken = await http.PostAsync("/v1/chat/completions", new StringContent("{\"model\": ", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+        var error = (await broken.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task WorkersJoiningAndLeavingReplanTheRing()
+    {
+        var before = await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        var expected = LocalChat(Question, 12);
+
+        // A machine joins: the layers are spread over one more stage.
+        var joined = cluster.StartWorker();
+        joined.WaitUntilListening(TimeSpan.FromSeconds(60));
+        var grown = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == before.Stages.Count + 1, TimeSpan.FromSeconds(90));
+        Assert.True(grown.Version > before.Version);
+        Assert.Equal(8, grown.Stages.Sum(s => s.LayerEnd - s.LayerStart));
+        Assert.Equal(expected, await ChatAsync(Question, 12));
+
+        // One stops cleanly: it deregisters, and the ring closes over the rest at once.
+        var leaving = cluster.Workers.First(w => !w.HasExited && w != joined);
+        var clock = Stopwatch.StartNew();
+        Assert.True(leaving.Terminate(TimeSpan.FromSeconds(30)), "the worker stops on SIGTERM");
+        var shrunk = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == grown.Stages.Count - 1, TimeSpan.FromSeconds(60));
+        Assert.True(shrunk.Version > grown.Version);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"re-planned {clock.Elapsed.TotalSeconds:0.0} s after a clean stop");
+        Assert.Equal(expected, await ChatAsync(Question, 12));
+
+        // One vanishes (power cut): its lease expires and it is planned out.
+        var vanished = cluster.Workers.First(w => !w.HasExited);
+        vanished.Dispose();
+        Assert.True(vanished.HasExited);
+        var survived = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == shrunk.Stages.Count - 1, TimeSpan.FromSeconds(60));
+        Assert.True(survived.Version > shrunk.Version);
+        Assert.Equal(expected, await ChatAsync(Question, 12));
+    }
+}

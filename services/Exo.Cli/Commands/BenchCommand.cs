@@ -41,17 +41,19 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "Sequences decoded together in a second measurement (1 skips it)", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "One JSON line per thread count, for scripts" };
         var reference = new Option<bool>("--reference") { Description = "Benchmark the reference kernels instead of the fast ones" };
+        var probe = new Option<int>("--bandwidth-mb") { Description = "Buffer streamed by the read-bandwidth probe; keep it far above the last-level cache", DefaultValueFactory = _ => 1024 };
         var command = new Command("bench",
             "Measure prefill and decode speed as llama.cpp's benchmark does (prompt t_i = (37i + 11) mod (vocab - 2) as one " +
             "batch, then greedy single-token steps), with the machine's memory read bandwidth measured in the same run and " +
             "decode speed as a fraction of the bandwidth roofline.")
         {
-            model, threads, prompt, generate, batch, json, reference,
+            model, threads, prompt, generate, batch, json, reference, probe,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
-                Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference));
+                Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference),
+                Positive(parse.GetValue(probe), "--bandwidth-mb"));
             foreach (var count in ParseThreads(parse.GetValue(threads)!))
             {
                 var result = Run(settings, count);
@@ -64,7 +66,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference);
+    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference, int ProbeMegabytes);
 
     private static int Positive(int value, string name) =>
         value > 0 ? value : throw new CliInputException($"{name} must be positive, not {value}");
@@ -81,7 +83,7 @@ internal static class BenchCommand
 
     private static BenchResult Run(BenchSettings s, int threads)
     {
-        var bandwidth = MemoryBandwidth.Measure(threads);
+        var bandwidth = MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
         using var fast = s.Reference ? null : new FastKernels(threads);
         IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
         using var stage = ModelStage.Load(s.Model, null, kernels);

@@ -76,9 +76,13 @@ internal readonly unsafe struct Q4Block : IQuantBlock
 /// integer dot product .NET exposes here), else AVX2's vpmaddubsw and vpmaddwd; elsewhere 128-bit widening multiplies.
 /// Block sums are exact integers, scaled and accumulated in f32 in block order, so a row's result never depends on the batch.
 /// </summary>
+[SkipLocalsInit]
 internal static unsafe class QuantDot
 {
     public const int BlockSize = 32;
+
+    // Block scales converted per step of the dot product (stack floats).
+    private const int ScaleChunk = 64;
 
     /// <summary>Which integer instructions run; tests force each one that the machine supports.</summary>
     public enum Path
@@ -129,7 +133,7 @@ internal static unsafe class QuantDot
     /// out[j · stride] = Σ_blocks d_w · d_x · (w · x_j) for the N activation rows x_j (quants, scales and sums of one row
     /// follow the previous row's); the weight row is read once for all of them.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRows<B, N>(Path path, byte* w, int blocks, sbyte* xq, float* xs, float* sums, float* output, int stride)
         where B : IQuantBlock where N : IRowCount
     {
@@ -145,32 +149,39 @@ internal static unsafe class QuantDot
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
         var end = w + (long)blocks * B.BlockBytes;
-        for (byte* block = w; block < end; block += B.BlockBytes, xq += BlockSize, xs++, sums++)
+        var scales = stackalloc float[ScaleChunk];
+        for (byte* block = w; block < end;)
         {
-            var raw = B.Raw(block);
-            var d = B.Scale(block);
-            // vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. Offset values are unsigned already (their −8 is
-            // applied once per block through the activations' sums); signed ones move their sign onto the activation.
-            var signs = raw.AsSByte();
-            var magnitude = B.Offset ? raw : Avx2.Abs(signs);
-            a0 = Accumulate<B>(vnni, magnitude, signs, xq, d * xs[0], a0);
-            if (B.Offset) c0 = MathF.FusedMultiplyAdd(d, sums[0], c0);
-            if (N.Value > 1)
+            // The weight scales of the next blocks, converted eight at a time; this also pulls those blocks into L1.
+            var chunkEnd = block + Math.Min(ScaleChunk * B.BlockBytes, end - block);
+            ConvertScales(block, (int)((chunkEnd - block) / B.BlockBytes), B.BlockBytes, scales);
+            for (var scale = scales; block < chunkEnd; block += B.BlockBytes, xq += BlockSize, xs++, sums++, scale++)
             {
-                a1 = Accumulate<B>(vnni, magnitude, signs, xq + columns, d * xs[row], a1);
-                if (B.Offset) c1 = MathF.FusedMultiplyAdd(d, sums[row], c1);
-            }
+                var raw = B.Raw(block);
+                var d = *scale;
+                // vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. Offset values are unsigned already (their −8 is
+                // applied once per block through the activations' sums); signed ones move their sign onto the activation.
+                var signs = raw.AsSByte();
+                var magnitude = B.Offset ? raw : Avx2.Abs(signs);
+                a0 = Accumulate<B>(vnni, magnitude, signs, xq, d * xs[0], a0);
+                if (B.Offset) c0 = MathF.FusedMultiplyAdd(d, sums[0], c0);
+                if (N.Value > 1)
+                {
+                    a1 = Accumulate<B>(vnni, magnitude, signs, xq + columns, d * xs[row], a1);
+                    if (B.Offset) c1 = MathF.FusedMultiplyAdd(d, sums[row], c1);
+                }
 
-            if (N.Value > 2)
-            {
-                a2 = Accumulate<B>(vnni, magnitude, signs, xq + 2 * columns, d * xs[2 * row], a2);
-                if (B.Offset) c2 = MathF.FusedMultiplyAdd(d, sums[2 * row], c2);
-            }
+                if (N.Value > 2)
+                {
+                    a2 = Accumulate<B>(vnni, magnitude, signs, xq + 2 * columns, d * xs[2 * row], a2);
+                    if (B.Offset) c2 = MathF.FusedMultiplyAdd(d, sums[2 * row], c2);
+                }
 
-            if (N.Value > 3)
-            {
-                a3 = Accumulate<B>(vnni, magnitude, signs, xq + 3 * columns, d * xs[3 * row], a3);
-                if (B.Offset) c3 = MathF.FusedMultiplyAdd(d, sums[3 * row], c3);
+                if (N.Value > 3)
+                {
+                    a3 = Accumulate<B>(vnni, magnitude, signs, xq + 3 * columns, d * xs[3 * row], a3);
+                    if (B.Offset) c3 = MathF.FusedMultiplyAdd(d, sums[3 * row], c3);
+                }
             }
         }
 
@@ -178,6 +189,22 @@ internal static unsafe class QuantDot
         if (N.Value > 1) output[stride] = Vector256.Sum(a1) - 8 * c1;
         if (N.Value > 2) output[2 * stride] = Vector256.Sum(a2) - 8 * c2;
         if (N.Value > 3) output[3 * stride] = Vector256.Sum(a3) - 8 * c3;
+    }
+
+    /// <summary>Converts the f16 scales that open <paramref name="count"/> blocks <paramref name="stride"/> bytes apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ConvertScales(byte* block, int count, int stride, float* scales)
+    {
+        var i = 0;
+        for (; i + 8 <= count; i += 8, block += 8 * stride)
+        {
+            var halves = Vector256.Create((uint)*(ushort*)block, *(ushort*)(block + stride), *(ushort*)(block + 2 * stride),
+                *(ushort*)(block + 3 * stride), *(ushort*)(block + 4 * stride), *(ushort*)(block + 5 * stride),
+                *(ushort*)(block + 6 * stride), *(ushort*)(block + 7 * stride));
+            HalfBits.ToSingle(halves).Store(scales + i);
+        }
+
+        for (; i < count; i++, block += stride) scales[i] = HalfToSingle(*(ushort*)block);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -152,6 +152,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         if (q.Length < (long)count * heads * headDim || output.Length < (long)count * heads * headDim
             || keys.Length < positions * kvDim || values.Length < positions * kvDim) throw new ArgumentException("attention buffers are too small");
 
+        // Each worker scores its (query, head) pairs in its own scratch, so the caller's single scores buffer is not used.
         fixed (float* qp = q)
         fixed (float* kp = keys)
         fixed (float* vp = values)
@@ -169,17 +170,17 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     {
         if (up.Length < gate.Length) throw new ArgumentException("up is shorter than gate");
         fixed (float* gp = gate)
-        fixed (float* up_ = up)
+        fixed (float* upp = up)
         {
             nint i = 0;
             var one = S.Broadcast(1f);
             for (; i + S.Count <= gate.Length; i += S.Count)
             {
                 var g = S.Load(gp + i);
-                S.Store(S.Multiply(S.Divide(g, S.Add(one, S.Exp(S.Subtract(S.Zero, g)))), S.Load(up_ + i)), gp + i);
+                S.Store(S.Multiply(S.Divide(g, S.Add(one, S.Exp(S.Subtract(S.Zero, g)))), S.Load(upp + i)), gp + i);
             }
 
-            for (; i < gate.Length; i++) gp[i] = gp[i] / (1f + MathF.Exp(-gp[i])) * up_[i];
+            for (; i < gate.Length; i++) gp[i] = gp[i] / (1f + MathF.Exp(-gp[i])) * upp[i];
         }
     }
 

@@ -12,14 +12,18 @@ internal static class ChatCommand
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
         var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
+        var kernels = new KernelOptions();
         var command = new Command("chat",
             "Talk to a model on this machine. Each line you type is a user message; answers stream as they are generated " +
             "and the conversation is kept. Type /reset to start over, /exit (or end input) to leave.") { model, system };
         command.Options.Add(quantize);
         sampling.AddTo(command);
+        kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, quantize: QuantizeOption.Value(parse, quantize));
+            var engine = kernels.Create(parse);
+            using var ownedKernels = engine as IDisposable;
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
             _ = local.ChatTemplate; // a folder without a template fails now, not after the first question
             var parameters = sampling.Sampling(parse);
             var maxTokens = sampling.MaxTokens(parse);

@@ -11,12 +11,16 @@ internal static class GenerateCommand
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (no chat template; see `exo chat`)", Required = true };
         var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
+        var kernels = new KernelOptions();
         var command = new Command("generate", "Continue a prompt with a model on this machine, streaming the text to stdout.") { model, prompt };
         command.Options.Add(quantize);
         sampling.AddTo(command);
+        kernels.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, quantize: QuantizeOption.Value(parse, quantize));
+            var engine = kernels.Create(parse);
+            using var ownedKernels = engine as IDisposable;
+            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
             var ids = local.Tokenizer.Encode(parse.GetValue(prompt)!);
             Stream(local, ids, sampling.Sampling(parse), sampling.MaxTokens(parse), Console.Out);
             Console.Out.WriteLine();

@@ -44,13 +44,14 @@ public sealed class ModelStage : IDisposable
 
     /// <summary>
     /// Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file with the given kernels,
-    /// optionally quantizing the weight matrices at load.
+    /// optionally quantizing the weight matrices at load; the fast kernels when none are given (verification passes the
+    /// reference kernels explicitly).
     /// </summary>
     public static ModelStage Load(string modelPath, LayerRange? layers = null, IKernels? kernels = null, Weights.DType? quantize = null)
     {
         var config = ModelConfig.LoadAny(modelPath);
         var range = layers ?? LayerRange.All(config.LayerCount);
-        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize), kernels ?? ReferenceKernels.Instance);
+        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize), kernels ?? FastKernels.Default);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

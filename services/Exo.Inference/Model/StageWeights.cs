@@ -51,6 +51,26 @@ public sealed class StageWeights : IDisposable
     public float[]? FinalNorm { get; }         // [hidden], last stage only
     public Tensor? LmHead { get; }             // [vocab, hidden], last stage only (the embeddings when tied)
 
+    /// <summary>
+    /// Weight bytes one decode step reads: every matrix and vector of the stage except the embedding table, of which a
+    /// token gathers a single row (a tied table still counts once, as the lm head).
+    /// </summary>
+    public long BytesPerToken
+    {
+        get
+        {
+            long bytes = (FinalNorm?.Length ?? 0) * sizeof(float) + (LmHead?.ByteLength ?? 0);
+            foreach (var l in LayerWeights)
+            {
+                foreach (var m in new[] { l.QProj, l.KProj, l.VProj, l.OProj, l.GateProj, l.UpProj, l.DownProj }) bytes += m.ByteLength;
+                foreach (var v in new[] { l.InputNorm, l.QBias, l.KBias, l.VBias, l.OBias, l.QNorm, l.KNorm, l.PostAttentionNorm, l.GateBias, l.UpBias, l.DownBias })
+                    bytes += v.Length * sizeof(float);
+            }
+
+            return bytes;
+        }
+    }
+
     /// <summary>The weight files this stage mapped.</summary>
     public IReadOnlyCollection<string> MappedFiles => _source.OpenedFiles;
 

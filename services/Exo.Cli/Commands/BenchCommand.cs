@@ -1,0 +1,152 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Exo.Inference.Kernels;
+using Exo.Inference.Model;
+using Exo.Inference.Sampling;
+
+namespace Exo.Cli.Commands;
+
+/// <summary>What one thread count measured; the JSON names are those the llama.cpp comparison harness reads.</summary>
+internal sealed record BenchResult(
+    string Engine,
+    int Threads,
+    double PpTokS,
+    double TgTokS,
+    double TtftMs,
+    int Batch,
+    double BatchTgTokS,
+    double RssMb,
+    long WeightBytes,
+    double EffectiveGbS,
+    double ReadGbS,
+    double RooflineFraction,
+    string Kernels);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(BenchResult))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
+internal sealed partial class BenchJson : System.Text.Json.Serialization.JsonSerializerContext;
+
+internal static class BenchCommand
+{
+    private const int WarmupSteps = 8;
+
+    public static Command Create()
+    {
+        var model = new Option<FileSystemInfo>("--model") { Description = "Model folder (or file) to benchmark", Required = true };
+        var threads = new Option<string>("--threads") { Description = "Thread counts, comma-separated (e.g. 1,2); 0 means one per processor", DefaultValueFactory = _ => "0" };
+        var prompt = new Option<int>("--prompt-tokens", "--pp") { Description = "Prompt tokens prefilled as one batch", DefaultValueFactory = _ => 128 };
+        var generate = new Option<int>("--gen-tokens", "--tg") { Description = "Tokens decoded one step at a time after the prompt", DefaultValueFactory = _ => 128 };
+        var batch = new Option<int>("--batch") { Description = "Sequences decoded together in a second measurement (1 skips it)", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "One JSON line per thread count, for scripts" };
+        var reference = new Option<bool>("--reference") { Description = "Benchmark the reference kernels instead of the fast ones" };
+        var command = new Command("bench",
+            "Measure prefill and decode speed as llama.cpp's benchmark does (prompt t_i = (37i + 11) mod (vocab - 2) as one " +
+            "batch, then greedy single-token steps), with the machine's memory read bandwidth measured in the same run and " +
+            "decode speed as a fraction of the bandwidth roofline.")
+        {
+            model, threads, prompt, generate, batch, json, reference,
+        };
+        command.SetAction(parse => CommandErrors.Run(() =>
+        {
+            var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
+                Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference));
+            foreach (var count in ParseThreads(parse.GetValue(threads)!))
+            {
+                var result = Run(settings, count);
+                Console.Out.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(result, BenchJson.Default.BenchResult) : Describe(result));
+                Console.Out.Flush();
+            }
+
+            return 0;
+        }));
+        return command;
+    }
+
+    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference);
+
+    private static int Positive(int value, string name) =>
+        value > 0 ? value : throw new CliInputException($"{name} must be positive, not {value}");
+
+    private static int[] ParseThreads(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new CliInputException("--threads needs at least one thread count");
+        return parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 1024
+                ? n == 0 ? Environment.ProcessorCount : n
+                : throw new CliInputException($"--threads: '{p}' is not a thread count"))
+            .ToArray();
+    }
+
+    private static BenchResult Run(BenchSettings s, int threads)
+    {
+        var bandwidth = MemoryBandwidth.Measure(threads);
+        using var fast = s.Reference ? null : new FastKernels(threads);
+        IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
+        using var stage = ModelStage.Load(s.Model, null, kernels);
+        if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("bench needs the whole model");
+        var vocab = stage.Config.VocabSize;
+        if (vocab < 3) throw new CliInputException($"the model's vocabulary of {vocab} is too small to benchmark");
+        var tokens = Enumerable.Range(0, s.Prompt + 1).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray();
+        var logits = new float[s.Batch * vocab];
+        var capacity = s.Prompt + Math.Max(s.Generate, WarmupSteps) + 1;
+
+        // Warm-up: page the weights in and size every buffer, then start again from an empty cache.
+        Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out var warm);
+        Decode(stage, [warm], tokens[s.Prompt], WarmupSteps, logits);
+
+        var cache = stage.CreateCache(capacity);
+        var prefill = Stopwatch.StartNew();
+        Prefill(stage, cache, tokens[..s.Prompt], logits, out var sequence);
+        var prefillSeconds = prefill.Elapsed.TotalSeconds;
+        var decodeSeconds = Decode(stage, [sequence], tokens[s.Prompt], s.Generate, logits);
+
+        var batchTokS = 0.0;
+        if (s.Batch > 1)
+        {
+            var batch = new SequenceChunk[s.Batch];
+            for (var b = 0; b < s.Batch; b++) Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out batch[b]);
+            batchTokS = s.Batch * s.Generate / Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
+        }
+
+        var weightBytes = stage.Weights.BytesPerToken;
+        var tgTokS = s.Generate / decodeSeconds;
+        using var process = Process.GetCurrentProcess();
+        return new BenchResult("exo", threads, s.Prompt / prefillSeconds, tgTokS, prefillSeconds * 1000, s.Batch, batchTokS,
+            process.WorkingSet64 / 1e6, weightBytes, weightBytes * tgTokS / 1e9, bandwidth / 1e9, tgTokS * weightBytes / bandwidth,
+            fast is null ? "reference" : $"fast-{fast.VectorBits}");
+    }
+
+    private static void Prefill(ModelStage stage, KvCache cache, int[] prompt, float[] logits, out SequenceChunk sequence)
+    {
+        stage.ForwardTokens([new SequenceChunk(cache, prompt.Length)], prompt, logits);
+        sequence = new SequenceChunk(cache, 1);
+    }
+
+    /// <summary>Decodes <paramref name="steps"/> greedy steps for every sequence together; returns the seconds taken.</summary>
+    private static double Decode(ModelStage stage, SequenceChunk[] batch, int first, int steps, float[] logits)
+    {
+        var vocab = stage.Config.VocabSize;
+        var next = new int[batch.Length];
+        Array.Fill(next, first);
+        var clock = Stopwatch.StartNew();
+        for (var step = 0; step < steps; step++)
+        {
+            stage.ForwardTokens(batch, next, logits);
+            for (var b = 0; b < batch.Length; b++) next[b] = Sampler.Argmax(logits.AsSpan(b * vocab, vocab));
+        }
+
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    private static string Describe(BenchResult r) => string.Create(CultureInfo.InvariantCulture,
+        $"""
+        threads {r.Threads} ({r.Kernels} kernels)
+          prefill        {r.PpTokS,10:F1} tok/s   (time to first token {r.TtftMs:F0} ms)
+          decode         {r.TgTokS,10:F2} tok/s{(r.Batch > 1 ? $"   batch of {r.Batch}: {r.BatchTgTokS:F2} tok/s ({r.BatchTgTokS / r.TgTokS:F2}x)" : "")}
+          weights/token  {r.WeightBytes / 1e6,10:F1} MB     effective bandwidth {r.EffectiveGbS:F2} GB/s
+          memory read    {r.ReadGbS,10:F2} GB/s   roofline {r.ReadGbS * 1e9 / r.WeightBytes:F2} tok/s, decode reaches {r.RooflineFraction:P1}
+          resident       {r.RssMb,10:F0} MB
+        """);
+}

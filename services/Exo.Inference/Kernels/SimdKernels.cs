@@ -1,0 +1,524 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Exo.Inference.Weights;
+
+namespace Exo.Inference.Kernels;
+
+/// <summary>
+/// The fast kernels for one vector width. Every output element is accumulated in the same order whatever the batch
+/// size, the thread count or the path (decode or blocked prefill), so one-token steps reproduce a prefill bit for bit.
+/// </summary>
+internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> where V : struct
+{
+    // Activation rows up to which a matmul streams each weight row once for all of them (decode and small batches).
+    private const int DecodeRows = 4;
+
+    // Bytes of f32 weights converted per prefill tile: they stay in L2 while every activation row passes over them.
+    private const int TileBytes = 96 * 1024;
+
+    // Multiply-adds below which a loop runs on the calling thread: waking a worker would cost more than it saves.
+    private const long ParallelMinimum = 1 << 16;
+
+    private readonly WorkerPool _pool;
+    private readonly Lock _gate = new();
+    private readonly MatMulJob _matMul;
+    private readonly AttentionJob _attention;
+    private readonly Scratch _scratch;
+
+    public SimdKernels(WorkerPool pool, QuantDot.Path quantPath)
+    {
+        _pool = pool;
+        _scratch = new Scratch(pool.Threads, quantPath);
+        _matMul = new MatMulJob(_scratch);
+        _attention = new AttentionJob(_scratch);
+    }
+
+    public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        int rows = w.Rows, columns = w.Columns;
+        if (n < 0 || x.Length < (long)n * columns || y.Length < (long)n * rows) throw new ArgumentException("matmul buffers are too small");
+        if (!bias.IsEmpty && bias.Length != rows) throw new ArgumentException($"bias has {bias.Length} values; the weight has {rows} rows");
+        if (n == 0) return;
+
+        fixed (float* xp = x)
+        fixed (float* yp = y)
+        fixed (float* bp = bias)
+        lock (_gate)
+        {
+            var job = _matMul;
+            sbyte* xq = null;
+            float* xs = null, xsum = null;
+            var quantized = w.Type is DType.Q8_0 or DType.Q4_0;
+            if (quantized)
+            {
+                if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
+                xq = _scratch.Activations(n * columns);
+                xs = _scratch.ActivationScales;
+                xsum = _scratch.ActivationSums;
+                QuantDot.QuantizeRows(xp, n, columns, xq, xs, xsum);
+            }
+
+            job.Set(xp, n, w, bp, yp, xq, xs, xsum);
+            var streamed = n <= DecodeRows && (quantized || w.Type is DType.F32 or DType.F16 or DType.BF16);
+            // Tiles hold about TileBytes of the weight as stored (quantized) or as converted f32 rows.
+            var tileRowBytes = quantized ? w.RowByteCount : columns * sizeof(float);
+            job.Tile = streamed ? 0 : (int)Math.Clamp(TileBytes / tileRowBytes, 1, rows);
+            var items = streamed ? rows : (rows + job.Tile - 1) / job.Tile;
+            For(items, (long)n * rows * columns, job);
+        }
+    }
+
+    private void For(int items, long work, IParallelWork job)
+    {
+        if (work < ParallelMinimum) job.Run(0, 0, items);
+        else _pool.For(items, job);
+    }
+
+    public void Embed(in Tensor table, ReadOnlySpan<int> tokens, Span<float> y)
+    {
+        var columns = table.Columns;
+        if (y.Length < (long)tokens.Length * columns) throw new ArgumentException("embedding output is too small");
+        fixed (float* yp = y)
+        {
+            for (var t = 0; t < tokens.Length; t++)
+            {
+                if ((uint)tokens[t] >= (uint)table.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[t]} is outside the table");
+                ConvertRow(table.Type, table.Pointer + tokens[t] * table.RowByteCount, yp + (long)t * columns, columns);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void RmsNorm(ReadOnlySpan<float> x, int n, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    {
+        var d = weight.Length;
+        if (x.Length < (long)n * d || y.Length < (long)n * d) throw new ArgumentException("norm buffers are too small");
+        fixed (float* xp = x)
+        fixed (float* wp = weight)
+        fixed (float* yp = y)
+        {
+            for (var t = 0; t < n; t++)
+            {
+                float* xt = xp + (long)t * d, yt = yp + (long)t * d;
+                var scale = 1f / MathF.Sqrt(Dot(xt, xt, d) / d + eps);
+                var vs = S.Broadcast(scale);
+                nint i = 0;
+                for (; i + S.Count <= d; i += S.Count) S.Store(S.Multiply(S.Load(wp + i), S.Multiply(S.Load(xt + i), vs)), yt + i);
+                for (; i < d; i++) yt[i] = wp[i] * (xt[i] * scale);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Rope(Span<float> x, int n, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        var half = headDim / 2;
+        if (x.Length < (long)n * heads * headDim || cos.Length < (long)n * half || sin.Length < (long)n * half) throw new ArgumentException("rope buffers are too small");
+        fixed (float* xp = x)
+        fixed (float* cp = cos)
+        fixed (float* sp = sin)
+        {
+            for (var t = 0; t < n; t++)
+            {
+                float* c = cp + (long)t * half, s = sp + (long)t * half;
+                for (var h = 0; h < heads; h++)
+                {
+                    var v = xp + ((long)t * heads + h) * headDim;
+                    nint i = 0;
+                    for (; i + S.Count <= half; i += S.Count)
+                    {
+                        V a = S.Load(v + i), b = S.Load(v + i + half), vc = S.Load(c + i), vs = S.Load(s + i);
+                        S.Store(S.Subtract(S.Multiply(a, vc), S.Multiply(b, vs)), v + i);
+                        S.Store(S.MultiplyAdd(b, vc, S.Multiply(a, vs)), v + i + half);
+                    }
+
+                    for (; i < half; i++)
+                    {
+                        float a = v[i], b = v[i + half];
+                        v[i] = a * c[i] - b * s[i];
+                        v[i + half] = MathF.FusedMultiplyAdd(b, c[i], a * s[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    public void Attention(ReadOnlySpan<float> q, int count, int first, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+        int heads, int kvHeads, int headDim, int window, Span<float> scores, Span<float> output)
+    {
+        var kvDim = (long)kvHeads * headDim;
+        var positions = first + count;
+        if (kvHeads <= 0 || heads % kvHeads != 0) throw new ArgumentException($"{heads} heads cannot share {kvHeads} key/value heads");
+        if (q.Length < (long)count * heads * headDim || output.Length < (long)count * heads * headDim
+            || keys.Length < positions * kvDim || values.Length < positions * kvDim) throw new ArgumentException("attention buffers are too small");
+
+        fixed (float* qp = q)
+        fixed (float* kp = keys)
+        fixed (float* vp = values)
+        fixed (float* op = output)
+        lock (_gate)
+        {
+            _scratch.EnsureScores(positions);
+            _attention.Set(qp, kp, vp, op, first, heads, kvHeads, headDim, window);
+            For(count * heads, (long)count * heads * positions * headDim, _attention);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void SiluMul(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        if (up.Length < gate.Length) throw new ArgumentException("up is shorter than gate");
+        fixed (float* gp = gate)
+        fixed (float* up_ = up)
+        {
+            nint i = 0;
+            var one = S.Broadcast(1f);
+            for (; i + S.Count <= gate.Length; i += S.Count)
+            {
+                var g = S.Load(gp + i);
+                S.Store(S.Multiply(S.Divide(g, S.Add(one, S.Exp(S.Subtract(S.Zero, g)))), S.Load(up_ + i)), gp + i);
+            }
+
+            for (; i < gate.Length; i++) gp[i] = gp[i] / (1f + MathF.Exp(-gp[i])) * up_[i];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Add(Span<float> x, ReadOnlySpan<float> y)
+    {
+        if (y.Length < x.Length) throw new ArgumentException("y is shorter than x");
+        fixed (float* xp = x)
+        fixed (float* yp = y)
+        {
+            nint i = 0;
+            for (; i + S.Count <= x.Length; i += S.Count) S.Store(S.Add(S.Load(xp + i), S.Load(yp + i)), xp + i);
+            for (; i < x.Length; i++) xp[i] += yp[i];
+        }
+    }
+
+    /// <summary>Σ a[i] · b[i] with one vector accumulator, then the tail in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(float* a, float* b, int n)
+    {
+        var acc = S.Zero;
+        nint i = 0;
+        for (; i + S.Count <= n; i += S.Count) acc = S.MultiplyAdd(S.Load(a + i), S.Load(b + i), acc);
+        var sum = S.Sum(acc);
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    /// <summary>Converts one row of any float element type to f32.</summary>
+    private static void ConvertRow(DType type, byte* row, float* destination, int columns)
+    {
+        switch (type)
+        {
+            case DType.F32: Buffer.MemoryCopy(row, destination, (long)columns * 4, (long)columns * 4); break;
+            case DType.F16: Convert<F16Row>(row, destination, columns); break;
+            case DType.BF16: Convert<BF16Row>(row, destination, columns); break;
+            default: Quants.Dequantize(type, new ReadOnlySpan<byte>(row, checked((int)DTypes.ByteCount(type, columns))), new Span<float>(destination, columns)); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Convert<W>(byte* row, float* destination, int columns) where W : IWeightRow
+    {
+        nint i = 0;
+        for (; i + 2 * S.Count <= columns; i += 2 * S.Count)
+        {
+            W.Load<S, V>(row, i, out var low, out var high);
+            S.Store(low, destination + i);
+            S.Store(high, destination + i + S.Count);
+        }
+
+        for (; i < columns; i++) destination[i] = W.Scalar(row, i);
+    }
+
+    /// <summary>
+    /// out[j · stride] = Σ_i x_j[i] · w[i] for the N activation rows x_j = x + j · columns: the weight row is read once
+    /// for all of them. Two accumulators per row (low and high halves of each step), then the tail in order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DotRows<W, N>(byte* w, float* x, int columns, float* output, int stride)
+        where W : IWeightRow where N : IRowCount
+    {
+        V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+        float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
+        nint i = 0;
+        var c = S.Count;
+        for (; i + 2 * c <= columns; i += 2 * c)
+        {
+            W.Load<S, V>(w, i, out var low, out var high);
+            a0 = S.MultiplyAdd(S.Load(x0 + i), low, a0);
+            b0 = S.MultiplyAdd(S.Load(x0 + i + c), high, b0);
+            if (N.Value > 1)
+            {
+                a1 = S.MultiplyAdd(S.Load(x1 + i), low, a1);
+                b1 = S.MultiplyAdd(S.Load(x1 + i + c), high, b1);
+            }
+
+            if (N.Value > 2)
+            {
+                a2 = S.MultiplyAdd(S.Load(x2 + i), low, a2);
+                b2 = S.MultiplyAdd(S.Load(x2 + i + c), high, b2);
+            }
+
+            if (N.Value > 3)
+            {
+                a3 = S.MultiplyAdd(S.Load(x3 + i), low, a3);
+                b3 = S.MultiplyAdd(S.Load(x3 + i + c), high, b3);
+            }
+        }
+
+        float s0 = S.Sum(S.Add(a0, b0)), s1 = S.Sum(S.Add(a1, b1)), s2 = S.Sum(S.Add(a2, b2)), s3 = S.Sum(S.Add(a3, b3));
+        for (; i < columns; i++)
+        {
+            var wi = W.Scalar(w, i);
+            s0 = MathF.FusedMultiplyAdd(x0[i], wi, s0);
+            if (N.Value > 1) s1 = MathF.FusedMultiplyAdd(x1[i], wi, s1);
+            if (N.Value > 2) s2 = MathF.FusedMultiplyAdd(x2[i], wi, s2);
+            if (N.Value > 3) s3 = MathF.FusedMultiplyAdd(x3[i], wi, s3);
+        }
+
+        output[0] = s0;
+        if (N.Value > 1) output[stride] = s1;
+        if (N.Value > 2) output[2 * stride] = s2;
+        if (N.Value > 3) output[3 * stride] = s3;
+    }
+
+    /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowAgainstAll<W>(byte* w, float* x, int n, int columns, float* y, int rows)
+        where W : IWeightRow
+    {
+        var t = 0;
+        for (; t + 4 <= n; t += 4) DotRows<W, Rows4>(w, x + (long)t * columns, columns, y + (long)t * rows, rows);
+        switch (n - t)
+        {
+            case 3: DotRows<W, Rows3>(w, x + (long)t * columns, columns, y + (long)t * rows, rows); break;
+            case 2: DotRows<W, Rows2>(w, x + (long)t * columns, columns, y + (long)t * rows, rows); break;
+            case 1: DotRows<W, Rows1>(w, x + (long)t * columns, columns, y + (long)t * rows, rows); break;
+        }
+    }
+
+    /// <summary>Per-worker buffers, allocated once and grown only when a larger model or context needs more.</summary>
+    private sealed class Scratch(int workers, QuantDot.Path path)
+    {
+        private readonly float[][] _tiles = new float[workers][];
+        private readonly float[][] _scores = new float[workers][];
+        private sbyte[] _quants = [];
+        private float[] _quantScales = [];
+        private float[] _quantSums = [];
+
+        public QuantDot.Path Path => path;
+
+        /// <summary>Room for activations quantized to int8 blocks: the values, then <see cref="ActivationScales"/>.</summary>
+        public sbyte* Activations(int values)
+        {
+            if (_quants.Length < values)
+            {
+                _quants = GC.AllocateUninitializedArray<sbyte>(values, pinned: true);
+                _quantScales = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
+                _quantSums = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
+            }
+
+            return (sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants));
+        }
+
+        /// <summary>One scale per block of the activations last sized by <see cref="Activations"/>.</summary>
+        public float* ActivationScales => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantScales));
+
+        /// <summary>One scaled sum of the quantized values per block.</summary>
+        public float* ActivationSums => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantSums));
+
+        public float* Tile(int worker, int length) => Pinned(ref _tiles[worker], length);
+
+        public float* Scores(int worker) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_scores[worker]));
+
+        public void EnsureScores(int length)
+        {
+            for (var i = 0; i < _scores.Length; i++) Pinned(ref _scores[i], length);
+        }
+
+        private static float* Pinned(ref float[] buffer, int length)
+        {
+            if (buffer is null || buffer.Length < length) buffer = GC.AllocateUninitializedArray<float>(length, pinned: true);
+            return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
+        }
+    }
+
+    /// <summary>
+    /// y = x · wᵀ + bias. Items are weight rows when each row is streamed once for all activation rows (decode), else
+    /// tiles of rows (prefill, and types without an in-place kernel, which are converted to f32 per tile).
+    /// </summary>
+    private sealed class MatMulJob(Scratch scratch) : IParallelWork
+    {
+        private float* _x, _y, _bias;
+        private sbyte* _xq;
+        private float* _xs, _xsum;
+        private int _n;
+        private Tensor _w;
+
+        public int Tile { get; set; }
+
+        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs, float* xsum)
+        {
+            _xsum = xsum;
+            _x = x;
+            _n = n;
+            _w = w;
+            _bias = bias;
+            _y = y;
+            _xq = xq;
+            _xs = xs;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int worker, int start, int end)
+        {
+            var (first, last) = Tile == 0 ? (start, end) : (start * Tile, Math.Min(_w.Rows, end * Tile));
+            switch (_w.Type)
+            {
+                case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
+                case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
+                case DType.BF16 when Tile == 0: Stream<BF16Row>(first, last); break;
+                case DType.Q8_0: Quantized<Q8Block>(first, last); break;
+                case DType.Q4_0: Quantized<Q4Block>(first, last); break;
+                default: Converted(worker, first, last); break;
+            }
+
+            if (_bias is null) return;
+            for (var t = 0; t < _n; t++)
+            {
+                var yt = _y + (long)t * _w.Rows;
+                for (var o = first; o < last; o++) yt[o] += _bias[o];
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Stream<W>(int first, int last) where W : IWeightRow
+        {
+            int rows = _w.Rows, columns = _w.Columns;
+            var rowBytes = _w.RowByteCount;
+            for (var o = first; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
+        }
+
+        /// <summary>Converts each tile of weight rows to f32 once; four activation rows at a time pass over it from cache.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Converted(int worker, int first, int last)
+        {
+            int rows = _w.Rows, columns = _w.Columns;
+            var rowBytes = _w.RowByteCount;
+            var tile = scratch.Tile(worker, Tile * columns);
+            for (var o0 = first; o0 < last; o0 += Tile)
+            {
+                var count = Math.Min(Tile, last - o0);
+                for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var group = Math.Min(4, _n - t);
+                    for (var r = 0; r < count; r++)
+                        RowAgainstAll<F32Row>((byte*)(tile + (long)r * columns), _x + (long)t * columns, group, columns, _y + (long)t * rows + o0 + r, rows);
+                }
+            }
+        }
+
+        /// <summary>Quantized rows read in place against the int8 activations, tile by tile when prefilling.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Quantized<B>(int first, int last) where B : IQuantBlock
+        {
+            int rows = _w.Rows, blocks = _w.Columns / QuantDot.BlockSize;
+            var rowBytes = _w.RowByteCount;
+            var path = scratch.Path;
+            var step = Tile == 0 ? last - first : Tile;
+            for (var o0 = first; o0 < last; o0 += step)
+            {
+                var count = Math.Min(step, last - o0);
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var group = Math.Min(4, _n - t);
+                    var xq = _xq + (long)t * _w.Columns;
+                    var xs = _xs + (long)t * blocks;
+                    var xsum = _xsum + (long)t * blocks;
+                    for (var r = 0; r < count; r++)
+                    {
+                        var w = _w.Pointer + (o0 + r) * rowBytes;
+                        var y = _y + (long)t * rows + o0 + r;
+                        switch (group)
+                        {
+                            case 4: QuantDot.DotRows<B, Rows4>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            case 3: QuantDot.DotRows<B, Rows3>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            case 2: QuantDot.DotRows<B, Rows2>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                            default: QuantDot.DotRows<B, Rows1>(path, w, blocks, xq, xs, xsum, y, rows); break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Causal attention, one item per (query, head) pair.</summary>
+    private sealed class AttentionJob(Scratch scratch) : IParallelWork
+    {
+        private float* _q, _k, _v, _output;
+        private int _first, _heads, _kvHeads, _headDim, _window;
+
+        public void Set(float* q, float* k, float* v, float* output, int first, int heads, int kvHeads, int headDim, int window)
+        {
+            _q = q;
+            _k = k;
+            _v = v;
+            _output = output;
+            (_first, _heads, _kvHeads, _headDim, _window) = (first, heads, kvHeads, headDim, window);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int worker, int start, int end)
+        {
+            var d = _headDim;
+            var kvDim = (long)_kvHeads * d;
+            var group = _heads / _kvHeads;
+            var scale = 1f / MathF.Sqrt(d);
+            var scores = scratch.Scores(worker);
+            for (var item = start; item < end; item++)
+            {
+                int t = item / _heads, h = item % _heads;
+                var position = _first + t;
+                var from = _window > 0 ? Math.Max(0, position - _window + 1) : 0;
+                var qh = _q + (long)item * d;
+                var kvOffset = (long)(h / group) * d;
+
+                var max = float.NegativeInfinity;
+                for (var p = from; p <= position; p++)
+                {
+                    var score = Dot(qh, _k + p * kvDim + kvOffset, d) * scale;
+                    scores[p] = score;
+                    max = MathF.Max(max, score);
+                }
+
+                var total = 0f;
+                for (var p = from; p <= position; p++)
+                {
+                    var e = MathF.Exp(scores[p] - max);
+                    scores[p] = e;
+                    total += e;
+                }
+
+                var oh = _output + (long)item * d;
+                new Span<float>(oh, d).Clear();
+                for (var p = from; p <= position; p++) Axpy(scores[p], _v + p * kvDim + kvOffset, oh, d);
+                var inverse = 1f / total;
+                for (var i = 0; i < d; i++) oh[i] *= inverse;
+            }
+        }
+
+        /// <summary>y += a · x.</summary>
+        private static void Axpy(float a, float* x, float* y, int n)
+        {
+            var va = S.Broadcast(a);
+            nint i = 0;
+            for (; i + S.Count <= n; i += S.Count) S.Store(S.MultiplyAdd(va, S.Load(x + i), S.Load(y + i)), y + i);
+            for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
+        }
+    }
+}

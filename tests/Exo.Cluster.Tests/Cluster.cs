@@ -27,6 +27,9 @@ public sealed class Cluster : IAsyncLifetime
 
     public List<ServiceProcess> Workers { get; } = [];
 
+    /// <summary>Each worker's gRPC address, for asking its stages directly.</summary>
+    public Dictionary<ServiceProcess, string> WorkerEndpoints { get; } = [];
+
     public IEnumerable<ServiceProcess> All => _services.Concat(Workers);
 
     private static Dictionary<string, string> Quiet(Dictionary<string, string> environment)
@@ -74,17 +77,19 @@ public sealed class Cluster : IAsyncLifetime
     public ServiceProcess StartWorker()
     {
         var n = ++_nextWorker;
+        var port = Ports.Free();
         var worker = ServiceProcess.Start("Exo.ShardWorker.dll", [], Quiet(new()
         {
             ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
             ["services__planner__grpc__0"] = $"http://127.0.0.1:{_plannerPort}",
-            ["ShardWorker__GrpcPort"] = $"{Ports.Free()}",
+            ["ShardWorker__GrpcPort"] = $"{port}",
             ["ShardWorker__GrpcAddress"] = "127.0.0.1",
             ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
             ["ShardWorker__KvCacheMegabytes"] = "256",
         }));
         Workers.Add(worker);
+        WorkerEndpoints[worker] = $"http://127.0.0.1:{port}";
         return worker;
     }
 

@@ -98,6 +98,47 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
     }
 
+    /// <summary>Requests open on the live workers' stages, asked of each worker directly.</summary>
+    private async Task<uint> ActiveRequestsAsync()
+    {
+        uint total = 0;
+        foreach (var (worker, endpoint) in cluster.WorkerEndpoints.Where(w => !w.Key.HasExited))
+        {
+            using var channel = Grpc.GrpcChannel.ForAddress(endpoint);
+            total += (await new Contracts.V1.Shard.ShardClient(channel).StatusAsync(new Contracts.V1.ShardStatusRequest { ModelId = Cluster.Model })).ActiveRequests;
+        }
+
+        return total;
+    }
+
+    [Fact]
+    public async Task AClientThatHangsUpFreesItsRequestOnEveryStage()
+    {
+        var placement = await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        // A browser tab or a killed script closes its connection; .NET's handler would instead read on for up to 2 s to reuse it.
+        using var hangingUp = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 });
+        var client = new OpenAIClient(new ApiKeyCredential("unused"),
+            new OpenAIClientOptions { Endpoint = new Uri(cluster.Gateway, "/v1"), Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(hangingUp) });
+        var updates = 0;
+        await foreach (var update in client.GetChatClient(Cluster.Model).CompleteChatStreamingAsync([new UserChatMessage(Question)], Greedy(1000)))
+        {
+            if (update.ContentUpdate.Count == 0 || ++updates < 3) continue;
+            Assert.True(await ActiveRequestsAsync() >= placement.Stages.Count, "every stage holds the running request");
+            break;
+        }
+
+        // Leaving the loop closed the response: the gateway cancels round the ring long before 1000 tokens are done.
+        var clock = Stopwatch.StartNew();
+        while (await ActiveRequestsAsync() > 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"a stage still holds the request {clock.Elapsed.TotalSeconds:0.0} s after the client left");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(3, updates);
+        Assert.True(placement.Stages.Count >= 2);
+    }
+
     [Fact]
     public async Task WorkersJoiningAndLeavingReplanTheRing()
     {

@@ -115,6 +115,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             },
         };
         if (s.Seed is { } seed) setup.Sampling.Seed = seed;
+        if (System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity) setup.Traceparent = activity.Id;
         if (request.TopLogprobs is { } top) setup.TopLogprobs = (uint)top;
         return setup;
     }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Exo.Contracts.Ring;
 using Exo.Contracts.V1;
 using Exo.Inference;
@@ -14,7 +15,8 @@ namespace Exo.ShardWorker.Stages;
 /// token back to the gateway that sent the request; the last stage samples. Errors travel on round the ring until they
 /// reach the first stage, which tells the gateway.
 /// </summary>
-public sealed partial class StageHost(string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, TimeProvider time, ILogger<StageHost> logger)
+public sealed partial class StageHost(
+    string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, ActivitySource tracing, TimeProvider time, ILogger<StageHost> logger)
     : IAsyncDisposable
 {
     /// <summary>A request untouched this long has lost its gateway; its KV cache is freed.</summary>
@@ -35,7 +37,7 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
     private sealed record Serving(long Version, Loaded Loaded, ForwardLink? Next, bool IsFirst, bool IsLast);
 
     /// <summary>One open request on this stage.</summary>
-    private sealed class Route(Loaded loaded, Outbox? gateway, RequestSetup? setupToForward, long now)
+    private sealed class Route(Loaded loaded, Outbox? gateway, RequestSetup? setupToForward, ActivityContext trace, long now)
     {
         public Loaded Loaded { get; } = loaded;
 
@@ -52,6 +54,12 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
         public int PendingPosition { get; set; }
 
         public long LastActive { get; set; } = now;
+
+        /// <summary>The gateway's span for the request, parent of this stage's spans.</summary>
+        public ActivityContext Trace { get; } = trace;
+
+        /// <summary>The span of the step in the runtime now, when tracing is on.</summary>
+        public Activity? Step { get; set; }
     }
 
     public string ModelId => modelId;
@@ -80,6 +88,15 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
             var stage = placement.Stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
             var loaded = old?.Loaded.Layers == layers ? old.Loaded : await LoadAsync(layers, cancellationToken);
+            if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == placement.Stages.Count - 1))
+            {
+                // A ring whose ends are not the model's ends would send hidden states nowhere: refuse to serve it.
+                await ReleaseAsync(old, keepLoaded: null, keepLink: null);
+                if (old?.Loaded != loaded) await DisposeAsync(loaded);
+                throw new InvalidOperationException(
+                    $"placement v{placement.Version} makes layers {layers} stage {index + 1} of {placement.Stages.Count}, which does not match the model's {loaded.Stage.Config.LayerCount} layers");
+            }
+
             var nextEndpoint = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count].GrpcEndpoint : null;
             var next = nextEndpoint is null ? null
                 : old?.Next?.Endpoint == nextEndpoint ? old.Next
@@ -180,7 +197,8 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
         {
             if (setup.ModelId != modelId) throw new WireFormatException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
             var options = WireFormat.DecodeSetup(setup, config);
-            route = new Route(loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, time.GetTimestamp());
+            ActivityContext.TryParse(setup.Traceparent, null, out var trace);
+            route = new Route(loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, time.GetTimestamp());
             if (!_routes.TryAdd(id, route)) throw new WireFormatException($"request '{id}' is already open on node {nodeId}");
             try
             {
@@ -228,10 +246,17 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
             throw new WireFormatException($"rows at position {message.Position}, but this stage expects position {route.NextPosition}: a message was lost or repeated");
     }
 
-    private static void Submit(Route route, StageWork work)
+    private void Submit(Route route, StageWork work)
     {
         route.PendingPosition = route.NextPosition;
         route.NextPosition += work.Rows;
+        if (route.Trace != default && tracing.HasListeners())
+        {
+            route.Step = tracing.StartActivity(work.Rows > 1 ? "stage prefill" : "stage decode", ActivityKind.Internal, route.Trace);
+            route.Step?.SetTag("exo.request_id", work.RequestId).SetTag("exo.layers", route.Loaded.Layers.ToString())
+                .SetTag("exo.position", route.PendingPosition).SetTag("exo.rows", work.Rows);
+        }
+
         route.Loaded.Runtime.Submit(work);
     }
 
@@ -274,6 +299,8 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
         lock (route)
         {
             route.LastActive = time.GetTimestamp();
+            route.Step?.Dispose();
+            route.Step = null;
             var message = new ForwardMessage { RequestId = id, PlacementVersion = (ulong)serving.Version, Position = (uint)route.PendingPosition };
             switch (result)
             {
@@ -311,6 +338,7 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
         var error = Error(id, code, text);
         if (_routes.TryRemove(id, out var route))
         {
+            route.Step?.Dispose();
             route.Loaded.Runtime.Close(id);
             if (Deliver(route, _serving, error)) return;
         }
@@ -348,6 +376,7 @@ public sealed partial class StageHost(string modelId, string modelDirectory, str
     public bool Cancel(string requestId)
     {
         if (!_routes.TryRemove(requestId, out var route)) return false;
+        route.Step?.Dispose();
         route.Loaded.Runtime.Close(requestId);
         return true;
     }

@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using Exo.Contracts.V1;
+using Exo.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
-public sealed partial class StageHosts(IOptions<ShardWorkerOptions> options, NodeId node, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+public sealed partial class StageHosts(
+    IOptions<ShardWorkerOptions> options, NodeId node, ServiceTelemetry telemetry, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -35,7 +37,7 @@ public sealed partial class StageHosts(IOptions<ShardWorkerOptions> options, Nod
                 return;
             }
 
-            host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(id, directory, node.Value, options.Value.KvCacheMegabytes * 1024 * 1024, time, loggers.CreateLogger<StageHost>()));
+            host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(id, directory, node.Value, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, time, loggers.CreateLogger<StageHost>()));
         }
 
         try

@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Exo.Contracts.V1;
+using Exo.Grpc;
+using Exo.Inference.Verification;
+using Exo.ShardWorker.Ring;
+using Exo.ShardWorker.Stages;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Exo.ShardWorker.Tests;
+
+/// <summary>
+/// One node's stage, driven with ring messages in process: a one-stage ring (first and last) must reproduce the
+/// fixture's reference greedy tokens, and every message it cannot act on must come back as a typed error.
+/// </summary>
+public sealed class StageHostTests : IAsyncLifetime
+{
+    private const string Model = "llama-tiny";
+    private const string Node = "node-a";
+    private static readonly ActivitySource Tracing = new("Exo.ShardWorker.Tests");
+    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, 64L << 20, Tracing, TimeProvider.System, NullLogger<StageHost>.Instance);
+    private readonly ReferenceCase _case = ReferenceFile.Load(RepositoryPaths.Fixture(Model)).Cases[0];
+
+    /// <summary>Collects what the stage sends back on a gateway's stream.</summary>
+    private sealed class Replies : IServerStreamWriter<ForwardMessage>
+    {
+        public Channel<ForwardMessage> Messages { get; } = Channel.CreateUnbounded<ForwardMessage>();
+
+        public Task WriteAsync(ForwardMessage message, CancellationToken cancellationToken) => Messages.Writer.WriteAsync(message, cancellationToken).AsTask();
+
+        public async Task<ForwardMessage> NextAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            return await Messages.Reader.ReadAsync(timeout.Token);
+        }
+    }
+
+    private static Placement OneStage(ulong version) => new()
+    {
+        Version = version,
+        ModelId = Model,
+        Stages = { new Stage { NodeId = Node, GrpcEndpoint = "http://127.0.0.1:1", LayerStart = 0, LayerEnd = 4 } },
+    };
+
+    private ForwardMessage Prompt(string id, ulong version, uint maxTokens = 24, uint? context = null, string traceparent = "") => new()
+    {
+        RequestId = id,
+        PlacementVersion = version,
+        Position = 0,
+        Tokens = new TokenIds { Ids = { _case.InputIds.Select(t => (uint)t) } },
+        Setup = new RequestSetup
+        {
+            ModelId = Model,
+            ContextTokens = context ?? (uint)_case.InputIds.Length + maxTokens,
+            MaxTokens = maxTokens,
+            Prompt = { _case.InputIds.Select(t => (uint)t) },
+            Sampling = new SamplingParams { TopP = 1, RepetitionPenalty = 1 },
+            Traceparent = traceparent,
+        },
+    };
+
+    public async Task InitializeAsync() => await _host.ApplyAsync(OneStage(1), CancellationToken.None);
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    private static (Outbox Outbox, Replies Replies, Task Writer) Gateway()
+    {
+        var outbox = new Outbox();
+        var replies = new Replies();
+        return (outbox, replies, outbox.WriteAllAsync(replies, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AOneStageRingReproducesTheReferenceGreedyTokensAndFreesItsCache()
+    {
+        Assert.True(_host.Status().Ready);
+        var (outbox, replies, _) = Gateway();
+        _host.Receive(Prompt("r1", 1), outbox);
+
+        var tokens = new List<int>();
+        while (true)
+        {
+            var reply = await replies.NextAsync();
+            Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, reply.PayloadCase);
+            Assert.Equal((uint)tokens.Count, reply.Sampled.Index);
+            tokens.Add((int)reply.Sampled.TokenId);
+            if (reply.Sampled.Finish != FinishReason.Unspecified) break;
+        }
+
+        Assert.Equal(_case.GreedyNewTokens, tokens);
+        Assert.False(_host.Holds("r1"));
+        Assert.Equal(0UL, _host.Status().KvCacheBytes);
+    }
+
+    [Fact]
+    public async Task MessagesItCannotActOnComeBackAsTypedErrors()
+    {
+        var (outbox, replies, _) = Gateway();
+
+        _host.Receive(Prompt("stale", 7), outbox);
+        var stale = await replies.NextAsync();
+        Assert.Equal(("stale", RequestError.Types.Code.StalePlacement), (stale.RequestId, stale.Error.Code));
+
+        _host.Receive(new ForwardMessage { RequestId = "unknown", PlacementVersion = 1, Tokens = new TokenIds { Ids = { 1 } } }, outbox);
+        var unknown = await replies.NextAsync();
+        Assert.Equal(RequestError.Types.Code.Failed, unknown.Error.Code);
+        Assert.Contains("not open", unknown.Error.Message);
+
+        var outOfVocabulary = Prompt("oov", 1);
+        outOfVocabulary.Tokens.Ids[0] = 1_000_000;
+        _host.Receive(outOfVocabulary, outbox);
+        Assert.Contains("vocabulary", (await replies.NextAsync()).Error.Message);
+
+        var hidden = Prompt("hidden", 1);
+        hidden.HiddenStates = new Contracts.V1.Tensor { Dtype = Contracts.V1.DType.F32, Shape = { 1, 3 }, Data = ByteString.CopyFrom(new byte[12]) };
+        _host.Receive(hidden, outbox);
+        Assert.Contains("does not take HiddenStates", (await replies.NextAsync()).Error.Message);
+
+        var skipped = Prompt("skip", 1);
+        skipped.Position = 5;
+        _host.Receive(skipped, outbox);
+        Assert.Contains("expects position 0", (await replies.NextAsync()).Error.Message);
+
+        Assert.Equal(0u, _host.Status().ActiveRequests);
+    }
+
+    [Fact]
+    public async Task CancelFreesTheRequestAndANewPlacementFailsWhatRanOnTheOldOne()
+    {
+        var (outbox, replies, _) = Gateway();
+        _host.Receive(Prompt("long", 1, maxTokens: 400), outbox);
+        Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, (await replies.NextAsync()).PayloadCase);
+        Assert.True(_host.Cancel("long"));
+        Assert.False(_host.Cancel("long"));
+        Assert.Equal(0UL, _host.Status().KvCacheBytes);
+
+        _host.Receive(Prompt("replanned", 1, maxTokens: 400), outbox);
+        Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, (await replies.NextAsync()).PayloadCase);
+        await _host.ApplyAsync(OneStage(2), CancellationToken.None);
+        ForwardMessage error;
+        do error = await replies.NextAsync();
+        while (error.PayloadCase == ForwardMessage.PayloadOneofCase.Sampled);
+        Assert.Equal(RequestError.Types.Code.StalePlacement, error.Error.Code);
+        Assert.Equal(2UL, _host.Status().PlacementVersion);
+    }
+
+    [Fact]
+    public async Task ARequestBeyondTheKvBudgetIsRefusedAsCapacity()
+    {
+        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, 64 << 10, Tracing, TimeProvider.System, NullLogger<StageHost>.Instance);
+        await small.ApplyAsync(OneStage(1), CancellationToken.None);
+        var (outbox, replies, _) = Gateway();
+        small.Receive(Prompt("huge", 1, maxTokens: 400, context: 512), outbox);
+        var refused = await replies.NextAsync();
+        Assert.Equal(RequestError.Types.Code.Capacity, refused.Error.Code);
+        Assert.Contains("KV cache", refused.Error.Message);
+        Assert.Equal(0u, small.Status().ActiveRequests);
+    }
+
+    [Fact]
+    public async Task APlacementWhoseRingDoesNotCoverTheModelIsNotServed()
+    {
+        var partial = OneStage(3);
+        partial.Stages[0].LayerEnd = 2;
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => _host.ApplyAsync(partial, CancellationToken.None));
+        Assert.Contains("4 layers", error.Message);
+        Assert.False(_host.Status().Ready);
+    }
+
+    [Fact]
+    public async Task EachStepIsASpanInTheGatewaysTrace()
+    {
+        var spans = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source == Tracing,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity => { lock (spans) spans.Add(activity); },
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var gatewaySpan = new Activity("chat.completion").SetIdFormat(ActivityIdFormat.W3C).Start();
+        var (outbox, replies, _) = Gateway();
+        _host.Receive(Prompt("traced", 1, maxTokens: 3, traceparent: gatewaySpan.Id!), outbox);
+        while ((await replies.NextAsync()).Sampled.Finish == FinishReason.Unspecified)
+        {
+        }
+
+        lock (spans)
+        {
+            Assert.Equal(["stage prefill", "stage decode", "stage decode"], spans.Select(s => s.DisplayName));
+            Assert.All(spans, s => Assert.Equal(gatewaySpan.TraceId, s.TraceId));
+            Assert.All(spans, s => Assert.Equal(gatewaySpan.SpanId, s.ParentSpanId));
+            Assert.Equal(_case.InputIds.Length, spans[0].GetTagItem("exo.rows"));
+        }
+    }
+}

@@ -21,24 +21,11 @@ if [[ "$1" == "--uninstall" ]]; then
   exit 0
 fi
 
-cluster="$1"; shift
-port=52418
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --port) port="$2"; shift 2 ;;
-    *) echo "error: unknown option $1" >&2; usage 2 ;;
-  esac
-done
-[[ "$port" =~ ^[0-9]+$ ]] || { echo "error: --port must be a number" >&2; exit 2; }
-dotnet="$(command -v dotnet || true)"
-[[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed (https://dot.net)" >&2; exit 2; }
-
-echo "building the shard worker into $app"
-"$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
-mkdir -p "$data/models" "$(dirname "$target")"
+sdk_hint="https://dot.net"
+source "$here/../worker-common.sh"
+mkdir -p "$(dirname "$target")"
 host="$(hostname -f 2>/dev/null || hostname)"
-sed -e "s|@DOTNET@|$dotnet|g" -e "s|@APP@|$app|g" -e "s|@CLUSTER@|$cluster|g" -e "s|@DATA@|$data|g" \
-    -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" "$here/$unit.service.in" > "$target"
+render "$here/$unit.service.in" > "$target"
 systemctl --user daemon-reload
 systemctl --user enable --now "$unit"
 loginctl enable-linger "$USER" 2>/dev/null || echo "note: run 'loginctl enable-linger $USER' so the worker starts at boot without a login"

@@ -21,24 +21,11 @@ if [[ "$1" == "--uninstall" ]]; then
   exit 0
 fi
 
-cluster="$1"; shift
-port=52418
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --port) port="$2"; shift 2 ;;
-    *) echo "error: unknown option $1" >&2; usage 2 ;;
-  esac
-done
-[[ "$port" =~ ^[0-9]+$ ]] || { echo "error: --port must be a number" >&2; exit 2; }
-dotnet="$(command -v dotnet || true)"
-[[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed: brew install --cask dotnet-sdk" >&2; exit 2; }
-
-echo "building the shard worker into $app"
-"$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
-mkdir -p "$data/models" "$(dirname "$agent")"
+sdk_hint="brew install --cask dotnet-sdk"
+source "$here/../worker-common.sh"
+mkdir -p "$(dirname "$agent")"
 host="$(scutil --get LocalHostName 2>/dev/null || hostname -s).local"
-sed -e "s|@DOTNET@|$dotnet|g" -e "s|@APP@|$app|g" -e "s|@CLUSTER@|$cluster|g" -e "s|@DATA@|$data|g" \
-    -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" "$here/$label.plist.in" > "$agent"
+render "$here/$label.plist.in" > "$agent"
 launchctl bootout "gui/$(id -u)/$label" 2>/dev/null || true
 launchctl bootstrap "gui/$(id -u)" "$agent"
 echo "installed $label: it joins the cluster at $cluster as http://$host:$port"

@@ -30,7 +30,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         _registry = registry;
         _tokenTimeout = tokenTimeout;
         _logger = logger;
-        _followers = [Task.Run(FollowPlacementsAsync), Task.Run(FollowMembersAsync)];
+        _followers = [Task.Run(() => FollowAsync(FollowPlacementsAsync, LogPlannerLost)), Task.Run(() => FollowAsync(FollowMembersAsync, LogRegistryLost))];
     }
 
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request,
@@ -142,19 +142,23 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(GrpcChannel.ForAddress(e)));
 
-    private async Task FollowPlacementsAsync()
+    /// <summary>Runs <paramref name="follow"/> until the backend stops, opening it again a second after it breaks.</summary>
+    private async Task FollowAsync(Func<CancellationToken, Task> follow, Action<string> onLost)
     {
         var stopping = _stopping.Token;
         while (!stopping.IsCancellationRequested)
         {
             try
             {
-                using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(CancellationToken: stopping));
-                while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
+                await follow(stopping);
             }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException && !stopping.IsCancellationRequested)
             {
-                LogPlannerLost(e.Message);
+                onLost(e.Message);
+            }
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                return;
             }
 
             try
@@ -168,6 +172,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
+    private async Task FollowPlacementsAsync(CancellationToken stopping)
+    {
+        using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(CancellationToken: stopping));
+        while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
+    }
+
     /// <summary>Replaces a model's ring with a newer placement; requests on the old one fail with a retryable error.</summary>
     private async Task AdoptAsync(Placement placement)
     {
@@ -178,35 +188,15 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         if (current is not null) await current.DisposeAsync();
     }
 
-    private async Task FollowMembersAsync()
+    private async Task FollowMembersAsync(CancellationToken stopping)
     {
-        var stopping = _stopping.Token;
-        while (!stopping.IsCancellationRequested)
+        using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
+        _nodes.Clear();
+        while (await call.ResponseStream.MoveNext(stopping))
         {
-            try
-            {
-                using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
-                _nodes.Clear();
-                while (await call.ResponseStream.MoveNext(stopping))
-                {
-                    var change = call.ResponseStream.Current;
-                    if (change.Kind == NodeEvent.Types.Kind.Removed) _nodes.TryRemove(change.Node.NodeId, out _);
-                    else _nodes[change.Node.NodeId] = change.Node;
-                }
-            }
-            catch (Exception e) when (e is RpcException or HttpRequestException or IOException && !stopping.IsCancellationRequested)
-            {
-                LogRegistryLost(e.Message);
-            }
-
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), stopping);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            var change = call.ResponseStream.Current;
+            if (change.Kind == NodeEvent.Types.Kind.Removed) _nodes.TryRemove(change.Node.NodeId, out _);
+            else _nodes[change.Node.NodeId] = change.Node;
         }
     }
 

@@ -60,6 +60,11 @@ public sealed partial class MembershipPlanner(
             {
                 LogRegistryLost(e.Message);
             }
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                // The membership stream ends with the planner (a cancelled call).
+                return;
+            }
 
             await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
         }

@@ -56,6 +56,11 @@ public sealed partial class NodeAgent(
                 LogRegistryUnreachable(e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
             }
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                // A call cut short by stopping; StopAsync deregisters.
+                return;
+            }
         }
     }
 

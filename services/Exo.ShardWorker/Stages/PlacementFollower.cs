@@ -19,6 +19,11 @@ public sealed partial class PlacementFollower(Contracts.V1.Planner.PlannerClient
             {
                 LogPlannerLost(e.Message);
             }
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                // The stream ends with the worker (a cancelled call).
+                return;
+            }
 
             await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
         }

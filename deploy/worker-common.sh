@@ -1,0 +1,26 @@
+# Steps both install scripts share; sourced by them after they set: app, data, here, sdk_hint.
+# Reads CLUSTER_HOST [--port N] from "$@", checks them and the SDK, publishes the worker into $app and sets
+# cluster, port and dotnet.
+
+cluster="$1"; shift
+port=52418
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --port) port="${2:-}"; shift 2 || true ;;
+    *) echo "error: unknown option $1" >&2; usage 2 ;;
+  esac
+done
+[[ "$port" =~ ^[0-9]+$ && "$port" -ge 1 && "$port" -le 65535 ]] || { echo "error: --port must be a port number" >&2; exit 2; }
+[[ "$cluster" =~ ^[A-Za-z0-9.:_-]+$ ]] || { echo "error: '$cluster' is not a host name or address" >&2; exit 2; }
+dotnet="$(command -v dotnet || true)"
+[[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed: $sdk_hint" >&2; exit 2; }
+
+echo "building the shard worker into $app"
+"$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
+mkdir -p "$data/models"
+
+# Fills a service template's @NAME@ fields.
+render() {
+  sed -e "s|@DOTNET@|$dotnet|g" -e "s|@APP@|$app|g" -e "s|@CLUSTER@|$cluster|g" -e "s|@DATA@|$data|g" \
+      -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" "$1"
+}

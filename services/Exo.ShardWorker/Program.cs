@@ -7,15 +7,25 @@ using Exo.ShardWorker.Ring;
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(ShardWorkerOptions.Usage);
-    return;
+    return 0;
 }
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults("ShardWorker");
-builder.AddApplicationServices(args);
+try
+{
+    builder.AddApplicationServices(args);
+}
+catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException)
+{
+    // Settings a person typed: one line saying what to fix, not a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<ShardService>();
 app.MapGrpcService<HealthService>();
 app.Run();
+return Environment.ExitCode;

@@ -63,7 +63,9 @@ public sealed class ShardWorkerOptions
         if (AdvertisedEndpoint is not null && !Uri.TryCreate(AdvertisedEndpoint, UriKind.Absolute, out _))
             throw new InvalidOperationException($"ShardWorker:AdvertisedEndpoint '{AdvertisedEndpoint}' is not a URL like http://10.0.0.5:52418");
         if (MemoryMegabytes is <= 0 || KvCacheMegabytes <= 0) throw new InvalidOperationException("ShardWorker:MemoryMegabytes and KvCacheMegabytes must be positive");
-        if (!Directory.Exists(ModelsDirectory))
-            throw new InvalidOperationException($"the models directory '{ModelsDirectory}' does not exist: create it and put model folders in it, or pass --models-dir");
+        // The default lives in the worker's own data directory and is made on first start; a folder given by hand must exist.
+        if (ModelsDir is null) Directory.CreateDirectory(ModelsDirectory);
+        else if (!Directory.Exists(ModelsDirectory))
+            throw new InvalidOperationException($"the models directory '{ModelsDirectory}' does not exist: create it and put model folders in it, or fix --models-dir");
     }
 }

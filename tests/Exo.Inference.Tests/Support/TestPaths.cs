@@ -14,13 +14,3 @@ public static class TestPaths
             .Order(StringComparer.Ordinal);
     }
 }
-
-/// <summary>A temporary folder removed when the test ends.</summary>
-public sealed class TempDirectory : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("exo-test-").FullName;
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}

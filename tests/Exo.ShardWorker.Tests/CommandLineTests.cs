@@ -1,0 +1,29 @@
+namespace Exo.ShardWorker.Tests;
+
+/// <summary>The worker as a person starts it by hand: --help, and one clear line for each thing to fix.</summary>
+public sealed class CommandLineTests
+{
+    [Fact]
+    public void HelpListsTheOptions()
+    {
+        var (code, output, _) = ServiceProcess.Run("Exo.ShardWorker.dll", null, "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--registry URL", output);
+        Assert.Contains("--models-dir DIR", output);
+    }
+
+    [Theory]
+    [InlineData("the models directory '/no/such/folder' does not exist", "--models-dir", "/no/such/folder")]
+    [InlineData("'ShardWorker:GrpcPort'", "--port", "many")]
+    [InlineData("services__registry__grpc__0", "--port", "1")]
+    [InlineData("'nonsense', which is not an absolute http or https address", "--registry", "nonsense", "--port", "1")]
+    public void BadSettingsAreOneErrorLine(string expected, params string[] args)
+    {
+        using var data = new TempDirectory();
+        var (code, output, error) = ServiceProcess.Run("Exo.ShardWorker.dll", null, [.. args, "--data-dir", data.Path]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: ", error);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("   at ", error + output);
+    }
+}

@@ -17,6 +17,11 @@ public static class AppHostCommand
     public const int InputError = 2;
     public const int DefaultPort = 52415;
 
+    /// <summary>Where --public puts the registry and the planner, the ports a worker on another machine assumes.</summary>
+    public const int PublicRegistryPort = 52416;
+
+    public const int PublicPlannerPort = 52417;
+
     public static async Task<int> InvokeAsync(string[] args, Func<AppHostSettings, CancellationToken, Task<int>> run, CancellationToken cancellationToken)
     {
         var model = new Option<DirectoryInfo>("--model")
@@ -67,6 +72,14 @@ public static class AppHostCommand
             if (parse.Errors.Count > 0) throw new AppHostInputException(parse.Errors[0].Message);
             var settings = Check(parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(port), parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName)
                 with { Public = parse.GetValue(isPublic) };
+            if (settings.Public)
+            {
+                foreach (var (well, service) in new[] { (PublicRegistryPort, "registry"), (PublicPlannerPort, "planner") })
+                {
+                    if (!IsFree(well)) throw new AppHostInputException($"port {well}, where --public puts the {service}, is in use: is another cluster running here?");
+                }
+            }
+
             return await run(settings, cancellationToken);
         }
         catch (AppHostInputException e)

@@ -24,11 +24,11 @@ static async Task<int> RunAsync(AppHostSettings settings, CancellationToken canc
     if (redis is null) log.Warning("redis-server is not on PATH: the registry and planner keep the cluster's state in memory (Debian: apt-get install redis-server)");
 
     var registry = builder.AddService("registry", ServiceProjects.Registry)
-        .WithGrpcEndpoint("Registry", settings.Public, settings.Public ? 52416 : null)
+        .WithGrpcEndpoint("Registry", settings.Public, settings.Public ? AppHostCommand.PublicRegistryPort : null)
         .WithReference(redis).WaitFor(redis);
 
     var planner = builder.AddService("planner", ServiceProjects.Planner)
-        .WithGrpcEndpoint("Planner", settings.Public, settings.Public ? 52417 : null)
+        .WithGrpcEndpoint("Planner", settings.Public, settings.Public ? AppHostCommand.PublicPlannerPort : null)
         .WithEnvironment("Planner__Models__0", settings.Model)
         .WithReference(redis).WaitFor(redis)
         .WithReference(registry).WaitFor(registry);

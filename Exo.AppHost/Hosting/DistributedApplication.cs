@@ -31,7 +31,7 @@ public sealed class DistributedApplication
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // Per wave, so that they are stopped in reverse: dependents first, and nothing logs that its dependency vanished.
-        var processes = new List<List<Process>>();
+        var processes = new List<List<(Resource Resource, Process Process)>>();
         string? failure = null;
 
         void Fail(string message)
@@ -47,12 +47,12 @@ public sealed class DistributedApplication
         {
             foreach (var wave in StartWaves)
             {
-                var started = new List<Process>();
+                var started = new List<(Resource Resource, Process Process)>();
                 processes.Add(started);
                 foreach (var resource in wave)
                 {
                     var process = Start(resource, Fail);
-                    started.Add(process);
+                    started.Add((resource, process));
                     _log.Info($"started {resource.Name} (pid {process.Id}){Describe(resource)}");
                 }
 
@@ -74,7 +74,7 @@ public sealed class DistributedApplication
         finally
         {
             await stopping.CancelAsync();
-            for (var i = processes.Count - 1; i >= 0; i--) await Task.WhenAll(processes[i].Select(StopAsync));
+            for (var i = processes.Count - 1; i >= 0; i--) await Task.WhenAll(processes[i].Select(p => StopAsync(p.Process, graceful: p.Resource is ProjectResource)));
             await Task.WhenAll(callbacks);
         }
 
@@ -155,8 +155,29 @@ public sealed class DistributedApplication
         _log.Info($"{resource.Name} is healthy ({deadline.Elapsed.TotalSeconds:0.0} s)");
     }
 
-    private static async Task StopAsync(Process process)
+    /// <summary>How long a service gets to stop on SIGTERM (a worker deregisters, streams close) before it is killed.</summary>
+    private static readonly TimeSpan GracePeriod = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Stops a process and everything it started. Exo's services get SIGTERM and a grace period first (they start no
+    /// children of their own); other executables are killed with their tree at once, since a shell that exits on
+    /// SIGTERM would orphan its children beyond the reach of a tree kill.
+    /// </summary>
+    private static async Task StopAsync(Process process, bool graceful)
     {
+        try
+        {
+            if (graceful && !process.HasExited && SendSignal(process.Id, SigTerm) == 0)
+            {
+                using var grace = new CancellationTokenSource(GracePeriod);
+                await process.WaitForExitAsync(grace.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // It did not stop in time: killed below.
+        }
+
         try
         {
             // The whole tree: a service that started helpers of its own must not leave them behind.
@@ -170,6 +191,12 @@ public sealed class DistributedApplication
         // Not disposed: its watcher may still be reading its exit code.
         await process.WaitForExitAsync(CancellationToken.None);
     }
+
+    private const int SigTerm = 15;
+
+    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     private static List<IReadOnlyList<Resource>> OrderInWaves(IReadOnlyList<Resource> resources)
     {

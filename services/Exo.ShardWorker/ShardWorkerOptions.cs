@@ -58,9 +58,10 @@ public sealed class ShardWorkerOptions
 
     public void Validate()
     {
-        if (GrpcPort is < 0 or > 65535) throw new InvalidOperationException($"ShardWorker:GrpcPort {GrpcPort} is not a port number");
+        // Port 0 would be advertised as such: other stages could not reach it.
+        if (GrpcPort is < 1 or > 65535) throw new InvalidOperationException($"ShardWorker:GrpcPort {GrpcPort} is not a port number (1 to 65535)");
         if (!System.Net.IPAddress.TryParse(GrpcAddress, out _)) throw new InvalidOperationException($"ShardWorker:GrpcAddress '{GrpcAddress}' is not an IP address");
-        if (AdvertisedEndpoint is not null && !Uri.TryCreate(AdvertisedEndpoint, UriKind.Absolute, out _))
+        if (AdvertisedEndpoint is not null && !(Uri.TryCreate(AdvertisedEndpoint, UriKind.Absolute, out var advertised) && advertised.Scheme is "http" or "https"))
             throw new InvalidOperationException($"ShardWorker:AdvertisedEndpoint '{AdvertisedEndpoint}' is not a URL like http://10.0.0.5:52418");
         if (MemoryMegabytes is <= 0 || KvCacheMegabytes <= 0) throw new InvalidOperationException("ShardWorker:MemoryMegabytes and KvCacheMegabytes must be positive");
         // The default lives in the worker's own data directory and is made on first start; a folder given by hand must exist.

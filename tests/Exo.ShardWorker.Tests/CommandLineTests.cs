@@ -15,6 +15,8 @@ public sealed class CommandLineTests
     [Theory]
     [InlineData("the models directory '/no/such/folder' does not exist", "--models-dir", "/no/such/folder")]
     [InlineData("'ShardWorker:GrpcPort'", "--port", "many")]
+    [InlineData("is not a port number", "--port", "0")]
+    [InlineData("is not a URL", "--advertise", "ftp://studio:52418", "--port", "1")]
     [InlineData("services__registry__grpc__0", "--port", "1")]
     [InlineData("'nonsense', which is not an absolute http or https address", "--registry", "nonsense", "--port", "1")]
     public void BadSettingsAreOneErrorLine(string expected, params string[] args)

@@ -146,6 +146,19 @@ public sealed class StageHostTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARequestCancelledBeforeItArrivesIsNeverOpened()
+    {
+        var (outbox, replies, _) = Gateway();
+        Assert.False(_host.Cancel("early"));
+        _host.Receive(Prompt("early", 1), outbox);
+        _host.Receive(Prompt("later", 1, maxTokens: 1), outbox);
+        var reply = await replies.NextAsync();
+        Assert.Equal("later", reply.RequestId);
+        Assert.False(_host.Holds("early"));
+        Assert.Equal(0u, _host.Status().ActiveRequests);
+    }
+
+    [Fact]
     public async Task ARequestBeyondTheKvBudgetIsRefusedAsCapacity()
     {
         await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, 64 << 10, Tracing, TimeProvider.System, NullLogger<StageHost>.Instance);

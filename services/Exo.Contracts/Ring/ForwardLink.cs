@@ -41,10 +41,11 @@ public sealed class ForwardLink : IAsyncDisposable
         while (!stopping.IsCancellationRequested)
         {
             using var broken = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            Task? replies = null;
             try
             {
                 using var call = client.Forward(new CallOptions(CancellationToken: broken.Token));
-                var replies = ReadRepliesAsync(call.ResponseStream, broken);
+                replies = ReadRepliesAsync(call.ResponseStream, broken);
                 while (await _outbox.Reader.WaitToReadAsync(broken.Token))
                 {
                     while (_outbox.Reader.TryPeek(out var message))
@@ -53,20 +54,25 @@ public sealed class ForwardLink : IAsyncDisposable
                         _outbox.Reader.TryRead(out _);
                     }
                 }
-
-                await replies;
             }
-            catch (Exception e) when (!stopping.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                // Disposing never throws, whatever the write in progress made of the cancellation.
+            }
+            catch (Exception e)
             {
                 _onBroken(e);
-                try
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(500), stopping);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
+            }
+            finally
+            {
+                // The reader uses `broken`; it must be done before `broken` is disposed.
+                await broken.CancelAsync();
+                if (replies is not null) await replies;
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stopping);
             }
             catch (OperationCanceledException)
             {
@@ -82,12 +88,13 @@ public sealed class ForwardLink : IAsyncDisposable
         {
             while (await replies.MoveNext(broken.Token)) _onReply(replies.Current);
         }
-        catch (Exception e) when (e is RpcException or IOException or HttpRequestException or OperationCanceledException)
+        catch (Exception)
         {
+            // However the reply stream ended, the stream is finished: the writer learns it through `broken`.
         }
         finally
         {
-            await broken.CancelAsync();
+            if (!broken.IsCancellationRequested) await broken.CancelAsync();
         }
     }
 

@@ -121,7 +121,7 @@ public static class OpenAiApi
                 offset += delta.Text.Length;
             }
         }
-        catch (Exception e) when (e is BackendUnavailableException or BackendSaturatedException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is BackendUnavailableException or BackendSaturatedException or BackendFailedException && !cancellationToken.IsCancellationRequested)
         {
             // The stream has begun: the error travels as an event, as OpenAI sends it.
             await events.WriteAsync(w => OpenAiJson.Error(w, new OpenAiException(503, e.Message, null, "generation_failed", "server_error")), cancellationToken);

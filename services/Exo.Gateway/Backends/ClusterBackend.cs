@@ -44,7 +44,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                 $"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
 
         var id = Guid.NewGuid().ToString("N");
-        var replies = ring.Open(id);
+        var replies = ring.Open(id) ?? throw new BackendUnavailableException($"model '{model}' is being re-planned; retry in a few seconds");
         try
         {
             ring.Send(new ForwardMessage
@@ -124,7 +124,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         RequestError.Types.Code.Capacity => new BackendSaturatedException(error.Message),
         RequestError.Types.Code.StalePlacement or RequestError.Types.Code.NotReady => new BackendUnavailableException(error.Message),
-        _ => new InvalidOperationException($"the generation failed on a worker: {error.Message}"),
+        _ => new BackendFailedException($"the generation failed on a worker: {error.Message}"),
     };
 
     private async Task CancelAsync(string endpoint, string requestId)
@@ -228,7 +228,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         private readonly CancellationTokenSource _stopping = new();
         private readonly ShardStatus?[] _statuses;
         private readonly Task _probe;
+        private readonly Lock _gate = new();
         private volatile bool _ready;
+        private bool _disposed;
 
         public ModelRing(Placement placement, ClusterBackend owner)
         {
@@ -238,7 +240,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (placement.Stages.Count > 0)
             {
                 var endpoint = placement.Stages[0].GrpcEndpoint;
-                _first = new Contracts.Ring.ForwardLink(endpoint, Dispatch, e => owner.LogLinkBroken(endpoint, e.Message));
+                _first = new Contracts.Ring.ForwardLink(endpoint, Dispatch, e =>
+                {
+                    owner.LogLinkBroken(endpoint, e.Message);
+                    // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
+                    FailAll(RequestError.Types.Code.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
+                });
             }
 
             _probe = Task.Run(ProbeAsync);
@@ -248,11 +255,23 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
         public bool Ready => _ready;
 
-        public System.Threading.Channels.ChannelReader<ForwardMessage> Open(string id)
+        /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
+        public System.Threading.Channels.ChannelReader<ForwardMessage>? Open(string id)
         {
-            var channel = System.Threading.Channels.Channel.CreateUnbounded<ForwardMessage>(new() { SingleReader = true, SingleWriter = true });
-            _requests[id] = channel;
+            var channel = System.Threading.Channels.Channel.CreateUnbounded<ForwardMessage>(new() { SingleReader = true });
+            lock (_gate)
+            {
+                if (_disposed) return null;
+                _requests[id] = channel;
+            }
+
             return channel.Reader;
+        }
+
+        private void FailAll(RequestError.Types.Code code, string message)
+        {
+            var error = new ForwardMessage { Error = new RequestError { Code = code, Message = message } };
+            foreach (var channel in _requests.Values) channel.Writer.TryWrite(error);
         }
 
         public void Send(ForwardMessage message) => _first!.Post(message);
@@ -303,15 +322,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         public async ValueTask DisposeAsync()
         {
             _ready = false;
-            var replanned = new ForwardMessage
-            {
-                Error = new RequestError
-                {
-                    Code = RequestError.Types.Code.StalePlacement,
-                    Message = $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry",
-                },
-            };
-            foreach (var channel in _requests.Values) channel.Writer.TryWrite(replanned);
+            lock (_gate) _disposed = true;
+            FailAll(RequestError.Types.Code.StalePlacement,
+                $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry");
             await _stopping.CancelAsync();
             await _probe;
             if (_first is not null) await _first.DisposeAsync();

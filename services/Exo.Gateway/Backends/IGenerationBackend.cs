@@ -28,6 +28,9 @@ public sealed record PlacementView(string Model, long Version, bool Ready, IRead
 /// <summary>No placement of the model is ready (no workers, or a re-plan in progress): the client should retry (503).</summary>
 public sealed class BackendUnavailableException(string message) : Exception(message);
 
+/// <summary>The engine failed the request (a worker's error, or the local runtime's): 502 with its explanation.</summary>
+public sealed class BackendFailedException(string message) : Exception(message);
+
 /// <summary>Every slot is busy: the client should retry later (429).</summary>
 public sealed class BackendSaturatedException(string message) : Exception(message);
 

@@ -62,7 +62,7 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
             while (true)
             {
                 var result = await channel.Reader.ReadAsync(cancellationToken);
-                if (result is FailedResult failed) throw new InvalidOperationException(failed.Error);
+                if (result is FailedResult failed) throw new BackendFailedException(failed.Error);
                 var token = (TokenResult)result;
                 yield return new GenerationEvent(token.Token, token.Finish, token.Logprobs);
                 if (token.Finish is not null) yield break;

@@ -22,6 +22,7 @@ internal sealed partial class OpenAiErrorFilter(ILogger<OpenAiErrorFilter> logge
                 BackendSaturatedException s => new OpenAiException(429, $"the cluster is at capacity: {s.Message}; retry shortly", null, "rate_limit_exceeded", "rate_limit_error"),
                 AdmissionRejectedException a => new OpenAiException(429, a.Message, null, "rate_limit_exceeded", "rate_limit_error"),
                 BackendUnavailableException u => new OpenAiException(503, u.Message, null, "model_not_ready", "server_error"),
+                BackendFailedException f => new OpenAiException(502, f.Message, null, "generation_failed", "server_error"),
                 _ => null,
             };
             if (error is null)

@@ -85,6 +85,7 @@ public sealed partial record ModelConfig
     {
         var m = file.Metadata;
         var theta = m.OptionalFloat(key("rope.freq_base")) ?? 10000.0;
+        if (!(theta > 0) || !double.IsFinite(theta)) throw new ModelFormatException($"{file.Path}: rope.freq_base {theta} must be a positive number");
         if (file.Contains(StageWeights.GgufRopeFactorsName))
         {
             var factors = file.Get(StageWeights.GgufRopeFactorsName).ToArray();

@@ -122,6 +122,9 @@ public sealed partial record ModelConfig
         if (kvHeads <= 0 || heads % kvHeads != 0)
             throw new ModelFormatException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
         if (headDim <= 0 || headDim % 2 != 0) throw new ModelFormatException($"{source}: head dimension {headDim} must be even and positive for rotary embeddings");
+        // Products of untrusted sizes size every buffer: bound them before any int arithmetic can wrap.
+        if (heads <= 0 || headDim > 4096 || (long)heads * headDim > 1 << 20)
+            throw new ModelFormatException($"{source}: {heads} heads of dimension {headDim} is not a plausible attention shape");
     }
 
     private static RopeConfig ParseRope(Reader reader, string source)
@@ -130,6 +133,7 @@ public sealed partial record ModelConfig
         var parameters = reader.Object("rope_parameters");
         var scaling = parameters ?? reader.Object("rope_scaling");
         var theta = parameters?.Double("rope_theta") ?? reader.Double("rope_theta") ?? 10000.0;
+        if (!(theta > 0) || !double.IsFinite(theta)) throw new ModelFormatException($"{source}: rope_theta {theta} must be a positive number");
         if (scaling is null) return new RopeConfig(theta, "default");
 
         var type = scaling.String("rope_type") ?? scaling.String("type") ?? "default";

@@ -121,7 +121,7 @@ internal static class GgufTokenizer
         var merges = new List<(int, int, int)>(mergeStrings.Length);
         foreach (var merge in mergeStrings)
         {
-            var split = merge.IndexOf(' ', 1);
+            var split = merge.Length < 3 ? -1 : merge.IndexOf(' ', 1);
             if (split <= 0 || split == merge.Length - 1
                 || !vocab.TryGetValue(merge[..split], out var left) || !vocab.TryGetValue(merge[(split + 1)..], out var right)
                 || !vocab.TryGetValue(string.Concat(merge.AsSpan(0, split), merge.AsSpan(split + 1)), out var merged))

@@ -8,25 +8,10 @@ namespace Exo.ShardWorker.Node;
 public static class MachineProbe
 {
     /// <summary>
-    /// Sustained read bandwidth in bytes per second: one thread per core sums a buffer larger than any last-level
-    /// cache, so the figure is DRAM's, which is what decoding a token is bound by.
+    /// Sustained read bandwidth in bytes per second, with the engine's own probe: decoding a token reads every weight
+    /// once, so this is what a stage's speed is bound by. Short (a buffer above any last-level cache, three passes).
     /// </summary>
-    public static double ReadBandwidth(int bufferMegabytes = 384)
-    {
-        var buffer = GC.AllocateUninitializedArray<float>(bufferMegabytes * 1024 * 1024 / sizeof(float));
-        buffer.AsSpan().Fill(1f);
-        var threads = Environment.ProcessorCount;
-        var slice = buffer.Length / threads;
-        double best = 0;
-        for (var pass = 0; pass < 3; pass++)
-        {
-            var clock = Stopwatch.StartNew();
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t => Sum(buffer.AsSpan(t * slice, slice)));
-            best = Math.Max(best, (double)slice * threads * sizeof(float) / clock.Elapsed.TotalSeconds);
-        }
-
-        return best;
-    }
+    public static double ReadBandwidth() => Inference.Kernels.MemoryBandwidth.Measure(Environment.ProcessorCount, 384L << 20, repetitions: 3);
 
     /// <summary>f32 multiply-adds per second over all cores, from a loop that stays in registers.</summary>
     public static double Flops(TimeSpan duration)
@@ -65,19 +50,6 @@ public static class MachineProbe
     {
         var digits = new string(line.Where(char.IsAsciiDigit).ToArray());
         return long.TryParse(digits, out var kb) ? kb * 1024 : 0;
-    }
-
-    private static float Sum(ReadOnlySpan<float> values)
-    {
-        var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-        Vector<float> a = default, b = default;
-        for (var i = 0; i + 1 < vectors.Length; i += 2)
-        {
-            a += vectors[i];
-            b += vectors[i + 1];
-        }
-
-        return Vector.Sum(a + b);
     }
 
     private static long MultiplyAdd(TimeSpan duration)

@@ -40,9 +40,10 @@ public sealed partial class NodeAgent(
                     await registry.HeartbeatAsync(heartbeat, new CallOptions(CancellationToken: stoppingToken));
                 }
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
+            catch (RpcException e) when (e.StatusCode is StatusCode.AlreadyExists or StatusCode.InvalidArgument)
             {
-                LogConflict(e.Status.Detail);
+                // Retrying cannot help: a cloned node id, or a description the registry refuses.
+                LogRefused(e.Status.Detail);
                 Environment.ExitCode = 3;
                 lifetime.StopApplication();
                 return;
@@ -111,7 +112,7 @@ public sealed partial class NodeAgent(
     private partial void LogRegistered(string nodeId, string endpoint, uint ttlMs);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The registry refused this node: {Detail}")]
-    private partial void LogConflict(string detail);
+    private partial void LogRefused(string detail);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The registry no longer knows {NodeId} (its lease expired); registering again")]
     private partial void LogLeaseLost(string nodeId);

@@ -42,8 +42,9 @@ public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBas
             {
                 await writer;
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or RpcException or IOException)
             {
+                // The gateway or stage on the other end is gone; its requests were swept above.
             }
         }
     }
@@ -60,8 +61,14 @@ public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBas
         },
     };
 
-    public override Task<CancelResponse> Cancel(CancelRequest request, ServerCallContext context) =>
-        Task.FromResult(new CancelResponse { Found = hosts.Holding(request.RequestId)?.Cancel(request.RequestId) ?? false });
+    public override Task<CancelResponse> Cancel(CancelRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.RequestId)) throw new RpcException(new Status(StatusCode.InvalidArgument, "request_id is empty"));
+        // Every model's stage hears it: one that has not seen the request yet must refuse it when it comes.
+        var found = false;
+        foreach (var host in hosts.All) found |= host.Cancel(request.RequestId);
+        return Task.FromResult(new CancelResponse { Found = found });
+    }
 
     public override Task<ShardStatus> Status(ShardStatusRequest request, ServerCallContext context)
     {

@@ -23,6 +23,9 @@ public sealed partial class StageHost(
     public static readonly TimeSpan IdleRequestTimeout = TimeSpan.FromMinutes(2);
 
     private readonly ConcurrentDictionary<string, Route> _routes = new(StringComparer.Ordinal);
+
+    // Cancels that arrived before the request did (its prefill still on its way here), with when they arrived.
+    private readonly ConcurrentDictionary<string, long> _cancelledEarly = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _applying = new(1, 1);
     private volatile Serving? _serving;
     private long _version;
@@ -72,7 +75,6 @@ public sealed partial class StageHost(
         try
         {
             if ((long)placement.Version <= Interlocked.Read(ref _version)) return;
-            Interlocked.Exchange(ref _version, (long)placement.Version);
             var old = _serving;
             _serving = null;
             FailAll(RequestError.Types.Code.StalePlacement, $"the cluster was re-planned (placement v{placement.Version}); retry the request");
@@ -81,29 +83,40 @@ public sealed partial class StageHost(
             if (index < 0)
             {
                 await ReleaseAsync(old, keepLoaded: null, keepLink: null);
+                Interlocked.Exchange(ref _version, (long)placement.Version);
                 LogNotPlaced(modelId, placement.Version);
                 return;
             }
 
             var stage = placement.Stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
-            var loaded = old?.Loaded.Layers == layers ? old.Loaded : await LoadAsync(layers, cancellationToken);
-            if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == placement.Stages.Count - 1))
+            var nextEndpoint = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count].GrpcEndpoint : null;
+            var loaded = old?.Loaded.Layers == layers ? old.Loaded : null;
+            var next = nextEndpoint is not null && old?.Next?.Endpoint == nextEndpoint ? old.Next : null;
+            // What is not reused goes before the new layers load: a node sized for one range has no room for two.
+            await ReleaseAsync(old, loaded, next);
+            try
             {
-                // A ring whose ends are not the model's ends would send hidden states nowhere: refuse to serve it.
-                await ReleaseAsync(old, keepLoaded: null, keepLink: null);
-                if (old?.Loaded != loaded) await DisposeAsync(loaded);
-                throw new InvalidOperationException(
-                    $"placement v{placement.Version} makes layers {layers} stage {index + 1} of {placement.Stages.Count}, which does not match the model's {loaded.Stage.Config.LayerCount} layers");
+                loaded ??= await LoadAsync(layers, cancellationToken);
+                if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == placement.Stages.Count - 1))
+                {
+                    // A ring whose ends are not the model's ends would send hidden states nowhere: refuse to serve it.
+                    throw new InvalidOperationException(
+                        $"placement v{placement.Version} makes layers {layers} stage {index + 1} of {placement.Stages.Count}, which does not match the model's {loaded.Stage.Config.LayerCount} layers");
+                }
+            }
+            catch
+            {
+                // Nothing is left half-loaded, and the version stays unapplied so the same placement sent again is retried.
+                if (loaded is not null) await DisposeAsync(loaded);
+                if (next is not null) await next.DisposeAsync();
+                throw;
             }
 
-            var nextEndpoint = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count].GrpcEndpoint : null;
-            var next = nextEndpoint is null ? null
-                : old?.Next?.Endpoint == nextEndpoint ? old.Next
+            next ??= nextEndpoint is null ? null
                 : new ForwardLink(nextEndpoint, message => Receive(message, origin: null), e => LogLinkBroken(nextEndpoint, e.Message));
-            await ReleaseAsync(old, loaded, next);
-
             _serving = new Serving((long)placement.Version, loaded, next, index == 0, index == placement.Stages.Count - 1);
+            Interlocked.Exchange(ref _version, (long)placement.Version);
             LogServing(modelId, layers.ToString(), placement.Version, index + 1, placement.Stages.Count, nextEndpoint ?? "itself");
         }
         finally
@@ -195,6 +208,8 @@ public sealed partial class StageHost(
         Route? route;
         if (message.Setup is { } setup)
         {
+            // Cancelled while the prefill travelled here: opening it now would hold its KV cache until the idle sweep.
+            if (_cancelledEarly.TryRemove(id, out _)) return;
             if (setup.ModelId != modelId) throw new WireFormatException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
             var options = WireFormat.DecodeSetup(setup, config);
             ActivityContext.TryParse(setup.Traceparent, null, out var trace);
@@ -375,7 +390,12 @@ public sealed partial class StageHost(
     /// <summary>Frees a request's KV cache (the gateway cancels on finish or client disconnect).</summary>
     public bool Cancel(string requestId)
     {
-        if (!_routes.TryRemove(requestId, out var route)) return false;
+        if (!_routes.TryRemove(requestId, out var route))
+        {
+            _cancelledEarly[requestId] = time.GetTimestamp();
+            return false;
+        }
+
         route.Step?.Dispose();
         route.Loaded.Runtime.Close(requestId);
         return true;
@@ -384,6 +404,11 @@ public sealed partial class StageHost(
     /// <summary>Frees requests whose gateway went away without cancelling them, and those of a gateway stream that ended.</summary>
     public void Sweep(Outbox? closedGateway = null)
     {
+        foreach (var (id, at) in _cancelledEarly)
+        {
+            if (time.GetElapsedTime(at) > IdleRequestTimeout) _cancelledEarly.TryRemove(id, out _);
+        }
+
         foreach (var (id, route) in _routes)
         {
             if (route.Gateway == closedGateway && closedGateway is not null || time.GetElapsedTime(route.LastActive) > IdleRequestTimeout)

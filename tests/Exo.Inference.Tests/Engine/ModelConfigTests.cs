@@ -72,6 +72,8 @@ public sealed class ModelConfigTests
     [InlineData("""{ "model_type": "llama", "hidden_size": "64" }""", "hidden_size must be")]
     [InlineData("""{ "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 0, "num_attention_heads": 4, "vocab_size": 100 }""", "num_hidden_layers must be a positive integer")]
     [InlineData("""{ "model_type": "llama", "hidden_act": "gelu", "hidden_size": 64 }""", "hidden_act 'gelu'")]
+    [InlineData("""{ "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 65536, "head_dim": 65538, "vocab_size": 100 }""", "not a plausible attention shape")]
+    [InlineData("""{ "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100, "rope_theta": -1 }""", "rope_theta -1 must be a positive number")]
     public void BadConfigsAreClearErrors(string json, string message) =>
         Assert.Contains(message, Assert.Throws<ModelFormatException>(() => Parse(json)).Message);
 

@@ -85,6 +85,10 @@ internal static unsafe class QuantDot
     // Block scales converted per step of the dot product (stack floats).
     private const int ScaleChunk = 64;
 
+    // How far ahead of the block being multiplied its row is prefetched: the hardware prefetcher alone leaves single-thread
+    // decoding short of the memory bandwidth (Q8_0 1 thread: 11.6 tok/s without, 13.7 at 2 KiB, 15.9 at 4 KiB).
+    public const int PrefetchBytes = 4096;
+
     /// <summary>Which integer instructions run; tests force each one that the machine supports.</summary>
     public enum Path
     {
@@ -171,6 +175,7 @@ internal static unsafe class QuantDot
             var chunkEnd = block + chunk * B.BlockBytes;
             for (nint i = 0; block < chunkEnd; block += B.BlockBytes, xq += BlockSize, i++)
             {
+                Sse.Prefetch0(block + PrefetchBytes);
                 var raw = B.Raw(block);
                 // vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. Offset values are unsigned already (their −8 is
                 // applied once per block through the activations' sums); signed ones move their sign onto the activation.

@@ -65,8 +65,9 @@ internal readonly unsafe struct Q4Block : IQuantBlock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Raw(byte* block)
     {
-        var packed = Vector128.Load(block + 2);
-        return Vector256.Create(packed, packed >>> 4) & Vector256.Create((byte)0x0F);
+        // The 16 bytes in both halves, the upper half shifted by a nibble: three instructions for 32 values.
+        var packed = Avx2.BroadcastVector128ToVector256(block + 2).AsUInt32();
+        return Avx2.ShiftRightLogicalVariable(packed, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
     }
 }
 
@@ -83,6 +84,10 @@ internal static unsafe class QuantDot
 
     // Block scales converted per step of the dot product (stack floats).
     private const int ScaleChunk = 64;
+
+    // How far ahead of the block being multiplied its row is prefetched: the hardware prefetcher alone leaves single-thread
+    // decoding short of the memory bandwidth (Q8_0 1 thread: 11.6 tok/s without, 13.7 at 2 KiB, 15.9 at 4 KiB).
+    public const int PrefetchBytes = 4096;
 
     /// <summary>Which integer instructions run; tests force each one that the machine supports.</summary>
     public enum Path
@@ -143,46 +148,58 @@ internal static unsafe class QuantDot
             return;
         }
 
-        var vnni = path == Path.AvxVnni;
+        // IsSupported is a JIT constant: on CPUs without AVX-VNNI the flag and its per-block test disappear.
+        var vnni = path == Path.AvxVnni && AvxVnni.IsSupported;
         // Offsets from row 0 to rows 1..3 of the activations, their scales and sums; pointers advance one block a step.
         nint columns = blocks * BlockSize, row = blocks;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
         var end = w + (long)blocks * B.BlockBytes;
-        var scales = stackalloc float[ScaleChunk];
+        // Weight scales, then for each activation row the products d_w · d_x that scale its block sums.
+        var scales = stackalloc float[(1 + N.Value) * ScaleChunk];
+        var ones = Vector256.Create((short)1);
         for (byte* block = w; block < end;)
         {
             // The weight scales of the next blocks, converted eight at a time; this also pulls those blocks into L1.
-            var chunkEnd = block + Math.Min(ScaleChunk * B.BlockBytes, end - block);
-            ConvertScales(block, (int)((chunkEnd - block) / B.BlockBytes), B.BlockBytes, scales);
-            for (var scale = scales; block < chunkEnd; block += B.BlockBytes, xq += BlockSize, xs++, sums++, scale++)
+            var chunk = (int)(Math.Min(ScaleChunk * B.BlockBytes, end - block) / B.BlockBytes);
+            ConvertScales(block, chunk, B.BlockBytes, scales);
+            for (var j = 0; j < N.Value; j++) Multiply(scales, xs + j * row, chunk, scales + (j + 1) * ScaleChunk);
+            if (B.Offset)
             {
+                c0 += Dot(scales, sums, chunk);
+                if (N.Value > 1) c1 += Dot(scales, sums + row, chunk);
+                if (N.Value > 2) c2 += Dot(scales, sums + 2 * row, chunk);
+                if (N.Value > 3) c3 += Dot(scales, sums + 3 * row, chunk);
+            }
+
+            var chunkEnd = block + chunk * B.BlockBytes;
+            for (nint i = 0; block < chunkEnd; block += B.BlockBytes, xq += BlockSize, i++)
+            {
+                Sse.Prefetch0(block + PrefetchBytes);
                 var raw = B.Raw(block);
-                var d = *scale;
                 // vpmaddubsw and vpdpbusd multiply unsigned by signed bytes. Offset values are unsigned already (their −8 is
                 // applied once per block through the activations' sums); signed ones move their sign onto the activation.
                 var signs = raw.AsSByte();
                 var magnitude = B.Offset ? raw : Avx2.Abs(signs);
-                a0 = Accumulate<B>(vnni, magnitude, signs, xq, d * xs[0], a0);
-                if (B.Offset) c0 = MathF.FusedMultiplyAdd(d, sums[0], c0);
+                a0 = Accumulate<B>(vnni, magnitude, signs, xq, scales[ScaleChunk + i], ones, a0);
                 if (N.Value > 1)
                 {
-                    a1 = Accumulate<B>(vnni, magnitude, signs, xq + columns, d * xs[row], a1);
-                    if (B.Offset) c1 = MathF.FusedMultiplyAdd(d, sums[row], c1);
+                    a1 = Accumulate<B>(vnni, magnitude, signs, xq + columns, scales[2 * ScaleChunk + i], ones, a1);
                 }
 
                 if (N.Value > 2)
                 {
-                    a2 = Accumulate<B>(vnni, magnitude, signs, xq + 2 * columns, d * xs[2 * row], a2);
-                    if (B.Offset) c2 = MathF.FusedMultiplyAdd(d, sums[2 * row], c2);
+                    a2 = Accumulate<B>(vnni, magnitude, signs, xq + 2 * columns, scales[3 * ScaleChunk + i], ones, a2);
                 }
 
                 if (N.Value > 3)
                 {
-                    a3 = Accumulate<B>(vnni, magnitude, signs, xq + 3 * columns, d * xs[3 * row], a3);
-                    if (B.Offset) c3 = MathF.FusedMultiplyAdd(d, sums[3 * row], c3);
+                    a3 = Accumulate<B>(vnni, magnitude, signs, xq + 3 * columns, scales[4 * ScaleChunk + i], ones, a3);
                 }
             }
+
+            xs += chunk;
+            sums += chunk;
         }
 
         output[0] = Vector256.Sum(a0) - 8 * c0;
@@ -207,14 +224,36 @@ internal static unsafe class QuantDot
         for (; i < count; i++, block += stride) scales[i] = HalfToSingle(*(ushort*)block);
     }
 
+    /// <summary>Σ a[i] · b[i] over count values: eight lanes, then the tail in order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Accumulate<B>(bool vnni, Vector256<byte> magnitude, Vector256<sbyte> signs, sbyte* x, float scale, Vector256<float> acc)
+    private static float Dot(float* a, float* b, int count)
+    {
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= count; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
+        var sum = Vector256.Sum(acc);
+        for (; i < count; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    /// <summary>product[i] = a[i] · b[i] for count values, the same single roundings as a scalar multiply.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Multiply(float* a, float* b, int count, float* product)
+    {
+        var i = 0;
+        for (; i + 8 <= count; i += 8) (Vector256.Load(a + i) * Vector256.Load(b + i)).Store(product + i);
+        for (; i < count; i++) product[i] = a[i] * b[i];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Accumulate<B>(bool vnni, Vector256<byte> magnitude, Vector256<sbyte> signs, sbyte* x, float scale,
+        Vector256<short> ones, Vector256<float> acc)
         where B : IQuantBlock
     {
         var signed = B.Offset ? Vector256.Load(x) : Avx2.Sign(Vector256.Load(x), signs);
         var sums = vnni
             ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed)
-            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), Vector256.Create((short)1));
+            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), ones);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(scale), acc);
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Exo.Inference.Kernels;
 
@@ -73,6 +74,18 @@ internal static class HalfBits
         var scaled = ((h & Vector256.Create(0x7FFFu)) << 13).AsSingle() * Vector256.Create(Rebias).AsSingle();
         var special = Vector256.GreaterThanOrEqual(scaled, Vector256.Create(Special)).AsUInt32() & Vector256.Create(0x7F800000u);
         return (scaled.AsUInt32() | special | ((h & Vector256.Create(0x8000u)) << 16)).AsSingle();
+    }
+
+    /// <summary>
+    /// The same conversion from halves sign-extended to 32 bits (what vpmovsxwd loads straight from memory): shifted by
+    /// 13, the sign lands in bit 31 with copies in bits 28..30 that one mask clears, and the product by 2^112 keeps it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingle(Vector256<int> h)
+    {
+        var scaled = ((h << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(Rebias).AsSingle();
+        var special = Vector256.GreaterThanOrEqual(Vector256.Abs(scaled), Vector256.Create(Special)).AsUInt32() & Vector256.Create(0x7F800000u);
+        return (scaled.AsUInt32() | special).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -168,6 +181,13 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadHalf(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
+        if (Avx2.IsSupported)
+        {
+            low = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source));
+            high = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source + 8));
+            return;
+        }
+
         var (l, h) = Vector256.Widen(Vector256.Load(source));
         low = HalfBits.ToSingle(l);
         high = HalfBits.ToSingle(h);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using Exo.Inference.Weights;
 
 namespace Exo.Inference.Kernels;
@@ -249,6 +250,8 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         var c = S.Count;
         for (; i + 2 * c <= columns; i += 2 * c)
         {
+            // Stored rows stream from memory and gain from a prefetch ahead; f32 rows here are prefill tiles already in cache.
+            if (Sse.IsSupported && typeof(W) != typeof(F32Row)) Sse.Prefetch0(w + i * W.ElementBytes + QuantDot.PrefetchBytes);
             W.Load<S, V>(w, i, out var low, out var high);
             a0 = S.MultiplyAdd(S.Load(x0 + i), low, a0);
             b0 = S.MultiplyAdd(S.Load(x0 + i + c), high, b0);

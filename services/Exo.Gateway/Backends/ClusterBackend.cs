@@ -30,7 +30,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         _registry = registry;
         _tokenTimeout = tokenTimeout;
         _logger = logger;
-        _followers = [Task.Run(() => FollowAsync(FollowPlacementsAsync, LogPlannerLost)), Task.Run(() => FollowAsync(FollowMembersAsync, LogRegistryLost))];
+        _followers =
+        [
+            Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e => LogPlannerLost(e.Message), _stopping.Token)),
+            Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e => LogRegistryLost(e.Message), _stopping.Token)),
+        ];
     }
 
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request,
@@ -141,36 +145,6 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     }
 
     private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(GrpcChannel.ForAddress(e)));
-
-    /// <summary>Runs <paramref name="follow"/> until the backend stops, opening it again a second after it breaks.</summary>
-    private async Task FollowAsync(Func<CancellationToken, Task> follow, Action<string> onLost)
-    {
-        var stopping = _stopping.Token;
-        while (!stopping.IsCancellationRequested)
-        {
-            try
-            {
-                await follow(stopping);
-            }
-            catch (Exception e) when (e is RpcException or HttpRequestException or IOException && !stopping.IsCancellationRequested)
-            {
-                onLost(e.Message);
-            }
-            catch (Exception) when (stopping.IsCancellationRequested)
-            {
-                return;
-            }
-
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), stopping);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
 
     private async Task FollowPlacementsAsync(CancellationToken stopping)
     {

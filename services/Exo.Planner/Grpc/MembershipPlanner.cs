@@ -40,34 +40,20 @@ public sealed partial class MembershipPlanner(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var debouncer = new Debouncer(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(2), Replan, e => LogPlanFailed(e));
-        while (!stoppingToken.IsCancellationRequested)
+        await StreamFollowing.FollowAsync(async stopping =>
         {
-            try
+            // The watch is opened first, so no change after the listing is missed; it repeats the listed members,
+            // which change nothing. The listing makes the first re-plan complete, and happen even when the
+            // stream stays silent because every node left while the planner was away.
+            using var call = registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
+            var members = await registry.ListAsync(new ListNodesRequest(), new CallOptions(CancellationToken: stopping));
+            _membership.Reset(members.Nodes);
+            debouncer.Trigger();
+            while (await call.ResponseStream.MoveNext(stopping))
             {
-                // The watch is opened first, so no change after the listing is missed; it repeats the listed members,
-                // which change nothing. The listing makes the first re-plan complete, and happen even when the
-                // stream stays silent because every node left while the planner was away.
-                using var call = registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stoppingToken));
-                var members = await registry.ListAsync(new ListNodesRequest(), new CallOptions(CancellationToken: stoppingToken));
-                _membership.Reset(members.Nodes);
-                debouncer.Trigger();
-                while (await call.ResponseStream.MoveNext(stoppingToken))
-                {
-                    if (_membership.Apply(call.ResponseStream.Current)) debouncer.Trigger();
-                }
+                if (_membership.Apply(call.ResponseStream.Current)) debouncer.Trigger();
             }
-            catch (Exception e) when (e is RpcException or HttpRequestException && !stoppingToken.IsCancellationRequested)
-            {
-                LogRegistryLost(e.Message);
-            }
-            catch (Exception) when (stoppingToken.IsCancellationRequested)
-            {
-                // The membership stream ends with the planner (a cancelled call).
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
-        }
+        }, e => LogRegistryLost(e.Message), stoppingToken);
     }
 
     private async Task Replan(CancellationToken cancellationToken)

@@ -13,7 +13,40 @@ namespace Exo.Planner.Grpc;
 public sealed partial class PlacementBoard(IPlacementStore store, ILogger<PlacementBoard> logger)
 {
     private readonly ConcurrentDictionary<string, Contracts.V1.Placement> _placements = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<Channel<Contracts.V1.Placement>, string?> _watchers = new();
+    private readonly ConcurrentDictionary<Watcher, byte> _watchers = new();
+
+    /// <summary>
+    /// One watcher's undelivered placements, the newest per model: a watcher that falls behind skips versions it no
+    /// longer needs, but never loses a model's latest placement, however many models change meanwhile.
+    /// </summary>
+    private sealed class Watcher(string? model)
+    {
+        private readonly Dictionary<string, Contracts.V1.Placement> _pending = new(StringComparer.Ordinal);
+        private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+        public void Offer(Contracts.V1.Placement placement)
+        {
+            if (model is not null && model != placement.ModelId) return;
+            lock (_pending)
+            {
+                if (_pending.TryGetValue(placement.ModelId, out var held) && held.Version >= placement.Version) return;
+                _pending[placement.ModelId] = placement;
+            }
+
+            _signal.Writer.TryWrite(true);
+        }
+
+        public async Task<Contracts.V1.Placement[]> TakeAsync(CancellationToken cancellationToken)
+        {
+            await _signal.Reader.ReadAsync(cancellationToken);
+            lock (_pending)
+            {
+                var taken = _pending.Values.OrderBy(p => p.Version).ToArray();
+                _pending.Clear();
+                return taken;
+            }
+        }
+    }
 
     public Task<long> NextVersionAsync(CancellationToken cancellationToken) => store.NextVersionAsync(cancellationToken);
 
@@ -43,26 +76,25 @@ public sealed partial class PlacementBoard(IPlacementStore store, ILogger<Placem
         }
 
         _placements[placement.ModelId] = placement;
-        foreach (var (channel, model) in _watchers)
-        {
-            if (model is null || model == placement.ModelId) channel.Writer.TryWrite(placement);
-        }
+        foreach (var watcher in _watchers.Keys) watcher.Offer(placement);
     }
 
     /// <summary>The current placements (of one model, or all), then every new one.</summary>
     public async IAsyncEnumerable<Contracts.V1.Placement> WatchAsync(string? model, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // Only the newest placement matters to a watcher that falls behind.
-        var channel = Channel.CreateBounded<Contracts.V1.Placement>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.DropOldest });
-        _watchers[channel] = model;
+        var watcher = new Watcher(model);
+        _watchers[watcher] = 0;
         try
         {
-            foreach (var current in _placements.Values.Where(p => model is null || p.ModelId == model)) channel.Writer.TryWrite(current);
-            await foreach (var placement in channel.Reader.ReadAllAsync(cancellationToken)) yield return placement;
+            foreach (var current in _placements.Values) watcher.Offer(current);
+            while (true)
+            {
+                foreach (var placement in await watcher.TakeAsync(cancellationToken)) yield return placement;
+            }
         }
         finally
         {
-            _watchers.TryRemove(channel, out _);
+            _watchers.TryRemove(watcher, out _);
         }
     }
 

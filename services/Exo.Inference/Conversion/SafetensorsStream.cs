@@ -35,16 +35,7 @@ internal static class SafetensorsStream
                 cancellationToken.ThrowIfCancellationRequested();
                 var (name, shape, rows) = tensors[t];
                 progress?.Invoke(t, tensors.Count, name);
-                var columns = checked((int)shape[^1]);
-                var rowCount = shape.Length == 1 ? 1 : checked((int)shape[0]);
-                var values = new float[columns];
-                var encoded = new byte[DTypes.ByteCount(type, columns)];
-                for (var r = 0; r < rowCount; r++)
-                {
-                    rows(r, values);
-                    Quants.Quantize(type, values, encoded);
-                    stream.Write(encoded);
-                }
+                RowWriter.Write(stream, type, shape, rows);
             }
         }
 

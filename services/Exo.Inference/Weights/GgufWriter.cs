@@ -6,6 +6,27 @@ namespace Exo.Inference.Weights;
 /// <summary>Fills one row of a tensor being written, as f32 values; the writer encodes it to the tensor's type.</summary>
 public delegate void RowSource(int row, Span<float> values);
 
+public static class RowWriter
+{
+    /// <summary>
+    /// Writes a tensor of <paramref name="shape"/> (rows are the last dimension) encoded as <paramref name="type"/>,
+    /// asking <paramref name="rows"/> for one row at a time, so a tensor of any size passes through two row buffers.
+    /// </summary>
+    public static void Write(Stream stream, DType type, long[] shape, RowSource rows)
+    {
+        var columns = checked((int)shape[^1]);
+        var rowCount = checked((int)(shape.Aggregate(1L, (a, b) => a * b) / columns));
+        var values = new float[columns];
+        var encoded = new byte[DTypes.ByteCount(type, columns)];
+        for (var r = 0; r < rowCount; r++)
+        {
+            rows(r, values);
+            Quants.Quantize(type, values, encoded);
+            stream.Write(encoded);
+        }
+    }
+}
+
 /// <summary>
 /// Writes a GGUF v3 file: metadata and tensor infos first, then each tensor's data produced row by row, so a
 /// multi-gigabyte file never has to be held in memory.
@@ -75,16 +96,7 @@ public sealed class GgufWriter
                 cancellationToken.ThrowIfCancellationRequested();
                 var (name, type, shape, rows) = _tensors[i];
                 progress?.Invoke(i, _tensors.Count, name);
-                var columns = checked((int)shape[^1]);
-                var rowCount = shape.Length == 1 ? 1 : checked((int)(shape.Aggregate(1L, (a, b) => a * b) / columns));
-                var values = new float[columns];
-                var encoded = new byte[DTypes.ByteCount(type, columns)];
-                for (var r = 0; r < rowCount; r++)
-                {
-                    rows(r, values);
-                    Quants.Quantize(type, values, encoded);
-                    stream.Write(encoded);
-                }
+                RowWriter.Write(stream, type, shape, rows);
 
                 output.Pad(Alignment);
             }

@@ -58,6 +58,14 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         Assert.Equal(expected, text.ToString());
         Assert.True(updates > 10, "tokens arrive one by one");
         Assert.Equal(32, usage!.OutputTokenCount);
+
+        // Finished requests hold no KV cache anywhere: the ends free themselves, the gateway cancels the middle.
+        var clock = Stopwatch.StartNew();
+        while (await ActiveRequestsAsync() > 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), "a stage still holds a finished request");
+            await Task.Delay(50);
+        }
     }
 
     [Fact]

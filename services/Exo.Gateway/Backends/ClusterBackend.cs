@@ -48,6 +48,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                 $"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
 
         var id = Guid.NewGuid().ToString("N");
+        var finished = false;
         var replies = ring.Open(id) ?? throw new BackendUnavailableException($"model '{model}' is being re-planned; retry in a few seconds");
         try
         {
@@ -86,14 +87,20 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     ? new TokenLogprobs(sampled.Logprob, sampled.TopLogprobs.Select(t => new TokenLogprob((int)t.TokenId, t.Logprob)).ToArray())
                     : null;
                 yield return new GenerationEvent((int)sampled.TokenId, finish, logprobs);
-                if (finish is not null) yield break;
+                if (finish is not null)
+                {
+                    finished = true;
+                    yield break;
+                }
             }
         }
         finally
         {
             ring.Close(id);
-            // Every stage frees the request's KV cache; stages that already did answer "not found".
-            foreach (var stage in ring.Placement.Stages) _ = CancelAsync(stage.GrpcEndpoint, id);
+            // The first and last stages free a finished request themselves; only the middle ones never see its end.
+            // A request cut short (client gone, error, stop sequence) may be anywhere in the ring: every stage hears.
+            var stages = ring.Placement.Stages;
+            for (var i = finished ? 1 : 0; i < (finished ? stages.Count - 1 : stages.Count); i++) _ = CancelAsync(stages[i].GrpcEndpoint, id);
         }
     }
 

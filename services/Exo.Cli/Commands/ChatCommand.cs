@@ -10,20 +10,17 @@ internal static class ChatCommand
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file, with a chat template", Required = true };
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
-        var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
-        var kernels = new KernelOptions();
+        var engine = new EngineOptions();
         var command = new Command("chat",
             "Talk to a model on this machine. Each line you type is a user message; answers stream as they are generated " +
             "and the conversation is kept. Type /reset to start over, /exit (or end input) to leave.") { model, system };
-        command.Options.Add(quantize);
         sampling.AddTo(command);
-        kernels.AddTo(command);
+        engine.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            var engine = kernels.Create(parse);
-            using var ownedKernels = engine as IDisposable;
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
+            using var loaded = engine.Load(parse, parse.GetValue(model)!.FullName);
+            var local = loaded.Model;
             _ = local.ChatTemplate; // a folder without a template fails now, not after the first question
             var parameters = sampling.Sampling(parse);
             var maxTokens = sampling.MaxTokens(parse);

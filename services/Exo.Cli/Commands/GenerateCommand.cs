@@ -9,18 +9,15 @@ internal static class GenerateCommand
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder or GGUF file", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (no chat template; see `exo chat`)", Required = true };
-        var quantize = QuantizeOption.Create();
         var sampling = new SamplingOptions();
-        var kernels = new KernelOptions();
+        var engine = new EngineOptions();
         var command = new Command("generate", "Continue a prompt with a model on this machine, streaming the text to stdout.") { model, prompt };
-        command.Options.Add(quantize);
         sampling.AddTo(command);
-        kernels.AddTo(command);
+        engine.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            var engine = kernels.Create(parse);
-            using var ownedKernels = engine as IDisposable;
-            using var local = LocalModel.Load(parse.GetValue(model)!.FullName, engine, QuantizeOption.Value(parse, quantize));
+            using var loaded = engine.Load(parse, parse.GetValue(model)!.FullName);
+            var local = loaded.Model;
             var ids = local.Tokenizer.Encode(parse.GetValue(prompt)!);
             Stream(local, ids, sampling.Sampling(parse), sampling.MaxTokens(parse), Console.Out);
             Console.Out.WriteLine();

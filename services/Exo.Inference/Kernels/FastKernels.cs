@@ -50,6 +50,8 @@ public sealed class FastKernels : IKernels, IDisposable
     private static int PreferredVectorBits() =>
         Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
 
+    public TensorLayout PreferredLayout(DType type) => _impl.PreferredLayout(type);
+
     public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y) => _impl.MatMul(x, n, w, bias, y);
 
     public void Embed(in Tensor table, ReadOnlySpan<int> tokens, Span<float> y) => _impl.Embed(table, tokens, y);

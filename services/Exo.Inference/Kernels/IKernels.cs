@@ -8,7 +8,10 @@ namespace Exo.Inference.Kernels;
 /// </summary>
 public interface IKernels
 {
-    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias when not empty).</summary>
+    /// <summary>The layout these kernels read weight matrices of this type fastest in; loaders copy matrices into it.</summary>
+    TensorLayout PreferredLayout(DType type);
+
+    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias when not empty), for weights in either layout.</summary>
     void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y);
 
     /// <summary>y[t, :] = embedding row of tokens[t].</summary>

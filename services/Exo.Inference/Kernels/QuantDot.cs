@@ -104,10 +104,11 @@ internal static unsafe class QuantDot
 
     /// <summary>
     /// Quantizes each of the n rows of x[n, columns] to int8 blocks: q = round(x / d) with d = max |x| / 127 per block;
-    /// sums gets d · Σ q per block, what offset weight values (Q4_0's +8) need subtracted.
+    /// sums gets d · Σ q per block, what offset weight values (Q4_0's +8) need subtracted, and offsets (when given) the
+    /// integer 8 · Σ q that the interleaved kernels subtract.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void QuantizeRows(float* x, int n, int columns, sbyte* quants, float* scales, float* sums)
+    public static void QuantizeRows(float* x, int n, int columns, sbyte* quants, float* scales, float* sums, int* offsets = null)
     {
         var blocks = (long)n * columns / BlockSize;
         for (long b = 0; b < blocks; b++)
@@ -130,7 +131,9 @@ internal static unsafe class QuantDot
                 *(long*)(target + i) = Vector128.Narrow(shorts, shorts).AsInt64().ToScalar();
             }
 
-            sums[b] = d * Vector128.Sum(total);
+            var sum = Vector128.Sum(total);
+            sums[b] = d * sum;
+            if (offsets != null) offsets[b] = 8 * sum;
         }
     }
 

@@ -34,6 +34,10 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         _attention = new AttentionJob(_scratch);
     }
 
+    /// <summary>Q8_0 and Q4_0 interleaved where the x86 integer kernels run; everything else as stored.</summary>
+    public TensorLayout PreferredLayout(DType type) =>
+        type is DType.Q8_0 or DType.Q4_0 && _scratch.Path != QuantDot.Path.Portable ? TensorLayout.Interleaved : TensorLayout.Rows;
+
     public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y)
     {
         int rows = w.Rows, columns = w.Columns;
@@ -49,18 +53,30 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             var job = _matMul;
             sbyte* xq = null;
             float* xs = null, xsum = null;
-            var quantized = w.Type is DType.Q8_0 or DType.Q4_0;
+            int* offsets = null;
+            var interleaved = w.Layout == TensorLayout.Interleaved;
+            // Interleaved weights need the x86 integer kernels; the portable path converts them like any other type.
+            var quantized = w.Type is DType.Q8_0 or DType.Q4_0 && (!interleaved || _scratch.Path != QuantDot.Path.Portable);
             if (quantized)
             {
                 if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
                 xq = _scratch.Activations(n * columns);
                 xs = _scratch.ActivationScales;
                 xsum = _scratch.ActivationSums;
-                QuantDot.QuantizeRows(xp, n, columns, xq, xs, xsum);
+                offsets = _scratch.ActivationOffsets;
+                QuantDot.QuantizeRows(xp, n, columns, xq, xs, xsum, offsets);
             }
 
-            job.Set(xp, n, w, bp, yp, xq, xs, xsum);
-            var streamed = n <= DecodeRows && (quantized || w.Type is DType.F32 or DType.F16 or DType.BF16);
+            job.Set(xp, n, w, bp, yp, xq, xs, xsum, offsets);
+            if (quantized && interleaved)
+            {
+                // Items are groups of rows; a group stays in cache while every activation row passes over it.
+                job.Tile = -1;
+                For(rows / InterleavedRows.GroupRows, (long)n * rows * columns, job);
+                return;
+            }
+
+            var streamed = n <= DecodeRows && !interleaved && (quantized || w.Type is DType.F32 or DType.F16 or DType.BF16);
             // Tiles hold about TileBytes of the weight as stored (quantized) or as converted f32 rows.
             var tileRowBytes = quantized ? w.RowByteCount : columns * sizeof(float);
             job.Tile = streamed ? 0 : (int)Math.Clamp(TileBytes / tileRowBytes, 1, rows);
@@ -84,9 +100,26 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (var t = 0; t < tokens.Length; t++)
             {
                 if ((uint)tokens[t] >= (uint)table.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[t]} is outside the table");
-                ConvertRow(table.Type, table.Pointer + tokens[t] * table.RowByteCount, yp + (long)t * columns, columns);
+                ReadRow(table, tokens[t], yp + (long)t * columns);
             }
         }
+    }
+
+    // Rows of interleaved weights are gathered into row-layout blocks first, on the stack unless a row is huge.
+    private const int StackRowBytes = 32 * 1024;
+
+    /// <summary>Row <paramref name="row"/> of a weight in either layout as f32.</summary>
+    private static void ReadRow(in Tensor w, int row, float* destination)
+    {
+        if (w.Layout == TensorLayout.Rows)
+        {
+            ConvertRow(w.Type, w.Pointer + row * w.RowByteCount, destination, w.Columns);
+            return;
+        }
+
+        var bytes = w.RowByteCount <= StackRowBytes ? stackalloc byte[(int)w.RowByteCount] : new byte[w.RowByteCount];
+        InterleavedRows.CopyRow(w.Type, w.Pointer, w.Columns, row, bytes);
+        Quants.Dequantize(w.Type, bytes, new Span<float>(destination, w.Columns));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -313,6 +346,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private sbyte[] _quants = [];
         private float[] _quantScales = [];
         private float[] _quantSums = [];
+        private int[] _quantOffsets = [];
 
         public QuantDot.Path Path => path;
 
@@ -324,6 +358,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                 _quants = GC.AllocateUninitializedArray<sbyte>(values, pinned: true);
                 _quantScales = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
                 _quantSums = GC.AllocateUninitializedArray<float>(values / QuantDot.BlockSize, pinned: true);
+                _quantOffsets = GC.AllocateUninitializedArray<int>(values / QuantDot.BlockSize, pinned: true);
             }
 
             return (sbyte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quants));
@@ -334,6 +369,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
 
         /// <summary>One scaled sum of the quantized values per block.</summary>
         public float* ActivationSums => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantSums));
+
+        /// <summary>8 · Σ q per block, as integers.</summary>
+        public int* ActivationOffsets => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_quantOffsets));
 
         public float* Tile(int worker, int length) => Pinned(ref _tiles[worker], length);
 
@@ -360,14 +398,17 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private float* _x, _y, _bias;
         private sbyte* _xq;
         private float* _xs, _xsum;
+        private int* _offsets;
         private int _n;
         private Tensor _w;
 
+        /// <summary>Rows per item: 0 streams single rows, -1 takes interleaved groups, more converts tiles of that many rows.</summary>
         public int Tile { get; set; }
 
-        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs, float* xsum)
+        public void Set(float* x, int n, in Tensor w, float* bias, float* y, sbyte* xq, float* xs, float* xsum, int* offsets)
         {
             _xsum = xsum;
+            _offsets = offsets;
             _x = x;
             _n = n;
             _w = w;
@@ -380,14 +421,21 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
-            var (first, last) = Tile == 0 ? (start, end) : (start * Tile, Math.Min(_w.Rows, end * Tile));
+            var (first, last) = Tile switch
+            {
+                0 => (start, end),
+                < 0 => (start * InterleavedRows.GroupRows, end * InterleavedRows.GroupRows),
+                _ => (start * Tile, Math.Min(_w.Rows, end * Tile)),
+            };
             switch (_w.Type)
             {
+                case DType.Q8_0 when Tile < 0: Interleaved<Q8Block>(start, end); break;
+                case DType.Q4_0 when Tile < 0: Interleaved<Q4Block>(start, end); break;
                 case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
                 case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
                 case DType.BF16 when Tile == 0: Stream<BF16Row>(first, last); break;
-                case DType.Q8_0: Quantized<Q8Block>(first, last); break;
-                case DType.Q4_0: Quantized<Q4Block>(first, last); break;
+                case DType.Q8_0 when _xq != null: Quantized<Q8Block>(first, last); break;
+                case DType.Q4_0 when _xq != null: Quantized<Q4Block>(first, last); break;
                 default: Converted(worker, first, last); break;
             }
 
@@ -417,12 +465,39 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (var o0 = first; o0 < last; o0 += Tile)
             {
                 var count = Math.Min(Tile, last - o0);
-                for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
+                for (var r = 0; r < count; r++) ReadRow(_w, o0 + r, tile + (long)r * columns);
                 for (var t = 0; t < _n; t += 4)
                 {
                     var group = Math.Min(4, _n - t);
                     for (var r = 0; r < count; r++)
                         RowAgainstAll<F32Row>((byte*)(tile + (long)r * columns), _x + (long)t * columns, group, columns, _y + (long)t * rows + o0 + r, rows);
+                }
+            }
+        }
+
+        /// <summary>Groups [first, last) of interleaved rows against every activation row, four at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Interleaved<B>(int first, int last) where B : IQuantBlock
+        {
+            int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
+            var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
+            var vnni = scratch.Path == QuantDot.Path.AvxVnni && AvxVnni.IsSupported;
+            for (var g = first; g < last; g++)
+            {
+                var group = _w.Pointer + g * groupBytes;
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var xq = _xq + (long)t * columns;
+                    var xs = _xs + (long)t * blocks;
+                    var offsets = _offsets + (long)t * blocks;
+                    var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
+                    switch (Math.Min(4, _n - t))
+                    {
+                        case 4: InterleavedDot.Group<B, Rows4>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
+                        case 3: InterleavedDot.Group<B, Rows3>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
+                        case 2: InterleavedDot.Group<B, Rows2>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
+                        default: InterleavedDot.Group<B, Rows1>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
+                    }
                 }
             }
         }

@@ -51,7 +51,8 @@ public sealed class ModelStage : IDisposable
     {
         var config = ModelConfig.LoadAny(modelPath);
         var range = layers ?? LayerRange.All(config.LayerCount);
-        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize), kernels ?? FastKernels.Default);
+        var k = kernels ?? FastKernels.Default;
+        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize, k.PreferredLayout), k);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

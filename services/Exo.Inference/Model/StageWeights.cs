@@ -175,8 +175,11 @@ public sealed class StageWeights : IDisposable
     /// <summary>
     /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
     /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
+    /// Matrices are copied into the layout <paramref name="layout"/> asks for their type, when not the stored row layout
+    /// (the kernels' <see cref="Kernels.IKernels.PreferredLayout"/>).
     /// </summary>
-    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null)
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null,
+        Func<DType, TensorLayout>? layout = null)
     {
         layers.Validate(config.LayerCount);
         var gguf = ModelPath.IsGguf(modelPath);
@@ -185,7 +188,7 @@ public sealed class StageWeights : IDisposable
         try
         {
             var c = config;
-            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize);
+            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize, layout);
             var first = layers.Start == 0;
             var last = layers.End == c.LayerCount;
             Tensor? embed = first || (last && c.TieWordEmbeddings) ? file.Matrix(EmbedTokensName, c.VocabSize, c.HiddenSize) : null;
@@ -230,7 +233,8 @@ public sealed class StageWeights : IDisposable
     }
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
-    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize)
+    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize,
+        Func<DType, TensorLayout>? layout)
     {
         private Tensor Get(string name) =>
             source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);
@@ -241,13 +245,18 @@ public sealed class StageWeights : IDisposable
             var tensor = Get(name);
             if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
                 throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
-            if (rotary && interleavedHeadDim > 0)
+            var headDim = interleavedHeadDim;
+            Func<int, int>? sourceRow = rotary && headDim > 0 ? row => InterleavedRow(row, headDim) : null;
+            if (quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0)
             {
-                var headDim = interleavedHeadDim;
-                tensor = owned.Permuted(tensor, row => InterleavedRow(row, headDim));
+                if (sourceRow is not null) tensor = owned.Permuted(tensor, sourceRow);
+                sourceRow = null;
+                tensor = owned.Convert(tensor, q);
             }
 
-            return quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
+            if (layout?.Invoke(tensor.Type) == TensorLayout.Interleaved && InterleavedRows.Supports(tensor.Type, rows, columns))
+                return owned.Interleaved(tensor, sourceRow);
+            return sourceRow is null ? tensor : owned.Permuted(tensor, sourceRow);
         }
 
         public float[] Vector(string name, int length, bool rotary = false)

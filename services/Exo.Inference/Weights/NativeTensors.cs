@@ -22,7 +22,7 @@ public sealed unsafe class NativeTensors : IDisposable
         return tensor;
     }
 
-    /// <summary>Re-encodes a matrix (or vector) row by row into <paramref name="type"/>.</summary>
+    /// <summary>Re-encodes a matrix (or vector) row by row into <paramref name="type"/>; a source this store holds is freed.</summary>
     public Tensor Convert(in Tensor source, DType type)
     {
         var tensor = Allocate(source.Name, type, source.Shape);
@@ -34,6 +34,7 @@ public sealed unsafe class NativeTensors : IDisposable
             Quants.Quantize(type, row, new Span<byte>(tensor.Pointer + (long)r * rowBytes, rowBytes));
         }
 
+        _ = Release(source);
         return tensor;
     }
 
@@ -47,7 +48,30 @@ public sealed unsafe class NativeTensors : IDisposable
         return tensor;
     }
 
-    private Tensor Allocate(string name, DType type, long[] shape)
+    /// <summary>
+    /// A copy of a Q8_0 or Q4_0 matrix in the interleaved layout; row r of the copy is row <paramref name="sourceRow"/>(r)
+    /// of the source (identity when null). Only one copy stays resident: a source this store holds is freed, and the
+    /// pages of a mapped one are handed back.
+    /// </summary>
+    public Tensor Interleaved(in Tensor source, Func<int, int>? sourceRow = null)
+    {
+        var tensor = Allocate(source.Name, source.Type, source.Shape, TensorLayout.Interleaved);
+        var from = source;
+        InterleavedRows.Interleave(source.Type, source.Rows, source.Columns, r => from.RowBytes(sourceRow?.Invoke(r) ?? r), tensor.Pointer);
+        if (!Release(source)) PageRelease.Release(source.Pointer, source.ByteLength);
+        return tensor;
+    }
+
+    /// <summary>Frees a tensor this store allocated, which must not be used again; false for any other tensor.</summary>
+    private bool Release(in Tensor tensor)
+    {
+        if (!_blocks.Remove((nint)tensor.Pointer)) return false;
+        NativeMemory.AlignedFree(tensor.Pointer);
+        Bytes -= tensor.ByteLength;
+        return true;
+    }
+
+    private Tensor Allocate(string name, DType type, long[] shape, TensorLayout layout = TensorLayout.Rows)
     {
         long count = 1;
         foreach (var d in shape) count = d >= 0 ? checked(count * d) : throw new ArgumentException($"{name}: negative dimension");
@@ -57,7 +81,7 @@ public sealed unsafe class NativeTensors : IDisposable
         var pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, length), 64);
         _blocks.Add((nint)pointer);
         Bytes += length;
-        return new Tensor(name, type, (long[])shape.Clone(), pointer, length);
+        return new Tensor(name, type, (long[])shape.Clone(), pointer, length, layout);
     }
 
     public void Dispose()

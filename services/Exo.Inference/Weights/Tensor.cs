@@ -8,19 +8,23 @@ public readonly unsafe struct Tensor
 {
     private readonly byte* _data;
 
-    public Tensor(string name, DType type, long[] shape, byte* data, long byteLength)
+    public Tensor(string name, DType type, long[] shape, byte* data, long byteLength, TensorLayout layout = TensorLayout.Rows)
     {
         Name = name;
         Type = type;
         Shape = shape;
         _data = data;
         ByteLength = byteLength;
+        Layout = layout;
     }
 
     public string Name { get; }
     public DType Type { get; }
     public long[] Shape { get; }
     public long ByteLength { get; }
+
+    /// <summary>How the bytes are ordered; kernels that read rows in place need <see cref="TensorLayout.Rows"/>.</summary>
+    public TensorLayout Layout { get; }
 
     /// <summary>The first byte; for kernels that read blocks in place. Valid while the owning file or store is open.</summary>
     public byte* Pointer => _data;
@@ -42,19 +46,29 @@ public readonly unsafe struct Tensor
     /// <summary>Bytes of one row: whole blocks for quantized types (file readers reject shapes that are not).</summary>
     public long RowByteCount => DTypes.ByteCount(Type, Columns);
 
-    /// <summary>Raw bytes of one row.</summary>
+    /// <summary>Raw bytes of one row, in place; only for the row layout.</summary>
     public ReadOnlySpan<byte> RowBytes(int row)
     {
         var rowBytes = RowByteCount;
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
+        if (Layout != TensorLayout.Rows) throw new InvalidOperationException($"{Name} is {Layout}: its rows are not contiguous");
         return new ReadOnlySpan<byte>(_data + row * rowBytes, checked((int)rowBytes));
     }
 
-    /// <summary>Converts one row to f32 (dequantizing block types).</summary>
+    /// <summary>Converts one row to f32 (dequantizing block types), whatever the layout.</summary>
     public void ReadRow(int row, Span<float> destination)
     {
         if (destination.Length != Columns) throw new ArgumentException($"destination holds {destination.Length}, row has {Columns}");
-        Quants.Dequantize(Type, RowBytes(row), destination);
+        if (Layout == TensorLayout.Rows)
+        {
+            Quants.Dequantize(Type, RowBytes(row), destination);
+            return;
+        }
+
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
+        var bytes = new byte[RowByteCount];
+        InterleavedRows.CopyRow(Type, _data, Columns, row, bytes);
+        Quants.Dequantize(Type, bytes, destination);
     }
 
     /// <summary>Reads a 1-D tensor (norm weights, biases) into a new f32 array; done once at load.</summary>
@@ -65,5 +79,5 @@ public readonly unsafe struct Tensor
         return result;
     }
 
-    public override string ToString() => $"{Name} {Type}[{string.Join(", ", Shape)}]";
+    public override string ToString() => $"{Name} {Type}[{string.Join(", ", Shape)}]{(Layout == TensorLayout.Rows ? "" : " " + Layout)}";
 }

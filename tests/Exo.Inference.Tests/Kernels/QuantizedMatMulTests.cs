@@ -87,4 +87,144 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
             }
         }
     }
+    private static Tensor RandomQuantized(NativeTensors store, DType type, int rows, int columns, Random random) =>
+        store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
+
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    public void InterleavingKeepsEveryRow(DType type)
+    {
+        var random = new Random(5);
+        using var store = new NativeTensors();
+        var rowLayout = RandomQuantized(store, type, 24, 96, random);
+        var original = Enumerable.Range(0, 24).Select(r => rowLayout.RowBytes(r).ToArray()).ToArray();
+        var interleaved = store.Interleaved(rowLayout, r => 23 - r);
+        Assert.Equal(TensorLayout.Interleaved, interleaved.Layout);
+        Assert.Equal(DTypes.ByteCount(type, 24 * 96), interleaved.ByteLength);
+        var bytes = new byte[original[0].Length];
+        for (var r = 0; r < 24; r++)
+        {
+            InterleavedRows.CopyRow(type, interleaved.Pointer, 96, r, bytes);
+            Assert.Equal(original[23 - r], bytes);
+            var expected = new float[96];
+            Quants.Dequantize(type, original[23 - r], expected);
+            var actual = new float[96];
+            interleaved.ReadRow(r, actual);
+            Assert.Equal(expected, actual);
+        }
+
+        Assert.Throws<InvalidOperationException>(() => interleaved.RowBytes(0));
+        Assert.False(InterleavedRows.Supports(type, 12, 96));
+        Assert.False(InterleavedRows.Supports(DType.F16, 8, 96));
+        Assert.Throws<ArgumentException>(() => store.Interleaved(RandomQuantized(store, type, 12, 96, random)));
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    public void InterleavedMatMulMatchesTheReference(DType type)
+    {
+        var random = new Random(9 + (int)type);
+        foreach (var (rows, columns) in new[] { (8, 32), (24, 96), (40, 512) })
+        {
+            using var store = new NativeTensors();
+            var rowLayout = RandomQuantized(store, type, rows, columns, random);
+            var copy = store.Add("copy", type, [rows, columns], new ReadOnlySpan<byte>(rowLayout.Pointer, (int)rowLayout.ByteLength));
+            var interleaved = store.Interleaved(rowLayout);
+            var bias = RandomArray(random, rows);
+            foreach (var n in new[] { 1, 2, 3, 4, 5, 9 })
+            {
+                // Values of either sign and a wide range, so that each block's int8 activations reach ±127.
+                var x = RandomArray(random, n * columns).Select((v, i) => v * (1 + i % 7)).ToArray();
+                var expected = new float[n * rows];
+                ReferenceKernels.Instance.MatMul(AsQuantized(x, n, columns), n, copy, bias, expected);
+                var unquantized = new float[n * rows];
+                ReferenceKernels.Instance.MatMul(x, n, copy, bias, unquantized);
+                foreach (var k in variants.All)
+                {
+                    var actual = new float[n * rows];
+                    k.MatMul(x, n, interleaved, bias, actual);
+                    // The portable path converts interleaved weights to f32 and so sees x itself.
+                    var target = k.QuantPath == QuantDot.Path.Portable ? unquantized : expected;
+                    var error = ModelVerifier.RelativeError(actual, target);
+                    Assert.True(error <= 1e-5, $"{type} [{rows}x{columns}] n={n} {k.VectorBits} bits {k.QuantPath}: error {error}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void InterleavedQ4_0SumsDoNotOverflowAtTheExtremes()
+    {
+        // Nibble 15 almost everywhere (one −1 per block sets the scale; 0.875 is then +7) against activations of +127:
+        // the largest 16-bit partial sums the Q4_0 kernel forms.
+        const int rows = 16, columns = 128;
+        var weights = Enumerable.Range(0, rows * columns).Select(i => i % 32 == 0 ? -1f : 0.875f).ToArray();
+        using var store = new NativeTensors();
+        var q = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(weights.AsSpan())), DType.Q4_0);
+        var copy = store.Add("copy", DType.Q4_0, [rows, columns], new ReadOnlySpan<byte>(q.Pointer, (int)q.ByteLength));
+        var interleaved = store.Interleaved(q);
+        foreach (var sign in new[] { 1f, -1f })
+        {
+            var x = Enumerable.Repeat(sign, 4 * columns).ToArray();
+            var expected = new float[4 * rows];
+            ReferenceKernels.Instance.MatMul(x, 4, copy, [], expected);
+            foreach (var k in variants.All)
+            {
+                var actual = new float[4 * rows];
+                k.MatMul(x, 4, interleaved, [], actual);
+                Assert.True(ModelVerifier.RelativeError(actual, expected) <= 1e-5, $"{k.QuantPath} sign {sign}");
+            }
+        }
+    }
+
+    [Fact]
+    public void InterleavedRowsDoNotDependOnTheBatchOrThreads()
+    {
+        var random = new Random(3);
+        foreach (var type in new[] { DType.Q8_0, DType.Q4_0 })
+        {
+            using var store = new NativeTensors();
+            var w = store.Interleaved(RandomQuantized(store, type, 48, 160, random));
+            const int n = 11;
+            var x = RandomArray(random, n * 160);
+            foreach (var bits in new[] { 128, 256, 512 })
+            {
+                var group = variants.All.Where(k => k.VectorBits == bits).ToList();
+                var batched = new float[n * 48];
+                group[0].MatMul(x, n, w, [], batched);
+                foreach (var k in group)
+                {
+                    for (var t = 0; t < n; t++)
+                    {
+                        var single = new float[48];
+                        k.MatMul(x.AsSpan(t * 160, 160), 1, w, [], single);
+                        Assert.Equal(batched.AsSpan(t * 48, 48).ToArray(), single);
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    public void InterleavedEmbeddingsAreTheRows(DType type)
+    {
+        var random = new Random(4);
+        using var store = new NativeTensors();
+        var rowLayout = RandomQuantized(store, type, 16, 64, random);
+        var copy = store.Add("copy", type, [16, 64], new ReadOnlySpan<byte>(rowLayout.Pointer, (int)rowLayout.ByteLength));
+        var interleaved = store.Interleaved(rowLayout);
+        int[] tokens = [3, 15, 0, 8, 3];
+        var expected = new float[tokens.Length * 64];
+        ReferenceKernels.Instance.Embed(copy, tokens, expected);
+        foreach (var k in variants.All)
+        {
+            var actual = new float[expected.Length];
+            k.Embed(interleaved, tokens, actual);
+            Assert.Equal(expected, actual);
+        }
+    }
 }

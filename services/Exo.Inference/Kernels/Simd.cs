@@ -88,6 +88,14 @@ internal static class HalfBits
         return (scaled.AsUInt32() | special).AsSingle();
     }
 
+    /// <summary>
+    /// <see cref="ToSingle(Vector256{int})"/> for halves known to be finite (interleaved block scales are checked at
+    /// load): three instructions, the shift, the mask and the product.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingleFinite(Vector256<int> h) =>
+        ((h << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(Rebias).AsSingle();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ToSingle(Vector512<uint> h)
     {

@@ -481,7 +481,6 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
             var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
-            var vnni = scratch.Path == QuantDot.Path.AvxVnni && AvxVnni.IsSupported;
             for (var g = first; g < last; g++)
             {
                 var group = _w.Pointer + g * groupBytes;
@@ -493,10 +492,10 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                     var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
                     switch (Math.Min(4, _n - t))
                     {
-                        case 4: InterleavedDot.Group<B, Rows4>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
-                        case 3: InterleavedDot.Group<B, Rows3>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
-                        case 2: InterleavedDot.Group<B, Rows2>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
-                        default: InterleavedDot.Group<B, Rows1>(vnni, group, blocks, xq, xs, offsets, y, rows); break;
+                        case 4: InterleavedDot.Group<B, Rows4>(group, blocks, xq, xs, offsets, y, rows); break;
+                        case 3: InterleavedDot.Group<B, Rows3>(group, blocks, xq, xs, offsets, y, rows); break;
+                        case 2: InterleavedDot.Group<B, Rows2>(group, blocks, xq, xs, offsets, y, rows); break;
+                        default: InterleavedDot.Group<B, Rows1>(group, blocks, xq, xs, offsets, y, rows); break;
                     }
                 }
             }

@@ -36,11 +36,12 @@ public static unsafe class InterleavedRows
 
     /// <summary>
     /// Writes <paramref name="rows"/> rows of row-layout blocks (row r read from <paramref name="sourceRow"/>(r)) into
-    /// <paramref name="destination"/> in the interleaved layout.
+    /// <paramref name="destination"/> in the interleaved layout. A block scale that is infinite or NaN (a corrupt file:
+    /// every value of its block would be too) is refused, so that kernels may convert scales without those cases.
     /// </summary>
-    public static void Interleave(DType type, int rows, int columns, Func<int, ReadOnlySpan<byte>> sourceRow, byte* destination)
+    public static void Interleave(string name, DType type, int rows, int columns, Func<int, ReadOnlySpan<byte>> sourceRow, byte* destination)
     {
-        if (!Supports(type, rows, columns)) throw new ArgumentException($"{type}[{rows}, {columns}] cannot be interleaved");
+        if (!Supports(type, rows, columns)) throw new ArgumentException($"{name}: {type}[{rows}, {columns}] cannot be interleaved");
         int blocks = columns / DTypes.BlockSize(type), blockBytes = DTypes.BlockBytes(type), valueBytes = ValueBytes(type);
         var groupBytes = GroupBytes(type, columns);
         for (var g = 0; g < rows / GroupRows; g++)
@@ -54,6 +55,8 @@ public static unsafe class InterleavedRows
                 for (var b = 0; b < blocks; b++)
                 {
                     var block = row.Slice(b * blockBytes, blockBytes);
+                    if ((block[1] & 0x7C) == 0x7C)
+                        throw new ModelFormatException($"tensor '{name}': row {g * GroupRows + j}, block {b} has a scale that is infinite or NaN");
                     scales[(b * GroupRows + j) * 2] = block[0];
                     scales[(b * GroupRows + j) * 2 + 1] = block[1];
                     var target = values + (long)b * GroupRows * valueBytes;

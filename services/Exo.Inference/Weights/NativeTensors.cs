@@ -57,7 +57,7 @@ public sealed unsafe class NativeTensors : IDisposable
     {
         var tensor = Allocate(source.Name, source.Type, source.Shape, TensorLayout.Interleaved);
         var from = source;
-        InterleavedRows.Interleave(source.Type, source.Rows, source.Columns, r => from.RowBytes(sourceRow?.Invoke(r) ?? r), tensor.Pointer);
+        InterleavedRows.Interleave(source.Name, source.Type, source.Rows, source.Columns, r => from.RowBytes(sourceRow?.Invoke(r) ?? r), tensor.Pointer);
         if (!Release(source)) PageRelease.Release(source.Pointer, source.ByteLength);
         return tensor;
     }

@@ -118,6 +118,14 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
         Assert.False(InterleavedRows.Supports(type, 12, 96));
         Assert.False(InterleavedRows.Supports(DType.F16, 8, 96));
         Assert.Throws<ArgumentException>(() => store.Interleaved(RandomQuantized(store, type, 12, 96, random)));
+
+        // A block scale of +infinity (f16 0x7C00) marks a corrupt file; kernels convert scales assuming finite ones.
+        var corrupt = RandomQuantized(store, type, 8, 64, random);
+        var blockBytes = DTypes.BlockBytes(type);
+        corrupt.Pointer[5 * (int)corrupt.RowByteCount + blockBytes] = 0x00;
+        corrupt.Pointer[5 * (int)corrupt.RowByteCount + blockBytes + 1] = 0x7C;
+        var error = Assert.Throws<ModelFormatException>(() => store.Interleaved(corrupt));
+        Assert.Contains("row 5, block 1", error.Message);
     }
 
     [Theory]

@@ -9,12 +9,8 @@
 # Every variable run_all.sh reads (REPS, THREADS, MODELS, MODELS_DIR, OUT, ...) passes through. Results go to
 # bench/results/run-<UTC time>/ in this repository unless OUT says otherwise.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-harness=$repo/../shared/bench/llamacpp
-[ -f "$harness/run_all.sh" ] || { echo "error: no benchmark harness at $harness" >&2; exit 2; }
-
-dotnet build "$repo/services/Exo.Cli/Exo.Cli.csproj" -c Release -nologo -v quiet >&2
-export ENGINE_CMD="dotnet $repo/services/Exo.Cli/bin/Release/net10.0/exo.dll bench --json"
+source "$(dirname "$0")/harness.sh"
+export ENGINE_CMD="$exo bench --json"
 export OUT=${OUT:-$repo/bench/results/run-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 bash "$harness/run_all.sh"

@@ -10,4 +10,5 @@ root.Subcommands.Add(TemplateCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(LogitsCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -233,7 +233,7 @@ public sealed class StageWeights : IDisposable
     }
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
-    private sealed class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize,
+    private sealed unsafe class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize,
         Func<DType, TensorLayout>? layout)
     {
         private Tensor Get(string name) =>
@@ -242,7 +242,16 @@ public sealed class StageWeights : IDisposable
         /// <summary>A [rows, columns] matrix; rotary (q, k) rows are brought back to the Hugging Face layout when the file interleaves them.</summary>
         public Tensor Matrix(string name, int rows, int columns, bool rotary = false)
         {
-            var tensor = Get(name);
+            var mapped = Get(name);
+            var tensor = Copied(mapped, rows, columns, rotary);
+            // A matrix copied into anonymous memory hands its mapped pages back, so that it is not resident twice.
+            if (tensor.Pointer != mapped.Pointer) PageRelease.Release(mapped.Pointer, mapped.ByteLength);
+            return tensor;
+        }
+
+        /// <summary>The mapped matrix itself, or a copy re-ordered, quantized or interleaved as the load asks.</summary>
+        private Tensor Copied(Tensor tensor, int rows, int columns, bool rotary)
+        {
             if (tensor.Shape is not [var r, var k] || r != rows || k != columns)
                 throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
             var headDim = interleavedHeadDim;

@@ -50,15 +50,14 @@ public sealed unsafe class NativeTensors : IDisposable
 
     /// <summary>
     /// A copy of a Q8_0 or Q4_0 matrix in the interleaved layout; row r of the copy is row <paramref name="sourceRow"/>(r)
-    /// of the source (identity when null). Only one copy stays resident: a source this store holds is freed, and the
-    /// pages of a mapped one are handed back.
+    /// of the source (identity when null). A source this store holds is freed, so that only one copy stays.
     /// </summary>
     public Tensor Interleaved(in Tensor source, Func<int, int>? sourceRow = null)
     {
         var tensor = Allocate(source.Name, source.Type, source.Shape, TensorLayout.Interleaved);
         var from = source;
         InterleavedRows.Interleave(source.Name, source.Type, source.Rows, source.Columns, r => from.RowBytes(sourceRow?.Invoke(r) ?? r), tensor.Pointer);
-        if (!Release(source)) PageRelease.Release(source.Pointer, source.ByteLength);
+        _ = Release(source);
         return tensor;
     }
 

@@ -5,7 +5,8 @@ namespace Exo.Inference.Weights;
 /// <summary>
 /// Drops the pages of a read-only file mapping from the process (madvise MADV_DONTNEED) once their bytes have been
 /// copied elsewhere, so that a weight re-laid-out at load is not resident twice. The file's pages stay in the page
-/// cache, and touching the range again simply maps them back in.
+/// cache, and touching the range again simply maps them back in. Only for file mappings: anonymous memory would be
+/// zeroed.
 /// </summary>
 internal static unsafe partial class PageRelease
 {

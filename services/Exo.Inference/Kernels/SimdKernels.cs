@@ -14,6 +14,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     // Activation rows up to which a matmul streams each weight row once for all of them (decode and small batches).
     private const int DecodeRows = 4;
 
+    // Weight rows that one decode step of a single activation row reads together (see DotRowGroup).
+    private const int GroupRows = 4;
+
     // Bytes of f32 weights converted per prefill tile: they stay in L2 while every activation row passes over them.
     private const int TileBytes = 96 * 1024;
 
@@ -290,6 +293,50 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         if (N.Value > 3) output[3 * stride] = s3;
     }
 
+    /// <summary>
+    /// Four consecutive weight rows against one activation row (decode): each activation load serves four rows and their
+    /// eight independent accumulators hide the multiply-add latency that leaves a single row's two chains waiting. Each
+    /// row is summed exactly as <see cref="DotRows{W, N}"/> sums it (same accumulators, same order), so the outputs are
+    /// bit-identical to the one-row path. It leaves each row's vector sum in output for the caller to add the scalar
+    /// tail: a call anywhere in this method would make the JIT keep the accumulators on the stack.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void DotRowGroup<W>(byte* w, long rowBytes, float* x, int columns, float* output) where W : IWeightRow
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
+        V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+        nint i = 0;
+        var c = S.Count;
+        for (; i + 2 * c <= columns; i += 2 * c)
+        {
+            W.Load<S, V>(w0, i, out var l, out var h);
+            a0 = S.MultiplyAdd(S.Load(x + i), l, a0);
+            b0 = S.MultiplyAdd(S.Load(x + i + c), h, b0);
+            W.Load<S, V>(w1, i, out l, out h);
+            a1 = S.MultiplyAdd(S.Load(x + i), l, a1);
+            b1 = S.MultiplyAdd(S.Load(x + i + c), h, b1);
+            W.Load<S, V>(w2, i, out l, out h);
+            a2 = S.MultiplyAdd(S.Load(x + i), l, a2);
+            b2 = S.MultiplyAdd(S.Load(x + i + c), h, b2);
+            W.Load<S, V>(w3, i, out l, out h);
+            a3 = S.MultiplyAdd(S.Load(x + i), l, a3);
+            b3 = S.MultiplyAdd(S.Load(x + i + c), h, b3);
+        }
+
+        output[0] = S.Sum(S.Add(a0, b0));
+        output[1] = S.Sum(S.Add(a1, b1));
+        output[2] = S.Sum(S.Add(a2, b2));
+        output[3] = S.Sum(S.Add(a3, b3));
+    }
+
+    /// <summary>The columns [i, columns) that do not fill a vector step, added to <paramref name="sum"/> in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Tail<W>(float sum, byte* w, float* x, nint i, int columns) where W : IWeightRow
+    {
+        for (; i < columns; i++) sum = MathF.FusedMultiplyAdd(x[i], W.Scalar(w, i), sum);
+        return sum;
+    }
+
     /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowAgainstAll<W>(byte* w, float* x, int n, int columns, float* y, int rows)
@@ -384,6 +431,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             switch (_w.Type)
             {
                 case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
+                case DType.F16 when Tile == 0 && _w.Finite: Stream<FiniteF16Row>(first, last); break;
                 case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
                 case DType.BF16 when Tile == 0: Stream<BF16Row>(first, last); break;
                 case DType.Q8_0: Quantized<Q8Block>(first, last); break;
@@ -404,7 +452,20 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             int rows = _w.Rows, columns = _w.Columns;
             var rowBytes = _w.RowByteCount;
-            for (var o = first; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
+            var o = first;
+            if (_n == 1)
+            {
+                // The group kernel leaves the columns past the last whole vector step to this scalar tail.
+                var vectorColumns = columns - columns % (2 * S.Count);
+                for (; o + GroupRows <= last; o += GroupRows)
+                {
+                    var w = _w.Pointer + o * rowBytes;
+                    DotRowGroup<W>(w, rowBytes, _x, columns, _y + o);
+                    for (var r = 0; r < GroupRows; r++) _y[o + r] = Tail<W>(_y[o + r], w + r * rowBytes, _x, vectorColumns, columns);
+                }
+            }
+
+            for (; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
         }
 
         /// <summary>Converts each tile of weight rows to f32 once; four activation rows at a time pass over it from cache.</summary>

@@ -247,7 +247,8 @@ public sealed class StageWeights : IDisposable
                 tensor = owned.Permuted(tensor, row => InterleavedRow(row, headDim));
             }
 
-            return quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
+            var stored = quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0 ? owned.Convert(tensor, q) : tensor;
+            return stored.WithFiniteScan();
         }
 
         public float[] Vector(string name, int length, bool rotary = false)

@@ -245,6 +245,13 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadBFloat(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
+        if (Avx2.IsSupported)
+        {
+            low = (Avx2.ConvertToVector256Int32(source) << 16).AsSingle();
+            high = (Avx2.ConvertToVector256Int32(source + 8) << 16).AsSingle();
+            return;
+        }
+
         var (l, h) = Vector256.Widen(Vector256.Load(source));
         low = (l << 16).AsSingle();
         high = (h << 16).AsSingle();

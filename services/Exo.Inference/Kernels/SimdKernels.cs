@@ -309,6 +309,16 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         var c = S.Count;
         for (; i + 2 * c <= columns; i += 2 * c)
         {
+            // Rows after the group, at this column: a fixed distance ahead would land inside the group's own rows.
+            if (Sse.IsSupported && typeof(W) != typeof(F32Row))
+            {
+                var ahead = i * W.ElementBytes + 4 * rowBytes;
+                Sse.Prefetch0(w0 + ahead);
+                Sse.Prefetch0(w1 + ahead);
+                Sse.Prefetch0(w2 + ahead);
+                Sse.Prefetch0(w3 + ahead);
+            }
+
             W.Load<S, V>(w0, i, out var l, out var h);
             a0 = S.MultiplyAdd(S.Load(x + i), l, a0);
             b0 = S.MultiplyAdd(S.Load(x + i + c), h, b0);
@@ -453,7 +463,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             int rows = _w.Rows, columns = _w.Columns;
             var rowBytes = _w.RowByteCount;
             var o = first;
-            if (_n == 1)
+            // The exact f16 conversion (tensors holding infinities or NaN) needs five vector constants besides the group's
+            // eight accumulators: more than AVX2's sixteen registers, so the JIT would spill; it keeps the one-row path.
+            if (_n == 1 && typeof(W) != typeof(F16Row))
             {
                 // The group kernel leaves the columns past the last whole vector step to this scalar tail.
                 var vectorColumns = columns - columns % (2 * S.Count);

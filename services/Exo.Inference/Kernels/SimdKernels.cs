@@ -87,7 +87,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (var t = 0; t < tokens.Length; t++)
             {
                 if ((uint)tokens[t] >= (uint)table.Rows) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[t]} is outside the table");
-                ConvertRow(table.Type, table.Pointer + tokens[t] * table.RowByteCount, yp + (long)t * columns, columns);
+                ConvertRow(table, tokens[t], yp + (long)t * columns);
             }
         }
     }
@@ -213,15 +213,19 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         return sum;
     }
 
-    /// <summary>Converts one row of any float element type to f32.</summary>
-    private static void ConvertRow(DType type, byte* row, float* destination, int columns)
+    /// <summary>Converts row <paramref name="index"/> of a tensor of any element type to f32.</summary>
+    private static void ConvertRow(in Tensor tensor, int index, float* destination)
     {
-        switch (type)
+        var columns = tensor.Columns;
+        var rowBytes = tensor.RowByteCount;
+        var row = tensor.Pointer + index * rowBytes;
+        switch (tensor.Type)
         {
-            case DType.F32: Buffer.MemoryCopy(row, destination, (long)columns * 4, (long)columns * 4); break;
+            case DType.F32: Buffer.MemoryCopy(row, destination, rowBytes, rowBytes); break;
+            case DType.F16 when tensor.Finite: Convert<FiniteF16Row>(row, destination, columns); break;
             case DType.F16: Convert<F16Row>(row, destination, columns); break;
             case DType.BF16: Convert<BF16Row>(row, destination, columns); break;
-            default: Quants.Dequantize(type, new ReadOnlySpan<byte>(row, checked((int)DTypes.ByteCount(type, columns))), new Span<float>(destination, columns)); break;
+            default: Quants.Dequantize(tensor.Type, new ReadOnlySpan<byte>(row, checked((int)rowBytes)), new Span<float>(destination, columns)); break;
         }
     }
 
@@ -485,12 +489,11 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private void Converted(int worker, int first, int last)
         {
             int rows = _w.Rows, columns = _w.Columns;
-            var rowBytes = _w.RowByteCount;
             var tile = scratch.Tile(worker, Tile * columns);
             for (var o0 = first; o0 < last; o0 += Tile)
             {
                 var count = Math.Min(Tile, last - o0);
-                for (var r = 0; r < count; r++) ConvertRow(_w.Type, _w.Pointer + (o0 + r) * rowBytes, tile + (long)r * columns, columns);
+                for (var r = 0; r < count; r++) ConvertRow(_w, o0 + r, tile + (long)r * columns);
                 for (var t = 0; t < _n; t += 4)
                 {
                     var group = Math.Min(4, _n - t);

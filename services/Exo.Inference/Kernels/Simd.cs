@@ -215,14 +215,7 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadHalf(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
-        if (Avx2.IsSupported)
-        {
-            low = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source));
-            high = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source + 8));
-            return;
-        }
-
-        var (l, h) = Vector256.Widen(Vector256.Load(source));
+        LoadSignExtended(source, out var l, out var h);
         low = HalfBits.ToSingle(l);
         high = HalfBits.ToSingle(h);
     }
@@ -230,16 +223,23 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadFiniteHalf(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
+        LoadSignExtended(source, out var l, out var h);
+        low = HalfBits.FiniteToSingle(l);
+        high = HalfBits.FiniteToSingle(h);
+    }
+
+    /// <summary>16 halves sign-extended to 32 bits: AVX2 does it in the load itself (vpmovsxwd).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadSignExtended(ushort* source, out Vector256<int> low, out Vector256<int> high)
+    {
         if (Avx2.IsSupported)
         {
-            low = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32((short*)source));
-            high = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32((short*)source + 8));
+            low = Avx2.ConvertToVector256Int32((short*)source);
+            high = Avx2.ConvertToVector256Int32((short*)source + 8);
             return;
         }
 
-        var (l, h) = Vector256.Widen(Vector256.Load((short*)source));
-        low = HalfBits.FiniteToSingle(l);
-        high = HalfBits.FiniteToSingle(h);
+        (low, high) = Vector256.Widen(Vector256.Load((short*)source));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -316,7 +316,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             // Rows after the group, at this column: a fixed distance ahead would land inside the group's own rows.
             if (Sse.IsSupported && typeof(W) != typeof(F32Row))
             {
-                var ahead = i * W.ElementBytes + 4 * rowBytes;
+                var ahead = i * W.ElementBytes + GroupRows * rowBytes;
                 Sse.Prefetch0(w0 + ahead);
                 Sse.Prefetch0(w1 + ahead);
                 Sse.Prefetch0(w2 + ahead);

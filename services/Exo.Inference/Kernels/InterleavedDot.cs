@@ -76,7 +76,7 @@ internal static unsafe class InterleavedDot
                 }
             }
 
-            var d = HalfBits.ToSingleFinite(Avx2.ConvertToVector256Int32(scales));
+            var d = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32(scales));
             a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), d * Vector256.Create(xs[0]), a0);
             if (N.Value > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), d * Vector256.Create(xs[row]), a1);
             if (N.Value > 2) a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s2), d * Vector256.Create(xs[2 * row]), a2);

@@ -44,6 +44,12 @@ internal unsafe interface ISimd<TVec> where TVec : struct
     /// <summary>Converts 2 · Count IEEE half floats to two vectors of floats (exactly, subnormals, infinities and NaN included).</summary>
     static abstract void LoadHalf(ushort* source, out TVec low, out TVec high);
 
+    /// <summary>
+    /// Converts 2 · Count IEEE half floats known to hold no infinity or NaN: exact for every finite value (subnormals
+    /// included) and cheaper than <see cref="LoadHalf"/>, which must also recognise the special values.
+    /// </summary>
+    static abstract void LoadFiniteHalf(ushort* source, out TVec low, out TVec high);
+
     /// <summary>Converts 2 · Count bfloat16 values to two vectors of floats.</summary>
     static abstract void LoadBFloat(ushort* source, out TVec low, out TVec high);
 }
@@ -77,24 +83,36 @@ internal static class HalfBits
     }
 
     /// <summary>
-    /// The same conversion from halves sign-extended to 32 bits (what vpmovsxwd loads straight from memory): shifted by
-    /// 13, the sign lands in bit 31 with copies in bits 28..30 that one mask clears, and the product by 2^112 keeps it.
+    /// The same conversion from halves sign-extended to 32 bits (what vpmovsxwd loads straight from memory): see
+    /// <see cref="FiniteToSingle(Vector256{int})"/>, then infinities and NaN get every exponent bit set.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> ToSingle(Vector256<int> h)
     {
-        var scaled = ((h << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(Rebias).AsSingle();
+        var scaled = FiniteToSingle(h);
         var special = Vector256.GreaterThanOrEqual(Vector256.Abs(scaled), Vector256.Create(Special)).AsUInt32() & Vector256.Create(0x7F800000u);
         return (scaled.AsUInt32() | special).AsSingle();
     }
 
+    /// <summary>Sign-extended value bits kept by <see cref="FiniteToSingle(Vector256{int})"/>: the sign and the 15 bits below it.</summary>
+    private const int FiniteMask = unchecked((int)0x8FFFE000);
+
     /// <summary>
-    /// <see cref="ToSingle(Vector256{int})"/> for halves known to be finite (interleaved block scales are checked at
-    /// load): three instructions, the shift, the mask and the product.
+    /// Converts finite halves sign-extended to 32 bits: shifted by 13, exponent and mantissa land in a float's place and
+    /// the sign in bit 31, with copies in bits 28..30 that one mask clears; the exact product by 2^112 rebiases the
+    /// exponent (a subnormal half becomes a subnormal float that the product normalises). Four instructions per vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> ToSingleFinite(Vector256<int> h) =>
-        ((h << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(Rebias).AsSingle();
+    public static Vector128<float> FiniteToSingle(Vector128<int> h) =>
+        ((h << 13) & Vector128.Create(FiniteMask)).AsSingle() * Vector128.Create(Rebias).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> FiniteToSingle(Vector256<int> h) =>
+        ((h << 13) & Vector256.Create(FiniteMask)).AsSingle() * Vector256.Create(Rebias).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> FiniteToSingle(Vector512<int> h) =>
+        ((h << 13) & Vector512.Create(FiniteMask)).AsSingle() * Vector512.Create(Rebias).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ToSingle(Vector512<uint> h)
@@ -149,6 +167,14 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadFiniteHalf(ushort* source, out Vector128<float> low, out Vector128<float> high)
+    {
+        var (l, h) = Vector128.Widen(Vector128.Load((short*)source));
+        low = HalfBits.FiniteToSingle(l);
+        high = HalfBits.FiniteToSingle(h);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadBFloat(ushort* source, out Vector128<float> low, out Vector128<float> high)
     {
         var (l, h) = Vector128.Widen(Vector128.Load(source));
@@ -189,21 +215,43 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadHalf(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
-        if (Avx2.IsSupported)
-        {
-            low = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source));
-            high = HalfBits.ToSingle(Avx2.ConvertToVector256Int32((short*)source + 8));
-            return;
-        }
-
-        var (l, h) = Vector256.Widen(Vector256.Load(source));
+        LoadSignExtended(source, out var l, out var h);
         low = HalfBits.ToSingle(l);
         high = HalfBits.ToSingle(h);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadFiniteHalf(ushort* source, out Vector256<float> low, out Vector256<float> high)
+    {
+        LoadSignExtended(source, out var l, out var h);
+        low = HalfBits.FiniteToSingle(l);
+        high = HalfBits.FiniteToSingle(h);
+    }
+
+    /// <summary>16 halves sign-extended to 32 bits: AVX2 does it in the load itself (vpmovsxwd).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadSignExtended(ushort* source, out Vector256<int> low, out Vector256<int> high)
+    {
+        if (Avx2.IsSupported)
+        {
+            low = Avx2.ConvertToVector256Int32((short*)source);
+            high = Avx2.ConvertToVector256Int32((short*)source + 8);
+            return;
+        }
+
+        (low, high) = Vector256.Widen(Vector256.Load((short*)source));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadBFloat(ushort* source, out Vector256<float> low, out Vector256<float> high)
     {
+        if (Avx2.IsSupported)
+        {
+            low = (Avx2.ConvertToVector256Int32(source) << 16).AsSingle();
+            high = (Avx2.ConvertToVector256Int32(source + 8) << 16).AsSingle();
+            return;
+        }
+
         var (l, h) = Vector256.Widen(Vector256.Load(source));
         low = (l << 16).AsSingle();
         high = (h << 16).AsSingle();
@@ -245,6 +293,14 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>>
         var (l, h) = Vector512.Widen(Vector512.Load(source));
         low = HalfBits.ToSingle(l);
         high = HalfBits.ToSingle(h);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadFiniteHalf(ushort* source, out Vector512<float> low, out Vector512<float> high)
+    {
+        var (l, h) = Vector512.Widen(Vector512.Load((short*)source));
+        low = HalfBits.FiniteToSingle(l);
+        high = HalfBits.FiniteToSingle(h);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -14,6 +14,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     // Activation rows up to which a matmul streams each weight row once for all of them (decode and small batches).
     private const int DecodeRows = 4;
 
+    // Weight rows that one decode step of a single activation row reads together (see DotRowGroup).
+    private const int GroupRows = 4;
+
     // Bytes of f32 weights converted per prefill tile: they stay in L2 while every activation row passes over them.
     private const int TileBytes = 96 * 1024;
 
@@ -108,19 +111,6 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     // Rows of interleaved weights are gathered into row-layout blocks first, on the stack unless a row is huge.
     private const int StackRowBytes = 32 * 1024;
 
-    /// <summary>Row <paramref name="row"/> of a weight in either layout as f32.</summary>
-    private static void ReadRow(in Tensor w, int row, float* destination)
-    {
-        if (w.Layout == TensorLayout.Rows)
-        {
-            ConvertRow(w.Type, w.Pointer + row * w.RowByteCount, destination, w.Columns);
-            return;
-        }
-
-        var bytes = w.RowByteCount <= StackRowBytes ? stackalloc byte[(int)w.RowByteCount] : new byte[w.RowByteCount];
-        InterleavedRows.CopyRow(w.Type, w.Pointer, w.Columns, row, bytes);
-        Quants.Dequantize(w.Type, bytes, new Span<float>(destination, w.Columns));
-    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RmsNorm(ReadOnlySpan<float> x, int n, ReadOnlySpan<float> weight, float eps, Span<float> y)
@@ -243,15 +233,27 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         return sum;
     }
 
-    /// <summary>Converts one row of any float element type to f32.</summary>
-    private static void ConvertRow(DType type, byte* row, float* destination, int columns)
+    /// <summary>Converts row <paramref name="index"/> of a tensor of any element type and layout to f32.</summary>
+    private static void ReadRow(in Tensor tensor, int index, float* destination)
     {
-        switch (type)
+        var columns = tensor.Columns;
+        var rowBytes = tensor.RowByteCount;
+        if (tensor.Layout == TensorLayout.Interleaved)
         {
-            case DType.F32: Buffer.MemoryCopy(row, destination, (long)columns * 4, (long)columns * 4); break;
+            var bytes = rowBytes <= StackRowBytes ? stackalloc byte[(int)rowBytes] : new byte[rowBytes];
+            InterleavedRows.CopyRow(tensor.Type, tensor.Pointer, columns, index, bytes);
+            Quants.Dequantize(tensor.Type, bytes, new Span<float>(destination, columns));
+            return;
+        }
+
+        var row = tensor.Pointer + index * rowBytes;
+        switch (tensor.Type)
+        {
+            case DType.F32: Buffer.MemoryCopy(row, destination, rowBytes, rowBytes); break;
+            case DType.F16 when tensor.Finite: Convert<FiniteF16Row>(row, destination, columns); break;
             case DType.F16: Convert<F16Row>(row, destination, columns); break;
             case DType.BF16: Convert<BF16Row>(row, destination, columns); break;
-            default: Quants.Dequantize(type, new ReadOnlySpan<byte>(row, checked((int)DTypes.ByteCount(type, columns))), new Span<float>(destination, columns)); break;
+            default: Quants.Dequantize(tensor.Type, new ReadOnlySpan<byte>(row, checked((int)rowBytes)), new Span<float>(destination, columns)); break;
         }
     }
 
@@ -321,6 +323,60 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         if (N.Value > 1) output[stride] = s1;
         if (N.Value > 2) output[2 * stride] = s2;
         if (N.Value > 3) output[3 * stride] = s3;
+    }
+
+    /// <summary>
+    /// Four consecutive weight rows against one activation row (decode): each activation load serves four rows and their
+    /// eight independent accumulators hide the multiply-add latency that leaves a single row's two chains waiting. Each
+    /// row is summed exactly as <see cref="DotRows{W, N}"/> sums it (same accumulators, same order), so the outputs are
+    /// bit-identical to the one-row path. It leaves each row's vector sum in output for the caller to add the scalar
+    /// tail: a call anywhere in this method would make the JIT keep the accumulators on the stack.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void DotRowGroup<W>(byte* w, long rowBytes, float* x, int columns, float* output) where W : IWeightRow
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
+        V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+        nint i = 0;
+        var c = S.Count;
+        for (; i + 2 * c <= columns; i += 2 * c)
+        {
+            // Rows after the group, at this column: a fixed distance ahead would land inside the group's own rows.
+            if (Sse.IsSupported && typeof(W) != typeof(F32Row))
+            {
+                var ahead = i * W.ElementBytes + GroupRows * rowBytes;
+                Sse.Prefetch0(w0 + ahead);
+                Sse.Prefetch0(w1 + ahead);
+                Sse.Prefetch0(w2 + ahead);
+                Sse.Prefetch0(w3 + ahead);
+            }
+
+            W.Load<S, V>(w0, i, out var l, out var h);
+            a0 = S.MultiplyAdd(S.Load(x + i), l, a0);
+            b0 = S.MultiplyAdd(S.Load(x + i + c), h, b0);
+            W.Load<S, V>(w1, i, out l, out h);
+            a1 = S.MultiplyAdd(S.Load(x + i), l, a1);
+            b1 = S.MultiplyAdd(S.Load(x + i + c), h, b1);
+            W.Load<S, V>(w2, i, out l, out h);
+            a2 = S.MultiplyAdd(S.Load(x + i), l, a2);
+            b2 = S.MultiplyAdd(S.Load(x + i + c), h, b2);
+            W.Load<S, V>(w3, i, out l, out h);
+            a3 = S.MultiplyAdd(S.Load(x + i), l, a3);
+            b3 = S.MultiplyAdd(S.Load(x + i + c), h, b3);
+        }
+
+        output[0] = S.Sum(S.Add(a0, b0));
+        output[1] = S.Sum(S.Add(a1, b1));
+        output[2] = S.Sum(S.Add(a2, b2));
+        output[3] = S.Sum(S.Add(a3, b3));
+    }
+
+    /// <summary>The columns [i, columns) that do not fill a vector step, added to <paramref name="sum"/> in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Tail<W>(float sum, byte* w, float* x, nint i, int columns) where W : IWeightRow
+    {
+        for (; i < columns; i++) sum = MathF.FusedMultiplyAdd(x[i], W.Scalar(w, i), sum);
+        return sum;
     }
 
     /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>
@@ -432,6 +488,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                 case DType.Q8_0 when Tile < 0: Interleaved<Q8Block>(start, end); break;
                 case DType.Q4_0 when Tile < 0: Interleaved<Q4Block>(start, end); break;
                 case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
+                case DType.F16 when Tile == 0 && _w.Finite: Stream<FiniteF16Row>(first, last); break;
                 case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
                 case DType.BF16 when Tile == 0: Stream<BF16Row>(first, last); break;
                 case DType.Q8_0 when _xq != null: Quantized<Q8Block>(first, last); break;
@@ -452,7 +509,22 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             int rows = _w.Rows, columns = _w.Columns;
             var rowBytes = _w.RowByteCount;
-            for (var o = first; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
+            var o = first;
+            // The exact f16 conversion (tensors holding infinities or NaN) needs five vector constants besides the group's
+            // eight accumulators: more than AVX2's sixteen registers, so the JIT would spill; it keeps the one-row path.
+            if (_n == 1 && typeof(W) != typeof(F16Row))
+            {
+                // The group kernel leaves the columns past the last whole vector step to this scalar tail.
+                var vectorColumns = columns - columns % (2 * S.Count);
+                for (; o + GroupRows <= last; o += GroupRows)
+                {
+                    var w = _w.Pointer + o * rowBytes;
+                    DotRowGroup<W>(w, rowBytes, _x, columns, _y + o);
+                    for (var r = 0; r < GroupRows; r++) _y[o + r] = Tail<W>(_y[o + r], w + r * rowBytes, _x, vectorColumns, columns);
+                }
+            }
+
+            for (; o < last; o++) RowAgainstAll<W>(_w.Pointer + o * rowBytes, _x, _n, columns, _y + o, rows);
         }
 
         /// <summary>Converts each tile of weight rows to f32 once; four activation rows at a time pass over it from cache.</summary>
@@ -460,7 +532,6 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private void Converted(int worker, int first, int last)
         {
             int rows = _w.Rows, columns = _w.Columns;
-            var rowBytes = _w.RowByteCount;
             var tile = scratch.Tile(worker, Tile * columns);
             for (var o0 = first; o0 < last; o0 += Tile)
             {

@@ -41,6 +41,19 @@ internal readonly unsafe struct F16Row : IWeightRow
     public static float Scalar(byte* row, nint i) => (float)BitConverter.UInt16BitsToHalf(((ushort*)row)[i]);
 }
 
+/// <summary>F16 rows of a tensor scanned at load and found to hold no infinity or NaN: the cheaper exact conversion.</summary>
+internal readonly unsafe struct FiniteF16Row : IWeightRow
+{
+    public static int ElementBytes => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load<S, V>(byte* row, nint i, out V low, out V high) where S : ISimd<V> where V : struct =>
+        S.LoadFiniteHalf((ushort*)row + i, out low, out high);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Scalar(byte* row, nint i) => F16Row.Scalar(row, i);
+}
+
 internal readonly unsafe struct BF16Row : IWeightRow
 {
     public static int ElementBytes => 2;

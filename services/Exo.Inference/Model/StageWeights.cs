@@ -243,7 +243,7 @@ public sealed class StageWeights : IDisposable
         public Tensor Matrix(string name, int rows, int columns, bool rotary = false)
         {
             var mapped = Get(name);
-            var tensor = Copied(mapped, rows, columns, rotary);
+            var tensor = Copied(mapped, rows, columns, rotary).WithFiniteScan();
             // A matrix copied into anonymous memory hands its mapped pages back, so that it is not resident twice.
             if (tensor.Pointer != mapped.Pointer) PageRelease.Release(mapped.Pointer, mapped.ByteLength);
             return tensor;
@@ -260,12 +260,19 @@ public sealed class StageWeights : IDisposable
             {
                 if (sourceRow is not null) tensor = owned.Permuted(tensor, sourceRow);
                 sourceRow = null;
-                tensor = owned.Convert(tensor, q);
+                tensor = Replace(tensor, owned.Convert(tensor, q));
             }
 
             if (layout?.Invoke(tensor.Type) == TensorLayout.Interleaved && InterleavedRows.Supports(tensor.Type, rows, columns))
-                return owned.Interleaved(tensor, sourceRow);
+                return Replace(tensor, owned.Interleaved(tensor, sourceRow));
             return sourceRow is null ? tensor : owned.Permuted(tensor, sourceRow);
+        }
+
+        /// <summary>The copy, with an intermediate copy it was made from freed: only one copy of a matrix stays.</summary>
+        private Tensor Replace(in Tensor intermediate, Tensor copy)
+        {
+            owned.Free(intermediate);
+            return copy;
         }
 
         public float[] Vector(string name, int length, bool rotary = false)

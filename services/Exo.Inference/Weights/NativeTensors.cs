@@ -22,7 +22,7 @@ public sealed unsafe class NativeTensors : IDisposable
         return tensor;
     }
 
-    /// <summary>Re-encodes a matrix (or vector) row by row into <paramref name="type"/>; a source this store holds is freed.</summary>
+    /// <summary>Re-encodes a matrix (or vector) row by row into <paramref name="type"/>.</summary>
     public Tensor Convert(in Tensor source, DType type)
     {
         var tensor = Allocate(source.Name, type, source.Shape);
@@ -34,7 +34,6 @@ public sealed unsafe class NativeTensors : IDisposable
             Quants.Quantize(type, row, new Span<byte>(tensor.Pointer + (long)r * rowBytes, rowBytes));
         }
 
-        _ = Release(source);
         return tensor;
     }
 
@@ -50,24 +49,22 @@ public sealed unsafe class NativeTensors : IDisposable
 
     /// <summary>
     /// A copy of a Q8_0 or Q4_0 matrix in the interleaved layout; row r of the copy is row <paramref name="sourceRow"/>(r)
-    /// of the source (identity when null). A source this store holds is freed, so that only one copy stays.
+    /// of the source (identity when null).
     /// </summary>
     public Tensor Interleaved(in Tensor source, Func<int, int>? sourceRow = null)
     {
         var tensor = Allocate(source.Name, source.Type, source.Shape, TensorLayout.Interleaved);
         var from = source;
         InterleavedRows.Interleave(source.Name, source.Type, source.Rows, source.Columns, r => from.RowBytes(sourceRow?.Invoke(r) ?? r), tensor.Pointer);
-        _ = Release(source);
         return tensor;
     }
 
-    /// <summary>Frees a tensor this store allocated, which must not be used again; false for any other tensor.</summary>
-    private bool Release(in Tensor tensor)
+    /// <summary>Frees a tensor this store allocated, which must not be used again; any other tensor is left alone.</summary>
+    public void Free(in Tensor tensor)
     {
-        if (!_blocks.Remove((nint)tensor.Pointer)) return false;
+        if (!_blocks.Remove((nint)tensor.Pointer)) return;
         NativeMemory.AlignedFree(tensor.Pointer);
         Bytes -= tensor.ByteLength;
-        return true;
     }
 
     private Tensor Allocate(string name, DType type, long[] shape, TensorLayout layout = TensorLayout.Rows)

@@ -26,6 +26,12 @@ public readonly unsafe struct Tensor
     /// <summary>How the bytes are ordered; kernels that read rows in place need <see cref="TensorLayout.Rows"/>.</summary>
     public TensorLayout Layout { get; }
 
+    /// <summary>
+    /// Whether every value is known to be finite (no infinity or NaN), as <see cref="WithFiniteScan"/> found; kernels
+    /// then convert f16 values without special-value handling. False means not, or not scanned.
+    /// </summary>
+    public bool Finite { get; init; }
+
     /// <summary>The first byte; for kernels that read blocks in place. Valid while the owning file or store is open.</summary>
     public byte* Pointer => _data;
 
@@ -78,6 +84,12 @@ public readonly unsafe struct Tensor
         Quants.Dequantize(Type, new ReadOnlySpan<byte>(_data, checked((int)ByteLength)), result);
         return result;
     }
+
+    /// <summary>
+    /// This tensor with <see cref="Finite"/> set by a scan of its values, done once at load. Only f16 kernels gain from
+    /// knowing it, so other types come back unscanned.
+    /// </summary>
+    public Tensor WithFiniteScan() => Type == DType.F16 ? this with { Finite = FiniteScan.Halves((ushort*)_data, ByteLength / sizeof(ushort)) } : this;
 
     public override string ToString() => $"{Name} {Type}[{string.Join(", ", Shape)}]{(Layout == TensorLayout.Rows ? "" : " " + Layout)}";
 }

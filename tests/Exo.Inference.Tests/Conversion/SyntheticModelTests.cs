@@ -47,6 +47,19 @@ public sealed class SyntheticModelTests : IDisposable
     }
 
     [Fact]
+    public void F16MatricesAreScannedFiniteAtLoad()
+    {
+        // Every matrix, the q and k ones re-laid-out from llama.cpp's interleaved rows included, takes the cheaper conversion.
+        var gguf = _temp.File("f16.gguf");
+        SyntheticModel.WriteGguf(gguf, Small, DType.F16);
+        var config = SyntheticModel.Config(Small);
+        using var stage = Model.StageWeights.Load(gguf, config, LayerRange.All(config.LayerCount));
+        var matrices = stage.LayerWeights.SelectMany(l => new[] { l.QProj, l.KProj, l.VProj, l.OProj, l.GateProj, l.UpProj, l.DownProj })
+            .Append(stage.EmbedTokens!.Value).Append(stage.LmHead!.Value).ToList();
+        Assert.All(matrices, m => Assert.True(m.Type == DType.F16 && m.Finite, m.ToString()));
+    }
+
+    [Fact]
     public void ImpossibleShapesAreRejected()
     {
         Assert.Throws<ArgumentException>(() => SyntheticModel.Config(Small with { Dim = 250 }));

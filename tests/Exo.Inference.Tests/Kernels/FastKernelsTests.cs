@@ -68,16 +68,19 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     }
 
     [Theory]
-    [InlineData(DType.F32)]
-    [InlineData(DType.F16)]
-    [InlineData(DType.BF16)]
-    public void MatMulMatchesTheReferenceOnAwkwardShapes(DType type)
+    [InlineData(DType.F32, false)]
+    [InlineData(DType.F16, false)]
+    [InlineData(DType.F16, true)]
+    [InlineData(DType.BF16, false)]
+    public void MatMulMatchesTheReferenceOnAwkwardShapes(DType type, bool scanned)
     {
         var random = new Random(7);
-        foreach (var (rows, columns) in new[] { (1, 33), (3, 1000), (17, 7), (17, 33), (5, 64) })
+        foreach (var (rows, columns) in new[] { (1, 33), (3, 1000), (17, 7), (17, 33), (5, 64), (9, 200) })
         {
             using var store = new NativeTensors();
             var w = RandomTensor(store, type, rows, columns, random);
+            if (scanned) w = w.WithFiniteScan();
+            Assert.Equal(scanned && type == DType.F16, w.Finite);
             var bias = RandomArray(random, rows);
             for (var n = 1; n <= 9; n++)
             {
@@ -101,7 +104,20 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
         var random = new Random(11);
         using var store = new NativeTensors();
         var w = RandomTensor(store, DType.F16, 300, 257, random);
-        variants.AssertRowsDoNotDependOnTheBatch(w, RandomArray(random, 13 * 257), 13);
+        var x = RandomArray(random, 13 * 257);
+        variants.AssertRowsDoNotDependOnTheBatch(w, x, 13);
+
+        // The finite conversion and the four-row decode groups (150 rows a thread: groups and a remainder) change nothing.
+        var finite = w.WithFiniteScan();
+        Assert.True(finite.Finite);
+        variants.AssertRowsDoNotDependOnTheBatch(finite, x, 13);
+        foreach (var k in variants.All)
+        {
+            float[] exact = new float[13 * 300], fast = new float[13 * 300];
+            k.MatMul(x, 13, w, [], exact);
+            k.MatMul(x, 13, finite, [], fast);
+            Assert.Equal(exact, fast);
+        }
     }
 
     [Fact]
@@ -192,6 +208,28 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
             var actual = new float[expected.Length];
             k.Attention(q, count, first, keys, values, heads, kvHeads, headDim, window, new float[positions], actual);
             AssertClose(expected, actual, $"attention {k.VectorBits} bits {k.Threads} threads");
+        }
+    }
+
+    [Fact]
+    public void FiniteHalfConversionIsExactForEveryFiniteBitPattern()
+    {
+        // The conversion without special-value handling, taken by tensors scanned finite: every finite half, both signs.
+        var halves = Enumerable.Range(0, 65536).Select(i => (ushort)i).Where(h => (h & 0x7C00) != 0x7C00).ToArray();
+        Assert.Equal(63488, halves.Length);
+        using var store = new NativeTensors();
+        var table = store.Add("halves", DType.F16, [halves.Length / 64, 64], MemoryMarshal.AsBytes(halves.AsSpan())).WithFiniteScan();
+        Assert.True(table.Finite);
+        var tokens = Enumerable.Range(0, table.Rows).ToArray();
+        foreach (var k in variants.All)
+        {
+            var actual = new float[halves.Length];
+            k.Embed(table, tokens, actual);
+            for (var i = 0; i < halves.Length; i++)
+            {
+                var expected = (float)BitConverter.UInt16BitsToHalf(halves[i]);
+                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(actual[i]), $"half {halves[i]:x4} at {k.VectorBits} bits");
+            }
         }
     }
 

@@ -201,7 +201,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             for (; i + S.Count <= gate.Length; i += S.Count)
             {
                 var g = S.Load(gp + i);
-                S.Store(S.Multiply(S.Divide(g, S.Add(one, S.Exp(S.Subtract(S.Zero, g)))), S.Load(upp + i)), gp + i);
+                S.Store(S.Multiply(S.Divide(g, S.Add(one, SimdMath.Exp<S, V>(S.Subtract(S.Zero, g)))), S.Load(upp + i)), gp + i);
             }
 
             for (; i < gate.Length; i++) gp[i] = gp[i] / (1f + MathF.Exp(-gp[i])) * upp[i];
@@ -637,37 +637,130 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                 var qh = _q + (long)item * d;
                 var kvOffset = (long)(h / group) * d;
 
-                var max = float.NegativeInfinity;
-                for (var p = from; p <= position; p++)
-                {
-                    var score = Dot(qh, _k + p * kvDim + kvOffset, d) * scale;
-                    scores[p] = score;
-                    max = MathF.Max(max, score);
-                }
-
-                var total = 0f;
-                for (var p = from; p <= position; p++)
-                {
-                    var e = MathF.Exp(scores[p] - max);
-                    scores[p] = e;
-                    total += e;
-                }
-
+                var count = position - from + 1;
+                var max = Scores(qh, _k + from * kvDim + kvOffset, kvDim, d, count, scale, scores);
+                var total = Softmax(scores, count, max);
                 var oh = _output + (long)item * d;
-                new Span<float>(oh, d).Clear();
-                for (var p = from; p <= position; p++) Axpy(scores[p], _v + p * kvDim + kvOffset, oh, d);
+                WeightedSum(scores, _v + from * kvDim + kvOffset, kvDim, d, count, oh);
                 var inverse = 1f / total;
                 for (var i = 0; i < d; i++) oh[i] *= inverse;
             }
         }
 
-        /// <summary>y += a · x.</summary>
-        private static void Axpy(float a, float* x, float* y, int n)
+        /// <summary>
+        /// scores[i] = exp(scores[i] − max) for the n scores; returns their sum. Vector exponentials: one scalar
+        /// exponential per position cost more than the rest of a decode step's attention.
+        /// </summary>
+        private static float Softmax(float* scores, int n, float max)
         {
-            var va = S.Broadcast(a);
+            var vmax = S.Broadcast(max);
+            var sum = S.Zero;
             nint i = 0;
-            for (; i + S.Count <= n; i += S.Count) S.Store(S.MultiplyAdd(va, S.Load(x + i), S.Load(y + i)), y + i);
-            for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
+            for (; i + S.Count <= n; i += S.Count)
+            {
+                var e = SimdMath.Exp<S, V>(S.Subtract(S.Load(scores + i), vmax));
+                S.Store(e, scores + i);
+                sum = S.Add(sum, e);
+            }
+
+            var total = S.Sum(sum);
+            for (; i < n; i++)
+            {
+                var e = MathF.Exp(scores[i] - max);
+                scores[i] = e;
+                total += e;
+            }
+
+            return total;
+        }
+
+        /// <summary>
+        /// scores[p] = q · k_p × scale for the count key rows stride apart; returns the largest. Four rows at a time, so
+        /// that four independent multiply-add chains hide each other's latency; each is summed exactly as
+        /// <see cref="Dot"/> sums it, so the grouping never changes a score.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static float Scores(float* q, float* k, long stride, int d, int count, float scale, float* scores)
+        {
+            var max = float.NegativeInfinity;
+            var p = 0;
+            for (; p + 4 <= count; p += 4, k += 4 * stride)
+            {
+                float* k0 = k, k1 = k + stride, k2 = k + 2 * stride, k3 = k + 3 * stride;
+                V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                nint i = 0;
+                for (; i + S.Count <= d; i += S.Count)
+                {
+                    var qi = S.Load(q + i);
+                    a0 = S.MultiplyAdd(qi, S.Load(k0 + i), a0);
+                    a1 = S.MultiplyAdd(qi, S.Load(k1 + i), a1);
+                    a2 = S.MultiplyAdd(qi, S.Load(k2 + i), a2);
+                    a3 = S.MultiplyAdd(qi, S.Load(k3 + i), a3);
+                }
+
+                float s0 = S.Sum(a0), s1 = S.Sum(a1), s2 = S.Sum(a2), s3 = S.Sum(a3);
+                for (; i < d; i++)
+                {
+                    s0 = MathF.FusedMultiplyAdd(q[i], k0[i], s0);
+                    s1 = MathF.FusedMultiplyAdd(q[i], k1[i], s1);
+                    s2 = MathF.FusedMultiplyAdd(q[i], k2[i], s2);
+                    s3 = MathF.FusedMultiplyAdd(q[i], k3[i], s3);
+                }
+
+                (scores[p], scores[p + 1], scores[p + 2], scores[p + 3]) = (s0 * scale, s1 * scale, s2 * scale, s3 * scale);
+                max = MathF.Max(MathF.Max(max, MathF.Max(scores[p], scores[p + 1])), MathF.Max(scores[p + 2], scores[p + 3]));
+            }
+
+            for (; p < count; p++, k += stride)
+            {
+                scores[p] = Dot(q, k, d) * scale;
+                max = MathF.Max(max, scores[p]);
+            }
+
+            return max;
+        }
+
+        /// <summary>
+        /// output = Σ_p weights[p] · v_p over the count value rows stride apart, accumulated in registers four vectors of
+        /// the output at a time (adding each row into memory chained every position through a store and a load).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void WeightedSum(float* weights, float* v, long stride, int d, int count, float* output)
+        {
+            var c = 0;
+            for (; c + 4 * S.Count <= d; c += 4 * S.Count)
+            {
+                V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                var row = v + c;
+                for (var p = 0; p < count; p++, row += stride)
+                {
+                    var w = S.Broadcast(weights[p]);
+                    a0 = S.MultiplyAdd(w, S.Load(row), a0);
+                    a1 = S.MultiplyAdd(w, S.Load(row + S.Count), a1);
+                    a2 = S.MultiplyAdd(w, S.Load(row + 2 * S.Count), a2);
+                    a3 = S.MultiplyAdd(w, S.Load(row + 3 * S.Count), a3);
+                }
+
+                S.Store(a0, output + c);
+                S.Store(a1, output + c + S.Count);
+                S.Store(a2, output + c + 2 * S.Count);
+                S.Store(a3, output + c + 3 * S.Count);
+            }
+
+            for (; c + S.Count <= d; c += S.Count)
+            {
+                var a = S.Zero;
+                var row = v + c;
+                for (var p = 0; p < count; p++, row += stride) a = S.MultiplyAdd(S.Broadcast(weights[p]), S.Load(row), a);
+                S.Store(a, output + c);
+            }
+
+            for (; c < d; c++)
+            {
+                var a = 0f;
+                for (var p = 0; p < count; p++) a = MathF.FusedMultiplyAdd(weights[p], v[p * stride + c], a);
+                output[c] = a;
+            }
         }
     }
 }

@@ -183,9 +183,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         fixed (float* op = output)
         lock (_gate)
         {
-            _scratch.EnsureScores(positions);
+            _scratch.EnsureScores(4 * positions);
             _attention.Set(qp, kp, vp, op, first, heads, kvHeads, headDim, window);
-            For(count * heads, (long)count * heads * positions * headDim, _attention);
+            For(count * kvHeads, (long)count * heads * positions * headDim, _attention);
         }
     }
 
@@ -609,6 +609,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     /// <summary>Causal attention, one item per (query, head) pair.</summary>
     private sealed class AttentionJob(Scratch scratch) : IParallelWork
     {
+        // Key and value rows prefetched this many positions ahead.
+        private const int AheadRows = 8;
+
         private float* _q, _k, _v, _output;
         private int _first, _heads, _kvHeads, _headDim, _window;
 
@@ -621,30 +624,176 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             (_first, _heads, _kvHeads, _headDim, _window) = (first, heads, kvHeads, headDim, window);
         }
 
+        /// <summary>Items are (query, key/value head) pairs: the query heads that share a key/value head read its rows together.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
             var d = _headDim;
             var kvDim = (long)_kvHeads * d;
             var group = _heads / _kvHeads;
-            var scale = 1f / MathF.Sqrt(d);
             var scores = scratch.Scores(worker);
             for (var item = start; item < end; item++)
             {
-                int t = item / _heads, h = item % _heads;
+                int t = item / _kvHeads, g = item % _kvHeads;
                 var position = _first + t;
                 var from = _window > 0 ? Math.Max(0, position - _window + 1) : 0;
-                var qh = _q + (long)item * d;
-                var kvOffset = (long)(h / group) * d;
-
                 var count = position - from + 1;
-                var max = Scores(qh, _k + from * kvDim + kvOffset, kvDim, d, count, scale, scores);
-                var total = Softmax(scores, count, max);
-                var oh = _output + (long)item * d;
-                WeightedSum(scores, _v + from * kvDim + kvOffset, kvDim, d, count, oh);
-                var inverse = 1f / total;
-                for (var i = 0; i < d; i++) oh[i] *= inverse;
+                var kv = from * kvDim + (long)g * d;
+                for (var h = g * group; h < (g + 1) * group; h += 4)
+                {
+                    var head = ((long)t * _heads + h) * d;
+                    switch (Math.Min(4, (g + 1) * group - h))
+                    {
+                        case 4: Heads<Rows4>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                        case 3: Heads<Rows3>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                        case 2: Heads<Rows2>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                        default: Heads<Rows1>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                    }
+                }
             }
+        }
+
+        /// <summary>
+        /// Attention of N consecutive query heads (d apart in q and output) over count key and value rows stride apart;
+        /// scores holds N rows of count scores.
+        /// </summary>
+        private static void Heads<N>(float* q, float* k, float* v, long stride, int d, int count, float* scores, float* output)
+            where N : IRowCount
+        {
+            var max = stackalloc float[4];
+            HeadScores<N>(q, k, stride, d, count, 1f / MathF.Sqrt(d), scores, max);
+            var inverse = stackalloc float[4];
+            for (var j = 0; j < N.Value; j++) inverse[j] = 1f / Softmax(scores + j * count, count, max[j]);
+            HeadSums<N>(scores, v, stride, d, count, output);
+            for (var j = 0; j < N.Value; j++)
+            {
+                var o = output + j * d;
+                for (var i = 0; i < d; i++) o[i] *= inverse[j];
+            }
+        }
+
+        /// <summary>
+        /// scores[j · count + p] = q_j · k_p × scale for the N heads; max[j] gets each head's largest. Each key row is
+        /// loaded once for all N heads, which also gives the core N independent chains; every score is summed exactly
+        /// as <see cref="Dot"/> sums it.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void HeadScores<N>(float* q, float* k, long stride, int d, int count, float scale, float* scores, float* max)
+            where N : IRowCount
+        {
+            float* q0 = q, q1 = q + d, q2 = q + 2 * d, q3 = q + 3 * d;
+            float m0 = float.NegativeInfinity, m1 = m0, m2 = m0, m3 = m0;
+            for (var p = 0; p < count; p++, k += stride)
+            {
+                // Rows lie a whole position apart, in steps the hardware prefetchers do not follow.
+                if (Sse.IsSupported)
+                {
+                    for (var line = 0; line < d; line += 16) Sse.Prefetch0(k + AheadRows * stride + line);
+                }
+
+                V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
+                nint i = 0;
+                for (; i + S.Count <= d; i += S.Count)
+                {
+                    var ki = S.Load(k + i);
+                    a0 = S.MultiplyAdd(S.Load(q0 + i), ki, a0);
+                    if (N.Value > 1) a1 = S.MultiplyAdd(S.Load(q1 + i), ki, a1);
+                    if (N.Value > 2) a2 = S.MultiplyAdd(S.Load(q2 + i), ki, a2);
+                    if (N.Value > 3) a3 = S.MultiplyAdd(S.Load(q3 + i), ki, a3);
+                }
+
+                float s0 = S.Sum(a0), s1 = N.Value > 1 ? S.Sum(a1) : 0, s2 = N.Value > 2 ? S.Sum(a2) : 0, s3 = N.Value > 3 ? S.Sum(a3) : 0;
+                for (; i < d; i++)
+                {
+                    s0 = MathF.FusedMultiplyAdd(q0[i], k[i], s0);
+                    if (N.Value > 1) s1 = MathF.FusedMultiplyAdd(q1[i], k[i], s1);
+                    if (N.Value > 2) s2 = MathF.FusedMultiplyAdd(q2[i], k[i], s2);
+                    if (N.Value > 3) s3 = MathF.FusedMultiplyAdd(q3[i], k[i], s3);
+                }
+
+                scores[p] = s0 * scale;
+                m0 = MathF.Max(m0, scores[p]);
+                if (N.Value > 1) m1 = MathF.Max(m1, scores[count + p] = s1 * scale);
+                if (N.Value > 2) m2 = MathF.Max(m2, scores[2 * count + p] = s2 * scale);
+                if (N.Value > 3) m3 = MathF.Max(m3, scores[3 * count + p] = s3 * scale);
+            }
+
+            (max[0], max[1], max[2], max[3]) = (m0, m1, m2, m3);
+        }
+
+        /// <summary>
+        /// output_j = Σ_p weights[j · count + p] · v_p for the N heads, two vectors of each head's output at a time held in
+        /// registers while every value row passes (one load of a row serves all N heads).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void HeadSums<N>(float* weights, float* v, long stride, int d, int count, float* output)
+            where N : IRowCount
+        {
+            float* w0 = weights, w1 = weights + count, w2 = weights + 2 * count, w3 = weights + 3 * count;
+            var c = 0;
+            for (; c + 2 * S.Count <= d; c += 2 * S.Count)
+            {
+                V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+                var row = v + c;
+                for (var p = 0; p < count; p++, row += stride)
+                {
+                    if (Sse.IsSupported) Sse.Prefetch0(row + AheadRows * stride);
+                    V x = S.Load(row), y = S.Load(row + S.Count);
+                    var w = S.Broadcast(w0[p]);
+                    (a0, b0) = (S.MultiplyAdd(w, x, a0), S.MultiplyAdd(w, y, b0));
+                    if (N.Value > 1)
+                    {
+                        w = S.Broadcast(w1[p]);
+                        (a1, b1) = (S.MultiplyAdd(w, x, a1), S.MultiplyAdd(w, y, b1));
+                    }
+
+                    if (N.Value > 2)
+                    {
+                        w = S.Broadcast(w2[p]);
+                        (a2, b2) = (S.MultiplyAdd(w, x, a2), S.MultiplyAdd(w, y, b2));
+                    }
+
+                    if (N.Value > 3)
+                    {
+                        w = S.Broadcast(w3[p]);
+                        (a3, b3) = (S.MultiplyAdd(w, x, a3), S.MultiplyAdd(w, y, b3));
+                    }
+                }
+
+                Store2(a0, b0, output + c);
+                if (N.Value > 1) Store2(a1, b1, output + d + c);
+                if (N.Value > 2) Store2(a2, b2, output + 2 * d + c);
+                if (N.Value > 3) Store2(a3, b3, output + 3 * d + c);
+            }
+
+            // Head sizes that are not whole pairs of vectors: the rest one head at a time, in the same order.
+            for (var j = 0; j < N.Value; j++)
+            {
+                var wj = weights + j * count;
+                var oj = output + j * d;
+                var e = c;
+                for (; e + S.Count <= d; e += S.Count)
+                {
+                    var a = S.Zero;
+                    var row = v + e;
+                    for (var p = 0; p < count; p++, row += stride) a = S.MultiplyAdd(S.Broadcast(wj[p]), S.Load(row), a);
+                    S.Store(a, oj + e);
+                }
+
+                for (; e < d; e++)
+                {
+                    var a = 0f;
+                    for (var p = 0; p < count; p++) a = MathF.FusedMultiplyAdd(wj[p], v[p * stride + e], a);
+                    oj[e] = a;
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store2(V low, V high, float* destination)
+        {
+            S.Store(low, destination);
+            S.Store(high, destination + S.Count);
         }
 
         /// <summary>
@@ -674,93 +823,5 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             return total;
         }
 
-        /// <summary>
-        /// scores[p] = q · k_p × scale for the count key rows stride apart; returns the largest. Four rows at a time, so
-        /// that four independent multiply-add chains hide each other's latency; each is summed exactly as
-        /// <see cref="Dot"/> sums it, so the grouping never changes a score.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static float Scores(float* q, float* k, long stride, int d, int count, float scale, float* scores)
-        {
-            var max = float.NegativeInfinity;
-            var p = 0;
-            for (; p + 4 <= count; p += 4, k += 4 * stride)
-            {
-                float* k0 = k, k1 = k + stride, k2 = k + 2 * stride, k3 = k + 3 * stride;
-                V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
-                nint i = 0;
-                for (; i + S.Count <= d; i += S.Count)
-                {
-                    var qi = S.Load(q + i);
-                    a0 = S.MultiplyAdd(qi, S.Load(k0 + i), a0);
-                    a1 = S.MultiplyAdd(qi, S.Load(k1 + i), a1);
-                    a2 = S.MultiplyAdd(qi, S.Load(k2 + i), a2);
-                    a3 = S.MultiplyAdd(qi, S.Load(k3 + i), a3);
-                }
-
-                float s0 = S.Sum(a0), s1 = S.Sum(a1), s2 = S.Sum(a2), s3 = S.Sum(a3);
-                for (; i < d; i++)
-                {
-                    s0 = MathF.FusedMultiplyAdd(q[i], k0[i], s0);
-                    s1 = MathF.FusedMultiplyAdd(q[i], k1[i], s1);
-                    s2 = MathF.FusedMultiplyAdd(q[i], k2[i], s2);
-                    s3 = MathF.FusedMultiplyAdd(q[i], k3[i], s3);
-                }
-
-                (scores[p], scores[p + 1], scores[p + 2], scores[p + 3]) = (s0 * scale, s1 * scale, s2 * scale, s3 * scale);
-                max = MathF.Max(MathF.Max(max, MathF.Max(scores[p], scores[p + 1])), MathF.Max(scores[p + 2], scores[p + 3]));
-            }
-
-            for (; p < count; p++, k += stride)
-            {
-                scores[p] = Dot(q, k, d) * scale;
-                max = MathF.Max(max, scores[p]);
-            }
-
-            return max;
-        }
-
-        /// <summary>
-        /// output = Σ_p weights[p] · v_p over the count value rows stride apart, accumulated in registers four vectors of
-        /// the output at a time (adding each row into memory chained every position through a store and a load).
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void WeightedSum(float* weights, float* v, long stride, int d, int count, float* output)
-        {
-            var c = 0;
-            for (; c + 4 * S.Count <= d; c += 4 * S.Count)
-            {
-                V a0 = S.Zero, a1 = S.Zero, a2 = S.Zero, a3 = S.Zero;
-                var row = v + c;
-                for (var p = 0; p < count; p++, row += stride)
-                {
-                    var w = S.Broadcast(weights[p]);
-                    a0 = S.MultiplyAdd(w, S.Load(row), a0);
-                    a1 = S.MultiplyAdd(w, S.Load(row + S.Count), a1);
-                    a2 = S.MultiplyAdd(w, S.Load(row + 2 * S.Count), a2);
-                    a3 = S.MultiplyAdd(w, S.Load(row + 3 * S.Count), a3);
-                }
-
-                S.Store(a0, output + c);
-                S.Store(a1, output + c + S.Count);
-                S.Store(a2, output + c + 2 * S.Count);
-                S.Store(a3, output + c + 3 * S.Count);
-            }
-
-            for (; c + S.Count <= d; c += S.Count)
-            {
-                var a = S.Zero;
-                var row = v + c;
-                for (var p = 0; p < count; p++, row += stride) a = S.MultiplyAdd(S.Broadcast(weights[p]), S.Load(row), a);
-                S.Store(a, output + c);
-            }
-
-            for (; c < d; c++)
-            {
-                var a = 0f;
-                for (var p = 0; p < count; p++) a = MathF.FusedMultiplyAdd(weights[p], v[p * stride + c], a);
-                output[c] = a;
-            }
-        }
     }
 }

@@ -235,6 +235,8 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     [InlineData(5, 0, 8, 2, 24, 0)]
     [InlineData(1, 37, 6, 3, 64, 0)]
     [InlineData(7, 20, 4, 1, 33, 9)]
+    [InlineData(3, 10, 14, 2, 40, 0)]
+    [InlineData(2, 5, 10, 2, 8, 4)]
     public void AttentionMatchesTheReference(int count, int first, int heads, int kvHeads, int headDim, int window)
     {
         var random = new Random(count * 31 + first);

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Exo.Inference.Weights;
 
 /// <summary>GGML's "k-quants": super-blocks of 256 values whose sub-block scales are themselves quantized.</summary>
@@ -45,13 +47,26 @@ public static partial class Quants
             var (s1, m1) = ScaleMin(scales, 2 * chunk);
             var (s2, m2) = ScaleMin(scales, 2 * chunk + 1);
             float d1 = d * s1, min1 = dmin * m1, d2 = d * s2, min2 = dmin * m2;
-            for (var l = 0; l < 32; l++)
+            for (var l = 0; l < 32; l += 16)
             {
-                var q = qs[32 * chunk + l];
-                y[64 * chunk + l] = d1 * (q & 0xF) - min1;
-                y[64 * chunk + 32 + l] = d2 * (q >> 4) - min2;
+                var q = Vector128.Create(qs.Slice(32 * chunk + l, 16));
+                Scaled(q & Vector128.Create((byte)0xF), d1, min1, y.Slice(64 * chunk + l, 16));
+                Scaled(q >>> 4, d2, min2, y.Slice(64 * chunk + 32 + l, 16));
             }
         }
+    }
+
+    /// <summary>y[i] = scale · q[i] − min for 16 unsigned levels: a multiply then a subtract, as the scalar form rounds.</summary>
+    private static void Scaled(Vector128<byte> q, float scale, float min, Span<float> y)
+    {
+        var (low, high) = Vector128.Widen(q);
+        var (q0, q1) = Vector128.Widen(low);
+        var (q2, q3) = Vector128.Widen(high);
+        Vector128<float> vs = Vector128.Create(scale), vm = Vector128.Create(min);
+        (Vector128.ConvertToSingle(q0) * vs - vm).CopyTo(y);
+        (Vector128.ConvertToSingle(q1) * vs - vm).CopyTo(y[4..]);
+        (Vector128.ConvertToSingle(q2) * vs - vm).CopyTo(y[8..]);
+        (Vector128.ConvertToSingle(q3) * vs - vm).CopyTo(y[12..]);
     }
 
     // Q5_K: [d][dmin][scales: 12][qh: 32][qs: 128]; value 64c + l takes bit 2c of qh[l] as its fifth bit, 64c + 32 + l bit 2c + 1.
@@ -77,28 +92,41 @@ public static partial class Quants
     }
 
     // Q6_K: [ql: 128][qh: 64][scales: 16 × int8][d: f16], in two halves of 128 values (64 ql bytes, 32 qh bytes, 8 scales each).
+    // Value l of a half's four quarters: low or high nibble of ql[l] or ql[l + 32], with bits 0-1, 2-3, 4-5 or 6-7 of qh[l].
     private static void DequantizeQ6_K(ReadOnlySpan<byte> block, Span<float> y)
     {
         var d = Half(block, 208);
+        var nibble = Vector128.Create((byte)0xF);
+        var two = Vector128.Create((byte)3);
         for (var half = 0; half < 2; half++)
         {
             var ql = block.Slice(64 * half, 64);
             var qh = block.Slice(128 + 32 * half, 32);
             var sc = block.Slice(192 + 8 * half, 8);
             var yh = y.Slice(128 * half, 128);
-            for (var l = 0; l < 32; l++)
+            for (var l = 0; l < 32; l += 16)
             {
                 var i = l / 16;
-                var q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
-                var q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                var q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                var q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                yh[l] = d * (sbyte)sc[i] * q1;
-                yh[l + 32] = d * (sbyte)sc[i + 2] * q2;
-                yh[l + 64] = d * (sbyte)sc[i + 4] * q3;
-                yh[l + 96] = d * (sbyte)sc[i + 6] * q4;
+                Vector128<byte> a = Vector128.Create(ql.Slice(l, 16)), b = Vector128.Create(ql.Slice(l + 32, 16)), h = Vector128.Create(qh.Slice(l, 16));
+                Signed((a & nibble) | ((h & two) << 4), d * (sbyte)sc[i], yh.Slice(l, 16));
+                Signed((b & nibble) | (((h >>> 2) & two) << 4), d * (sbyte)sc[i + 2], yh.Slice(l + 32, 16));
+                Signed((a >>> 4) | (((h >>> 4) & two) << 4), d * (sbyte)sc[i + 4], yh.Slice(l + 64, 16));
+                Signed((b >>> 4) | (((h >>> 6) & two) << 4), d * (sbyte)sc[i + 6], yh.Slice(l + 96, 16));
             }
         }
+    }
+
+    /// <summary>y[i] = scale · (q[i] − 32) for 16 six-bit levels.</summary>
+    private static void Signed(Vector128<byte> q, float scale, Span<float> y)
+    {
+        var (low, high) = Vector128.Widen(q);
+        var (q0, q1) = Vector128.Widen(low.AsInt16() - Vector128.Create((short)32));
+        var (q2, q3) = Vector128.Widen(high.AsInt16() - Vector128.Create((short)32));
+        var vs = Vector128.Create(scale);
+        (vs * Vector128.ConvertToSingle(q0)).CopyTo(y);
+        (vs * Vector128.ConvertToSingle(q1)).CopyTo(y[4..]);
+        (vs * Vector128.ConvertToSingle(q2)).CopyTo(y[8..]);
+        (vs * Vector128.ConvertToSingle(q3)).CopyTo(y[12..]);
     }
 
     private static void QuantizeQ4_K(ReadOnlySpan<float> x, Span<byte> block) =>

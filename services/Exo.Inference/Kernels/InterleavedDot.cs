@@ -89,6 +89,66 @@ internal static unsafe class InterleavedDot
         if (N.Value > 3) a3.Store(y + 3 * stride);
     }
 
+    /// <summary>
+    /// <see cref="Group{B, N}"/> for interleaved Q4_K (see <see cref="InterleavedRows.Q4KSuperBlockBytes"/>): each
+    /// 32-value sub-block is a Q4_0-like block of unsigned levels with its own scale d · sc and min dmin · m, so
+    /// Σ (d·sc·q − dmin·m) · x = d·sc · Σ q·x (the Q4_0 integer sum) − dmin·m · Σ x, and Σ x is the activations' sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void GroupQ4K<N>(byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
+        where N : IRowCount
+    {
+        nint columns = superBlocks * 256, columns3 = 3 * columns, row = superBlocks * 8, row3 = 3 * row;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        var ones = Vector256.Create((short)1);
+        var mask = Vector256.Create((byte)0x0F);
+        for (var s = 0; s < superBlocks; s++)
+        {
+            var record = group + (long)s * InterleavedRows.Q4KSuperBlockBytes;
+            var d = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32((short*)record));
+            var dmin = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32((short*)(record + 16)));
+            for (var j = 0; j < 8; j++, xq += BlockSize, xs++, sums++)
+            {
+                var meta = record + 32 + 16 * j;
+                var values = record + 160 + 128 * j;
+                Sse.Prefetch0(values + Ahead);
+                Sse.Prefetch0(values + Ahead + 64);
+                Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
+                Nibbles<N>(values, xq, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+                Nibbles<N>(values + 32, xq + 4, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+                Nibbles<N>(values + 64, xq + 8, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+                Nibbles<N>(values + 96, xq + 12, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+                var scale = d * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta));
+                var min = dmin * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta + 8));
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h0, ones)), scale * Vector256.Create(xs[0]), a0);
+                c0 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[0]), c0);
+                if (N.Value > 1)
+                {
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h1, ones)), scale * Vector256.Create(xs[row]), a1);
+                    c1 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[row]), c1);
+                }
+
+                if (N.Value > 2)
+                {
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h2, ones)), scale * Vector256.Create(xs[2 * row]), a2);
+                    c2 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[2 * row]), c2);
+                }
+
+                if (N.Value > 3)
+                {
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h3, ones)), scale * Vector256.Create(xs[row3]), a3);
+                    c3 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[row3]), c3);
+                }
+            }
+        }
+
+        (a0 - c0).Store(y);
+        if (N.Value > 1) (a1 - c1).Store(y + stride);
+        if (N.Value > 2) (a2 - c2).Store(y + 2 * stride);
+        if (N.Value > 3) (a3 - c3).Store(y + 3 * stride);
+    }
+
     /// <summary>One Q4_0 chunk against each activation row: 16-bit pair sums of low nibbles × activations 4k.. and high × 16 + 4k..</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Nibbles<N>(byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<byte> mask,

@@ -37,9 +37,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         _attention = new AttentionJob(_scratch);
     }
 
-    /// <summary>Q8_0 and Q4_0 interleaved where the x86 integer kernels run; everything else as stored.</summary>
+    /// <summary>Q8_0, Q4_0 and Q4_K interleaved where the x86 integer kernels run; everything else as stored.</summary>
     public TensorLayout PreferredLayout(DType type) =>
-        type is DType.Q8_0 or DType.Q4_0 && _scratch.Path != QuantDot.Path.Portable ? TensorLayout.Interleaved : TensorLayout.Rows;
+        type is DType.Q8_0 or DType.Q4_0 or DType.Q4_K && _scratch.Path != QuantDot.Path.Portable ? TensorLayout.Interleaved : TensorLayout.Rows;
 
     public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y)
     {
@@ -59,7 +59,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             int* offsets = null;
             var interleaved = w.Layout == TensorLayout.Interleaved;
             // Interleaved weights need the x86 integer kernels; the portable path converts them like any other type.
-            var quantized = w.Type is DType.Q8_0 or DType.Q4_0 && (!interleaved || _scratch.Path != QuantDot.Path.Portable);
+            var quantized = (w.Type is DType.Q8_0 or DType.Q4_0 || (interleaved && w.Type == DType.Q4_K)) && (!interleaved || _scratch.Path != QuantDot.Path.Portable);
             if (quantized)
             {
                 if (columns % QuantDot.BlockSize != 0) throw new ArgumentException($"{w.Type} rows of {columns} values are not whole blocks");
@@ -547,6 +547,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             {
                 case DType.Q8_0 when Tile < 0: Interleaved<Q8Block>(start, end); break;
                 case DType.Q4_0 when Tile < 0: Interleaved<Q4Block>(start, end); break;
+                case DType.Q4_K when Tile < 0: InterleavedQ4K(start, end); break;
                 case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
                 case DType.F16 when Tile == 0 && _w.Finite: Stream<FiniteF16Row>(first, last); break;
                 case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
@@ -622,6 +623,32 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                         case 3: InterleavedDot.Group<B, Rows3>(group, blocks, xq, xs, offsets, y, rows); break;
                         case 2: InterleavedDot.Group<B, Rows2>(group, blocks, xq, xs, offsets, y, rows); break;
                         default: InterleavedDot.Group<B, Rows1>(group, blocks, xq, xs, offsets, y, rows); break;
+                    }
+                }
+            }
+        }
+
+        /// <summary>Groups [first, last) of interleaved Q4_K rows against every activation row, four at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void InterleavedQ4K(int first, int last)
+        {
+            int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
+            var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
+            for (var g = first; g < last; g++)
+            {
+                var group = _w.Pointer + g * groupBytes;
+                for (var t = 0; t < _n; t += 4)
+                {
+                    var xq = _xq + (long)t * columns;
+                    var xs = _xs + (long)t * blocks;
+                    var sums = _xsum + (long)t * blocks;
+                    var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
+                    switch (Math.Min(4, _n - t))
+                    {
+                        case 4: InterleavedDot.GroupQ4K<Rows4>(group, columns / 256, xq, xs, sums, y, rows); break;
+                        case 3: InterleavedDot.GroupQ4K<Rows3>(group, columns / 256, xq, xs, sums, y, rows); break;
+                        case 2: InterleavedDot.GroupQ4K<Rows2>(group, columns / 256, xq, xs, sums, y, rows); break;
+                        default: InterleavedDot.GroupQ4K<Rows1>(group, columns / 256, xq, xs, sums, y, rows); break;
                     }
                 }
             }

@@ -17,6 +17,12 @@ public static partial class Quants
         ? (scales[j] & 63, scales[j + 4] & 63)
         : ((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
 
+    /// <summary>Sub-block j's 6-bit scale and min from a Q4_K block's 12 packed bytes.</summary>
+    internal static (int Scale, int Min) Q4KScaleMin(ReadOnlySpan<byte> scales, int j) => ScaleMin(scales, j);
+
+    /// <summary>Packs eight 6-bit scales and mins into Q4_K's 12 bytes.</summary>
+    internal static void Q4KPackScaleMins(ReadOnlySpan<byte> scales, ReadOnlySpan<byte> mins, Span<byte> packed) => PackScaleMins(scales, mins, packed);
+
     private static void PackScaleMins(ReadOnlySpan<byte> scales, ReadOnlySpan<byte> mins, Span<byte> packed)
     {
         packed.Clear();

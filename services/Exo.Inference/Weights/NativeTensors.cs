@@ -48,7 +48,7 @@ public sealed unsafe class NativeTensors : IDisposable
     }
 
     /// <summary>
-    /// A copy of a Q8_0 or Q4_0 matrix in the interleaved layout; row r of the copy is row <paramref name="sourceRow"/>(r)
+    /// A copy of a Q8_0, Q4_0 or Q4_K matrix in the interleaved layout; row r of the copy is row <paramref name="sourceRow"/>(r)
     /// of the source (identity when null).
     /// </summary>
     public Tensor Interleaved(in Tensor source, Func<int, int>? sourceRow = null)
@@ -73,7 +73,9 @@ public sealed unsafe class NativeTensors : IDisposable
         foreach (var d in shape) count = d >= 0 ? checked(count * d) : throw new ArgumentException($"{name}: negative dimension");
         var columns = shape.Length == 0 ? 1 : shape[^1];
         DTypes.ByteCount(type, columns); // each row must be whole blocks
-        var length = DTypes.ByteCount(type, count);
+        var length = layout == TensorLayout.Interleaved
+            ? InterleavedRows.ByteCount(type, checked((int)shape[0]), checked((int)columns))
+            : DTypes.ByteCount(type, count);
         var pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, length), 64);
         _blocks.Add((nint)pointer);
         Bytes += length;

@@ -80,50 +80,54 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
         store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
 
     [Theory]
-    [InlineData(DType.Q8_0)]
-    [InlineData(DType.Q4_0)]
-    public void InterleavingKeepsEveryRow(DType type)
+    [InlineData(DType.Q8_0, 96)]
+    [InlineData(DType.Q4_0, 96)]
+    [InlineData(DType.Q4_K, 512)]
+    public void InterleavingKeepsEveryRow(DType type, int columns)
     {
         var random = new Random(5);
         using var store = new NativeTensors();
-        var rowLayout = RandomQuantized(store, type, 24, 96, random);
+        var rowLayout = RandomQuantized(store, type, 24, columns, random);
         var original = Enumerable.Range(0, 24).Select(r => rowLayout.RowBytes(r).ToArray()).ToArray();
         var interleaved = store.Interleaved(rowLayout, r => 23 - r);
         Assert.Equal(TensorLayout.Interleaved, interleaved.Layout);
-        Assert.Equal(DTypes.ByteCount(type, 24 * 96), interleaved.ByteLength);
+        Assert.Equal(InterleavedRows.ByteCount(type, 24, columns), interleaved.ByteLength);
         var bytes = new byte[original[0].Length];
         for (var r = 0; r < 24; r++)
         {
-            InterleavedRows.CopyRow(type, interleaved.Pointer, 96, r, bytes);
+            InterleavedRows.CopyRow(type, interleaved.Pointer, columns, r, bytes);
             Assert.Equal(original[23 - r], bytes);
-            var expected = new float[96];
+            var expected = new float[columns];
             Quants.Dequantize(type, original[23 - r], expected);
-            var actual = new float[96];
+            var actual = new float[columns];
             interleaved.ReadRow(r, actual);
             Assert.Equal(expected, actual);
         }
 
         Assert.Throws<InvalidOperationException>(() => interleaved.RowBytes(0));
-        Assert.False(InterleavedRows.Supports(type, 12, 96));
-        Assert.False(InterleavedRows.Supports(DType.F16, 8, 96));
-        Assert.Throws<ArgumentException>(() => store.Interleaved(RandomQuantized(store, type, 12, 96, random)));
+        Assert.False(InterleavedRows.Supports(type, 12, columns));
+        Assert.False(InterleavedRows.Supports(DType.F16, 8, columns));
+        Assert.Throws<ArgumentException>(() => store.Interleaved(RandomQuantized(store, type, 12, columns, random)));
 
         // A block scale of +infinity (f16 0x7C00) marks a corrupt file; kernels convert scales assuming finite ones.
-        var corrupt = RandomQuantized(store, type, 8, 64, random);
+        var corrupt = RandomQuantized(store, type, 8, columns, random);
         var blockBytes = DTypes.BlockBytes(type);
         corrupt.Pointer[5 * (int)corrupt.RowByteCount + blockBytes] = 0x00;
         corrupt.Pointer[5 * (int)corrupt.RowByteCount + blockBytes + 1] = 0x7C;
         var error = Assert.Throws<ModelFormatException>(() => store.Interleaved(corrupt));
-        Assert.Contains("row 5, block 1", error.Message);
+        Assert.Contains("row 5, ", error.Message);
+        Assert.Contains("block 1 has a scale that is infinite or NaN", error.Message);
     }
 
     [Theory]
     [InlineData(DType.Q8_0)]
     [InlineData(DType.Q4_0)]
+    [InlineData(DType.Q4_K)]
     public void InterleavedMatMulMatchesTheReference(DType type)
     {
         var random = new Random(9 + (int)type);
-        foreach (var (rows, columns) in new[] { (8, 32), (24, 96), (40, 512) })
+        var shapes = type == DType.Q4_K ? new[] { (8, 256), (24, 512), (40, 768) } : new[] { (8, 32), (24, 96), (40, 512) };
+        foreach (var (rows, columns) in shapes)
         {
             using var store = new NativeTensors();
             var rowLayout = RandomQuantized(store, type, rows, columns, random);
@@ -180,26 +184,27 @@ public sealed unsafe class QuantizedMatMulTests(KernelVariants variants) : IClas
     public void InterleavedRowsDoNotDependOnTheBatchOrThreads()
     {
         var random = new Random(3);
-        foreach (var type in new[] { DType.Q8_0, DType.Q4_0 })
+        foreach (var (type, columns) in new[] { (DType.Q8_0, 160), (DType.Q4_0, 160), (DType.Q4_K, 512) })
         {
             using var store = new NativeTensors();
-            var w = store.Interleaved(RandomQuantized(store, type, 48, 160, random));
-            variants.AssertRowsDoNotDependOnTheBatch(w, RandomArray(random, 11 * 160), 11);
+            var w = store.Interleaved(RandomQuantized(store, type, 48, columns, random));
+            variants.AssertRowsDoNotDependOnTheBatch(w, RandomArray(random, 11 * columns), 11);
         }
     }
 
     [Theory]
-    [InlineData(DType.Q8_0)]
-    [InlineData(DType.Q4_0)]
-    public void InterleavedEmbeddingsAreTheRows(DType type)
+    [InlineData(DType.Q8_0, 64)]
+    [InlineData(DType.Q4_0, 64)]
+    [InlineData(DType.Q4_K, 256)]
+    public void InterleavedEmbeddingsAreTheRows(DType type, int columns)
     {
         var random = new Random(4);
         using var store = new NativeTensors();
-        var rowLayout = RandomQuantized(store, type, 16, 64, random);
-        var copy = store.Add("copy", type, [16, 64], new ReadOnlySpan<byte>(rowLayout.Pointer, (int)rowLayout.ByteLength));
+        var rowLayout = RandomQuantized(store, type, 16, columns, random);
+        var copy = store.Add("copy", type, [16, columns], new ReadOnlySpan<byte>(rowLayout.Pointer, (int)rowLayout.ByteLength));
         var interleaved = store.Interleaved(rowLayout);
         int[] tokens = [3, 15, 0, 8, 3];
-        var expected = new float[tokens.Length * 64];
+        var expected = new float[tokens.Length * columns];
         ReferenceKernels.Instance.Embed(copy, tokens, expected);
         foreach (var k in variants.All)
         {

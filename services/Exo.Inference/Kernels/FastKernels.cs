@@ -50,6 +50,8 @@ public sealed class FastKernels : IKernels, IDisposable
     private static int PreferredVectorBits() =>
         Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
 
+    public DType PreferredType(DType type) => _impl.PreferredType(type);
+
     public TensorLayout PreferredLayout(DType type) => _impl.PreferredLayout(type);
 
     public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y) => _impl.MatMul(x, n, w, bias, y);

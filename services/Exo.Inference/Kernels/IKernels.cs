@@ -8,6 +8,12 @@ namespace Exo.Inference.Kernels;
 /// </summary>
 public interface IKernels
 {
+    /// <summary>
+    /// The type these kernels should get weight matrices stored as <paramref name="type"/> in: the type itself, or one
+    /// they have integer kernels for when <paramref name="type"/> has none (loaders re-quantize such matrices).
+    /// </summary>
+    DType PreferredType(DType type);
+
     /// <summary>The layout these kernels read weight matrices of this type fastest in; loaders copy matrices into it.</summary>
     TensorLayout PreferredLayout(DType type);
 

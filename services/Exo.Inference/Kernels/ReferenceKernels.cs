@@ -13,6 +13,8 @@ public sealed class ReferenceKernels : IKernels
     // One decoded weight row, reused; the reference kernels are single-threaded.
     [ThreadStatic] private static float[]? s_row;
 
+    public DType PreferredType(DType type) => type;
+
     public TensorLayout PreferredLayout(DType type) => TensorLayout.Rows;
 
     public void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y)

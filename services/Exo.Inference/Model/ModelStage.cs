@@ -52,7 +52,7 @@ public sealed class ModelStage : IDisposable
         var config = ModelConfig.LoadAny(modelPath);
         var range = layers ?? LayerRange.All(config.LayerCount);
         var k = kernels ?? FastKernels.Default;
-        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize, k.PreferredLayout), k);
+        return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize, k), k);
     }
 
     public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);

@@ -1,3 +1,4 @@
+using Exo.Inference.Kernels;
 using Exo.Inference.Weights;
 
 namespace Exo.Inference.Model;
@@ -175,11 +176,11 @@ public sealed class StageWeights : IDisposable
     /// <summary>
     /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
     /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
-    /// Matrices are copied into the layout <paramref name="layout"/> asks for their type, when not the stored row layout
-    /// (the kernels' <see cref="Kernels.IKernels.PreferredLayout"/>).
+    /// Otherwise matrices are re-quantized to the type and copied into the layout that <paramref name="kernels"/> prefer
+    /// for their stored type (<see cref="IKernels.PreferredType"/>, <see cref="IKernels.PreferredLayout"/>), when not
+    /// the stored ones.
     /// </summary>
-    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null,
-        Func<DType, TensorLayout>? layout = null)
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null, IKernels? kernels = null)
     {
         layers.Validate(config.LayerCount);
         var gguf = ModelPath.IsGguf(modelPath);
@@ -188,7 +189,7 @@ public sealed class StageWeights : IDisposable
         try
         {
             var c = config;
-            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize, layout);
+            var file = new Names(source, gguf, gguf && GgufInterleavesQk(c.ModelType) ? c.HeadDim : 0, owned, quantize, kernels);
             var first = layers.Start == 0;
             var last = layers.End == c.LayerCount;
             Tensor? embed = first || (last && c.TieWordEmbeddings) ? file.Matrix(EmbedTokensName, c.VocabSize, c.HiddenSize) : null;
@@ -234,7 +235,7 @@ public sealed class StageWeights : IDisposable
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
     private sealed unsafe class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize,
-        Func<DType, TensorLayout>? layout)
+        IKernels? kernels)
     {
         private Tensor Get(string name) =>
             source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);
@@ -256,14 +257,14 @@ public sealed class StageWeights : IDisposable
                 throw new ModelFormatException($"tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; the model's config implies [{rows}, {columns}]");
             var headDim = interleavedHeadDim;
             Func<int, int>? sourceRow = rotary && headDim > 0 ? row => InterleavedRow(row, headDim) : null;
-            if (quantize is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0)
+            if ((quantize ?? kernels?.PreferredType(tensor.Type)) is { } q && tensor.Type != q && columns % DTypes.BlockSize(q) == 0)
             {
                 if (sourceRow is not null) tensor = owned.Permuted(tensor, sourceRow);
                 sourceRow = null;
                 tensor = Replace(tensor, owned.Convert(tensor, q));
             }
 
-            if (layout?.Invoke(tensor.Type) == TensorLayout.Interleaved && InterleavedRows.Supports(tensor.Type, rows, columns))
+            if (kernels?.PreferredLayout(tensor.Type) == TensorLayout.Interleaved && InterleavedRows.Supports(tensor.Type, rows, columns))
                 return Replace(tensor, owned.Interleaved(tensor, sourceRow));
             return sourceRow is null ? tensor : owned.Permuted(tensor, sourceRow);
         }

@@ -1,6 +1,9 @@
 using Exo.Inference.Conversion;
 using Exo.Inference.Generation;
+using Exo.Inference.Kernels;
+using Exo.Inference.Model;
 using Exo.Inference.Tests.Support;
+using Exo.Inference.Verification;
 using Exo.Inference.Weights;
 
 namespace Exo.Inference.Tests.Conversion;
@@ -44,6 +47,32 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.InRange(new FileInfo(gguf).Length, 700_000, 1_000_000);
         using var model = LocalModel.Load(gguf);
         Assert.Equal(600, model.Model.Config.VocabSize);
+    }
+
+    [Theory]
+    [InlineData(DType.Q4_K, DType.Q4_K)]
+    [InlineData(DType.Q6_K, DType.Q8_0)]
+    [InlineData(DType.Q5_K, DType.Q8_0)]
+    public void FastKernelsGetBlockTypesTheyHaveIntegerKernelsFor(DType stored, DType loaded)
+    {
+        var gguf = _temp.File($"{stored}.gguf");
+        SyntheticModel.WriteGguf(gguf, Small, stored);
+        using var fast = new FastKernels(2);
+        using var reference = ModelStage.Load(gguf, kernels: ReferenceKernels.Instance);
+        using var model = ModelStage.Load(gguf, kernels: fast);
+        var down = model.Weights.LayerWeights[1].DownProj;
+        Assert.Equal(stored, reference.Weights.LayerWeights[1].DownProj.Type);
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // elsewhere the fast kernels keep every type as stored
+        Assert.Equal((loaded, TensorLayout.Interleaved), (down.Type, down.Layout));
+
+        // Re-quantizing to Q8_0 and the int8 activations move the logits by a little, not the model's behaviour.
+        int[] tokens = [1, 50, 7, 300, 42, 9];
+        var vocab = model.Config.VocabSize;
+        float[] expected = new float[tokens.Length * vocab], actual = new float[expected.Length];
+        reference.ForwardTokens([new SequenceChunk(reference.CreateCache(8), tokens.Length)], tokens, expected, LogitRows.All);
+        model.ForwardTokens([new SequenceChunk(model.CreateCache(8), tokens.Length)], tokens, actual, LogitRows.All);
+        var error = ModelVerifier.RelativeError(actual, expected);
+        Assert.True(error < 0.05, $"relative logit error {error}");
     }
 
     [Fact]

@@ -191,9 +191,10 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         fixed (float* op = output)
         lock (_gate)
         {
-            _scratch.EnsureScores(4 * positions);
+            // Per worker [HeadChunk heads, positions] scores.
+            _scratch.EnsureScores(AttentionJob.HeadChunk * positions);
             _attention.Set(qp, kp, vp, op, first, heads, kvHeads, headDim, window);
-            For(count * kvHeads, (long)count * heads * positions * headDim, _attention);
+            For(count * kvHeads * AttentionJob.Chunks(heads / kvHeads), (long)count * heads * positions * headDim, _attention);
         }
     }
 
@@ -696,14 +697,20 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
-    /// <summary>Causal attention, one item per (query, head) pair.</summary>
+    /// <summary>Causal attention, one item per query, key/value head and chunk of the query heads that share it.</summary>
     private sealed class AttentionJob(Scratch scratch) : IParallelWork
     {
+        /// <summary>Query heads that read each key and value row together (see <see cref="HeadScores{N}"/>).</summary>
+        public const int HeadChunk = 4;
+
         // Key and value rows prefetched this many positions ahead.
         private const int AheadRows = 8;
 
         private float* _q, _k, _v, _output;
         private int _first, _heads, _kvHeads, _headDim, _window;
+
+        /// <summary>Chunks per key/value head: items split below a key/value head, so one shared by every query head still spreads over all workers.</summary>
+        public static int Chunks(int group) => (group + HeadChunk - 1) / HeadChunk;
 
         public void Set(float* q, float* k, float* v, float* output, int first, int heads, int kvHeads, int headDim, int window)
         {
@@ -714,31 +721,29 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             (_first, _heads, _kvHeads, _headDim, _window) = (first, heads, kvHeads, headDim, window);
         }
 
-        /// <summary>Items are (query, key/value head) pairs: the query heads that share a key/value head read its rows together.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int worker, int start, int end)
         {
             var d = _headDim;
             var kvDim = (long)_kvHeads * d;
             var group = _heads / _kvHeads;
+            var chunks = Chunks(group);
             var scores = scratch.Scores(worker);
             for (var item = start; item < end; item++)
             {
-                int t = item / _kvHeads, g = item % _kvHeads;
+                int t = item / (_kvHeads * chunks), g = item / chunks % _kvHeads, c = item % chunks;
                 var position = _first + t;
                 var from = _window > 0 ? Math.Max(0, position - _window + 1) : 0;
                 var count = position - from + 1;
                 var kv = from * kvDim + (long)g * d;
-                for (var h = g * group; h < (g + 1) * group; h += 4)
+                var h = g * group + c * HeadChunk;
+                var head = ((long)t * _heads + h) * d;
+                switch (Math.Min(HeadChunk, (g + 1) * group - h))
                 {
-                    var head = ((long)t * _heads + h) * d;
-                    switch (Math.Min(4, (g + 1) * group - h))
-                    {
-                        case 4: Heads<Rows4>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
-                        case 3: Heads<Rows3>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
-                        case 2: Heads<Rows2>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
-                        default: Heads<Rows1>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
-                    }
+                    case 4: Heads<Rows4>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                    case 3: Heads<Rows3>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                    case 2: Heads<Rows2>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
+                    default: Heads<Rows1>(_q + head, _k + kv, _v + kv, kvDim, d, count, scores, _output + head); break;
                 }
             }
         }
@@ -750,9 +755,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         private static void Heads<N>(float* q, float* k, float* v, long stride, int d, int count, float* scores, float* output)
             where N : IRowCount
         {
-            var max = stackalloc float[4];
+            var max = stackalloc float[HeadChunk];
             HeadScores<N>(q, k, stride, d, count, 1f / MathF.Sqrt(d), scores, max);
-            var inverse = stackalloc float[4];
+            var inverse = stackalloc float[HeadChunk];
             for (var j = 0; j < N.Value; j++) inverse[j] = 1f / Softmax(scores + j * count, count, max[j]);
             HeadSums<N>(scores, v, stride, d, count, output);
             for (var j = 0; j < N.Value; j++)

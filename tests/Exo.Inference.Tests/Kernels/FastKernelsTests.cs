@@ -237,6 +237,8 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     [InlineData(7, 20, 4, 1, 33, 9)]
     [InlineData(3, 10, 14, 2, 40, 0)]
     [InlineData(2, 5, 10, 2, 8, 4)]
+    // Enough work for the two-thread kernels to split it, every query head on one key/value head.
+    [InlineData(2, 600, 9, 1, 64, 0)]
     public void AttentionMatchesTheReference(int count, int first, int heads, int kvHeads, int headDim, int window)
     {
         var random = new Random(count * 31 + first);

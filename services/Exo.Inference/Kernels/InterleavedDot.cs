@@ -6,7 +6,7 @@ using Exo.Inference.Weights;
 namespace Exo.Inference.Kernels;
 
 /// <summary>
-/// Integer dot products of <see cref="TensorLayout.Interleaved"/> Q8_0 and Q4_0 weights (eight rows per group) with
+/// Integer dot products of <see cref="TensorLayout.Interleaved"/> Q8_0, Q4_0 and Q4_K weights (eight rows per group) with
 /// activations quantized to int8 blocks, on AVX2. One 256-bit load holds four values of each of the eight rows; four
 /// activations broadcast to every lane multiply it, so the eight row sums build up in the eight lanes and one vector of
 /// scales applies to all of them. Per block and activation row, Q4_0 adds its products in 16-bit lanes (16 products of
@@ -23,6 +23,27 @@ internal static unsafe class InterleavedDot
     // How far ahead of the block being multiplied the group is prefetched (1B model, 1 thread, Q8_0 decode: 14.5 tok/s
     // with none, 17.7 at 4 KiB, 18.3 at 1-2 KiB; Q4_0 flat from 1 KiB on).
     private const int Ahead = 2048;
+
+    /// <summary>
+    /// The group kernel for a matrix of <paramref name="type"/> (Q8_0, Q4_0 or Q4_K): <see cref="InterleavedDotArm"/>'s
+    /// when <paramref name="arm"/>, else the AVX2 one; offsets serve Q4_0 and sums Q4_K (see the kernels).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Run<N>(bool arm, DType type, byte* group, int columns, sbyte* xq, float* xs, int* offsets, float* sums, float* y, int stride)
+        where N : IRowCount
+    {
+        var blocks = columns / BlockSize;
+        switch (type)
+        {
+            case DType.Q8_0 when arm: InterleavedDotArm.Group<Q8Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q8_0: Group<Q8Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_0 when arm: InterleavedDotArm.Group<Q4Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_0: Group<Q4Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_K when arm: InterleavedDotArm.GroupQ4K<N>(group, columns / 256, xq, xs, sums, y, stride); break;
+            case DType.Q4_K: GroupQ4K<N>(group, columns / 256, xq, xs, sums, y, stride); break;
+            default: throw new ArgumentException($"{type} matrices are not interleaved");
+        }
+    }
 
     /// <summary>
     /// y[t · stride + j] = row j of the group · activation row t, for the eight rows j and the N activation rows t;

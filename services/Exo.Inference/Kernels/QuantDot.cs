@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Exo.Inference.Kernels;
@@ -74,7 +75,8 @@ internal readonly unsafe struct Q4Block : IQuantBlock
 /// <summary>
 /// Integer dot products of quantized weight rows with activations quantized to int8 blocks of 32 (one f32 scale per
 /// block). On x86 each block is one 256-bit multiply-add of bytes: AVX-VNNI's vpdpbusd where the CPU has it (the widest
-/// integer dot product .NET exposes here), else AVX2's vpmaddubsw and vpmaddwd; elsewhere 128-bit widening multiplies.
+/// integer dot product .NET exposes here), else AVX2's vpmaddubsw and vpmaddwd; on Arm 128-bit sdot where the CPU has
+/// it, elsewhere 128-bit widening multiplies.
 /// Block sums are exact integers, scaled and accumulated in f32 in block order, so a row's result never depends on the batch.
 /// </summary>
 [SkipLocalsInit]
@@ -95,9 +97,13 @@ internal static unsafe class QuantDot
         Portable,
         Avx2,
         AvxVnni,
+
+        /// <summary>Arm's sdot (the dot-product extension); row-layout blocks take the portable code with it.</summary>
+        ArmDot,
     }
 
-    public static Path Best => AvxVnni.IsSupported ? Path.AvxVnni : Avx2.IsSupported ? Path.Avx2 : Path.Portable;
+    public static Path Best =>
+        AvxVnni.IsSupported ? Path.AvxVnni : Avx2.IsSupported ? Path.Avx2 : Dp.IsSupported ? Path.ArmDot : Path.Portable;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HalfToSingle(ushort h) => HalfBits.ToSingle(Vector128.CreateScalarUnsafe((uint)h)).ToScalar();
@@ -145,9 +151,9 @@ internal static unsafe class QuantDot
     public static void DotRows<B, N>(Path path, byte* w, int blocks, sbyte* xq, float* xs, float* sums, float* output, int stride)
         where B : IQuantBlock where N : IRowCount
     {
-        if (path == Path.Portable)
+        if (path is Path.Portable or Path.ArmDot)
         {
-            DotRowsPortable<B, N>(w, blocks, xq, xs, output, stride);
+            DotRowsPortable<B, N>(path == Path.ArmDot && Dp.IsSupported, w, blocks, xq, xs, output, stride);
             return;
         }
 
@@ -260,7 +266,7 @@ internal static unsafe class QuantDot
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(scale), acc);
     }
 
-    private static void DotRowsPortable<B, N>(byte* w, int blocks, sbyte* xq, float* xs, float* output, int stride)
+    private static void DotRowsPortable<B, N>(bool dot, byte* w, int blocks, sbyte* xq, float* xs, float* output, int stride)
         where B : IQuantBlock where N : IRowCount
     {
         var columns = blocks * BlockSize;
@@ -270,10 +276,10 @@ internal static unsafe class QuantDot
             var block = w + (long)b * B.BlockBytes;
             B.Values(block, out var low, out var high);
             var d = B.Scale(block);
-            a0 = AccumulatePortable(low, high, xq + b * BlockSize, d * xs[b], a0);
-            if (N.Value > 1) a1 = AccumulatePortable(low, high, xq + columns + b * BlockSize, d * xs[blocks + b], a1);
-            if (N.Value > 2) a2 = AccumulatePortable(low, high, xq + 2 * columns + b * BlockSize, d * xs[2 * blocks + b], a2);
-            if (N.Value > 3) a3 = AccumulatePortable(low, high, xq + 3 * columns + b * BlockSize, d * xs[3 * blocks + b], a3);
+            a0 = AccumulatePortable(dot, low, high, xq + b * BlockSize, d * xs[b], a0);
+            if (N.Value > 1) a1 = AccumulatePortable(dot, low, high, xq + columns + b * BlockSize, d * xs[blocks + b], a1);
+            if (N.Value > 2) a2 = AccumulatePortable(dot, low, high, xq + 2 * columns + b * BlockSize, d * xs[2 * blocks + b], a2);
+            if (N.Value > 3) a3 = AccumulatePortable(dot, low, high, xq + 3 * columns + b * BlockSize, d * xs[3 * blocks + b], a3);
         }
 
         output[0] = Vector128.Sum(a0);
@@ -283,9 +289,11 @@ internal static unsafe class QuantDot
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> AccumulatePortable(Vector128<sbyte> low, Vector128<sbyte> high, sbyte* x, float scale, Vector128<float> acc)
+    private static Vector128<float> AccumulatePortable(bool dot, Vector128<sbyte> low, Vector128<sbyte> high, sbyte* x, float scale, Vector128<float> acc)
     {
-        var sums = Products(low, Vector128.Load(x)) + Products(high, Vector128.Load(x + 16));
+        var sums = dot
+            ? Dp.DotProduct(Dp.DotProduct(Vector128<int>.Zero, low, Vector128.Load(x)), high, Vector128.Load(x + 16))
+            : Products(low, Vector128.Load(x)) + Products(high, Vector128.Load(x + 16));
         return Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(sums), Vector128.Create(scale), acc);
     }
 

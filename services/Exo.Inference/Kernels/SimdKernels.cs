@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Exo.Inference.Weights;
 
@@ -38,14 +39,14 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>
-    /// Where the x86 integer kernels run, block types without one of their own (Q4_1, Q5_K, Q6_K) become Q8_0: its steps
+    /// Where integer dot-product kernels run (x86 or Arm), block types without one of their own (Q4_1, Q5_K, Q6_K) become Q8_0: its steps
     /// are finer than theirs, so re-quantizing adds little error, and it runs several times faster than the per-tile
     /// dequantization they would otherwise take (at 8.5 bits a weight instead of 5 to 6.6).
     /// </summary>
     public DType PreferredType(DType type) =>
         type is DType.Q4_1 or DType.Q5_K or DType.Q6_K && _scratch.Path != QuantDot.Path.Portable ? DType.Q8_0 : type;
 
-    /// <summary>Q8_0, Q4_0 and Q4_K interleaved where the x86 integer kernels run; everything else as stored.</summary>
+    /// <summary>Q8_0, Q4_0 and Q4_K interleaved where integer dot-product kernels run; everything else as stored.</summary>
     public TensorLayout PreferredLayout(DType type) =>
         type is DType.Q8_0 or DType.Q4_0 or DType.Q4_K && _scratch.Path != QuantDot.Path.Portable ? TensorLayout.Interleaved : TensorLayout.Rows;
 
@@ -66,7 +67,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             float* xs = null, xsum = null;
             int* offsets = null;
             var interleaved = w.Layout == TensorLayout.Interleaved;
-            // Interleaved weights need the x86 integer kernels; the portable path converts them like any other type.
+            // Interleaved weights need the integer dot-product kernels; the portable path converts them like any other type.
             var quantized = (w.Type is DType.Q8_0 or DType.Q4_0 || (interleaved && w.Type == DType.Q4_K)) && (!interleaved || _scratch.Path != QuantDot.Path.Portable);
             if (quantized)
             {
@@ -554,9 +555,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
             };
             switch (_w.Type)
             {
-                case DType.Q8_0 when Tile < 0: Interleaved<Q8Block>(start, end); break;
-                case DType.Q4_0 when Tile < 0: Interleaved<Q4Block>(start, end); break;
-                case DType.Q4_K when Tile < 0: InterleavedQ4K(start, end); break;
+                case DType.Q8_0 or DType.Q4_0 or DType.Q4_K when Tile < 0: Interleaved(start, end); break;
                 case DType.F32 when Tile == 0: Stream<F32Row>(first, last); break;
                 case DType.F16 when Tile == 0 && _w.Finite: Stream<FiniteF16Row>(first, last); break;
                 case DType.F16 when Tile == 0: Stream<F16Row>(first, last); break;
@@ -613,10 +612,12 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
 
         /// <summary>Groups [first, last) of interleaved rows against every activation row, four at a time.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Interleaved<B>(int first, int last) where B : IQuantBlock
+        private void Interleaved(int first, int last)
         {
             int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
             var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
+            // IsSupported is a JIT constant: x86 compiles no call to the Arm kernels, nor Arm to the x86 ones.
+            var arm = scratch.Path == QuantDot.Path.ArmDot && Dp.IsSupported;
             for (var g = first; g < last; g++)
             {
                 var group = _w.Pointer + g * groupBytes;
@@ -625,39 +626,14 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                     var xq = _xq + (long)t * columns;
                     var xs = _xs + (long)t * blocks;
                     var offsets = _offsets + (long)t * blocks;
-                    var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
-                    switch (Math.Min(4, _n - t))
-                    {
-                        case 4: InterleavedDot.Group<B, Rows4>(group, blocks, xq, xs, offsets, y, rows); break;
-                        case 3: InterleavedDot.Group<B, Rows3>(group, blocks, xq, xs, offsets, y, rows); break;
-                        case 2: InterleavedDot.Group<B, Rows2>(group, blocks, xq, xs, offsets, y, rows); break;
-                        default: InterleavedDot.Group<B, Rows1>(group, blocks, xq, xs, offsets, y, rows); break;
-                    }
-                }
-            }
-        }
-
-        /// <summary>Groups [first, last) of interleaved Q4_K rows against every activation row, four at a time.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void InterleavedQ4K(int first, int last)
-        {
-            int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
-            var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
-            for (var g = first; g < last; g++)
-            {
-                var group = _w.Pointer + g * groupBytes;
-                for (var t = 0; t < _n; t += 4)
-                {
-                    var xq = _xq + (long)t * columns;
-                    var xs = _xs + (long)t * blocks;
                     var sums = _xsum + (long)t * blocks;
                     var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
                     switch (Math.Min(4, _n - t))
                     {
-                        case 4: InterleavedDot.GroupQ4K<Rows4>(group, columns / 256, xq, xs, sums, y, rows); break;
-                        case 3: InterleavedDot.GroupQ4K<Rows3>(group, columns / 256, xq, xs, sums, y, rows); break;
-                        case 2: InterleavedDot.GroupQ4K<Rows2>(group, columns / 256, xq, xs, sums, y, rows); break;
-                        default: InterleavedDot.GroupQ4K<Rows1>(group, columns / 256, xq, xs, sums, y, rows); break;
+                        case 4: InterleavedDot.Run<Rows4>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        case 3: InterleavedDot.Run<Rows3>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        case 2: InterleavedDot.Run<Rows2>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        default: InterleavedDot.Run<Rows1>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
                     }
                 }
             }

@@ -7,14 +7,14 @@ public enum TensorLayout
     Rows,
 
     /// <summary>
-    /// Q8_0 or Q4_0 rows in groups of <see cref="InterleavedRows.GroupRows"/>, the same bytes re-ordered (see
+    /// Q8_0, Q4_0 or Q4_K rows in groups of <see cref="InterleavedRows.GroupRows"/>, the same bytes re-ordered (see
     /// <see cref="InterleavedRows"/>) so that one 256-bit load holds four values of each of eight rows.
     /// </summary>
     Interleaved,
 }
 
 /// <summary>
-/// The interleaved layout of Q8_0 and Q4_0 matrices. Rows are taken eight at a time; a group holds its blocks' f16
+/// The interleaved layout of Q8_0 and Q4_0 matrices (Q4_K: see <see cref="Q4KSuperBlockBytes"/>). Rows are taken eight at a time; a group holds its blocks' f16
 /// scales first ([blocks, 8] halves), then their values ([blocks, chunks, 8, 4] bytes): chunk k of a block holds bytes
 /// 4k .. 4k + 3 of each of the eight rows' blocks, row after row. A dot-product kernel multiplies one such chunk by
 /// four activations broadcast to every row, so each row's sum stays in its own lane and the eight scales of a block

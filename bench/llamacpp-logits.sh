@@ -5,7 +5,8 @@
 #
 #   bench/llamacpp-logits.sh model.gguf [more.gguf ...]        TOKENS=16 THREADS=2 TOLERANCE=0.05
 #
-# Exits 1 if any file differs by more than the tolerance (max |Δ| / max |llama.cpp| at some position).
+# Exits 1 if any file differs by more than the tolerance (max |Δ| / max |llama.cpp| at some position) or llama.cpp
+# cannot run it. The library names are those of the node-llama-cpp release that the harness pins (linux-x64, v0.5.0).
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 MODEL.gguf [MODEL.gguf ...]" >&2; exit 2; }
 source "$(dirname "$0")/harness.sh"
@@ -22,11 +23,17 @@ if [ ! -x "$harness/bin/dump_logits" ]; then
      -Wl,-rpath,"\$ORIGIN/../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64")
 fi
 status=0
+dump=$(mktemp)
+log=$(mktemp)
+trap 'rm -f "$dump" "$log"' EXIT
 for model in "$@"; do
-  dump=$(mktemp)
-  "$harness/bin/dump_logits" "$model" "${TOKENS:-16}" "${THREADS:-2}" "$bins" > "$dump" 2>/dev/null
   echo "== $model" >&2
+  if ! "$harness/bin/dump_logits" "$model" "${TOKENS:-16}" "${THREADS:-2}" "$bins" > "$dump" 2> "$log"; then
+    echo "dump_logits failed on $model:" >&2
+    tail -5 "$log" >&2
+    status=1
+    continue
+  fi
   $exo logits --model "$model" --compare "$dump" --tolerance "${TOLERANCE:-0.05}" | tail -1 || status=1
-  rm -f "$dump"
 done
 exit $status

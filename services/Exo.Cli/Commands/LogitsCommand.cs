@@ -45,11 +45,12 @@ internal static class LogitsCommand
     private static int Run(string modelPath, string comparePath, double tolerance, bool reference)
     {
         if (!(tolerance >= 0)) throw new CliInputException($"--tolerance must be a non-negative number, not {tolerance}");
+        // The dump is checked against the config before the (possibly large) weights are mapped.
+        var vocab = ModelConfig.LoadAny(modelPath).VocabSize;
+        var (tokens, theirs) = ReadDump(comparePath, vocab);
         using var fast = reference ? null : new FastKernels();
         using var stage = ModelStage.Load(modelPath, null, fast is null ? ReferenceKernels.Instance : fast);
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("logits needs the whole model");
-        var vocab = stage.Config.VocabSize;
-        var (tokens, theirs) = ReadDump(comparePath, vocab);
 
         var ours = new float[tokens.Length * vocab];
         stage.ForwardTokens([new SequenceChunk(stage.CreateCache(tokens.Length), tokens.Length)], tokens, ours, LogitRows.All);

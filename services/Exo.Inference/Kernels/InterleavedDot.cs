@@ -57,7 +57,7 @@ internal static unsafe class InterleavedDot
         var chunkBytes = (B.BlockBytes - 2) * GroupRows;
         var scales = (short*)group;
         var values = group + (long)blocks * GroupRows * 2;
-        nint columns = blocks * BlockSize, columns3 = 3 * columns, row = blocks, row3 = 3 * row;
+        nint columns = blocks * BlockSize, columns3 = 3 * columns, rowBlocks = blocks, rowBlocks3 = 3 * rowBlocks;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var ones = Vector256.Create((short)1);
         var mask = Vector256.Create((byte)0x0F);
@@ -82,9 +82,9 @@ internal static unsafe class InterleavedDot
                 Nibbles<N>(values + 64, xq + 8, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
                 Nibbles<N>(values + 96, xq + 12, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
                 s0 = Avx2.MultiplyAddAdjacent(h0, ones) - Vector256.Create(offsets[0]);
-                if (N.Value > 1) s1 = Avx2.MultiplyAddAdjacent(h1, ones) - Vector256.Create(offsets[row]);
-                if (N.Value > 2) s2 = Avx2.MultiplyAddAdjacent(h2, ones) - Vector256.Create(offsets[2 * row]);
-                if (N.Value > 3) s3 = Avx2.MultiplyAddAdjacent(h3, ones) - Vector256.Create(offsets[row3]);
+                if (N.Value > 1) s1 = Avx2.MultiplyAddAdjacent(h1, ones) - Vector256.Create(offsets[rowBlocks]);
+                if (N.Value > 2) s2 = Avx2.MultiplyAddAdjacent(h2, ones) - Vector256.Create(offsets[2 * rowBlocks]);
+                if (N.Value > 3) s3 = Avx2.MultiplyAddAdjacent(h3, ones) - Vector256.Create(offsets[rowBlocks3]);
             }
             else
             {
@@ -99,9 +99,9 @@ internal static unsafe class InterleavedDot
 
             var d = HalfBits.FiniteToSingle(Avx2.ConvertToVector256Int32(scales));
             a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), d * Vector256.Create(xs[0]), a0);
-            if (N.Value > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), d * Vector256.Create(xs[row]), a1);
-            if (N.Value > 2) a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s2), d * Vector256.Create(xs[2 * row]), a2);
-            if (N.Value > 3) a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s3), d * Vector256.Create(xs[row3]), a3);
+            if (N.Value > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), d * Vector256.Create(xs[rowBlocks]), a1);
+            if (N.Value > 2) a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s2), d * Vector256.Create(xs[2 * rowBlocks]), a2);
+            if (N.Value > 3) a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s3), d * Vector256.Create(xs[rowBlocks3]), a3);
         }
 
         a0.Store(y);
@@ -119,7 +119,7 @@ internal static unsafe class InterleavedDot
     public static void GroupQ4K<N>(byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
         where N : IRowCount
     {
-        nint columns = superBlocks * 256, columns3 = 3 * columns, row = superBlocks * 8, row3 = 3 * row;
+        nint columns = superBlocks * 256, columns3 = 3 * columns, rowBlocks = superBlocks * 8, rowBlocks3 = 3 * rowBlocks;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
         var ones = Vector256.Create((short)1);
@@ -146,20 +146,20 @@ internal static unsafe class InterleavedDot
                 c0 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[0]), c0);
                 if (N.Value > 1)
                 {
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h1, ones)), scale * Vector256.Create(xs[row]), a1);
-                    c1 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[row]), c1);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h1, ones)), scale * Vector256.Create(xs[rowBlocks]), a1);
+                    c1 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[rowBlocks]), c1);
                 }
 
                 if (N.Value > 2)
                 {
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h2, ones)), scale * Vector256.Create(xs[2 * row]), a2);
-                    c2 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[2 * row]), c2);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h2, ones)), scale * Vector256.Create(xs[2 * rowBlocks]), a2);
+                    c2 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[2 * rowBlocks]), c2);
                 }
 
                 if (N.Value > 3)
                 {
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h3, ones)), scale * Vector256.Create(xs[row3]), a3);
-                    c3 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[row3]), c3);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h3, ones)), scale * Vector256.Create(xs[rowBlocks3]), a3);
+                    c3 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[rowBlocks3]), c3);
                 }
             }
         }

@@ -27,7 +27,7 @@ internal static unsafe class InterleavedDotArm
         var chunkBytes = (B.BlockBytes - 2) * GroupRows;
         var scales = (short*)group;
         var values = group + (long)blocks * GroupRows * 2;
-        nint columns = blocks * BlockSize, row = blocks;
+        nint columns = blocks * BlockSize, rowBlocks = blocks;
         Sums a0 = default, a1 = default, a2 = default, a3 = default;
         for (var b = 0; b < blocks; b++, values += chunkBytes, scales += GroupRows, xq += BlockSize, xs++, offsets++)
         {
@@ -41,9 +41,9 @@ internal static unsafe class InterleavedDotArm
                 Nibbles<N>(values + 64, 2, x, ref s0, ref s1, ref s2, ref s3);
                 Nibbles<N>(values + 96, 3, x, ref s0, ref s1, ref s2, ref s3);
                 s0 = s0.Minus(offsets[0]);
-                if (N.Value > 1) s1 = s1.Minus(offsets[row]);
-                if (N.Value > 2) s2 = s2.Minus(offsets[2 * row]);
-                if (N.Value > 3) s3 = s3.Minus(offsets[3 * row]);
+                if (N.Value > 1) s1 = s1.Minus(offsets[rowBlocks]);
+                if (N.Value > 2) s2 = s2.Minus(offsets[2 * rowBlocks]);
+                if (N.Value > 3) s3 = s3.Minus(offsets[3 * rowBlocks]);
             }
             else
             {
@@ -60,9 +60,9 @@ internal static unsafe class InterleavedDotArm
 
             var d = Halves(scales);
             a0 = a0.Add(s0, d, xs[0]);
-            if (N.Value > 1) a1 = a1.Add(s1, d, xs[row]);
-            if (N.Value > 2) a2 = a2.Add(s2, d, xs[2 * row]);
-            if (N.Value > 3) a3 = a3.Add(s3, d, xs[3 * row]);
+            if (N.Value > 1) a1 = a1.Add(s1, d, xs[rowBlocks]);
+            if (N.Value > 2) a2 = a2.Add(s2, d, xs[2 * rowBlocks]);
+            if (N.Value > 3) a3 = a3.Add(s3, d, xs[3 * rowBlocks]);
         }
 
         a0.Store(y);
@@ -76,7 +76,7 @@ internal static unsafe class InterleavedDotArm
     public static void GroupQ4K<N>(byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
         where N : IRowCount
     {
-        nint columns = superBlocks * 256, row = superBlocks * 8;
+        nint columns = superBlocks * 256, rowBlocks = superBlocks * 8;
         Sums a0 = default, a1 = default, a2 = default, a3 = default;
         Sums c0 = default, c1 = default, c2 = default, c3 = default;
         for (var s = 0; s < superBlocks; s++)
@@ -100,20 +100,20 @@ internal static unsafe class InterleavedDotArm
                 c0 = c0.Add(min, sums[0]);
                 if (N.Value > 1)
                 {
-                    a1 = a1.Add(s1, scale, xs[row]);
-                    c1 = c1.Add(min, sums[row]);
+                    a1 = a1.Add(s1, scale, xs[rowBlocks]);
+                    c1 = c1.Add(min, sums[rowBlocks]);
                 }
 
                 if (N.Value > 2)
                 {
-                    a2 = a2.Add(s2, scale, xs[2 * row]);
-                    c2 = c2.Add(min, sums[2 * row]);
+                    a2 = a2.Add(s2, scale, xs[2 * rowBlocks]);
+                    c2 = c2.Add(min, sums[2 * rowBlocks]);
                 }
 
                 if (N.Value > 3)
                 {
-                    a3 = a3.Add(s3, scale, xs[3 * row]);
-                    c3 = c3.Add(min, sums[3 * row]);
+                    a3 = a3.Add(s3, scale, xs[3 * rowBlocks]);
+                    c3 = c3.Add(min, sums[3 * rowBlocks]);
                 }
             }
         }

@@ -117,10 +117,6 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         }
     }
 
-    // Rows of interleaved weights are gathered into row-layout blocks first, on the stack unless a row is huge.
-    private const int StackRowBytes = 32 * 1024;
-
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RmsNorm(ReadOnlySpan<float> x, int n, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
@@ -250,9 +246,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         var rowBytes = tensor.RowByteCount;
         if (tensor.Layout == TensorLayout.Interleaved)
         {
-            var bytes = rowBytes <= StackRowBytes ? stackalloc byte[(int)rowBytes] : new byte[rowBytes];
-            InterleavedRows.CopyRow(tensor.Type, tensor.Pointer, columns, index, bytes);
-            Quants.Dequantize(tensor.Type, bytes, new Span<float>(destination, columns));
+            tensor.ReadRow(index, new Span<float>(destination, columns));
             return;
         }
 
@@ -516,8 +510,9 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>
-    /// y = x · wᵀ + bias. Items are weight rows when each row is streamed once for all activation rows (decode), else
-    /// tiles of rows (prefill, and types without an in-place kernel, which are converted to f32 per tile).
+    /// y = x · wᵀ + bias. Items are groups of eight rows for interleaved weights; otherwise weight rows when each row is
+    /// streamed once for all activation rows (decode), else tiles of rows (prefill, and types without an in-place
+    /// kernel, which are converted to f32 per tile).
     /// </summary>
     private sealed class MatMulJob(Scratch scratch) : IParallelWork
     {
@@ -893,6 +888,5 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
 
             return total;
         }
-
     }
 }

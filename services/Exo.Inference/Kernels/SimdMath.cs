@@ -13,7 +13,8 @@ internal static class SimdMath
     /// <summary>
     /// e^x to about one unit in the last place: x = n ln 2 + r with |r| ≤ ln 2 / 2, e^r by its Taylor series to r^6
     /// (the next term is below 1.2e-7 of the result), times 2^n from the exponent bits. The input is clamped to
-    /// [−87.3, 88], where e^x stays a normal float. .NET's vector Exp cost about 22 cycles a value here, more than the
+    /// [−87.3, 88], where e^x stays a normal float: below it the result is 1.2e-38, not 0, which neither softmax (scores
+    /// minus their max) nor SiLU can tell apart. .NET's vector Exp cost about 22 cycles a value here, more than the
     /// rest of a decode step's attention; this is about two.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -246,7 +246,7 @@ public sealed class StageWeights : IDisposable
             var mapped = Get(name);
             var tensor = Copied(mapped, rows, columns, rotary).WithFiniteScan();
             // A matrix copied into anonymous memory hands its mapped pages back, so that it is not resident twice.
-            if (tensor.Pointer != mapped.Pointer) PageRelease.Release(mapped.Pointer, mapped.ByteLength);
+            if (tensor.Pointer != mapped.Pointer) source.Release(mapped);
             return tensor;
         }
 

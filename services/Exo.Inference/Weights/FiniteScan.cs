@@ -20,7 +20,7 @@ internal static unsafe class FiniteScan
         long i = 0;
         while (i + width <= count)
         {
-            // The largest magnitude of a chunk: one and plus one max per vector keeps the scan at memory speed.
+            // The largest magnitude of a chunk: one AND and one MAX per vector keeps the scan at memory speed.
             var largest = Vector<ushort>.Zero;
             var end = Math.Min(count, i + CheckEvery);
             for (; i + width <= end; i += width) largest = Vector.Max(largest, Vector.Load(data + i) & magnitude);

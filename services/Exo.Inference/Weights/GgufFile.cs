@@ -41,6 +41,9 @@ public sealed unsafe class GgufFile : IWeightSource
 
     public IReadOnlyCollection<string> OpenedFiles => [Path];
 
+    /// <summary>Every tensor lies in a read-only file mapping, whose pages can be dropped and read back.</summary>
+    public void Release(in Tensor tensor) => PageRelease.Release(tensor.Pointer, tensor.ByteLength);
+
     public static GgufFile Open(string path)
     {
         var mapped = MappedFile.Open(path, 24, "a GGUF file");

@@ -7,6 +7,12 @@ public interface IWeightSource : IDisposable
 
     Tensor Get(string name);
 
+    /// <summary>
+    /// Hands back the memory of a tensor from <see cref="Get"/> whose bytes the caller has copied elsewhere, so that
+    /// they are not resident twice. The tensor stays readable: a file mapping brings its pages back when touched.
+    /// </summary>
+    void Release(in Tensor tensor);
+
     /// <summary>The files mapped so far.</summary>
     IReadOnlyCollection<string> OpenedFiles { get; }
 }

@@ -139,7 +139,7 @@ public static unsafe class InterleavedRows
 
                     for (var sub = 0; sub < 8; sub++)
                     {
-                        var (scale, min) = Quants.Q4KScaleMin(block.Slice(4, 12), sub);
+                        var (scale, min) = Quants.ScaleMin(block.Slice(4, 12), sub);
                         record[32 + 16 * sub + j] = (byte)scale;
                         record[32 + 16 * sub + 8 + j] = (byte)min;
                         var values = record + 160 + 128 * sub;
@@ -191,7 +191,7 @@ public static unsafe class InterleavedRows
                 }
             }
 
-            Quants.Q4KPackScaleMins(scales, mins, block.Slice(4, 12));
+            Quants.PackScaleMins(scales, mins, block.Slice(4, 12));
         }
     }
 

@@ -13,17 +13,12 @@ public static partial class Quants
     /// Sub-block j's 6-bit scale and min from Q4_K/Q5_K's 12 packed bytes: sub-blocks 0-3 keep theirs in the low 6 bits
     /// of bytes j and j + 4; sub-blocks 4-7 split theirs into a nibble of byte j + 4 and the top 2 bits of bytes j − 4 and j.
     /// </summary>
-    private static (int Scale, int Min) ScaleMin(ReadOnlySpan<byte> scales, int j) => j < 4
+    internal static (int Scale, int Min) ScaleMin(ReadOnlySpan<byte> scales, int j) => j < 4
         ? (scales[j] & 63, scales[j + 4] & 63)
         : ((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
 
-    /// <summary>Sub-block j's 6-bit scale and min from a Q4_K block's 12 packed bytes.</summary>
-    internal static (int Scale, int Min) Q4KScaleMin(ReadOnlySpan<byte> scales, int j) => ScaleMin(scales, j);
-
-    /// <summary>Packs eight 6-bit scales and mins into Q4_K's 12 bytes.</summary>
-    internal static void Q4KPackScaleMins(ReadOnlySpan<byte> scales, ReadOnlySpan<byte> mins, Span<byte> packed) => PackScaleMins(scales, mins, packed);
-
-    private static void PackScaleMins(ReadOnlySpan<byte> scales, ReadOnlySpan<byte> mins, Span<byte> packed)
+    /// <summary>Packs eight 6-bit scales and mins into the 12 bytes of a Q4_K or Q5_K block.</summary>
+    internal static void PackScaleMins(ReadOnlySpan<byte> scales, ReadOnlySpan<byte> mins, Span<byte> packed)
     {
         packed.Clear();
         for (var j = 0; j < 8; j++)
@@ -103,7 +98,7 @@ public static partial class Quants
     {
         var d = Half(block, 208);
         var nibble = Vector128.Create((byte)0xF);
-        var two = Vector128.Create((byte)3);
+        var lowTwoBits = Vector128.Create((byte)3);
         for (var half = 0; half < 2; half++)
         {
             var ql = block.Slice(64 * half, 64);
@@ -114,10 +109,10 @@ public static partial class Quants
             {
                 var i = l / 16;
                 Vector128<byte> a = Vector128.Create(ql.Slice(l, 16)), b = Vector128.Create(ql.Slice(l + 32, 16)), h = Vector128.Create(qh.Slice(l, 16));
-                Signed((a & nibble) | ((h & two) << 4), d * (sbyte)sc[i], yh.Slice(l, 16));
-                Signed((b & nibble) | (((h >>> 2) & two) << 4), d * (sbyte)sc[i + 2], yh.Slice(l + 32, 16));
-                Signed((a >>> 4) | (((h >>> 4) & two) << 4), d * (sbyte)sc[i + 4], yh.Slice(l + 64, 16));
-                Signed((b >>> 4) | (((h >>> 6) & two) << 4), d * (sbyte)sc[i + 6], yh.Slice(l + 96, 16));
+                Signed((a & nibble) | ((h & lowTwoBits) << 4), d * (sbyte)sc[i], yh.Slice(l, 16));
+                Signed((b & nibble) | (((h >>> 2) & lowTwoBits) << 4), d * (sbyte)sc[i + 2], yh.Slice(l + 32, 16));
+                Signed((a >>> 4) | (((h >>> 4) & lowTwoBits) << 4), d * (sbyte)sc[i + 4], yh.Slice(l + 64, 16));
+                Signed((b >>> 4) | (((h >>> 6) & lowTwoBits) << 4), d * (sbyte)sc[i + 6], yh.Slice(l + 96, 16));
             }
         }
     }

@@ -61,6 +61,8 @@ public readonly unsafe struct Tensor
         return new ReadOnlySpan<byte>(_data + row * rowBytes, checked((int)rowBytes));
     }
 
+    private const int StackRowBytes = 32 * 1024;
+
     /// <summary>Converts one row to f32 (dequantizing block types), whatever the layout.</summary>
     public void ReadRow(int row, Span<float> destination)
     {
@@ -72,7 +74,8 @@ public readonly unsafe struct Tensor
         }
 
         if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
-        var bytes = new byte[RowByteCount];
+        // The row is gathered into row-layout blocks first, on the stack unless it is huge.
+        var bytes = RowByteCount <= StackRowBytes ? stackalloc byte[(int)RowByteCount] : new byte[RowByteCount];
         InterleavedRows.CopyRow(Type, _data, Columns, row, bytes);
         Quants.Dequantize(Type, bytes, destination);
     }

@@ -68,6 +68,9 @@ public sealed class WeightFolder : IWeightSource
     /// <summary>The files this folder has mapped so far (a stage should map only those holding its tensors).</summary>
     public IReadOnlyCollection<string> OpenedFiles => _open.Keys;
 
+    /// <summary>Every tensor lies in a read-only file mapping, whose pages can be dropped and read back.</summary>
+    public unsafe void Release(in Tensor tensor) => PageRelease.Release(tensor.Pointer, tensor.ByteLength);
+
     private SafetensorsFile FileFor(string file)
     {
         if (_open.TryGetValue(file, out var opened)) return opened;

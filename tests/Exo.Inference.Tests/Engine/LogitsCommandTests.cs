@@ -1,8 +1,7 @@
 using System.Text.Json;
-using Exo.Inference.Tests.Engine;
 using Exo.Inference.Verification;
 
-namespace Exo.Inference.Tests.Kernels;
+namespace Exo.Inference.Tests.Engine;
 
 /// <summary>Runs the real `exo logits` process against another engine's logits: here transformers' reference logits.</summary>
 public sealed class LogitsCommandTests : IDisposable

@@ -98,6 +98,23 @@ public sealed class FastKernelsTests(KernelVariants variants) : IClassFixture<Ke
     }
 
     [Fact]
+    public void DecodeBatchesGiveEachSequenceItsSingleRowBits()
+    {
+        // Two to four rows stream each weight row once for all of them (decode batches), one row takes the four-row
+        // groups: both give a row the same bits, over vector steps and a scalar tail (1100 columns) and a partial group.
+        var random = new Random(13);
+        using var store = new NativeTensors();
+        foreach (var type in new[] { DType.F16, DType.BF16, DType.F32 })
+        {
+            var w = RandomTensor(store, type, 37, 1100, random);
+            foreach (var tensor in type == DType.F16 ? [w, w.WithFiniteScan()] : new[] { w })
+            {
+                for (var n = 2; n <= 4; n++) variants.AssertRowsDoNotDependOnTheBatch(tensor, RandomArray(random, n * 1100), n);
+            }
+        }
+    }
+
+    [Fact]
     public void EachOutputRowIsIndependentOfTheBatchAndThreads()
     {
         // Prefill (blocked) and decode (streamed) paths and every thread count give the same bits for a row.

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Exo.Inference.Weights;
 
@@ -12,7 +13,7 @@ namespace Exo.Inference.Kernels;
 /// scales applies to all of them. Per block and activation row, Q4_0 adds its products in 16-bit lanes (16 products of
 /// at most 15 · 127 each stay below 2^15) and widens once; Q8_0 widens each chunk. Block sums are exact integers,
 /// scaled and accumulated in f32 in block order, so a row's result never depends on the batch, the threads or the group.
-/// (AVX-VNNI's vpdpbusd would fold the widening in; no machine here has it to test such a path, so none is written.)
+/// Where the CPU has AVX-VNNI, vpdpbusd multiplies and adds the bytes straight into 32-bit sums: the same integers.
 /// </summary>
 [SkipLocalsInit]
 internal static unsafe class InterleavedDot
@@ -25,22 +26,26 @@ internal static unsafe class InterleavedDot
     private const int Ahead = 2048;
 
     /// <summary>
-    /// The group kernel for a matrix of <paramref name="type"/> (Q8_0, Q4_0 or Q4_K): <see cref="InterleavedDotArm"/>'s
-    /// when <paramref name="arm"/>, else the AVX2 one; offsets serve Q4_0 and sums Q4_K (see the kernels).
+    /// The group kernel for a matrix of <paramref name="type"/> (Q8_0, Q4_0 or Q4_K) on <paramref name="path"/>:
+    /// <see cref="InterleavedDotArm"/>'s for Arm, else the x86 one; offsets serve Q4_0 and sums Q4_K (see the kernels).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<N>(bool arm, DType type, byte* group, int columns, sbyte* xq, float* xs, int* offsets, float* sums, float* y, int stride)
+    public static void Run<N>(QuantDot.Path path, DType type, byte* group, int columns, sbyte* xq, float* xs, int* offsets, float* sums, float* y, int stride)
         where N : IRowCount
     {
+        // IsSupported is a JIT constant: x86 compiles no call to the Arm kernels, nor Arm to the x86 ones, and a CPU
+        // without AVX-VNNI keeps no test of it.
+        var arm = path == QuantDot.Path.ArmDot && Dp.IsSupported;
+        var vnni = path == QuantDot.Path.AvxVnni && AvxVnni.IsSupported;
         var blocks = columns / BlockSize;
         switch (type)
         {
             case DType.Q8_0 when arm: InterleavedDotArm.Group<Q8Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
-            case DType.Q8_0: Group<Q8Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q8_0: Group<Q8Block, N>(vnni, group, blocks, xq, xs, offsets, y, stride); break;
             case DType.Q4_0 when arm: InterleavedDotArm.Group<Q4Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
-            case DType.Q4_0: Group<Q4Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_0: Group<Q4Block, N>(vnni, group, blocks, xq, xs, offsets, y, stride); break;
             case DType.Q4_K when arm: InterleavedDotArm.GroupQ4K<N>(group, columns / 256, xq, xs, sums, y, stride); break;
-            case DType.Q4_K: GroupQ4K<N>(group, columns / 256, xq, xs, sums, y, stride); break;
+            case DType.Q4_K: GroupQ4K<N>(vnni, group, columns / 256, xq, xs, sums, y, stride); break;
             default: throw new ArgumentException($"{type} matrices are not interleaved");
         }
     }
@@ -51,7 +56,7 @@ internal static unsafe class InterleavedDot
     /// Q4_0's +8 offset subtracts) offsets + t · blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static void Group<B, N>(byte* group, int blocks, sbyte* xq, float* xs, int* offsets, float* y, int stride)
+    public static void Group<B, N>(bool vnni, byte* group, int blocks, sbyte* xq, float* xs, int* offsets, float* y, int stride)
         where B : IQuantBlock where N : IRowCount
     {
         var chunkBytes = (B.BlockBytes - 2) * GroupRows;
@@ -71,29 +76,22 @@ internal static unsafe class InterleavedDot
                 Sse.Prefetch0(values + Ahead + 192);
             }
 
-            Vector256<int> s0, s1 = default, s2 = default, s3 = default;
+            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             if (B.Offset)
             {
-                // Q4_0: chunk k holds bytes 4k..4k+3 of each row; low nibbles are values 4k.., high ones 16 + 4k..
-                // Written out four times: the JIT does not unroll the loop, whose counting was half a row's work.
-                Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
-                Nibbles<N>(values, xq, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 32, xq + 4, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 64, xq + 8, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 96, xq + 12, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                s0 = Avx2.MultiplyAddAdjacent(h0, ones) - Vector256.Create(offsets[0]);
-                if (N.Value > 1) s1 = Avx2.MultiplyAddAdjacent(h1, ones) - Vector256.Create(offsets[rowBlocks]);
-                if (N.Value > 2) s2 = Avx2.MultiplyAddAdjacent(h2, ones) - Vector256.Create(offsets[2 * rowBlocks]);
-                if (N.Value > 3) s3 = Avx2.MultiplyAddAdjacent(h3, ones) - Vector256.Create(offsets[rowBlocks3]);
+                NibbleSums<N>(vnni, values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
+                s0 -= Vector256.Create(offsets[0]);
+                if (N.Value > 1) s1 -= Vector256.Create(offsets[rowBlocks]);
+                if (N.Value > 2) s2 -= Vector256.Create(offsets[2 * rowBlocks]);
+                if (N.Value > 3) s3 -= Vector256.Create(offsets[rowBlocks3]);
             }
             else
             {
                 // Q8_0: chunk k holds values 4k..4k+3 of each row; their signs move onto the activations.
-                s0 = default;
                 for (var k = 0; k < 8; k += 2)
                 {
-                    Signed<N>(values + 32 * k, xq + 4 * k, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
-                    Signed<N>(values + 32 * k + 32, xq + 4 * k + 4, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
+                    Signed<N>(vnni, values + 32 * k, xq + 4 * k, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
+                    Signed<N>(vnni, values + 32 * k + 32, xq + 4 * k + 4, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
                 }
             }
 
@@ -116,7 +114,7 @@ internal static unsafe class InterleavedDot
     /// Σ (d·sc·q − dmin·m) · x = d·sc · Σ q·x (the Q4_0 integer sum) − dmin·m · Σ x, and Σ x is the activations' sums.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static void GroupQ4K<N>(byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
+    public static void GroupQ4K<N>(bool vnni, byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
         where N : IRowCount
     {
         nint columns = superBlocks * 256, columns3 = 3 * columns, rowBlocks = superBlocks * 8, rowBlocks3 = 3 * rowBlocks;
@@ -135,30 +133,27 @@ internal static unsafe class InterleavedDot
                 var values = record + 160 + 128 * j;
                 Sse.Prefetch0(values + Ahead);
                 Sse.Prefetch0(values + Ahead + 64);
-                Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
-                Nibbles<N>(values, xq, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 32, xq + 4, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 64, xq + 8, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
-                Nibbles<N>(values + 96, xq + 12, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+                Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+                NibbleSums<N>(vnni, values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
                 var scale = d * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta));
                 var min = dmin * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta + 8));
-                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h0, ones)), scale * Vector256.Create(xs[0]), a0);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), scale * Vector256.Create(xs[0]), a0);
                 c0 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[0]), c0);
                 if (N.Value > 1)
                 {
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h1, ones)), scale * Vector256.Create(xs[rowBlocks]), a1);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s1), scale * Vector256.Create(xs[rowBlocks]), a1);
                     c1 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[rowBlocks]), c1);
                 }
 
                 if (N.Value > 2)
                 {
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h2, ones)), scale * Vector256.Create(xs[2 * rowBlocks]), a2);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s2), scale * Vector256.Create(xs[2 * rowBlocks]), a2);
                     c2 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[2 * rowBlocks]), c2);
                 }
 
                 if (N.Value > 3)
                 {
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.MultiplyAddAdjacent(h3, ones)), scale * Vector256.Create(xs[rowBlocks3]), a3);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s3), scale * Vector256.Create(xs[rowBlocks3]), a3);
                     c3 = Vector256.FusedMultiplyAdd(min, Vector256.Create(sums[rowBlocks3]), c3);
                 }
             }
@@ -168,6 +163,52 @@ internal static unsafe class InterleavedDot
         if (N.Value > 1) (a1 - c1).Store(y + stride);
         if (N.Value > 2) (a2 - c2).Store(y + 2 * stride);
         if (N.Value > 3) (a3 - c3).Store(y + 3 * stride);
+    }
+
+    /// <summary>
+    /// One Q4_0-layout block (four chunks: chunk k holds bytes 4k..4k+3 of each row, low nibbles values 4k.., high ones
+    /// 16 + 4k..) against each activation row, added to s_t as 32-bit sums: vpdpbusd adds its products straight into
+    /// them; AVX2 adds its pair products in 16-bit lanes and widens once. Written out four times: the JIT does not unroll
+    /// a loop, whose counting was half a row's work.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibbleSums<N>(bool vnni, byte* values, sbyte* xq, nint columns, nint columns3, Vector256<byte> mask, Vector256<short> ones,
+        ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
+        where N : IRowCount
+    {
+        if (vnni)
+        {
+            NibblesVnni<N>(values, xq, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
+            NibblesVnni<N>(values + 32, xq + 4, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
+            NibblesVnni<N>(values + 64, xq + 8, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
+            NibblesVnni<N>(values + 96, xq + 12, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
+            return;
+        }
+
+        Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
+        Nibbles<N>(values, xq, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+        Nibbles<N>(values + 32, xq + 4, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+        Nibbles<N>(values + 64, xq + 8, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+        Nibbles<N>(values + 96, xq + 12, columns, columns3, mask, ref h0, ref h1, ref h2, ref h3);
+        s0 += Avx2.MultiplyAddAdjacent(h0, ones);
+        if (N.Value > 1) s1 += Avx2.MultiplyAddAdjacent(h1, ones);
+        if (N.Value > 2) s2 += Avx2.MultiplyAddAdjacent(h2, ones);
+        if (N.Value > 3) s3 += Avx2.MultiplyAddAdjacent(h3, ones);
+    }
+
+    /// <summary>One Q4_0 chunk against each activation row through vpdpbusd (unsigned nibbles × signed activations).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibblesVnni<N>(byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<byte> mask,
+        ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
+        where N : IRowCount
+    {
+        var v = Vector256.Load(chunk);
+        var low = v & mask;
+        var high = (v.AsUInt16() >>> 4).AsByte() & mask;
+        s0 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(s0, low, Broadcast(x)), high, Broadcast(x + 16));
+        if (N.Value > 1) s1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(s1, low, Broadcast(x + columns)), high, Broadcast(x + columns + 16));
+        if (N.Value > 2) s2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(s2, low, Broadcast(x + 2 * columns)), high, Broadcast(x + 2 * columns + 16));
+        if (N.Value > 3) s3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(s3, low, Broadcast(x + columns3)), high, Broadcast(x + columns3 + 16));
     }
 
     /// <summary>One Q4_0 chunk against each activation row: 16-bit pair sums of low nibbles × activations 4k.. and high × 16 + 4k..</summary>
@@ -187,17 +228,22 @@ internal static unsafe class InterleavedDot
 
     /// <summary>One Q8_0 chunk against each activation row, widened to 32-bit sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Signed<N>(byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<short> ones,
+    private static void Signed<N>(bool vnni, byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<short> ones,
         ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
         where N : IRowCount
     {
         var v = Vector256.Load((sbyte*)chunk);
-        var magnitude = Avx2.Abs(v);
-        s0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Broadcast(x), v)), ones);
-        if (N.Value > 1) s1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Broadcast(x + columns), v)), ones);
-        if (N.Value > 2) s2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v)), ones);
-        if (N.Value > 3) s3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(Broadcast(x + columns3), v)), ones);
+        var magnitude = Avx2.Abs(v).AsByte();
+        s0 = Products(vnni, s0, magnitude, Avx2.Sign(Broadcast(x), v), ones);
+        if (N.Value > 1) s1 = Products(vnni, s1, magnitude, Avx2.Sign(Broadcast(x + columns), v), ones);
+        if (N.Value > 2) s2 = Products(vnni, s2, magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v), ones);
+        if (N.Value > 3) s3 = Products(vnni, s3, magnitude, Avx2.Sign(Broadcast(x + columns3), v), ones);
     }
+
+    /// <summary>s + the sums of each lane's four products of unsigned and signed bytes (none of the 16-bit pair sums can saturate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Products(bool vnni, Vector256<int> s, Vector256<byte> unsigned, Vector256<sbyte> signed, Vector256<short> ones) =>
+        vnni ? AvxVnni.MultiplyWideningAndAdd(s, unsigned, signed) : s + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), ones);
 
     /// <summary>Four activations, broadcast to the eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

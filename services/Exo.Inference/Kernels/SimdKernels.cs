@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Exo.Inference.Weights;
 
@@ -611,8 +610,7 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             int rows = _w.Rows, columns = _w.Columns, blocks = columns / QuantDot.BlockSize;
             var groupBytes = InterleavedRows.GroupBytes(_w.Type, columns);
-            // IsSupported is a JIT constant: x86 compiles no call to the Arm kernels, nor Arm to the x86 ones.
-            var arm = scratch.Path == QuantDot.Path.ArmDot && Dp.IsSupported;
+            var path = scratch.Path;
             for (var g = first; g < last; g++)
             {
                 var group = _w.Pointer + g * groupBytes;
@@ -625,10 +623,10 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
                     var y = _y + (long)t * rows + g * InterleavedRows.GroupRows;
                     switch (Math.Min(4, _n - t))
                     {
-                        case 4: InterleavedDot.Run<Rows4>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
-                        case 3: InterleavedDot.Run<Rows3>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
-                        case 2: InterleavedDot.Run<Rows2>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
-                        default: InterleavedDot.Run<Rows1>(arm, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        case 4: InterleavedDot.Run<Rows4>(path, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        case 3: InterleavedDot.Run<Rows3>(path, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        case 2: InterleavedDot.Run<Rows2>(path, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
+                        default: InterleavedDot.Run<Rows1>(path, _w.Type, group, columns, xq, xs, offsets, sums, y, rows); break;
                     }
                 }
             }

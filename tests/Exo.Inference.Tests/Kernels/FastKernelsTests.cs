@@ -10,10 +10,17 @@ public sealed class KernelVariants : IDisposable
 {
     public KernelVariants()
     {
-        // 128-bit vectors run with the portable integer path, the wider ones with the best this machine has.
+        // 128-bit vectors run with the portable integer path, 256-bit ones with AVX2's where the machine has it (so that
+        // a machine with AVX-VNNI checks both x86 paths), 512-bit ones with the best this machine has.
         foreach (var bits in new[] { 128, 256, 512 })
         {
-            foreach (var threads in new[] { 1, 2 }) All.Add(new FastKernels(threads, bits, bits == 128 ? QuantDot.Path.Portable : QuantDot.Best));
+            var path = bits switch
+            {
+                128 => QuantDot.Path.Portable,
+                256 when System.Runtime.Intrinsics.X86.Avx2.IsSupported => QuantDot.Path.Avx2,
+                _ => QuantDot.Best,
+            };
+            foreach (var threads in new[] { 1, 2 }) All.Add(new FastKernels(threads, bits, path));
         }
     }
 

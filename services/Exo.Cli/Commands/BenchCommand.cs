@@ -117,7 +117,7 @@ internal static class BenchCommand
         using var process = Process.GetCurrentProcess();
         return new BenchResult("exo", threads, s.Prompt / prefillSeconds, tgTokS, prefillSeconds * 1000, s.Batch, batchTokS,
             process.WorkingSet64 / 1e6, weightBytes, weightBytes * tgTokS / 1e9, bandwidth / 1e9, tgTokS * weightBytes / bandwidth,
-            fast is null ? "reference" : $"fast-{fast.VectorBits}");
+            fast is null ? "reference" : fast.Name);
     }
 
     private static void Prefill(ModelStage stage, KvCache cache, int[] prompt, float[] logits, out SequenceChunk sequence)

@@ -23,7 +23,15 @@ internal static class LogitsCommand
         var compare = new Option<FileInfo>("--compare")
         {
             Description = "JSON of the other engine's logits: {\"tokens\": [ids], \"logits\": [[one row of vocabulary size per token]]}",
-            Required = true,
+        };
+        var save = new Option<FileInfo>("--save")
+        {
+            Description = "Also write this engine's logits as such a JSON dump, for a later --compare (another machine, build or kernel set)",
+        };
+        var count = new Option<int>("--tokens")
+        {
+            Description = "Without --compare: tokens to run, t_i = (37i + 11) mod (vocab - 2) as llama.cpp's dump_logits picks them",
+            DefaultValueFactory = _ => 16,
         };
         var tolerance = new Option<double>("--tolerance")
         {
@@ -33,27 +41,40 @@ internal static class LogitsCommand
         var reference = new Option<bool>("--reference") { Description = "Run the reference kernels instead of the fast ones" };
         var command = new Command("logits",
             "Run the tokens of another engine's logits dump through this engine and report, position by position, the " +
-            "relative logit difference and whether the most likely token agrees. Exits 0 when every position is within the tolerance.")
+            "relative logit difference and whether the most likely token agrees. Exits 0 when every position is within the " +
+            "tolerance. With --save, write this engine's logits as a dump too (or only, without --compare).")
         {
-            model, compare, tolerance, reference,
+            model, compare, save, count, tolerance, reference,
         };
-        command.SetAction(parse => CommandErrors.Run(() =>
-            Run(parse.GetValue(model)!.FullName, parse.GetValue(compare)!.FullName, parse.GetValue(tolerance), parse.GetValue(reference))));
+        command.SetAction(parse => CommandErrors.Run(() => Run(parse.GetValue(model)!.FullName, parse.GetValue(compare)?.FullName,
+            parse.GetValue(save)?.FullName, parse.GetValue(count), parse.GetValue(tolerance), parse.GetValue(reference))));
         return command;
     }
 
-    private static int Run(string modelPath, string comparePath, double tolerance, bool reference)
+    private static int Run(string modelPath, string? comparePath, string? savePath, int count, double tolerance, bool reference)
     {
+        if (comparePath is null && savePath is null) throw new CliInputException("give --compare FILE, --save FILE or both");
         if (!(tolerance >= 0)) throw new CliInputException($"--tolerance must be a non-negative number, not {tolerance}");
+        if (count is < 1 or > MaxTokens) throw new CliInputException($"--tokens must be 1 to {MaxTokens}, not {count}");
         // The dump is checked against the config before the (possibly large) weights are mapped.
         var vocab = ModelConfig.LoadAny(modelPath).VocabSize;
-        var (tokens, theirs) = ReadDump(comparePath, vocab);
+        if (vocab < 3) throw new CliInputException($"the model's vocabulary of {vocab} is too small to pick tokens from");
+        var (tokens, theirs) = comparePath is null
+            ? (Enumerable.Range(0, count).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray(), (float[]?)null)
+            : ReadDump(comparePath, vocab);
         using var fast = reference ? null : new FastKernels();
         using var stage = ModelStage.Load(modelPath, null, fast is null ? ReferenceKernels.Instance : fast);
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("logits needs the whole model");
 
         var ours = new float[tokens.Length * vocab];
         stage.ForwardTokens([new SequenceChunk(stage.CreateCache(tokens.Length), tokens.Length)], tokens, ours, LogitRows.All);
+        if (savePath is not null) WriteDump(savePath, tokens, ours, vocab);
+        if (theirs is null)
+        {
+            Console.WriteLine($"wrote the logits of {tokens.Length} tokens to {savePath}");
+            return 0;
+        }
+
         var worst = 0.0;
         var agree = 0;
         for (var t = 0; t < tokens.Length; t++)
@@ -71,8 +92,36 @@ internal static class LogitsCommand
         var passed = worst <= tolerance;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(passed ? "PASS" : "FAIL")}: worst rel err {worst:0.00e+0} (tolerance {tolerance:G3}), argmax agrees at {agree} of {tokens.Length} positions " +
-            $"({(fast is null ? "reference" : $"fast-{fast.VectorBits}")} kernels)"));
+            $"({(fast is null ? "reference" : fast.Name)} kernels)"));
         return passed ? 0 : 1;
+    }
+
+    /// <summary>Writes a dump in the format <see cref="ReadDump"/> reads; each float in its shortest form that reads back exactly.</summary>
+    private static void WriteDump(string path, int[] tokens, float[] logits, int vocab)
+    {
+        try
+        {
+            using var stream = File.Create(path);
+            using var json = new Utf8JsonWriter(stream);
+            json.WriteStartObject();
+            json.WriteStartArray("tokens");
+            foreach (var token in tokens) json.WriteNumberValue(token);
+            json.WriteEndArray();
+            json.WriteStartArray("logits");
+            for (var t = 0; t < tokens.Length; t++)
+            {
+                json.WriteStartArray();
+                foreach (var value in logits.AsSpan(t * vocab, vocab)) json.WriteNumberValue(value);
+                json.WriteEndArray();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliInputException($"cannot write {path}: {e.Message}");
+        }
     }
 
     /// <summary>Reads and checks a dump: token ids inside the vocabulary, one row of exactly vocabulary size per token.</summary>

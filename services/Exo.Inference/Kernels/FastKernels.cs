@@ -47,6 +47,15 @@ public sealed class FastKernels : IKernels, IDisposable
     /// <summary>The integer instructions of quantized dot products.</summary>
     internal QuantDot.Path QuantPath { get; }
 
+    /// <summary>What runs, for reports: e.g. "fast-512, AVX-VNNI".</summary>
+    public string Name => $"fast-{VectorBits}, " + QuantPath switch
+    {
+        QuantDot.Path.Avx2 => "AVX2",
+        QuantDot.Path.AvxVnni => "AVX-VNNI",
+        QuantDot.Path.ArmDot => "Arm sdot",
+        _ => "portable int8",
+    };
+
     private static int PreferredVectorBits() =>
         Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
 

@@ -40,6 +40,30 @@ public sealed class LogitsCommandTests : IDisposable
     }
 
     [Fact]
+    public void SavedLogitsOfTheReferenceKernelsAreWhatTheFastKernelsAreComparedWith()
+    {
+        var folder = RepositoryPaths.Fixture("qwen2-tiny");
+        var vocab = ReferenceFile.Load(folder).Cases[0].Vocab;
+        var saved = _temp.File("reference-kernels.json");
+        var (code, output, error) = VerifyCommandTests.Exo("logits", "--model", folder, "--save", saved, "--tokens", "6", "--reference");
+        Assert.True(code == 0, output + error);
+        using (var dump = JsonDocument.Parse(File.ReadAllText(saved)))
+        {
+            var tokens = dump.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToArray();
+            Assert.Equal(Enumerable.Range(0, 6).Select(i => (37 * i + 11) % (vocab - 2)), tokens);
+            Assert.All(dump.RootElement.GetProperty("logits").EnumerateArray(), row => Assert.Equal(vocab, row.GetArrayLength()));
+        }
+
+        (code, output, error) = VerifyCommandTests.Exo("logits", "--model", folder, "--compare", saved, "--tolerance", "1e-4");
+        Assert.True(code == 0, output + error);
+        Assert.Contains("argmax agrees at 6 of 6 positions", output);
+
+        (code, _, error) = VerifyCommandTests.Exo("logits", "--model", folder);
+        Assert.Equal(2, code);
+        Assert.Contains("give --compare FILE, --save FILE or both", error);
+    }
+
+    [Fact]
     public void MalformedDumpsAreClearErrors()
     {
         var folder = RepositoryPaths.Fixture("qwen2-tiny");

@@ -314,8 +314,10 @@ public sealed class StageRuntime : IAsyncDisposable
             FinishReason? finish = state.Options.EndTokens.Contains(token) ? FinishReason.Stop
                 : state.Produced >= state.Options.MaxNewTokens || state.Cache.Length >= state.Cache.Capacity ? FinishReason.Length
                 : null;
-            _results.Writer.TryWrite(new TokenResult(work.RequestId, token, index, finish, logprobs));
+            // A finished request is freed before its last token is published: whoever reads it may reopen the id or
+            // count on the KV budget at once.
             if (finish is not null) Close(work.RequestId);
+            _results.Writer.TryWrite(new TokenResult(work.RequestId, token, index, finish, logprobs));
         }
     }
 

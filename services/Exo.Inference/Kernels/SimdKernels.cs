@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Exo.Inference.Weights;
 
@@ -393,17 +394,26 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     private static void Tiles<W>(byte* w, long rowBytes, int count, float* x, int n, int columns, float* y, int rows)
         where W : IWeightRow
     {
-        // An activation pair stays in L1 while the tile's rows pass from L2.
+        // An activation pair (or quad) stays in L1 while the tile's rows pass from L2.
         var pairs = count & ~1;
         var t = n & ~1;
-        for (var u = 0; u < t; u += 2)
+        var u = 0;
+        if (typeof(V) == typeof(Vector512<float>))
+        {
+            for (; u + 4 <= n; u += 4)
+            {
+                for (var r = 0; r < pairs; r += 2) DotTile4<W>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
+            }
+        }
+
+        for (; u < t; u += 2)
         {
             for (var r = 0; r < pairs; r += 2) DotTile<W>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
         }
 
         for (var r = 0; r < pairs; r++)
         {
-            for (var u = t; u < n; u++) DotRows<W, Rows1>(w + r * rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
+            for (var rest = t; rest < n; rest++) DotRows<W, Rows1>(w + r * rowBytes, x + (long)rest * columns, columns, y + (long)rest * rows + r, rows);
         }
 
         for (var r = pairs; r < count; r++) RowAgainstAll<W>(w + r * rowBytes, x, n, columns, y + r, rows);
@@ -440,6 +450,55 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         y[1] = Tail<W>(S.Sum(S.Add(a10, b10)), w1, x0, i, columns);
         y[stride] = Tail<W>(S.Sum(S.Add(a01, b01)), w0, x1, i, columns);
         y[stride + 1] = Tail<W>(S.Sum(S.Add(a11, b11)), w1, x1, i, columns);
+    }
+
+    /// <summary>
+    /// <see cref="DotTile{W}"/> for four activation rows, where AVX-512's 32 registers hold its sixteen accumulators: each
+    /// pair of weight loads serves four rows, three loads per four multiply-adds instead of one each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void DotTile4<W>(byte* w, long rowBytes, float* x, int columns, float* y, int stride) where W : IWeightRow
+    {
+        byte* w0 = w, w1 = w + rowBytes;
+        float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
+        V a00 = S.Zero, b00 = S.Zero, a10 = S.Zero, b10 = S.Zero, a01 = S.Zero, b01 = S.Zero, a11 = S.Zero, b11 = S.Zero;
+        V a02 = S.Zero, b02 = S.Zero, a12 = S.Zero, b12 = S.Zero, a03 = S.Zero, b03 = S.Zero, a13 = S.Zero, b13 = S.Zero;
+        nint i = 0;
+        var c = S.Count;
+        for (; i + 2 * c <= columns; i += 2 * c)
+        {
+            W.Load<S, V>(w0, i, out var l0, out var h0);
+            W.Load<S, V>(w1, i, out var l1, out var h1);
+            V xl = S.Load(x0 + i), xh = S.Load(x0 + i + c);
+            a00 = S.MultiplyAdd(xl, l0, a00);
+            b00 = S.MultiplyAdd(xh, h0, b00);
+            a10 = S.MultiplyAdd(xl, l1, a10);
+            b10 = S.MultiplyAdd(xh, h1, b10);
+            (xl, xh) = (S.Load(x1 + i), S.Load(x1 + i + c));
+            a01 = S.MultiplyAdd(xl, l0, a01);
+            b01 = S.MultiplyAdd(xh, h0, b01);
+            a11 = S.MultiplyAdd(xl, l1, a11);
+            b11 = S.MultiplyAdd(xh, h1, b11);
+            (xl, xh) = (S.Load(x2 + i), S.Load(x2 + i + c));
+            a02 = S.MultiplyAdd(xl, l0, a02);
+            b02 = S.MultiplyAdd(xh, h0, b02);
+            a12 = S.MultiplyAdd(xl, l1, a12);
+            b12 = S.MultiplyAdd(xh, h1, b12);
+            (xl, xh) = (S.Load(x3 + i), S.Load(x3 + i + c));
+            a03 = S.MultiplyAdd(xl, l0, a03);
+            b03 = S.MultiplyAdd(xh, h0, b03);
+            a13 = S.MultiplyAdd(xl, l1, a13);
+            b13 = S.MultiplyAdd(xh, h1, b13);
+        }
+
+        y[0] = Tail<W>(S.Sum(S.Add(a00, b00)), w0, x0, i, columns);
+        y[1] = Tail<W>(S.Sum(S.Add(a10, b10)), w1, x0, i, columns);
+        y[stride] = Tail<W>(S.Sum(S.Add(a01, b01)), w0, x1, i, columns);
+        y[stride + 1] = Tail<W>(S.Sum(S.Add(a11, b11)), w1, x1, i, columns);
+        y[2 * stride] = Tail<W>(S.Sum(S.Add(a02, b02)), w0, x2, i, columns);
+        y[2 * stride + 1] = Tail<W>(S.Sum(S.Add(a12, b12)), w1, x2, i, columns);
+        y[3 * stride] = Tail<W>(S.Sum(S.Add(a03, b03)), w0, x3, i, columns);
+        y[3 * stride + 1] = Tail<W>(S.Sum(S.Add(a13, b13)), w1, x3, i, columns);
     }
 
     /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>

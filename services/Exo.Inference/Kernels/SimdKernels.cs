@@ -384,8 +384,8 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>
-    /// A prefill tile: weight rows [0, count) (rowBytes apart, in cache) against activation rows [0, n), two by two, then
-    /// what is left over row by row. Two weight rows share each activation load and two activation rows each weight
+    /// A prefill tile: weight rows [0, count) (rowBytes apart, in cache) against activation rows [0, n), weight rows two
+    /// by two against two activation rows (four on AVX-512), then what is left over row by row. Two weight rows share each activation load and two activation rows each weight
     /// load, which halves what a step reads from L2 against one weight row with four activation rows (F32, 2048 columns,
     /// in a loop of its own: 29 -> 45 GMAC/s; 2048² f16 prefill of 64 rows: 18.9 -> 22.5). Streamed weights (decode
     /// batches) stay with one row and four activation rows: converting each f16 row twice cost more (17 -> 11 GMAC/s).
@@ -402,13 +402,13 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             for (; u + 4 <= n; u += 4)
             {
-                for (var r = 0; r < pairs; r += 2) DotTile4<W>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
+                for (var r = 0; r < pairs; r += 2) DotTile<W, Rows4>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
             }
         }
 
         for (; u < t; u += 2)
         {
-            for (var r = 0; r < pairs; r += 2) DotTile<W>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
+            for (var r = 0; r < pairs; r += 2) DotTile<W, Rows2>(w + r * rowBytes, rowBytes, x + (long)u * columns, columns, y + (long)u * rows + r, rows);
         }
 
         for (var r = 0; r < pairs; r++)
@@ -420,44 +420,14 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
     }
 
     /// <summary>
-    /// Two weight rows against two activation rows: y[t · stride + r] for r, t in {0, 1}, each summed exactly as
-    /// <see cref="DotRows{W, N}"/> sums it (the low and high accumulators of each step, then the tail in order).
+    /// Two weight rows against N (two or four) activation rows: y[t · stride + r] for r in {0, 1} and t &lt; N, each summed
+    /// exactly as <see cref="DotRows{W, N}"/> sums it (the low and high accumulators of each step, then the tail in
+    /// order). Four rows only where AVX-512's 32 registers hold the sixteen accumulators: each pair of weight loads then
+    /// serves four activation rows, three loads per four multiply-adds instead of one each.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void DotTile<W>(byte* w, long rowBytes, float* x, int columns, float* y, int stride) where W : IWeightRow
-    {
-        byte* w0 = w, w1 = w + rowBytes;
-        float* x0 = x, x1 = x + columns;
-        V a00 = S.Zero, b00 = S.Zero, a01 = S.Zero, b01 = S.Zero, a10 = S.Zero, b10 = S.Zero, a11 = S.Zero, b11 = S.Zero;
-        nint i = 0;
-        var c = S.Count;
-        for (; i + 2 * c <= columns; i += 2 * c)
-        {
-            W.Load<S, V>(w0, i, out var l0, out var h0);
-            W.Load<S, V>(w1, i, out var l1, out var h1);
-            V xl0 = S.Load(x0 + i), xh0 = S.Load(x0 + i + c), xl1 = S.Load(x1 + i), xh1 = S.Load(x1 + i + c);
-            a00 = S.MultiplyAdd(xl0, l0, a00);
-            b00 = S.MultiplyAdd(xh0, h0, b00);
-            a01 = S.MultiplyAdd(xl1, l0, a01);
-            b01 = S.MultiplyAdd(xh1, h0, b01);
-            a10 = S.MultiplyAdd(xl0, l1, a10);
-            b10 = S.MultiplyAdd(xh0, h1, b10);
-            a11 = S.MultiplyAdd(xl1, l1, a11);
-            b11 = S.MultiplyAdd(xh1, h1, b11);
-        }
-
-        y[0] = Tail<W>(S.Sum(S.Add(a00, b00)), w0, x0, i, columns);
-        y[1] = Tail<W>(S.Sum(S.Add(a10, b10)), w1, x0, i, columns);
-        y[stride] = Tail<W>(S.Sum(S.Add(a01, b01)), w0, x1, i, columns);
-        y[stride + 1] = Tail<W>(S.Sum(S.Add(a11, b11)), w1, x1, i, columns);
-    }
-
-    /// <summary>
-    /// <see cref="DotTile{W}"/> for four activation rows, where AVX-512's 32 registers hold its sixteen accumulators: each
-    /// pair of weight loads serves four rows, three loads per four multiply-adds instead of one each.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void DotTile4<W>(byte* w, long rowBytes, float* x, int columns, float* y, int stride) where W : IWeightRow
+    private static void DotTile<W, N>(byte* w, long rowBytes, float* x, int columns, float* y, int stride)
+        where W : IWeightRow where N : IRowCount
     {
         byte* w0 = w, w1 = w + rowBytes;
         float* x0 = x, x1 = x + columns, x2 = x + 2 * columns, x3 = x + 3 * columns;
@@ -469,36 +439,37 @@ internal sealed unsafe class SimdKernels<S, V> : IKernels where S : ISimd<V> whe
         {
             W.Load<S, V>(w0, i, out var l0, out var h0);
             W.Load<S, V>(w1, i, out var l1, out var h1);
-            V xl = S.Load(x0 + i), xh = S.Load(x0 + i + c);
-            a00 = S.MultiplyAdd(xl, l0, a00);
-            b00 = S.MultiplyAdd(xh, h0, b00);
-            a10 = S.MultiplyAdd(xl, l1, a10);
-            b10 = S.MultiplyAdd(xh, h1, b10);
-            (xl, xh) = (S.Load(x1 + i), S.Load(x1 + i + c));
-            a01 = S.MultiplyAdd(xl, l0, a01);
-            b01 = S.MultiplyAdd(xh, h0, b01);
-            a11 = S.MultiplyAdd(xl, l1, a11);
-            b11 = S.MultiplyAdd(xh, h1, b11);
-            (xl, xh) = (S.Load(x2 + i), S.Load(x2 + i + c));
-            a02 = S.MultiplyAdd(xl, l0, a02);
-            b02 = S.MultiplyAdd(xh, h0, b02);
-            a12 = S.MultiplyAdd(xl, l1, a12);
-            b12 = S.MultiplyAdd(xh, h1, b12);
-            (xl, xh) = (S.Load(x3 + i), S.Load(x3 + i + c));
-            a03 = S.MultiplyAdd(xl, l0, a03);
-            b03 = S.MultiplyAdd(xh, h0, b03);
-            a13 = S.MultiplyAdd(xl, l1, a13);
-            b13 = S.MultiplyAdd(xh, h1, b13);
+            TileStep(x0 + i, l0, h0, l1, h1, ref a00, ref b00, ref a10, ref b10);
+            TileStep(x1 + i, l0, h0, l1, h1, ref a01, ref b01, ref a11, ref b11);
+            if (N.Value > 2)
+            {
+                TileStep(x2 + i, l0, h0, l1, h1, ref a02, ref b02, ref a12, ref b12);
+                TileStep(x3 + i, l0, h0, l1, h1, ref a03, ref b03, ref a13, ref b13);
+            }
         }
 
         y[0] = Tail<W>(S.Sum(S.Add(a00, b00)), w0, x0, i, columns);
         y[1] = Tail<W>(S.Sum(S.Add(a10, b10)), w1, x0, i, columns);
         y[stride] = Tail<W>(S.Sum(S.Add(a01, b01)), w0, x1, i, columns);
         y[stride + 1] = Tail<W>(S.Sum(S.Add(a11, b11)), w1, x1, i, columns);
-        y[2 * stride] = Tail<W>(S.Sum(S.Add(a02, b02)), w0, x2, i, columns);
-        y[2 * stride + 1] = Tail<W>(S.Sum(S.Add(a12, b12)), w1, x2, i, columns);
-        y[3 * stride] = Tail<W>(S.Sum(S.Add(a03, b03)), w0, x3, i, columns);
-        y[3 * stride + 1] = Tail<W>(S.Sum(S.Add(a13, b13)), w1, x3, i, columns);
+        if (N.Value > 2)
+        {
+            y[2 * stride] = Tail<W>(S.Sum(S.Add(a02, b02)), w0, x2, i, columns);
+            y[2 * stride + 1] = Tail<W>(S.Sum(S.Add(a12, b12)), w1, x2, i, columns);
+            y[3 * stride] = Tail<W>(S.Sum(S.Add(a03, b03)), w0, x3, i, columns);
+            y[3 * stride + 1] = Tail<W>(S.Sum(S.Add(a13, b13)), w1, x3, i, columns);
+        }
+    }
+
+    /// <summary>One step of <see cref="DotTile{W, N}"/>: one activation row's two halves against both weight rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TileStep(float* x, V l0, V h0, V l1, V h1, ref V a0, ref V b0, ref V a1, ref V b1)
+    {
+        V xl = S.Load(x), xh = S.Load(x + S.Count);
+        a0 = S.MultiplyAdd(xl, l0, a0);
+        b0 = S.MultiplyAdd(xh, h0, b0);
+        a1 = S.MultiplyAdd(xl, l1, a1);
+        b1 = S.MultiplyAdd(xh, h1, b1);
     }
 
     /// <summary>One weight row against activation rows [t0, n) in groups of four.</summary>

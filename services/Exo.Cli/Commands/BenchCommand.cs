@@ -89,8 +89,7 @@ internal static class BenchCommand
         using var stage = ModelStage.Load(s.Model, null, kernels);
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("bench needs the whole model");
         var vocab = stage.Config.VocabSize;
-        if (vocab < 3) throw new CliInputException($"the model's vocabulary of {vocab} is too small to benchmark");
-        var tokens = Enumerable.Range(0, s.Prompt + 1).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray();
+        var tokens = HarnessTokens(s.Prompt + 1, vocab);
         var logits = new float[s.Batch * vocab];
         var capacity = s.Prompt + Math.Max(s.Generate, WarmupSteps) + 1;
 
@@ -118,6 +117,16 @@ internal static class BenchCommand
         return new BenchResult("exo", threads, s.Prompt / prefillSeconds, tgTokS, prefillSeconds * 1000, s.Batch, batchTokS,
             process.WorkingSet64 / 1e6, weightBytes, weightBytes * tgTokS / 1e9, bandwidth / 1e9, tgTokS * weightBytes / bandwidth,
             fast is null ? "reference" : fast.Name);
+    }
+
+    /// <summary>
+    /// The tokens llama.cpp's benchmark harness feeds (llama-bench and its dump_logits): t_i = (37i + 11) mod (vocab − 2),
+    /// so that both engines run the same prompt.
+    /// </summary>
+    internal static int[] HarnessTokens(int count, int vocab)
+    {
+        if (vocab < 3) throw new CliInputException($"the model's vocabulary of {vocab} is too small to pick tokens from");
+        return Enumerable.Range(0, count).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray();
     }
 
     private static void Prefill(ModelStage stage, KvCache cache, int[] prompt, float[] logits, out SequenceChunk sequence)

@@ -58,10 +58,7 @@ internal static class LogitsCommand
         if (count is < 1 or > MaxTokens) throw new CliInputException($"--tokens must be 1 to {MaxTokens}, not {count}");
         // The dump is checked against the config before the (possibly large) weights are mapped.
         var vocab = ModelConfig.LoadAny(modelPath).VocabSize;
-        if (vocab < 3) throw new CliInputException($"the model's vocabulary of {vocab} is too small to pick tokens from");
-        var (tokens, theirs) = comparePath is null
-            ? (Enumerable.Range(0, count).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray(), (float[]?)null)
-            : ReadDump(comparePath, vocab);
+        var (tokens, theirs) = comparePath is null ? (BenchCommand.HarnessTokens(count, vocab), (float[]?)null) : ReadDump(comparePath, vocab);
         using var fast = reference ? null : new FastKernels();
         using var stage = ModelStage.Load(modelPath, null, fast is null ? ReferenceKernels.Instance : fast);
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("logits needs the whole model");

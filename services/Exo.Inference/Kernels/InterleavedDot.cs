@@ -6,6 +6,23 @@ using Exo.Inference.Weights;
 
 namespace Exo.Inference.Kernels;
 
+/// <summary>Which x86 instructions multiply bytes in <see cref="InterleavedDot"/>: a type argument, fixed when the JIT compiles.</summary>
+internal interface IBytes
+{
+    /// <summary>AVX-VNNI's vpdpbusd, or else AVX2's vpmaddubsw and vpmaddwd.</summary>
+    static abstract bool Vnni { get; }
+}
+
+internal readonly struct Avx2Bytes : IBytes
+{
+    public static bool Vnni => false;
+}
+
+internal readonly struct VnniBytes : IBytes
+{
+    public static bool Vnni => AvxVnni.IsSupported;
+}
+
 /// <summary>
 /// Integer dot products of <see cref="TensorLayout.Interleaved"/> Q8_0, Q4_0 and Q4_K weights (eight rows per group) with
 /// activations quantized to int8 blocks, on AVX2. One 256-bit load holds four values of each of the eight rows; four
@@ -35,19 +52,23 @@ internal static unsafe class InterleavedDot
     public static void Run<N>(QuantDot.Path path, DType type, byte* group, int columns, sbyte* xq, float* xs, int* offsets, float* sums, float* y, int stride)
         where N : IRowCount
     {
-        // IsSupported is a JIT constant: x86 compiles no call to the Arm kernels, nor Arm to the x86 ones, and a CPU
-        // without AVX-VNNI keeps no test of it.
+        // IsSupported is a JIT constant: x86 compiles no call to the Arm kernels, nor Arm to the x86 ones. AVX2 or
+        // AVX-VNNI is a type argument, so that the kernels' inner steps test nothing (a flag tested at every Q8_0 chunk
+        // took 1B Q8_0 prefill from 80-97 to 41-66 tok/s).
         var arm = path == QuantDot.Path.ArmDot && Dp.IsSupported;
         var vnni = path == QuantDot.Path.AvxVnni && AvxVnni.IsSupported;
         var blocks = columns / BlockSize;
         switch (type)
         {
             case DType.Q8_0 when arm: InterleavedDotArm.Group<Q8Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
-            case DType.Q8_0: Group<Q8Block, N>(vnni, group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q8_0 when vnni: Group<Q8Block, N, VnniBytes>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q8_0: Group<Q8Block, N, Avx2Bytes>(group, blocks, xq, xs, offsets, y, stride); break;
             case DType.Q4_0 when arm: InterleavedDotArm.Group<Q4Block, N>(group, blocks, xq, xs, offsets, y, stride); break;
-            case DType.Q4_0: Group<Q4Block, N>(vnni, group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_0 when vnni: Group<Q4Block, N, VnniBytes>(group, blocks, xq, xs, offsets, y, stride); break;
+            case DType.Q4_0: Group<Q4Block, N, Avx2Bytes>(group, blocks, xq, xs, offsets, y, stride); break;
             case DType.Q4_K when arm: InterleavedDotArm.GroupQ4K<N>(group, columns / 256, xq, xs, sums, y, stride); break;
-            case DType.Q4_K: GroupQ4K<N>(vnni, group, columns / 256, xq, xs, sums, y, stride); break;
+            case DType.Q4_K when vnni: GroupQ4K<N, VnniBytes>(group, columns / 256, xq, xs, sums, y, stride); break;
+            case DType.Q4_K: GroupQ4K<N, Avx2Bytes>(group, columns / 256, xq, xs, sums, y, stride); break;
             default: throw new ArgumentException($"{type} matrices are not interleaved");
         }
     }
@@ -58,8 +79,8 @@ internal static unsafe class InterleavedDot
     /// Q4_0's +8 offset subtracts) offsets + t · blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static void Group<B, N>(bool vnni, byte* group, int blocks, sbyte* xq, float* xs, int* offsets, float* y, int stride)
-        where B : IQuantBlock where N : IRowCount
+    public static void Group<B, N, P>(byte* group, int blocks, sbyte* xq, float* xs, int* offsets, float* y, int stride)
+        where B : IQuantBlock where N : IRowCount where P : IBytes
     {
         var chunkBytes = (B.BlockBytes - 2) * GroupRows;
         var scales = (short*)group;
@@ -81,7 +102,7 @@ internal static unsafe class InterleavedDot
             Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             if (B.Offset)
             {
-                NibbleSums<N>(vnni, values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
+                NibbleSums<N, P>(values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
                 s0 -= Vector256.Create(offsets[0]);
                 if (N.Value > 1) s1 -= Vector256.Create(offsets[rowBlocks]);
                 if (N.Value > 2) s2 -= Vector256.Create(offsets[2 * rowBlocks]);
@@ -92,8 +113,8 @@ internal static unsafe class InterleavedDot
                 // Q8_0: chunk k holds values 4k..4k+3 of each row; their signs move onto the activations.
                 for (var k = 0; k < 8; k += 2)
                 {
-                    Signed<N>(vnni, values + 32 * k, xq + 4 * k, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
-                    Signed<N>(vnni, values + 32 * k + 32, xq + 4 * k + 4, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
+                    Signed<N, P>(values + 32 * k, xq + 4 * k, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
+                    Signed<N, P>(values + 32 * k + 32, xq + 4 * k + 4, columns, columns3, ones, ref s0, ref s1, ref s2, ref s3);
                 }
             }
 
@@ -116,8 +137,8 @@ internal static unsafe class InterleavedDot
     /// Σ (d·sc·q − dmin·m) · x = d·sc · Σ q·x (the Q4_0 integer sum) − dmin·m · Σ x, and Σ x is the activations' sums.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static void GroupQ4K<N>(bool vnni, byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
-        where N : IRowCount
+    public static void GroupQ4K<N, P>(byte* group, int superBlocks, sbyte* xq, float* xs, float* sums, float* y, int stride)
+        where N : IRowCount where P : IBytes
     {
         nint columns = superBlocks * 256, columns3 = 3 * columns, rowBlocks = superBlocks * 8, rowBlocks3 = 3 * rowBlocks;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -136,7 +157,7 @@ internal static unsafe class InterleavedDot
                 Sse.Prefetch0(values + Ahead);
                 Sse.Prefetch0(values + Ahead + 64);
                 Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
-                NibbleSums<N>(vnni, values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
+                NibbleSums<N, P>(values, xq, columns, columns3, mask, ones, ref s0, ref s1, ref s2, ref s3);
                 var scale = d * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta));
                 var min = dmin * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(meta + 8));
                 a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s0), scale * Vector256.Create(xs[0]), a0);
@@ -174,11 +195,11 @@ internal static unsafe class InterleavedDot
     /// a loop, whose counting was half a row's work.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NibbleSums<N>(bool vnni, byte* values, sbyte* xq, nint columns, nint columns3, Vector256<byte> mask, Vector256<short> ones,
+    private static void NibbleSums<N, P>(byte* values, sbyte* xq, nint columns, nint columns3, Vector256<byte> mask, Vector256<short> ones,
         ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
-        where N : IRowCount
+        where N : IRowCount where P : IBytes
     {
-        if (vnni)
+        if (P.Vnni)
         {
             NibblesVnni<N>(values, xq, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
             NibblesVnni<N>(values + 32, xq + 4, columns, columns3, mask, ref s0, ref s1, ref s2, ref s3);
@@ -230,22 +251,23 @@ internal static unsafe class InterleavedDot
 
     /// <summary>One Q8_0 chunk against each activation row, widened to 32-bit sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Signed<N>(bool vnni, byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<short> ones,
+    private static void Signed<N, P>(byte* chunk, sbyte* x, nint columns, nint columns3, Vector256<short> ones,
         ref Vector256<int> s0, ref Vector256<int> s1, ref Vector256<int> s2, ref Vector256<int> s3)
-        where N : IRowCount
+        where N : IRowCount where P : IBytes
     {
         var v = Vector256.Load((sbyte*)chunk);
         var magnitude = Avx2.Abs(v).AsByte();
-        s0 = Products(vnni, s0, magnitude, Avx2.Sign(Broadcast(x), v), ones);
-        if (N.Value > 1) s1 = Products(vnni, s1, magnitude, Avx2.Sign(Broadcast(x + columns), v), ones);
-        if (N.Value > 2) s2 = Products(vnni, s2, magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v), ones);
-        if (N.Value > 3) s3 = Products(vnni, s3, magnitude, Avx2.Sign(Broadcast(x + columns3), v), ones);
+        s0 = Products<P>(s0, magnitude, Avx2.Sign(Broadcast(x), v), ones);
+        if (N.Value > 1) s1 = Products<P>(s1, magnitude, Avx2.Sign(Broadcast(x + columns), v), ones);
+        if (N.Value > 2) s2 = Products<P>(s2, magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v), ones);
+        if (N.Value > 3) s3 = Products<P>(s3, magnitude, Avx2.Sign(Broadcast(x + columns3), v), ones);
     }
 
     /// <summary>s + the sums of each lane's four products of unsigned and signed bytes (none of the 16-bit pair sums can saturate).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Products(bool vnni, Vector256<int> s, Vector256<byte> unsigned, Vector256<sbyte> signed, Vector256<short> ones) =>
-        vnni ? AvxVnni.MultiplyWideningAndAdd(s, unsigned, signed) : s + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), ones);
+    private static Vector256<int> Products<P>(Vector256<int> s, Vector256<byte> unsigned, Vector256<sbyte> signed, Vector256<short> ones)
+        where P : IBytes =>
+        P.Vnni ? AvxVnni.MultiplyWideningAndAdd(s, unsigned, signed) : s + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), ones);
 
     /// <summary>Four activations, broadcast to the eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -6,23 +6,6 @@ using Exo.Inference.Weights;
 
 namespace Exo.Inference.Kernels;
 
-/// <summary>Which x86 instructions multiply bytes in <see cref="InterleavedDot"/>: a type argument, fixed when the JIT compiles.</summary>
-internal interface IBytes
-{
-    /// <summary>AVX-VNNI's vpdpbusd, or else AVX2's vpmaddubsw and vpmaddwd.</summary>
-    static abstract bool Vnni { get; }
-}
-
-internal readonly struct Avx2Bytes : IBytes
-{
-    public static bool Vnni => false;
-}
-
-internal readonly struct VnniBytes : IBytes
-{
-    public static bool Vnni => AvxVnni.IsSupported;
-}
-
 /// <summary>
 /// Integer dot products of <see cref="TensorLayout.Interleaved"/> Q8_0, Q4_0 and Q4_K weights (eight rows per group) with
 /// activations quantized to int8 blocks, on AVX2. One 256-bit load holds four values of each of the eight rows; four
@@ -257,17 +240,11 @@ internal static unsafe class InterleavedDot
     {
         var v = Vector256.Load((sbyte*)chunk);
         var magnitude = Avx2.Abs(v).AsByte();
-        s0 = Products<P>(s0, magnitude, Avx2.Sign(Broadcast(x), v), ones);
-        if (N.Value > 1) s1 = Products<P>(s1, magnitude, Avx2.Sign(Broadcast(x + columns), v), ones);
-        if (N.Value > 2) s2 = Products<P>(s2, magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v), ones);
-        if (N.Value > 3) s3 = Products<P>(s3, magnitude, Avx2.Sign(Broadcast(x + columns3), v), ones);
+        s0 = QuantDot.Products<P>(s0, magnitude, Avx2.Sign(Broadcast(x), v), ones);
+        if (N.Value > 1) s1 = QuantDot.Products<P>(s1, magnitude, Avx2.Sign(Broadcast(x + columns), v), ones);
+        if (N.Value > 2) s2 = QuantDot.Products<P>(s2, magnitude, Avx2.Sign(Broadcast(x + 2 * columns), v), ones);
+        if (N.Value > 3) s3 = QuantDot.Products<P>(s3, magnitude, Avx2.Sign(Broadcast(x + columns3), v), ones);
     }
-
-    /// <summary>s + the sums of each lane's four products of unsigned and signed bytes (none of the 16-bit pair sums can saturate).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Products<P>(Vector256<int> s, Vector256<byte> unsigned, Vector256<sbyte> signed, Vector256<short> ones)
-        where P : IBytes =>
-        P.Vnni ? AvxVnni.MultiplyWideningAndAdd(s, unsigned, signed) : s + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), ones);
 
     /// <summary>Four activations, broadcast to the eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -72,6 +72,23 @@ internal readonly unsafe struct Q4Block : IQuantBlock
     }
 }
 
+/// <summary>Which x86 instructions multiply bytes: a type argument, fixed when the JIT compiles, so no step tests it.</summary>
+internal interface IBytes
+{
+    /// <summary>AVX-VNNI's vpdpbusd, or else AVX2's vpmaddubsw and vpmaddwd.</summary>
+    static abstract bool Vnni { get; }
+}
+
+internal readonly struct Avx2Bytes : IBytes
+{
+    public static bool Vnni => false;
+}
+
+internal readonly struct VnniBytes : IBytes
+{
+    public static bool Vnni => AvxVnni.IsSupported;
+}
+
 /// <summary>
 /// Integer dot products of quantized weight rows with activations quantized to int8 blocks of 32 (one f32 scale per
 /// block). On x86 each block is one 256-bit multiply-add of bytes: AVX-VNNI's vpdpbusd where the CPU has it (the widest
@@ -157,8 +174,15 @@ internal static unsafe class QuantDot
             return;
         }
 
-        // IsSupported is a JIT constant: on CPUs without AVX-VNNI the flag and its per-block test disappear.
-        var vnni = path == Path.AvxVnni && AvxVnni.IsSupported;
+        if (path == Path.AvxVnni && AvxVnni.IsSupported) DotRowsX86<B, N, VnniBytes>(w, blocks, xq, xs, sums, output, stride);
+        else DotRowsX86<B, N, Avx2Bytes>(w, blocks, xq, xs, sums, output, stride);
+    }
+
+    /// <summary><see cref="DotRows{B, N}"/> on x86, with the byte multiply-add of <typeparamref name="P"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRowsX86<B, N, P>(byte* w, int blocks, sbyte* xq, float* xs, float* sums, float* output, int stride)
+        where B : IQuantBlock where N : IRowCount where P : IBytes
+    {
         // Offsets from row 0 to rows 1..3 of the activations, their scales and sums; pointers advance one block a step.
         nint columns = blocks * BlockSize, row = blocks;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -190,20 +214,20 @@ internal static unsafe class QuantDot
                 // applied once per block through the activations' sums); signed ones move their sign onto the activation.
                 var signs = raw.AsSByte();
                 var magnitude = B.Offset ? raw : Avx2.Abs(signs);
-                a0 = Accumulate<B>(vnni, magnitude, signs, xq, scales[ScaleChunk + i], ones, a0);
+                a0 = Accumulate<B, P>(magnitude, signs, xq, scales[ScaleChunk + i], ones, a0);
                 if (N.Value > 1)
                 {
-                    a1 = Accumulate<B>(vnni, magnitude, signs, xq + columns, scales[2 * ScaleChunk + i], ones, a1);
+                    a1 = Accumulate<B, P>(magnitude, signs, xq + columns, scales[2 * ScaleChunk + i], ones, a1);
                 }
 
                 if (N.Value > 2)
                 {
-                    a2 = Accumulate<B>(vnni, magnitude, signs, xq + 2 * columns, scales[3 * ScaleChunk + i], ones, a2);
+                    a2 = Accumulate<B, P>(magnitude, signs, xq + 2 * columns, scales[3 * ScaleChunk + i], ones, a2);
                 }
 
                 if (N.Value > 3)
                 {
-                    a3 = Accumulate<B>(vnni, magnitude, signs, xq + 3 * columns, scales[4 * ScaleChunk + i], ones, a3);
+                    a3 = Accumulate<B, P>(magnitude, signs, xq + 3 * columns, scales[4 * ScaleChunk + i], ones, a3);
                 }
             }
 
@@ -255,16 +279,20 @@ internal static unsafe class QuantDot
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Accumulate<B>(bool vnni, Vector256<byte> magnitude, Vector256<sbyte> signs, sbyte* x, float scale,
+    private static Vector256<float> Accumulate<B, P>(Vector256<byte> magnitude, Vector256<sbyte> signs, sbyte* x, float scale,
         Vector256<short> ones, Vector256<float> acc)
-        where B : IQuantBlock
+        where B : IQuantBlock where P : IBytes
     {
         var signed = B.Offset ? Vector256.Load(x) : Avx2.Sign(Vector256.Load(x), signs);
-        var sums = vnni
-            ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed)
-            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), ones);
+        var sums = Products<P>(Vector256<int>.Zero, magnitude, signed, ones);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(scale), acc);
     }
+
+    /// <summary>s + the sums of each lane's four products of unsigned and signed bytes (none of the 16-bit pair sums can saturate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Products<P>(Vector256<int> s, Vector256<byte> unsigned, Vector256<sbyte> signed, Vector256<short> ones)
+        where P : IBytes =>
+        P.Vnni ? AvxVnni.MultiplyWideningAndAdd(s, unsigned, signed) : s + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(unsigned, signed), ones);
 
     private static void DotRowsPortable<B, N>(bool dot, byte* w, int blocks, sbyte* xq, float* xs, float* output, int stride)
         where B : IQuantBlock where N : IRowCount

@@ -25,11 +25,11 @@ if ! command -v qemu-aarch64 > /dev/null || [ ! -e /lib/ld-linux-aarch64.so.1 ];
 fi
 
 mkdir -p "$work"
-cli=$repo/services/Exo.Cli/Exo.Cli.csproj
+cli=$repo/src/Exo.Cli/Exo.Cli.csproj
 dotnet build "$cli" -c Release -nologo -v quiet >&2
 # Its own artifacts folder, so the arm64 restore leaves the checkout's obj/ to the x86 build.
 dotnet publish "$cli" -c Release -r linux-arm64 --self-contained --artifacts-path "$work/artifacts" -o "$work/arm64" -nologo -v quiet >&2
-x86="dotnet $repo/services/Exo.Cli/bin/Release/net10.0/exo.dll"
+x86="dotnet $repo/src/Exo.Cli/bin/Release/net10.0/exo.dll"
 # .NET writes JIT code through a second, writable mapping (W^X), behind qemu's back: qemu would then run stale
 # translations of it (seen as crashes inside compiled regexes). There is no arm64 ICU here, hence invariant mode.
 arm="env DOTNET_EnableWriteXorExecute=0 DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 qemu-aarch64 $work/arm64/exo"

@@ -12,5 +12,5 @@ if [ ! -w "$harness" ]; then
   chmod -R u+w "$copy"
   harness=$copy
 fi
-dotnet build "$repo/services/Exo.Cli/Exo.Cli.csproj" -c Release -nologo -v quiet >&2
-exo="dotnet $repo/services/Exo.Cli/bin/Release/net10.0/exo.dll"
+dotnet build "$repo/src/Exo.Cli/Exo.Cli.csproj" -c Release -nologo -v quiet >&2
+exo="dotnet $repo/src/Exo.Cli/bin/Release/net10.0/exo.dll"

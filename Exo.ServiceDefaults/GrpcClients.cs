@@ -1,0 +1,28 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Exo.ServiceDefaults;
+
+/// <summary>gRPC clients of the cluster's own services, found by service discovery.</summary>
+public static class GrpcClients
+{
+    /// <summary>
+    /// A client of <paramref name="service"/>'s <c>grpc</c> endpoint, at <c>http://_grpc.SERVICE</c>: the AppHost's
+    /// reference gives it as <c>services__SERVICE__grpc__0</c>, and a worker started by hand sets the same key
+    /// (<c>--registry URL</c>). The standard resilience handler is taken off: its total timeout would cut the
+    /// long-lived watch streams, which reconnect by themselves (<see cref="StreamFollowing"/>).
+    /// </summary>
+    // RemoveAllResilienceHandlers is marked experimental (EXTEXP0001); it is the documented way to opt one client out.
+#pragma warning disable EXTEXP0001
+    public static IHttpClientBuilder AddServiceGrpcClient<TClient>(this IServiceCollection services, string service) where TClient : class =>
+        services.AddGrpcClient<TClient>(o => o.Address = new Uri($"http://_grpc.{service}"))
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                // A dead peer is noticed by a ping within seconds, not at the next write.
+                KeepAlivePingDelay = TimeSpan.FromSeconds(5),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                EnableMultipleHttp2Connections = true,
+            })
+            .RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+}

@@ -1,0 +1,28 @@
+namespace Exo.Api;
+
+/// <summary>The API service's settings (section "Api"), validated at start.</summary>
+public sealed class ApiOptions
+{
+    /// <summary>Model folders to serve; each is served under its folder name.</summary>
+    public List<string> Models { get; set; } = [];
+
+    /// <summary>When any are set, requests to /v1 need "Authorization: Bearer KEY" with one of them.</summary>
+    public List<string> ApiKeys { get; set; } = [];
+
+    public int MaxConcurrentRequests { get; set; } = 16;
+
+    public int MaxWaitingRequests { get; set; } = 64;
+
+    /// <summary>KV cache memory for in-process generation.</summary>
+    public long KvCacheMegabytes { get; set; } = 512;
+
+    /// <summary>How long a request waits for its next token from the cluster before it fails (a worker may have vanished).</summary>
+    public int TokenTimeoutSeconds { get; set; } = 120;
+
+    public void Validate()
+    {
+        if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Api:Models:0 (or Api__Models__0) to a model folder");
+        if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0 || TokenTimeoutSeconds <= 0)
+            throw new InvalidOperationException("Api:MaxConcurrentRequests, KvCacheMegabytes and TokenTimeoutSeconds must be positive, MaxWaitingRequests not negative");
+    }
+}

@@ -1,0 +1,333 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Exo.Contracts.V1;
+using Exo.Grpc;
+using Exo.Inference.Sampling;
+
+namespace Exo.Api.Backends;
+
+/// <summary>
+/// Runs prompts round the ring of shard workers that the planner placed each model on. It follows the planner's
+/// placements and the registry's members, sends each prompt to the model's first stage on one multiplexed stream, and
+/// reads the sampled tokens the first stage relays back. A placement is used only once every stage reports its layers
+/// loaded; until then requests get 503 with the reason.
+/// </summary>
+public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposable
+{
+    private readonly Contracts.V1.Planner.PlannerClient _planner;
+    private readonly Contracts.V1.Registry.RegistryClient _registry;
+    private readonly TimeSpan _tokenTimeout;
+    private readonly ILogger<ClusterBackend> _logger;
+    private readonly ConcurrentDictionary<string, ModelRing> _rings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Shard.ShardClient> _shards = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task[] _followers;
+
+    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, TimeSpan tokenTimeout, ILogger<ClusterBackend> logger)
+    {
+        _planner = planner;
+        _registry = registry;
+        _tokenTimeout = tokenTimeout;
+        _logger = logger;
+        _followers =
+        [
+            Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e => LogPlannerLost(e.Message), _stopping.Token)),
+            Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e => LogRegistryLost(e.Message), _stopping.Token)),
+        ];
+    }
+
+    public async IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!_rings.TryGetValue(model, out var ring))
+            throw new BackendUnavailableException($"model '{model}' has no placement yet: the planner has not answered; check that Exo.Planner is running");
+        if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"model '{model}' cannot be served now: {ring.Placement.Problem}");
+        if (!ring.Ready)
+            throw new BackendUnavailableException(
+                $"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
+
+        var id = Guid.NewGuid().ToString("N");
+        var finished = false;
+        var replies = ring.Open(id) ?? throw new BackendUnavailableException($"model '{model}' is being re-planned; retry in a few seconds");
+        try
+        {
+            ring.Send(new ForwardMessage
+            {
+                RequestId = id,
+                PlacementVersion = ring.Placement.Version,
+                Position = 0,
+                Tokens = new TokenIds { Ids = { request.Prompt.Select(t => (uint)t) } },
+                Setup = Setup(model, request),
+            });
+            using var watchdog = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            while (true)
+            {
+                watchdog.CancelAfter(_tokenTimeout);
+                ForwardMessage reply;
+                try
+                {
+                    reply = await replies.ReadAsync(watchdog.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new BackendUnavailableException($"the ring for '{model}' sent nothing for {_tokenTimeout.TotalSeconds:0} s; a worker may have left — retry");
+                }
+
+                if (reply.PayloadCase == ForwardMessage.PayloadOneofCase.Error) throw Failure(reply.Error);
+                if (reply.PayloadCase != ForwardMessage.PayloadOneofCase.Sampled) continue;
+                var sampled = reply.Sampled;
+                var finish = sampled.Finish switch
+                {
+                    Contracts.V1.FinishReason.Stop => Inference.Generation.FinishReason.Stop,
+                    Contracts.V1.FinishReason.Length => Inference.Generation.FinishReason.Length,
+                    _ => (Inference.Generation.FinishReason?)null,
+                };
+                var logprobs = sampled.HasLogprob
+                    ? new TokenLogprobs(sampled.Logprob, sampled.TopLogprobs.Select(t => new TokenLogprob((int)t.TokenId, t.Logprob)).ToArray())
+                    : null;
+                yield return new GenerationEvent((int)sampled.TokenId, finish, logprobs);
+                if (finish is not null)
+                {
+                    finished = true;
+                    yield break;
+                }
+            }
+        }
+        finally
+        {
+            ring.Close(id);
+            // The first and last stages free a finished request themselves; only the middle ones never see its end.
+            // A request cut short (client gone, error, stop sequence) may be anywhere in the ring: every stage hears.
+            var stages = ring.Placement.Stages;
+            for (var i = finished ? 1 : 0; i < (finished ? stages.Count - 1 : stages.Count); i++) _ = CancelAsync(stages[i].GrpcEndpoint, id);
+        }
+    }
+
+    private static RequestSetup Setup(string model, GenerationRequest request)
+    {
+        var s = request.Sampling;
+        var setup = new RequestSetup
+        {
+            ModelId = model,
+            ContextTokens = (uint)(request.Prompt.Length + request.MaxTokens),
+            MaxTokens = (uint)request.MaxTokens,
+            EndTokenIds = { request.EndTokens.Select(t => (uint)t) },
+            Prompt = { request.Prompt.Select(t => (uint)t) },
+            Sampling = new SamplingParams
+            {
+                Temperature = s.Temperature,
+                TopK = (uint)s.TopK,
+                TopP = s.TopP,
+                MinP = s.MinP,
+                RepetitionPenalty = s.RepetitionPenalty,
+                FrequencyPenalty = s.FrequencyPenalty,
+                PresencePenalty = s.PresencePenalty,
+            },
+        };
+        if (s.Seed is { } seed) setup.Sampling.Seed = seed;
+        if (System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity) setup.Traceparent = activity.Id;
+        if (request.TopLogprobs is { } top) setup.TopLogprobs = (uint)top;
+        return setup;
+    }
+
+    private static Exception Failure(RequestError error) => error.Code switch
+    {
+        RequestError.Types.Code.Capacity => new BackendSaturatedException(error.Message),
+        RequestError.Types.Code.StalePlacement or RequestError.Types.Code.NotReady => new BackendUnavailableException(error.Message),
+        _ => new BackendFailedException($"the generation failed on a worker: {error.Message}"),
+    };
+
+    private async Task CancelAsync(string endpoint, string requestId)
+    {
+        try
+        {
+            await Shard(endpoint).CancelAsync(new CancelRequest { RequestId = requestId }, new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(5)));
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+        {
+            // The stage is gone, and its memory with it; an unreachable one frees idle requests by itself.
+            LogCancelFailed(endpoint, e.Message);
+        }
+    }
+
+    private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(GrpcChannel.ForAddress(e)));
+
+    private async Task FollowPlacementsAsync(CancellationToken stopping)
+    {
+        using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(CancellationToken: stopping));
+        while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
+    }
+
+    /// <summary>Replaces a model's ring with a newer placement; requests on the old one fail with a retryable error.</summary>
+    private async Task AdoptAsync(Placement placement)
+    {
+        if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
+        var ring = new ModelRing(placement, this);
+        _rings[placement.ModelId] = ring;
+        LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
+        if (current is not null) await current.DisposeAsync();
+    }
+
+    private async Task FollowMembersAsync(CancellationToken stopping)
+    {
+        using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
+        _nodes.Clear();
+        while (await call.ResponseStream.MoveNext(stopping))
+        {
+            var change = call.ResponseStream.Current;
+            if (change.Kind == NodeEvent.Types.Kind.Removed) _nodes.TryRemove(change.Node.NodeId, out _);
+            else _nodes[change.Node.NodeId] = change.Node;
+        }
+    }
+
+    public ClusterView Describe()
+    {
+        var nodes = _nodes.Values.OrderBy(n => n.NodeId, StringComparer.Ordinal)
+            .Select(n => new NodeView(n.NodeId, n.GrpcEndpoint, n.Host, n.Backend, (long)n.TotalMemoryBytes, (long)n.AvailableMemoryBytes, true)).ToList();
+        var placements = _rings.Values.OrderBy(r => r.Placement.ModelId, StringComparer.Ordinal).Select(r => r.Describe()).ToList();
+        return new ClusterView(nodes, placements);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_followers);
+        foreach (var ring in _rings.Values) await ring.DisposeAsync();
+        _stopping.Dispose();
+    }
+
+    /// <summary>
+    /// One placement of one model: the stream to its first stage, the requests waiting for tokens on it, and the
+    /// stages' status, polled until all have loaded their layers (then more slowly, for the cluster view).
+    /// </summary>
+    private sealed class ModelRing : IAsyncDisposable
+    {
+        private readonly ClusterBackend _owner;
+        private readonly ConcurrentDictionary<string, System.Threading.Channels.Channel<ForwardMessage>> _requests = new(StringComparer.Ordinal);
+        private readonly Contracts.Ring.ForwardLink? _first;
+        private readonly CancellationTokenSource _stopping = new();
+        private readonly ShardStatus?[] _statuses;
+        private readonly Task _probe;
+        private readonly Lock _gate = new();
+        private volatile bool _ready;
+        private bool _disposed;
+
+        public ModelRing(Placement placement, ClusterBackend owner)
+        {
+            Placement = placement;
+            _owner = owner;
+            _statuses = new ShardStatus?[placement.Stages.Count];
+            if (placement.Stages.Count > 0)
+            {
+                var endpoint = placement.Stages[0].GrpcEndpoint;
+                _first = new Contracts.Ring.ForwardLink(endpoint, Dispatch, e =>
+                {
+                    owner.LogLinkBroken(endpoint, e.Message);
+                    // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
+                    FailAll(RequestError.Types.Code.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
+                });
+            }
+
+            _probe = Task.Run(ProbeAsync);
+        }
+
+        public Placement Placement { get; }
+
+        public bool Ready => _ready;
+
+        /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
+        public System.Threading.Channels.ChannelReader<ForwardMessage>? Open(string id)
+        {
+            var channel = System.Threading.Channels.Channel.CreateUnbounded<ForwardMessage>(new() { SingleReader = true });
+            lock (_gate)
+            {
+                if (_disposed) return null;
+                _requests[id] = channel;
+            }
+
+            return channel.Reader;
+        }
+
+        private void FailAll(RequestError.Types.Code code, string message)
+        {
+            var error = new ForwardMessage { Error = new RequestError { Code = code, Message = message } };
+            foreach (var channel in _requests.Values) channel.Writer.TryWrite(error);
+        }
+
+        public void Send(ForwardMessage message) => _first!.Post(message);
+
+        public void Close(string id) => _requests.TryRemove(id, out _);
+
+        private void Dispatch(ForwardMessage reply)
+        {
+            if (_requests.TryGetValue(reply.RequestId, out var channel)) channel.Writer.TryWrite(reply);
+        }
+
+        private async Task ProbeAsync()
+        {
+            var stopping = _stopping.Token;
+            try
+            {
+                while (!stopping.IsCancellationRequested)
+                {
+                    for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
+                    var ready = _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                    if (ready && !_ready) _owner.LogReady(Placement.ModelId, Placement.Version);
+                    _ready = ready;
+                    await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        private async Task<ShardStatus?> StatusAsync(string endpoint, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await _owner.Shard(endpoint).StatusAsync(new ShardStatusRequest { ModelId = Placement.ModelId },
+                    new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(2), CancellationToken: cancellationToken));
+            }
+            catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+            {
+                return null;
+            }
+        }
+
+        public PlacementView Describe() => new(Placement.ModelId, (long)Placement.Version, _ready,
+            Placement.Stages.Select((s, i) => new StageView(s.NodeId, s.GrpcEndpoint, (int)s.LayerStart, (int)s.LayerEnd, (int)(_statuses[i]?.ActiveRequests ?? 0))).ToList(),
+            Placement.Stages.Count == 0 ? Placement.Problem : null);
+
+        public async ValueTask DisposeAsync()
+        {
+            _ready = false;
+            lock (_gate) _disposed = true;
+            FailAll(RequestError.Types.Code.StalePlacement,
+                $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry");
+            await _stopping.CancelAsync();
+            await _probe;
+            if (_first is not null) await _first.DisposeAsync();
+            _stopping.Dispose();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages}")]
+    private partial void LogPlacement(string model, ulong version, string stages);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} is loaded on every stage; serving")]
+    private partial void LogReady(string model, ulong version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the planner's placement stream ({Reason}); reconnecting")]
+    private partial void LogPlannerLost(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the registry's membership stream ({Reason}); reconnecting")]
+    private partial void LogRegistryLost(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to the first stage {Endpoint} broke ({Reason}); reconnecting")]
+    private partial void LogLinkBroken(string endpoint, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Could not cancel a request on {Endpoint}: {Reason}")]
+    private partial void LogCancelFailed(string endpoint, string reason);
+}

@@ -1,0 +1,47 @@
+using Exo.Inference.Generation;
+using Exo.Inference.Sampling;
+
+namespace Exo.Api.Backends;
+
+/// <summary>What the gateway asks of whatever runs the model: token ids in, sampled tokens out.</summary>
+public sealed record GenerationRequest(
+    int[] Prompt,
+    SamplingParameters Sampling,
+    int MaxTokens,
+    IReadOnlySet<int> EndTokens,
+    int? TopLogprobs);
+
+/// <summary>One sampled token; the last carries the finish reason.</summary>
+public readonly record struct GenerationEvent(int Token, FinishReason? Finish, TokenLogprobs? Logprobs);
+
+/// <summary>A stage of the model as placed on a node, for the cluster view.</summary>
+public sealed record StageView(string NodeId, string Endpoint, int LayerStart, int LayerEnd, int ActiveRequests);
+
+/// <summary>The cluster as the gateway sees it: its members, and the placement of each model.</summary>
+public sealed record ClusterView(IReadOnlyList<NodeView> Nodes, IReadOnlyList<PlacementView> Placements);
+
+public sealed record NodeView(string NodeId, string Endpoint, string Host, string Backend, long TotalMemoryBytes, long AvailableMemoryBytes, bool Healthy);
+
+/// <summary>A model's placement; <paramref name="Problem"/> says why it cannot be served when it has no stages.</summary>
+public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<StageView> Stages, string? Problem = null);
+
+/// <summary>No placement of the model is ready (no workers, or a re-plan in progress): the client should retry (503).</summary>
+public sealed class BackendUnavailableException(string message) : Exception(message);
+
+/// <summary>The engine failed the request (a worker's error, or the local runtime's): 502 with its explanation.</summary>
+public sealed class BackendFailedException(string message) : Exception(message);
+
+/// <summary>Every slot is busy: the client should retry later (429).</summary>
+public sealed class BackendSaturatedException(string message) : Exception(message);
+
+/// <summary>Runs prompts through the model: in this process, or round a ring of shard workers.</summary>
+public interface IGenerationBackend
+{
+    /// <summary>
+    /// Streams the tokens of one generation. Disposing the enumeration early (client gone, stop sequence found)
+    /// cancels the request everywhere it holds memory.
+    /// </summary>
+    IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request, CancellationToken cancellationToken);
+
+    ClusterView Describe();
+}

@@ -1,0 +1,99 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Exo.Api.Backends;
+using Exo.Api.Models;
+using Exo.Api.OpenAi;
+using Exo.Inference.Generation;
+
+namespace Exo.Api.Completions;
+
+/// <summary>A candidate token with its text, for logprobs.</summary>
+internal sealed record LogprobCandidate(string Token, float Logprob, byte[] Bytes);
+
+/// <summary>One generated token's logprob entry.</summary>
+internal sealed record LogprobEntry(string Token, float Logprob, byte[] Bytes, IReadOnlyList<LogprobCandidate> Top);
+
+/// <summary>Text ready to send: a delta of the completion, with the logprobs of the tokens behind it.</summary>
+internal sealed record CompletionDelta(string Text, IReadOnlyList<LogprobEntry> Logprobs);
+
+/// <summary>
+/// Drives one generation for the API: checks the context, streams tokens from the backend, turns them into text
+/// without splitting characters, applies stop sequences, and counts usage.
+/// </summary>
+internal sealed class CompletionRunner
+{
+    private readonly IGenerationBackend _backend;
+    private readonly ServedModel _model;
+    private readonly int[] _prompt;
+    private readonly int _maxTokens;
+
+    /// <summary>Checks the request's length against the model's context, so a 400 goes out before any response starts.</summary>
+    public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
+    {
+        var context = model.ContextLength;
+        if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", "messages");
+        var requested = options.MaxTokens ?? context - prompt.Length;
+        if (prompt.Length + Math.Max(requested, 1) > context)
+        {
+            throw OpenAiException.BadRequest(
+                $"This model's maximum context length is {context} tokens. However, you requested {prompt.Length + requested} tokens " +
+                $"({prompt.Length} in the messages, {requested} in the completion). Please reduce the length of the messages or completion.",
+                "messages", "context_length_exceeded");
+        }
+
+        _backend = backend;
+        _model = model;
+        _prompt = prompt;
+        _maxTokens = requested;
+        Options = options;
+    }
+
+    public GenerationOptions Options { get; }
+    public int PromptTokens => _prompt.Length;
+    public int CompletionTokens { get; private set; }
+    public string FinishReason { get; private set; } = "stop";
+
+    public async IAsyncEnumerable<CompletionDelta> RunAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new GenerationRequest(_prompt, Options.Sampling, _maxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
+        var decoder = _model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
+        var stops = new StopSequenceBuffer(Options.Stop);
+
+        await foreach (var step in _backend.GenerateAsync(_model.Id, request, cancellationToken))
+        {
+            CompletionTokens++;
+            // Stop means an end token: it ends the text and is not part of it.
+            if (step.Finish == Inference.Generation.FinishReason.Stop) break;
+
+            // A token whose text is held back (half a character, a possible stop sequence) still reports its logprob.
+            IReadOnlyList<LogprobEntry> logprobs = step.Logprobs is { } lp
+                ? [new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
+                    lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList())]
+                : [];
+            var text = stops.Push(decoder.Add(step.Token));
+            if (text.Length > 0 || logprobs.Count > 0) yield return new CompletionDelta(text, logprobs);
+
+            if (stops.Stopped)
+            {
+                FinishReason = "stop";
+                yield break;
+            }
+
+            if (step.Finish == Inference.Generation.FinishReason.Length)
+            {
+                FinishReason = "length";
+                break;
+            }
+        }
+
+        var rest = stops.Push(decoder.Flush()) + stops.Flush();
+        if (rest.Length > 0) yield return new CompletionDelta(rest, []);
+    }
+
+    private string TokenText(int token, out byte[] bytes)
+    {
+        var text = _model.Tokenizer.Decode([token]);
+        bytes = Encoding.UTF8.GetBytes(text);
+        return text;
+    }
+}

@@ -1,0 +1,44 @@
+using Exo.Api.Backends;
+using Exo.Api.Completions;
+using Exo.Api.Models;
+using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Microsoft.Extensions.Options;
+
+namespace Exo.Api;
+
+public static class Extensions
+{
+    public static IHostApplicationBuilder AddApplicationServices(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<ApiOptions>().Bind(builder.Configuration.GetSection("Api")).Validate(o =>
+        {
+            o.Validate();
+            return true;
+        });
+        services.AddSingleton(sp => new ModelCatalog(sp.GetRequiredService<IOptions<ApiOptions>>().Value.Models));
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<ApiOptions>>().Value;
+            return new AdmissionControl(o.MaxConcurrentRequests, o.MaxWaitingRequests);
+        });
+        services.AddSingleton<ApiTelemetry>();
+        if (builder.Configuration["services:planner:grpc:0"] is null)
+        {
+            // No cluster configured: the gateway runs the models itself, for one machine and for API tests.
+            services.AddSingleton<IGenerationBackend>(sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<ApiOptions>>().Value;
+                return new LocalBackend(sp.GetRequiredService<ModelCatalog>(), o.KvCacheMegabytes * 1024 * 1024);
+            });
+            return builder;
+        }
+
+        var planner = new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("planner", "grpc")));
+        var registry = new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("registry", "grpc")));
+        services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(planner, registry,
+            TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ApiOptions>>().Value.TokenTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>()));
+        return builder;
+    }
+}

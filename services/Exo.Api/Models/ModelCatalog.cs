@@ -1,0 +1,58 @@
+using Exo.Inference;
+using Exo.Inference.Model;
+using Exo.Inference.Templates;
+using Exo.Inference.Tokenization;
+
+namespace Exo.Api.Models;
+
+/// <summary>A model the gateway serves: what it needs to turn messages into token ids and tokens back into text.</summary>
+public sealed record ServedModel(
+    string Id,
+    string Directory,
+    ModelConfig Config,
+    Tokenizer Tokenizer,
+    SpecialTokenInfo Special,
+    ChatTemplate? Template,
+    DateTimeOffset Created)
+{
+    public int ContextLength => Config.MaxPositionEmbeddings;
+}
+
+/// <summary>The models this gateway serves, by id (the folder's name), loaded once at start.</summary>
+public sealed class ModelCatalog
+{
+    private readonly Dictionary<string, ServedModel> _models;
+
+    public ModelCatalog(IEnumerable<string> directories)
+    {
+        _models = new Dictionary<string, ServedModel>(StringComparer.Ordinal);
+        foreach (var directory in directories)
+        {
+            var full = Path.GetFullPath(directory);
+            if (!System.IO.Directory.Exists(full)) throw new ModelFormatException($"model folder '{full}' does not exist");
+            var id = Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar));
+            var tokenizer = Tokenizer.FromModelDirectory(full);
+            _models[id] = new ServedModel(id, full, ModelConfig.Load(full), tokenizer, SpecialTokenInfo.FromModelDirectory(full, tokenizer),
+                TryTemplate(full), new DateTimeOffset(System.IO.Directory.GetLastWriteTimeUtc(full)));
+        }
+
+        if (_models.Count == 0) throw new ModelFormatException("no model folders are configured (Api:Models)");
+    }
+
+    private static ChatTemplate? TryTemplate(string directory)
+    {
+        try
+        {
+            return ChatTemplate.FromModelDirectory(directory);
+        }
+        catch (TemplateException)
+        {
+            // A folder without a chat template still serves /v1/completions; /v1/chat/completions says why it cannot.
+            return null;
+        }
+    }
+
+    public IReadOnlyCollection<ServedModel> Models => _models.Values;
+
+    public ServedModel? Find(string id) => _models.GetValueOrDefault(id);
+}

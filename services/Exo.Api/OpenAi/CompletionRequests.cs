@@ -1,0 +1,183 @@
+using System.Text.Json;
+using Exo.Inference.Sampling;
+
+namespace Exo.Api.OpenAi;
+
+/// <summary>What chat and text completions share once validated.</summary>
+internal sealed record GenerationOptions(
+    string Model,
+    bool Stream,
+    bool IncludeUsage,
+    int? MaxTokens,
+    SamplingParameters Sampling,
+    IReadOnlyList<string> Stop,
+    int? TopLogprobs)
+{
+    public static GenerationOptions Read(RequestReader r, int defaultMaxTokens, bool chat)
+    {
+        var model = r.RequiredString("model");
+        var n = r.Integer("n", 1, 128) ?? 1;
+        if (n != 1) throw OpenAiException.BadRequest("only n = 1 is supported", "n", "unsupported_value");
+
+        var stream = r.Bool("stream") ?? false;
+        var includeUsage = false;
+        if (r.Field("stream_options") is { } streamOptions)
+        {
+            if (!stream) throw OpenAiException.BadRequest("'stream_options' is only allowed when 'stream' is true", "stream_options");
+            if (streamOptions.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest("'stream_options' must be an object", "stream_options", "invalid_type");
+            includeUsage = new RequestReader(streamOptions).Bool("include_usage") ?? false;
+        }
+
+        // max_completion_tokens supersedes max_tokens in the chat API; both are accepted.
+        var maxTokens = (int?)(r.Integer("max_completion_tokens", 1, int.MaxValue) ?? r.Integer("max_tokens", 1, int.MaxValue));
+        if (!chat) maxTokens ??= defaultMaxTokens;
+
+        int? topLogprobs;
+        if (chat)
+        {
+            var logprobs = r.Bool("logprobs") ?? false;
+            var top = (int?)r.Integer("top_logprobs", 0, TokenLogprobs.MaxTop);
+            if (top is not null && !logprobs) throw OpenAiException.BadRequest("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
+            topLogprobs = logprobs ? top ?? 0 : null;
+        }
+        else
+        {
+            topLogprobs = (int?)r.Integer("logprobs", 0, 5);
+        }
+
+        var seed = r.Integer("seed", long.MinValue, long.MaxValue);
+        var sampling = new SamplingParameters
+        {
+            Temperature = (float)(r.Number("temperature", 0, 2) ?? 1.0),
+            TopP = (float)(r.Number("top_p", 0, 1) ?? 1.0),
+            TopK = (int)(r.Integer("top_k", 0, int.MaxValue) ?? 0),
+            MinP = (float)(r.Number("min_p", 0, 1) ?? 0),
+            RepetitionPenalty = (float)(r.Number("repetition_penalty", 0.01, 100) ?? 1.0),
+            FrequencyPenalty = (float)(r.Number("frequency_penalty", -2, 2) ?? 0),
+            PresencePenalty = (float)(r.Number("presence_penalty", -2, 2) ?? 0),
+            Seed = seed is { } s ? unchecked((ulong)s) : null,
+        };
+        if (sampling.TopP <= 0) throw OpenAiException.BadRequest("'top_p' must be greater than 0", "top_p", "invalid_value");
+
+        return new GenerationOptions(model, stream, includeUsage, maxTokens, sampling, r.Strings("stop", 4), topLogprobs);
+    }
+}
+
+/// <summary>A validated POST /v1/chat/completions body.</summary>
+internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElement Messages, JsonElement? Tools, IReadOnlyDictionary<string, object?> TemplateArguments)
+{
+    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
+
+    public static ChatCompletionRequest Parse(JsonElement body)
+    {
+        var r = new RequestReader(body);
+        var options = GenerationOptions.Read(r, 0, chat: true);
+        if (r.Field("messages") is not { ValueKind: JsonValueKind.Array } messages || messages.GetArrayLength() == 0)
+            throw OpenAiException.BadRequest("'messages' must be a non-empty array", "messages", "invalid_value");
+
+        var tools = r.Field("tools") is { } t
+            ? t.ValueKind == JsonValueKind.Array ? t : throw OpenAiException.BadRequest("'tools' must be an array", "tools", "invalid_type")
+            : (JsonElement?)null;
+
+        // chat_template_kwargs (as vLLM names it) reach the template, e.g. enable_thinking.
+        var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
+        if (r.Field("chat_template_kwargs") is { } kwargs)
+        {
+            if (kwargs.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest("'chat_template_kwargs' must be an object", "chat_template_kwargs", "invalid_type");
+            foreach (var p in kwargs.EnumerateObject()) arguments[p.Name] = p.Value.Clone();
+        }
+
+        return new ChatCompletionRequest(options, Normalize(messages), tools, arguments);
+    }
+
+    /// <summary>
+    /// Checks each message and flattens content given as a list of text parts into one string, the form chat
+    /// templates expect; other fields (name, tool_calls, tool_call_id) pass through.
+    /// </summary>
+    private static JsonElement Normalize(JsonElement messages)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            var i = 0;
+            foreach (var message in messages.EnumerateArray())
+            {
+                var param = $"messages[{i++}]";
+                if (message.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest($"'{param}' must be an object", param, "invalid_type");
+                var role = new RequestReader(message).String("role");
+                if (role is null || !Roles.Contains(role))
+                    throw OpenAiException.BadRequest($"'{param}.role' must be one of {string.Join(", ", Roles)}", param + ".role", "invalid_value");
+
+                w.WriteStartObject();
+                foreach (var property in message.EnumerateObject())
+                {
+                    if (property.Name != "content")
+                    {
+                        property.WriteTo(w);
+                        continue;
+                    }
+
+                    w.WritePropertyName("content");
+                    switch (property.Value.ValueKind)
+                    {
+                        case JsonValueKind.String or JsonValueKind.Null:
+                            property.Value.WriteTo(w);
+                            break;
+                        case JsonValueKind.Array:
+                            w.WriteStringValue(string.Concat(property.Value.EnumerateArray().Select(part => TextPart(part, param))));
+                            break;
+                        default:
+                            throw OpenAiException.BadRequest($"'{param}.content' must be a string or a list of content parts", param + ".content", "invalid_type");
+                    }
+                }
+
+                if (!message.TryGetProperty("content", out _)) w.WriteNull("content");
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
+        return JsonDocument.Parse(buffer.ToArray()).RootElement.Clone();
+    }
+
+    private static string TextPart(JsonElement part, string param)
+    {
+        var reader = new RequestReader(part);
+        if (part.ValueKind != JsonValueKind.Object || reader.String("type") != "text")
+            throw OpenAiException.BadRequest($"'{param}.content' may only hold text parts; this model reads no images or audio", param + ".content", "unsupported_value");
+        return reader.RequiredString("text");
+    }
+}
+
+/// <summary>A validated POST /v1/completions body: the prompt as text or as token ids.</summary>
+internal sealed record TextCompletionRequest(GenerationOptions Options, string? PromptText, int[]? PromptIds, bool Echo)
+{
+    public static TextCompletionRequest Parse(JsonElement body)
+    {
+        var r = new RequestReader(body);
+        var options = GenerationOptions.Read(r, 16, chat: false);
+        var echo = r.Bool("echo") ?? false;
+        switch (r.Field("prompt"))
+        {
+            case { ValueKind: JsonValueKind.String } s:
+                return new TextCompletionRequest(options, s.GetString()!, null, echo);
+            case { ValueKind: JsonValueKind.Array } a when a.GetArrayLength() == 1 && a[0].ValueKind == JsonValueKind.String:
+                return new TextCompletionRequest(options, a[0].GetString()!, null, echo);
+            case { ValueKind: JsonValueKind.Array } a when a.GetArrayLength() > 0 && a.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
+                return new TextCompletionRequest(options, null, Ids(a), echo);
+            case { ValueKind: JsonValueKind.Array } a when a.GetArrayLength() == 1 && a[0].ValueKind == JsonValueKind.Array:
+                return new TextCompletionRequest(options, null, Ids(a[0]), echo);
+            case { ValueKind: JsonValueKind.Array } a when a.GetArrayLength() > 1:
+                throw OpenAiException.BadRequest("only one prompt per request is supported", "prompt", "unsupported_value");
+            default:
+                throw OpenAiException.BadRequest("'prompt' must be a string, a list with one string, or a list of token ids", "prompt", "invalid_value");
+        }
+    }
+
+    private static int[] Ids(JsonElement array) => array.EnumerateArray()
+        .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var id) && id >= 0 ? id
+            : throw OpenAiException.BadRequest("token ids in 'prompt' must be non-negative integers", "prompt", "invalid_value"))
+        .ToArray();
+}

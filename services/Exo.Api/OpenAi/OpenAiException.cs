@@ -1,0 +1,13 @@
+namespace Exo.Api.OpenAi;
+
+/// <summary>An error the client caused or must handle, answered as OpenAI's error object with its HTTP status.</summary>
+public sealed class OpenAiException(int status, string message, string? param = null, string? code = null, string type = "invalid_request_error")
+    : Exception(message)
+{
+    public int Status { get; } = status;
+    public string? Param { get; } = param;
+    public string? Code { get; } = code;
+    public string Type { get; } = type;
+
+    public static OpenAiException BadRequest(string message, string? param = null, string? code = null) => new(400, message, param, code);
+}

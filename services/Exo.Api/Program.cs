@@ -1,0 +1,17 @@
+using Exo.Api;
+using Exo.Api.Apis;
+using Exo.ServiceDefaults;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults("Api");
+builder.AddApplicationServices();
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.MapOpenAiApi();
+app.MapClusterApi();
+app.MapChatUi();
+app.Run();
+
+/// <summary>The entry point, visible to the tests' web application factory.</summary>
+public partial class Program;

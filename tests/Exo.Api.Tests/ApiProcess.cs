@@ -1,0 +1,32 @@
+namespace Exo.Api.Tests;
+
+/// <summary>A real gateway process on a free loopback port, stopped when the tests are done.</summary>
+public sealed class ApiProcess : IDisposable
+{
+    private readonly ServiceProcess _process;
+
+    public ApiProcess(params string[] settings)
+    {
+        _process = ServiceProcess.Start("Exo.Api.dll", ["--urls", "http://127.0.0.1:0", .. settings]);
+        BaseAddress = _process.WaitUntilListening(TimeSpan.FromSeconds(60));
+    }
+
+    public Uri BaseAddress { get; }
+
+    public Uri V1 => new(BaseAddress, "/v1");
+
+    public static string Model(string name) => name == "exo-tiny" ? RepositoryPaths.ShippedModel : RepositoryPaths.Fixture(name);
+
+    public void Dispose() => _process.Dispose();
+}
+
+/// <summary>One gateway serving the shipped model and a fixture, shared by a test class.</summary>
+public sealed class ApiFixture : IDisposable
+{
+    public ApiProcess Api { get; } = new(
+        "--Api:Models:0=" + ApiProcess.Model("exo-tiny"),
+        "--Api:Models:1=" + ApiProcess.Model("qwen2-tiny"),
+        "--Api:MaxConcurrentRequests=4");
+
+    public void Dispose() => Api.Dispose();
+}

@@ -1,0 +1,242 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Exo.Inference.Generation;
+using Exo.Inference.Sampling;
+using TemplateMessage = Exo.Inference.Templates.ChatMessage;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace Exo.Api.Tests;
+
+/// <summary>The gateway as the official OpenAI .NET SDK sees it.</summary>
+public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    private const string Question = "Tell me about Elizabeth Bennet.";
+    private readonly OpenAIClient _client = new(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = fixture.Api.V1 });
+    private readonly HttpClient _http = new() { BaseAddress = fixture.Api.BaseAddress };
+
+    /// <summary>What single-process greedy generation gives for one user message.</summary>
+    private static string Expected(string model, string question, int maxTokens)
+    {
+        using var local = LocalModel.Load(ApiProcess.Model(model));
+        var ids = local.EncodeChat([new TemplateMessage("user", question)]);
+        var tokens = local.Generator.Generate(ids, SamplingParameters.Greedy, maxTokens, local.Special.StopTokenIds)
+            .Where(t => t.Finish != FinishReason.Stop).Select(t => t.Token).ToArray();
+        return local.Tokenizer.Decode(tokens, skipSpecialTokens: true);
+    }
+
+    private static ChatCompletionOptions Greedy(int maxTokens) => new() { Temperature = 0, MaxOutputTokenCount = maxTokens };
+
+    [Fact]
+    public async Task ListsTheServedModels()
+    {
+        var models = (await _client.GetOpenAIModelClient().GetModelsAsync()).Value;
+        Assert.Equal(["exo-tiny", "qwen2-tiny"], models.Select(m => m.Id).Order());
+        Assert.Equal("exo", models.First().OwnedBy);
+        var one = (await _client.GetOpenAIModelClient().GetModelAsync("exo-tiny")).Value;
+        Assert.Equal("exo-tiny", one.Id);
+    }
+
+    [Fact]
+    public async Task ChatCompletionEqualsLocalGreedyGeneration()
+    {
+        var expected = Expected("exo-tiny", Question, 32);
+        var completion = (await _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage(Question)], Greedy(32))).Value;
+        Assert.Equal(expected, completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(32, completion.Usage.OutputTokenCount);
+        Assert.True(completion.Usage.InputTokenCount > 5);
+        Assert.StartsWith("chatcmpl-", completion.Id);
+        Assert.Equal("exo-tiny", completion.Model);
+    }
+
+    [Fact]
+    public async Task StreamingGivesTheSameTextAndUsage()
+    {
+        var expected = Expected("exo-tiny", Question, 32);
+        var options = Greedy(32); // the SDK asks for usage on streams itself (stream_options.include_usage)
+        var text = new StringBuilder();
+        ChatFinishReason? finish = null;
+        ChatTokenUsage? usage = null;
+        var updates = 0;
+        await foreach (var update in _client.GetChatClient("exo-tiny").CompleteChatStreamingAsync([new UserChatMessage(Question)], options))
+        {
+            updates++;
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            finish ??= update.FinishReason;
+            usage ??= update.Usage;
+        }
+
+        Assert.Equal(expected, text.ToString());
+        Assert.True(updates > 10, "text arrives token by token");
+        Assert.Equal(ChatFinishReason.Length, finish);
+        Assert.Equal(32, usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task StopSequencesCutTheTextBeforeThem()
+    {
+        var expected = Expected("exo-tiny", Question, 32);
+        var words = expected.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var stop = words[Math.Min(4, words.Length - 1)];
+        var options = Greedy(32);
+        options.StopSequences.Add(stop);
+
+        var completion = (await _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage(Question)], options)).Value;
+        Assert.Equal(expected[..expected.IndexOf(stop, StringComparison.Ordinal)], completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+
+        var streamed = new StringBuilder();
+        await foreach (var update in _client.GetChatClient("exo-tiny").CompleteChatStreamingAsync([new UserChatMessage(Question)], options))
+        {
+            foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
+        }
+
+        Assert.Equal(completion.Content[0].Text, streamed.ToString());
+    }
+
+    [Fact]
+    public async Task LogprobsDescribeEveryToken()
+    {
+        var options = Greedy(6);
+        options.IncludeLogProbabilities = true;
+        options.TopLogProbabilityCount = 3;
+        var completion = (await _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage(Question)], options)).Value;
+        Assert.Equal(6, completion.ContentTokenLogProbabilities.Count);
+        foreach (var entry in completion.ContentTokenLogProbabilities)
+        {
+            Assert.Equal(3, entry.TopLogProbabilities.Count);
+            // Greedy: the chosen token is the most likely one.
+            Assert.Equal(entry.TopLogProbabilities[0].LogProbability, entry.LogProbability, 4);
+            Assert.True(entry.LogProbability <= 0);
+        }
+
+        Assert.Equal(completion.Content[0].Text, string.Concat(completion.ContentTokenLogProbabilities.Select(e => e.Token)));
+    }
+
+    [Fact]
+    public async Task SeededSamplingIsReproducible()
+    {
+        var options = new ChatCompletionOptions { Temperature = 1.0f, TopP = 0.9f, Seed = 1234, MaxOutputTokenCount = 16 };
+        var chat = _client.GetChatClient("exo-tiny");
+        var first = (await chat.CompleteChatAsync([new UserChatMessage(Question)], options)).Value.Content[0].Text;
+        var second = (await chat.CompleteChatAsync([new UserChatMessage(Question)], options)).Value.Content[0].Text;
+        Assert.Equal(first, second);
+    }
+
+    [Fact]
+    public async Task BadRequestsGetOpenAiErrors()
+    {
+        var chat = _client.GetChatClient("no-such-model");
+        var missing = await Assert.ThrowsAsync<ClientResultException>(() => chat.CompleteChatAsync([new UserChatMessage("hi")]));
+        Assert.Equal(404, missing.Status);
+
+        var tooHot = await Assert.ThrowsAsync<ClientResultException>(() =>
+            _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 5 }));
+        Assert.Equal(400, tooHot.Status);
+
+        var tooLong = await Assert.ThrowsAsync<ClientResultException>(() =>
+            _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage(string.Join(" ", Enumerable.Repeat("word", 2000)))]));
+        Assert.Equal(400, tooLong.Status);
+        Assert.Contains("context_length_exceeded", tooLong.GetRawResponse()!.Content.ToString());
+    }
+
+    private async Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body)
+    {
+        var response = await _http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        return (response.StatusCode, json.TryGetProperty("error", out var error) ? error : json);
+    }
+
+    [Theory]
+    [InlineData("{ not json", 400, null)]
+    [InlineData("[1, 2]", 400, null)]
+    [InlineData("""{"model": "exo-tiny"}""", 400, "messages")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "wizard", "content": "hi"}]}""", 400, "messages[0].role")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "n": 2}""", 400, "n")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}""", 400, "max_tokens")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}""", 400, "top_logprobs")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "stop": 7}""", 400, "stop")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}""", 400, "messages[0].content")]
+    [InlineData("""{"model": 12, "messages": []}""", 400, "model")]
+    public async Task MalformedBodiesAreExplained(string body, int status, string? param)
+    {
+        var (code, error) = await Post("/v1/chat/completions", body);
+        Assert.Equal(status, (int)code);
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        if (param is not null) Assert.Equal(param, error.GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task OversizedBodiesAre413()
+    {
+        var body = $$"""{"model": "exo-tiny", "messages": [{"role": "user", "content": "{{new string('a', 9 * 1024 * 1024)}}"}]}""";
+        var (code, error) = await Post("/v1/chat/completions", body);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, code);
+        Assert.Equal("request_too_large", error.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task TextCompletionsContinueThePrompt()
+    {
+        var response = await _http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "It is a truth universally acknowledged", max_tokens = 12, temperature = 0, logprobs = 2 });
+        response.EnsureSuccessStatusCode();
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("text_completion", json.GetProperty("object").GetString());
+        var choice = json.GetProperty("choices")[0];
+        Assert.False(string.IsNullOrWhiteSpace(choice.GetProperty("text").GetString()));
+        Assert.Equal(json.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), choice.GetProperty("logprobs").GetProperty("tokens").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task AClientThatLeavesFreesItsRequest()
+    {
+        var body = JsonSerializer.Serialize(new { model = "exo-tiny", messages = new[] { new { role = "user", content = Question } }, max_tokens = 900, stream = true });
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") })
+        using (var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            for (var i = 0; i < 3; i++) await reader.ReadLineAsync();
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var cluster = JsonDocument.Parse(await _http.GetStringAsync("/api/cluster")).RootElement;
+            var active = cluster.GetProperty("placements").EnumerateArray().Sum(p => p.GetProperty("stages")[0].GetProperty("activeRequests").GetInt32());
+            if (active == 0 && cluster.GetProperty("requests").GetProperty("inFlight").GetInt32() == 0) break;
+            Assert.True(DateTime.UtcNow < deadline, "the abandoned request still holds its KV cache");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task TheWebChatIsServed()
+    {
+        var page = await _http.GetStringAsync("/");
+        Assert.Contains("<html", page, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("/v1/chat/completions", page);
+    }
+}
+
+public sealed class ApiKeyTests
+{
+    [Fact]
+    public async Task KeysAreRequiredWhenConfigured()
+    {
+        using var gateway = new ApiProcess("--Api:Models:0=" + ApiProcess.Model("qwen3-tiny"), "--Api:ApiKeys:0=sesame");
+        var denied = new OpenAIClient(new ApiKeyCredential("wrong"), new OpenAIClientOptions { Endpoint = gateway.V1 });
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => denied.GetOpenAIModelClient().GetModelsAsync());
+        // The SDK wraps a 401 on the model list in an AggregateException; the status is what matters.
+        var result = Assert.IsType<ClientResultException>(e is AggregateException a ? a.InnerException : e);
+        Assert.Equal(401, result.Status);
+
+        var allowed = new OpenAIClient(new ApiKeyCredential("sesame"), new OpenAIClientOptions { Endpoint = gateway.V1 });
+        var models = (await allowed.GetOpenAIModelClient().GetModelsAsync()).Value;
+        Assert.Equal("qwen3-tiny", Assert.Single(models).Id);
+    }
+}

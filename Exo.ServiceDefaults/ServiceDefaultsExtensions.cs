@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -25,6 +26,7 @@ public static class ServiceDefaultsExtensions
     /// <summary>Health checks with this tag decide liveness (<c>/alive</c>); all checks decide readiness (<c>/health</c>).</summary>
     public const string LiveTag = "live";
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    public const string OtlpProtocolKey = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
     /// <param name="service">The service's name (<c>Planner</c> or <c>Exo.Planner</c>): its tracing source and meter.</param>
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder, string? service = null) where TBuilder : IHostApplicationBuilder
@@ -75,7 +77,22 @@ public static class ServiceDefaultsExtensions
                 .AddGrpcClientInstrumentation()
                 .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !IsHealthProbe(request.RequestUri?.AbsolutePath)));
 
-        if (!string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointKey])) otel.UseOtlpExporter();
+        if (UsesOtlp(builder.Configuration)) otel.UseOtlpExporter();
+    }
+
+    /// <summary>
+    /// Whether an OTLP endpoint is set. The exporter reads these settings itself; they are checked here so that a typo
+    /// stops the service at start with the key's name, rather than telemetry silently going nowhere.
+    /// </summary>
+    private static bool UsesOtlp(IConfiguration configuration)
+    {
+        var endpoint = configuration[OtlpEndpointKey];
+        if (string.IsNullOrWhiteSpace(endpoint)) return false;
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new InvalidOperationException($"{OtlpEndpointKey} is '{endpoint}', which is not an absolute http or https address");
+        if (configuration[OtlpProtocolKey] is { Length: > 0 } protocol && protocol is not ("grpc" or "http/protobuf"))
+            throw new InvalidOperationException($"{OtlpProtocolKey} is '{protocol}'; supported are grpc and http/protobuf");
+        return true;
     }
 
     private static bool IsHealthProbe(PathString path) => path.StartsWithSegments(HealthPath) || path.StartsWithSegments(AlivePath);

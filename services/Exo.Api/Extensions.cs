@@ -1,7 +1,6 @@
 using Exo.Api.Backends;
 using Exo.Api.Completions;
 using Exo.Api.Models;
-using Exo.Grpc;
 using Exo.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
@@ -35,9 +34,10 @@ public static class Extensions
             return builder;
         }
 
-        var planner = new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("planner", "grpc")));
-        var registry = new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(builder.Configuration.ResolveServiceUri("registry", "grpc")));
-        services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(planner, registry,
+        services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
+        services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
+        services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(
+            sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(),
             TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ApiOptions>>().Value.TokenTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>()));
         return builder;
     }

@@ -1,5 +1,3 @@
-using System.Net;
-using Exo.Grpc;
 using Exo.Planner.Grpc;
 using Exo.Planner.Planning;
 using Exo.Planner.Store;
@@ -11,18 +9,19 @@ public static partial class Extensions
 {
     /// <summary>
     /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), the registry to follow
-    /// (<c>services__registry__grpc__0</c>), the placement store (Redis when <c>ConnectionStrings:redis</c> is set, else
-    /// in memory) and the gRPC endpoint (<c>Planner:GrpcPort</c>).
+    /// (<c>services__registry__grpc__0</c>, by service discovery), the placement store (Redis when <c>ConnectionStrings:redis</c> is set, else
+    /// in memory) and the endpoints (<see cref="KestrelEndpoints"/>).
     /// </summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
         var configuration = builder.Configuration;
-        builder.WebHost.UseGrpcEndpoint(new IPEndPoint(IPAddress.Parse(configuration["Planner:GrpcAddress"] ?? "0.0.0.0"), configuration.GetValue("Planner:GrpcPort", 52417)));
+        builder.AddDefaultEndpoints(httpPort: 52427, grpcPort: 52417);
         builder.Services.AddGrpc();
+        builder.Services.AddGrpcHealthChecks();
         builder.Services.AddSingleton<IPlacementStore>(sp =>
         {
-            var redis = configuration.GetRedisConnectionString();
-            if (redis is not null)
+            var redis = configuration.GetConnectionString("redis");
+            if (!string.IsNullOrWhiteSpace(redis))
             {
                 // Connecting is part of starting: a planner that cannot reach its Redis should fail at once, saying so.
                 return RedisPlacementStore.ConnectAsync(redis, sp.GetRequiredService<ILogger<RedisPlacementStore>>()).GetAwaiter().GetResult();
@@ -38,8 +37,7 @@ public static partial class Extensions
         var contextTokens = configuration.GetValue<int?>("Planner:ContextTokens");
         var models = folders.Select(f => (Path.GetFileName(Path.GetFullPath(f).TrimEnd(Path.DirectorySeparatorChar)), ModelProfile.FromModelDirectory(f, contextTokens))).ToList();
 
-        var registry = configuration.ResolveServiceUri("registry", "grpc");
-        builder.Services.AddSingleton(new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(registry)));
+        builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<MembershipPlanner>(sp, (IReadOnlyList<(string, ModelProfile)>)models));
         return builder;
     }

@@ -1,5 +1,3 @@
-using Exo.Contracts.Health;
-using Exo.Grpc;
 using Exo.Planner;
 using Exo.Planner.Grpc;
 using Exo.ServiceDefaults;
@@ -11,5 +9,5 @@ builder.AddApplicationServices();
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<PlannerService>();
-app.MapGrpcService<HealthService>();
+app.MapGrpcHealthChecksService();
 app.Run();

@@ -1,5 +1,3 @@
-using System.Net;
-using Exo.Grpc;
 using Exo.Registry.Store;
 using Exo.ServiceDefaults;
 
@@ -10,13 +8,13 @@ public static partial class Extensions
     /// <summary>The node store (Redis when <c>ConnectionStrings:redis</c> is set, else in memory) and the gRPC endpoint.</summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
-        var grpcPort = builder.Configuration.GetValue("Registry:GrpcPort", 52416);
-        builder.WebHost.UseGrpcEndpoint(new IPEndPoint(IPAddress.Parse(builder.Configuration["Registry:GrpcAddress"] ?? "0.0.0.0"), grpcPort));
+        builder.AddDefaultEndpoints(httpPort: 52426, grpcPort: 52416);
         builder.Services.AddGrpc();
+        builder.Services.AddGrpcHealthChecks();
         builder.Services.AddSingleton<INodeStore>(sp =>
         {
-            var redis = builder.Configuration.GetRedisConnectionString();
-            if (redis is not null)
+            var redis = builder.Configuration.GetConnectionString("redis");
+            if (!string.IsNullOrWhiteSpace(redis))
             {
                 // Connecting is part of starting: a registry that cannot reach its Redis should fail at once, saying so.
                 return RedisNodeStore.ConnectAsync(redis, sp.GetRequiredService<ILogger<RedisNodeStore>>()).GetAwaiter().GetResult();

@@ -1,5 +1,3 @@
-using Exo.Contracts.Health;
-using Exo.Grpc;
 using Exo.Registry;
 using Exo.Registry.Grpc;
 using Exo.ServiceDefaults;
@@ -11,5 +9,5 @@ builder.AddApplicationServices();
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<RegistryService>();
-app.MapGrpcService<HealthService>();
+app.MapGrpcHealthChecksService();
 app.Run();

@@ -1,6 +1,4 @@
-using System.Net;
 using Exo.Contracts;
-using Exo.Grpc;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker.Node;
 using Exo.ShardWorker.Stages;
@@ -19,16 +17,18 @@ public static class Extensions
         builder.Configuration.AddCommandLine(args, ShardWorkerOptions.Switches.ToDictionary());
         var options = builder.Configuration.GetSection("ShardWorker").Get<ShardWorkerOptions>() ?? new ShardWorkerOptions();
         options.Validate();
+        // --port/--address are the defaults of Kestrel's grpc endpoint; an explicit Kestrel:Endpoints:grpc:Url (the AppHost's) wins.
+        builder.AddDefaultEndpoints(httpPort: 52428, grpcPort: options.GrpcPort, grpcAddress: options.GrpcAddress);
+        var grpc = builder.Configuration.Url(KestrelEndpoints.Grpc);
+        (options.GrpcAddress, options.GrpcPort) = (grpc.Host, grpc.Port);
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(new NodeId(NodeIdentity.LoadOrCreate(options.DataDir)));
         builder.Services.AddSingleton(TimeProvider.System);
 
-        builder.WebHost.UseGrpcEndpoint(new IPEndPoint(IPAddress.Parse(options.GrpcAddress), options.GrpcPort));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 256 << 20);
-
-        var configuration = builder.Configuration;
-        builder.Services.AddSingleton(new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress(configuration.ResolveServiceUri("registry", "grpc"))));
-        builder.Services.AddSingleton(new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress(configuration.ResolveServiceUri("planner", "grpc"))));
+        builder.Services.AddGrpcHealthChecks();
+        builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
+        builder.Services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
         builder.Services.AddSingleton<StageHosts>();
         builder.Services.AddHostedService<NodeAgent>();
         builder.Services.AddHostedService<PlacementFollower>();

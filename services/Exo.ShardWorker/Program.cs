@@ -1,5 +1,3 @@
-using Exo.Contracts.Health;
-using Exo.Grpc;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker;
 using Exo.ShardWorker.Ring;
@@ -26,6 +24,6 @@ catch (Exception e) when (e is InvalidOperationException or InvalidDataException
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<ShardService>();
-app.MapGrpcService<HealthService>();
+app.MapGrpcHealthChecksService();
 app.Run();
 return Environment.ExitCode;

@@ -1,8 +1,9 @@
 using System.Threading.Channels;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
-namespace Exo.Contracts.Ring;
+namespace Exo.Ring;
 
 /// <summary>
 /// One long-lived <c>Shard.Forward</c> stream to a stage, multiplexing every request sent along it: the edge from a
@@ -44,7 +45,7 @@ public sealed class ForwardLink : IAsyncDisposable
             Task? replies = null;
             try
             {
-                using var call = client.Forward(new CallOptions(CancellationToken: broken.Token));
+                using var call = client.Forward(new CallOptions(cancellationToken: broken.Token));
                 replies = ReadRepliesAsync(call.ResponseStream, broken);
                 while (await _outbox.Reader.WaitToReadAsync(broken.Token))
                 {

@@ -112,7 +112,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         uint total = 0;
         foreach (var (worker, endpoint) in cluster.WorkerEndpoints.Where(w => !w.Key.HasExited))
         {
-            using var channel = Grpc.GrpcChannel.ForAddress(endpoint);
+            using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(endpoint);
             total += (await new Contracts.V1.Shard.ShardClient(channel).StatusAsync(new Contracts.V1.ShardStatusRequest { ModelId = Cluster.Model })).ActiveRequests;
         }
 

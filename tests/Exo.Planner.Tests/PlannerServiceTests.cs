@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Exo.Planner.Tests;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Exo.Registry.Tests;
 
@@ -45,7 +46,7 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
         var b = $"b-{prefix}";
 
         using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(40));
-        using var watch = registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: watching.Token));
+        using var watch = registry.Watch(new WatchNodesRequest(), new CallOptions(cancellationToken: watching.Token));
         var events = new List<NodeEvent>();
         var removed = new TaskCompletionSource();
         var reader = Task.Run(async () =>

@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Exo.Inference.Verification;
 using Exo.ShardWorker.Ring;
 using Exo.ShardWorker.Stages;
@@ -26,6 +27,10 @@ public sealed class StageHostTests : IAsyncLifetime
     private sealed class Replies : IServerStreamWriter<ForwardMessage>
     {
         public Channel<ForwardMessage> Messages { get; } = Channel.CreateUnbounded<ForwardMessage>();
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(ForwardMessage message) => WriteAsync(message, CancellationToken.None);
 
         public Task WriteAsync(ForwardMessage message, CancellationToken cancellationToken) => Messages.Writer.WriteAsync(message, cancellationToken).AsTask();
 

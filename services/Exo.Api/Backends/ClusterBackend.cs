@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Exo.Inference.Sampling;
 
 namespace Exo.Api.Backends;
@@ -142,7 +144,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         try
         {
-            await Shard(endpoint).CancelAsync(new CancelRequest { RequestId = requestId }, new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(5)));
+            await Shard(endpoint).CancelAsync(new CancelRequest { RequestId = requestId }, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5)));
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
         {
@@ -155,7 +157,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     private async Task FollowPlacementsAsync(CancellationToken stopping)
     {
-        using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(CancellationToken: stopping));
+        using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(cancellationToken: stopping));
         while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
     }
 
@@ -171,7 +173,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     private async Task FollowMembersAsync(CancellationToken stopping)
     {
-        using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
+        using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(cancellationToken: stopping));
         _nodes.Clear();
         while (await call.ResponseStream.MoveNext(stopping))
         {
@@ -205,7 +207,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         private readonly ClusterBackend _owner;
         private readonly ConcurrentDictionary<string, System.Threading.Channels.Channel<ForwardMessage>> _requests = new(StringComparer.Ordinal);
-        private readonly Contracts.Ring.ForwardLink? _first;
+        private readonly Ring.ForwardLink? _first;
         private readonly CancellationTokenSource _stopping = new();
         private readonly ShardStatus?[] _statuses;
         private readonly Task _probe;
@@ -221,7 +223,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (placement.Stages.Count > 0)
             {
                 var endpoint = placement.Stages[0].GrpcEndpoint;
-                _first = new Contracts.Ring.ForwardLink(endpoint, Dispatch, e =>
+                _first = new Ring.ForwardLink(endpoint, Dispatch, e =>
                 {
                     owner.LogLinkBroken(endpoint, e.Message);
                     // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
@@ -288,7 +290,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             try
             {
                 return await _owner.Shard(endpoint).StatusAsync(new ShardStatusRequest { ModelId = Placement.ModelId },
-                    new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(2), CancellationToken: cancellationToken));
+                    new CallOptions(deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancellationToken));
             }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
             {

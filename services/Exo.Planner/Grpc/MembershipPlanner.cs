@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Grpc.Core;
 using Exo.Planner.Planning;
 
 namespace Exo.Planner.Grpc;
@@ -45,8 +46,8 @@ public sealed partial class MembershipPlanner(
             // The watch is opened first, so no change after the listing is missed; it repeats the listed members,
             // which change nothing. The listing makes the first re-plan complete, and happen even when the
             // stream stays silent because every node left while the planner was away.
-            using var call = registry.Watch(new WatchNodesRequest(), new CallOptions(CancellationToken: stopping));
-            var members = await registry.ListAsync(new ListNodesRequest(), new CallOptions(CancellationToken: stopping));
+            using var call = registry.Watch(new WatchNodesRequest(), new CallOptions(cancellationToken: stopping));
+            var members = await registry.ListAsync(new ListNodesRequest(), new CallOptions(cancellationToken: stopping));
             _membership.Reset(members.Nodes);
             debouncer.Trigger();
             while (await call.ResponseStream.MoveNext(stopping))

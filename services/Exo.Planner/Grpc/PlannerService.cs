@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Grpc.Core;
 
 namespace Exo.Planner.Grpc;
 

@@ -1,5 +1,5 @@
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
 using Exo.Registry.Store;
 
 namespace Exo.Registry.Grpc;

@@ -1,6 +1,7 @@
 using System.Reflection;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Grpc.Core;
 using Exo.ShardWorker.Stages;
 using Microsoft.Extensions.Options;
 
@@ -30,14 +31,14 @@ public sealed partial class NodeAgent(
         {
             try
             {
-                var lease = await registry.RegisterAsync(new RegisterRequest { Node = _info, InstanceToken = _instanceToken }, new CallOptions(CancellationToken: stoppingToken));
+                var lease = await registry.RegisterAsync(new RegisterRequest { Node = _info, InstanceToken = _instanceToken }, new CallOptions(cancellationToken: stoppingToken));
                 LogRegistered(node.Value, _info.GrpcEndpoint, lease.LeaseTtlMs);
                 var interval = TimeSpan.FromMilliseconds(Math.Max(100, lease.LeaseTtlMs / 4));
                 while (true)
                 {
                     await Task.Delay(interval, stoppingToken);
                     var heartbeat = new HeartbeatRequest { NodeId = node.Value, LeaseId = lease.LeaseId, AvailableMemoryBytes = _info.AvailableMemoryBytes };
-                    await registry.HeartbeatAsync(heartbeat, new CallOptions(CancellationToken: stoppingToken));
+                    await registry.HeartbeatAsync(heartbeat, new CallOptions(cancellationToken: stoppingToken));
                 }
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.AlreadyExists or StatusCode.InvalidArgument)
@@ -73,7 +74,7 @@ public sealed partial class NodeAgent(
         {
             // Leaving at once spares the cluster the lease timeout before it re-plans.
             await registry.DeregisterAsync(new DeregisterRequest { NodeId = node.Value, LeaseId = _instanceToken },
-                new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(2), CancellationToken: cancellationToken));
+                new CallOptions(deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancellationToken));
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or IOException or OperationCanceledException)
         {

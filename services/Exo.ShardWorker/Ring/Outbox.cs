@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Grpc.Core;
 
 namespace Exo.ShardWorker.Ring;
 

@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
-using Exo.Grpc;
+using Exo.ServiceDefaults;
+using Grpc.Core;
 
 namespace Exo.ShardWorker.Stages;
 
@@ -9,7 +10,7 @@ public sealed partial class PlacementFollower(Contracts.V1.Planner.PlannerClient
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         StreamFollowing.FollowAsync(async stopping =>
         {
-            using var call = planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(CancellationToken: stopping));
+            using var call = planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(cancellationToken: stopping));
             while (await call.ResponseStream.MoveNext(stopping)) await hosts.ApplyAsync(call.ResponseStream.Current, stopping);
         }, e => LogPlannerLost(e.Message), stoppingToken);
 

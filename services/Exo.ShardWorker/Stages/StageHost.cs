@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Exo.Contracts.Ring;
+using Exo.Ring;
 using Exo.Contracts.V1;
 using Exo.Inference;
 using Exo.Inference.Model;

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Exo.Inference.Generation;
 using Exo.Inference.Sampling;
-using TemplateMessage = Exo.Inference.Templates.ChatMessage;
+using TemplateMessage = Exo.Text.Templates.ChatMessage;
 using OpenAI;
 using OpenAI.Chat;
 

@@ -4,7 +4,7 @@ using Exo.Api.Backends;
 using Exo.Api.Completions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
-using Exo.Inference.Templates;
+using Exo.Text.Templates;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Exo.Api.Apis;

@@ -1,7 +1,7 @@
 using Exo.Inference;
 using Exo.Inference.Model;
-using Exo.Inference.Templates;
-using Exo.Inference.Tokenization;
+using Exo.Text.Templates;
+using Exo.Text.Tokenization;
 
 namespace Exo.Api.Models;
 

@@ -1,6 +1,6 @@
 using Exo.Inference;
-using Exo.Inference.Templates;
-using Exo.Inference.Tokenization;
+using Exo.Text.Templates;
+using Exo.Text.Tokenization;
 
 namespace Exo.Cli.Commands;
 

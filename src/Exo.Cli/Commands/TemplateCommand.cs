@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using Exo.Inference.Templates;
+using Exo.Text.Templates;
 
 namespace Exo.Cli.Commands;
 

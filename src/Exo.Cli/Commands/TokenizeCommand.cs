@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using Exo.Inference.Tokenization;
+using Exo.Text.Tokenization;
 
 namespace Exo.Cli.Commands;
 

@@ -1,7 +1,6 @@
 using Exo.Inference.Model;
-using Exo.Inference.Templates;
-using Exo.Inference.Tokenization;
 using Exo.Inference.Weights;
+using Exo.Text.Templates;
 
 namespace Exo.Inference.Conversion;
 
@@ -93,7 +92,7 @@ public sealed class GgufConversion : IDisposable
         if (c.Rope.Type == "linear")
             writer.Set(Key("rope.scaling.type"), "linear").Set(Key("rope.scaling.factor"), (float)c.Rope.Factor);
 
-        GgufTokenizerWriter.Write(directory, c.VocabSize, writer);
+        GgufTokenizer.Write(directory, c.VocabSize, writer);
         if (ChatTemplate.DefaultSource(directory) is { } template) writer.Set(GgufTokenizer.ChatTemplate, template);
     }
 

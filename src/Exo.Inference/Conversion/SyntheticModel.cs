@@ -2,8 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
-using Exo.Inference.Tokenization;
 using Exo.Inference.Weights;
+using Exo.Text.Tokenization;
 
 namespace Exo.Inference.Conversion;
 
@@ -56,7 +56,7 @@ public static class SyntheticModel
     private static void WriteTokenizer(string directory, SyntheticShape s)
     {
         var vocab = new JsonObject();
-        for (var b = 0; b < 256; b++) vocab[ByteLevelAlphabet.ByteToChar[b].ToString()] = b;
+        for (var b = 0; b < 256; b++) vocab[ByteLevelAlphabet.ToChar((byte)b).ToString()] = b;
         var added = new JsonArray();
         for (var i = 0; i < Specials.Length; i++)
         {

@@ -1,8 +1,8 @@
 using Exo.Inference.Kernels;
 using Exo.Inference.Model;
-using Exo.Inference.Templates;
-using Exo.Inference.Tokenization;
 using Exo.Inference.Weights;
+using Exo.Text.Templates;
+using Exo.Text.Tokenization;
 
 namespace Exo.Inference.Generation;
 
@@ -42,7 +42,7 @@ public sealed class LocalModel : IDisposable
         if (ModelPath.IsGguf(directory))
         {
             using var file = GgufFile.Open(directory);
-            tokenizer = Tokenizer.FromGguf(file.Metadata);
+            tokenizer = GgufTokenizer.Read(file.Metadata);
             special = tokenizer.SpecialTokens;
             var source = file.Metadata.OptionalString(GgufTokenizer.ChatTemplate);
             template = () => source is null

@@ -2,12 +2,11 @@ using Exo.Inference.Conversion;
 using Exo.Inference.Generation;
 using Exo.Inference.Kernels;
 using Exo.Inference.Model;
-using Exo.Inference.Templates;
 using Exo.Inference.Tests.Support;
-using Exo.Inference.Tests.Tokenization;
-using Exo.Inference.Tokenization;
 using Exo.Inference.Verification;
 using Exo.Inference.Weights;
+using Exo.Text.Templates;
+using Exo.Text.Tokenization;
 
 namespace Exo.Inference.Tests.Conversion;
 
@@ -134,11 +133,11 @@ public sealed class GgufConversionTests : IDisposable
         var folder = Path.Combine(RepositoryPaths.Shared, "realtok", name);
         var hf = Tokenizer.FromModelDirectory(folder);
         var writer = new GgufWriter();
-        GgufTokenizerWriter.Write(folder, hf.VocabSize, writer);
+        GgufTokenizer.Write(folder, hf.VocabSize, writer);
         var path = _temp.File($"{name}.gguf");
         writer.Write(path);
         using var file = GgufFile.Open(path);
-        var tokenizer = Tokenizer.FromGguf(file.Metadata);
+        var tokenizer = GgufTokenizer.Read(file.Metadata);
 
         var refs = SharedData.ReadJson(Path.Combine(folder, "refs.json"));
         var failures = new List<string>();

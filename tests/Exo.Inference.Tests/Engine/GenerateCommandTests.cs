@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Exo.Inference.Tests.Support;
-using Exo.Inference.Tokenization;
 using Exo.Inference.Verification;
+using Exo.Text.Tokenization;
 
 namespace Exo.Inference.Tests.Engine;
 

@@ -2,11 +2,15 @@ using Exo.Planner.Grpc;
 using Exo.Planner.Planning;
 using Exo.Planner.Store;
 using Exo.ServiceDefaults;
+using StackExchange.Redis;
 
 namespace Exo.Planner;
 
 public static partial class Extensions
 {
+    /// <summary>Aspire's connection string name for the cluster's Redis (<c>ConnectionStrings__redis</c>).</summary>
+    public const string RedisConnection = "redis";
+
     /// <summary>
     /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), the registry to follow
     /// (<c>services__registry__grpc__0</c>, by service discovery), the placement store (Redis when <c>ConnectionStrings:redis</c> is set, else
@@ -17,19 +21,27 @@ public static partial class Extensions
         var configuration = builder.Configuration;
         builder.AddDefaultEndpoints(httpPort: 52427, grpcPort: 52417);
         builder.Services.AddGrpc();
+        // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
-        builder.Services.AddSingleton<IPlacementStore>(sp =>
+        if (!string.IsNullOrWhiteSpace(configuration.GetConnectionString(RedisConnection)))
         {
-            var redis = configuration.GetConnectionString("redis");
-            if (!string.IsNullOrWhiteSpace(redis))
+            builder.AddRedisClient(RedisConnection);
+            // The client logs every connection step as information; its warnings and failures are what an operator needs.
+            if (builder.Configuration["Logging:LogLevel:StackExchange.Redis"] is null) builder.Logging.AddFilter("StackExchange.Redis", LogLevel.Warning);
+            builder.Services.AddSingleton(sp => new RedisPlacementStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ILogger<RedisPlacementStore>>()));
+            builder.Services.AddSingleton<IPlacementStore>(sp => sp.GetRequiredService<RedisPlacementStore>());
+            // Registered before the planner, so it checks Redis first: a Redis out of reach stops the planner at once, saying where it looked.
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<RedisPlacementStore>());
+        }
+        else
+        {
+            builder.Services.AddSingleton<IPlacementStore>(sp =>
             {
-                // Connecting is part of starting: a planner that cannot reach its Redis should fail at once, saying so.
-                return RedisPlacementStore.ConnectAsync(redis, sp.GetRequiredService<ILogger<RedisPlacementStore>>()).GetAwaiter().GetResult();
-            }
+                LogInMemory(sp.GetRequiredService<ILogger<InMemoryPlacementStore>>());
+                return new InMemoryPlacementStore();
+            });
+        }
 
-            LogInMemory(sp.GetRequiredService<ILogger<InMemoryPlacementStore>>());
-            return new InMemoryPlacementStore();
-        });
         builder.Services.AddSingleton<PlacementBoard>();
 
         var folders = configuration.GetSection("Planner:Models").Get<string[]>() ?? [];

@@ -1,25 +1,36 @@
 using Exo.Registry.Store;
 using Exo.ServiceDefaults;
+using StackExchange.Redis;
 
 namespace Exo.Registry;
 
 public static partial class Extensions
 {
+    /// <summary>Aspire's connection string name for the cluster's Redis (<c>ConnectionStrings__redis</c>).</summary>
+    public const string RedisConnection = "redis";
+
     /// <summary>The node store (Redis when <c>ConnectionStrings:redis</c> is set, else in memory) and the gRPC endpoint.</summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
         builder.AddDefaultEndpoints(httpPort: 52426, grpcPort: 52416);
         builder.Services.AddGrpc();
+        // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
+
+        if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(RedisConnection)))
+        {
+            builder.AddRedisClient(RedisConnection);
+            // The client logs every connection step as information; its warnings and failures are what an operator needs.
+            if (builder.Configuration["Logging:LogLevel:StackExchange.Redis"] is null) builder.Logging.AddFilter("StackExchange.Redis", LogLevel.Warning);
+            builder.Services.AddSingleton(sp => new RedisNodeStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ILogger<RedisNodeStore>>()));
+            builder.Services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<RedisNodeStore>());
+            // Started with the host, before the endpoints listen: a Redis out of reach stops the registry at once, saying where it looked.
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<RedisNodeStore>());
+            return builder;
+        }
+
         builder.Services.AddSingleton<INodeStore>(sp =>
         {
-            var redis = builder.Configuration.GetConnectionString("redis");
-            if (!string.IsNullOrWhiteSpace(redis))
-            {
-                // Connecting is part of starting: a registry that cannot reach its Redis should fail at once, saying so.
-                return RedisNodeStore.ConnectAsync(redis, sp.GetRequiredService<ILogger<RedisNodeStore>>()).GetAwaiter().GetResult();
-            }
-
             var logger = sp.GetRequiredService<ILogger<InMemoryNodeStore>>();
             LogInMemory(logger);
             return new InMemoryNodeStore(logger);

@@ -20,7 +20,7 @@ public abstract class PlacementStoreContract
     [Fact]
     public async Task VersionsOnlyGrowAndAreNeverHandedOutTwice()
     {
-        await using var store = await CreateStoreAsync();
+        var store = await CreateStoreAsync();
         var first = await store.NextVersionAsync(CancellationToken.None);
         var second = await store.NextVersionAsync(CancellationToken.None);
         Assert.True(first >= 1);
@@ -34,7 +34,7 @@ public abstract class PlacementStoreContract
     [Fact]
     public async Task SavedPlacementsAreLoadedBackOnePerModel()
     {
-        await using var store = await CreateStoreAsync();
+        var store = await CreateStoreAsync();
         Assert.Empty(await store.LoadAsync(CancellationToken.None));
         var ring = Ring("qwen2.5-0.5b", 4, ("studio", 0, 10), ("mini", 10, 24));
         var withdrawn = Withdrawn("llama-3.2-1b", 3, "no worker has model 'llama-3.2-1b' in its models directory");
@@ -48,7 +48,7 @@ public abstract class PlacementStoreContract
     [Fact]
     public async Task ANewerPlacementReplacesTheStoredOneAndAnOlderOneDoesNot()
     {
-        await using var store = await CreateStoreAsync();
+        var store = await CreateStoreAsync();
         var v5 = Ring("m", 5, ("a", 0, 8));
         Assert.True(await store.SaveAsync(v5, CancellationToken.None));
 
@@ -64,7 +64,7 @@ public abstract class PlacementStoreContract
     [Fact]
     public async Task TheStoreKeepsItsOwnCopy()
     {
-        await using var store = await CreateStoreAsync();
+        var store = await CreateStoreAsync();
         var ring = Ring("m", 2, ("a", 0, 4), ("b", 4, 8));
         await store.SaveAsync(ring, CancellationToken.None);
         ring.Stages[1].LayerEnd = 99;
@@ -102,7 +102,7 @@ public abstract class PlacementStoreContract
             case "endpoint": placement.Stages[0].GrpcEndpoint = ""; break;
         }
 
-        await using var store = await CreateStoreAsync();
+        var store = await CreateStoreAsync();
         var error = await Assert.ThrowsAsync<ArgumentException>(() => store.SaveAsync(placement, CancellationToken.None));
         Assert.Contains(reason, error.Message);
         Assert.Empty(await store.LoadAsync(CancellationToken.None));

@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
 using Grpc.Core;
+using Grpc.Health.V1;
 using Grpc.Net.Client;
 
 namespace Exo.Planner.Tests;
@@ -10,33 +11,43 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 {
     private const string Model = "exo-tiny";
     private readonly List<ServiceProcess> _processes = [];
-    private int _registryPort;
+    private readonly List<GrpcChannel> _channels = [];
+    private ServiceEndpoints? _registry;
 
-    /// <summary>Starts a service and waits until it listens (its gRPC endpoint comes up with the same host).</summary>
-    private ServiceProcess Start(string assembly, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    /// <summary>Starts a service on its two Kestrel endpoints (as the AppHost sets them) and waits until it listens.</summary>
+    private (GrpcChannel Channel, ServiceProcess Process, ServiceEndpoints Endpoints) Start(string assembly, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var process = ServiceProcess.Start(assembly, args, environment);
+        var endpoints = ServiceEndpoints.Free();
+        var process = ServiceProcess.Start(assembly, [.. endpoints.Args, .. args], environment);
         _processes.Add(process);
         process.WaitUntilListening(TimeSpan.FromSeconds(60));
-        return process;
+        var channel = GrpcChannel.ForAddress(endpoints.Grpc);
+        _channels.Add(channel);
+        return (channel, process, endpoints);
     }
 
     private Contracts.V1.Registry.RegistryClient StartRegistry()
     {
-        _registryPort = Ports.Free();
-        Start("Exo.Registry.dll", null, "--Registry:GrpcPort", _registryPort.ToString(), "--Registry:GrpcAddress", "127.0.0.1");
-        return new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{_registryPort}"));
+        var (channel, _, endpoints) = Start("Exo.Registry.dll", null);
+        _registry = endpoints;
+        return new Contracts.V1.Registry.RegistryClient(channel);
     }
 
-    /// <summary>A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory.</summary>
-    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process) StartPlanner(bool inRedis)
+    /// <summary>The planner's settings: the shipped model, the registry by service discovery, the test's Redis or none.</summary>
+    private Dictionary<string, string> PlannerEnvironment(string? redisConfiguration)
     {
-        var port = Ports.Free();
-        var environment = new Dictionary<string, string> { ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}" };
-        if (inRedis) environment["ConnectionStrings__redis"] = redis.Configuration;
-        var process = Start("Exo.Planner.dll", environment, "--Planner:GrpcPort", port.ToString(), "--Planner:GrpcAddress", "127.0.0.1",
-            "--Planner:Models:0", RepositoryPaths.ShippedModel, "--Planner:ContextTokens", "1024");
-        return (new Contracts.V1.Planner.PlannerClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}")), process);
+        var environment = new Dictionary<string, string> { ["services__registry__grpc__0"] = _registry?.Grpc ?? $"http://127.0.0.1:{Ports.Free()}" };
+        if (redisConfiguration is not null) environment["ConnectionStrings__redis"] = redisConfiguration;
+        return environment;
+    }
+
+    private static readonly string[] PlannerArgs = ["--Planner:Models:0", RepositoryPaths.ShippedModel, "--Planner:ContextTokens", "1024"];
+
+    /// <summary>A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory.</summary>
+    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process, Health.HealthClient Health) StartPlanner(bool inRedis)
+    {
+        var (channel, process, _) = Start("Exo.Planner.dll", PlannerEnvironment(inRedis ? redis.Configuration : null), PlannerArgs);
+        return (new Contracts.V1.Planner.PlannerClient(channel), process, new Health.HealthClient(channel));
     }
 
     private static async Task<T> Eventually<T>(Func<Task<T>> action)
@@ -108,7 +119,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     public async Task JoiningAndLeavingNodesReplanTheRing()
     {
         var registry = StartRegistry();
-        var (planner, _) = StartPlanner(inRedis: false);
+        var (planner, _, _) = StartPlanner(inRedis: false);
 
         // Before any worker joins, the planner says why it has no placement.
         Assert.Contains("no shard workers", await Problem(planner));
@@ -139,7 +150,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     public async Task OnlyNodesWithTheModelOnDiskArePlaced()
     {
         var registry = StartRegistry();
-        var (planner, _) = StartPlanner(inRedis: false);
+        var (planner, _, _) = StartPlanner(inRedis: false);
         using var watch = Watch(planner);
 
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b"), InstanceToken = "1" }));
@@ -161,7 +172,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     public async Task AMemoryMoveUnderTenPercentDoesNotReplan()
     {
         var registry = StartRegistry();
-        var (planner, _) = StartPlanner(inRedis: false);
+        var (planner, _, _) = StartPlanner(inRedis: false);
         using var watch = Watch(planner);
 
         // 8 layers by memory 2.75 : 1.25 is 5.5 : 2.5, a tie the bigger node wins; 5% more on the small node would tip it.
@@ -185,7 +196,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     public async Task ARestartedPlannerServesTheStoredPlacementAtOnceAndKeepsCountingVersions()
     {
         var registry = StartRegistry();
-        var (first, firstProcess) = StartPlanner(inRedis: true);
+        var (first, firstProcess, _) = StartPlanner(inRedis: true);
         Contracts.V1.Placement placed;
         using (var watch = Watch(first))
         {
@@ -195,9 +206,10 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 
         _processes.Remove(firstProcess);
         firstProcess.Dispose();
-        var (restarted, _) = StartPlanner(inRedis: true);
+        var (restarted, _, health) = StartPlanner(inRedis: true);
         // No waiting: the placement is there as soon as the planner listens. A re-planned one would carry a newer version.
         Assert.Equal(placed, await restarted.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
 
         using var watchAgain = Watch(restarted);
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
@@ -205,8 +217,21 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         Assert.True(replanned.Version > placed.Version, $"version {replanned.Version} after a restart does not follow {placed.Version}");
     }
 
+    [Fact]
+    public void APlannerThatCannotReachItsRedisStopsAtOnceSayingWhere()
+    {
+        var nobody = Ports.Free();
+        var process = ServiceProcess.Start("Exo.Planner.dll", [.. ServiceEndpoints.Free().Args, .. PlannerArgs], PlannerEnvironment($"127.0.0.1:{nobody}"));
+        _processes.Add(process);
+
+        Assert.NotEqual(0, process.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Contains($"cannot reach Redis at 127.0.0.1:{nobody}", process.Log);
+        Assert.DoesNotContain("Now listening", process.Log);
+    }
+
     public void Dispose()
     {
+        foreach (var channel in _channels) channel.Dispose();
         foreach (var process in _processes) process.Dispose();
     }
 }

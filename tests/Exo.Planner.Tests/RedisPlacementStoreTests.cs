@@ -7,55 +7,71 @@ using StackExchange.Redis;
 namespace Exo.Planner.Tests;
 
 [Collection(RedisCollection.Name)]
-public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStoreContract
+public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStoreContract, IAsyncLifetime
 {
-    // Each test gets its own key space on the shared server.
+    // Each test gets its own key space on the shared server, and each store its own connection, as a planner process has.
     private readonly string _prefix = $"test-{Guid.NewGuid():N}:";
+    private readonly List<ConnectionMultiplexer> _connections = [];
 
-    protected override async Task<IPlacementStore> CreateStoreAsync() => await Connect();
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    private Task<RedisPlacementStore> Connect() =>
-        RedisPlacementStore.ConnectAsync(redis.Configuration, NullLogger<RedisPlacementStore>.Instance, _prefix);
+    public async Task DisposeAsync()
+    {
+        foreach (var connection in _connections) await connection.DisposeAsync();
+    }
+
+    private async Task<ConnectionMultiplexer> Connection(string configuration)
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        _connections.Add(connection);
+        return connection;
+    }
+
+    protected override async Task<IPlacementStore> CreateStoreAsync() => await Start();
+
+    /// <summary>A started store on a connection of its own: another planner instance.</summary>
+    private async Task<RedisPlacementStore> Start()
+    {
+        var store = new RedisPlacementStore(await Connection(redis.Configuration), NullLogger<RedisPlacementStore>.Instance, _prefix);
+        await store.StartAsync(CancellationToken.None);
+        return store;
+    }
 
     [Fact]
     public async Task VersionsAndPlacementsOutliveAStoreAndAreSharedBetweenPlanners()
     {
         var ring = Ring("m", 0, ("a", 0, 8));
-        long last;
-        await using (var first = await Connect())
-        await using (var second = await Connect())
+        var first = await Start();
+        var second = await Start();
+        var versions = new List<long>();
+        for (var i = 0; i < 3; i++)
         {
-            var versions = new List<long>();
-            for (var i = 0; i < 3; i++)
-            {
-                versions.Add(await first.NextVersionAsync(CancellationToken.None));
-                versions.Add(await second.NextVersionAsync(CancellationToken.None));
-            }
-
-            Assert.Equal(versions.Order(), versions);
-            Assert.Equal(6, versions.Distinct().Count());
-            ring.Version = (ulong)versions[^1];
-            Assert.True(await first.SaveAsync(ring, CancellationToken.None));
-            // The other planner's older placement does not replace it.
-            Assert.False(await second.SaveAsync(Ring("m", (ulong)versions[^2], ("b", 0, 8)), CancellationToken.None));
-            last = versions[^1];
+            versions.Add(await first.NextVersionAsync(CancellationToken.None));
+            versions.Add(await second.NextVersionAsync(CancellationToken.None));
         }
 
-        await using var restarted = await Connect();
-        Assert.True(await restarted.NextVersionAsync(CancellationToken.None) > last);
+        Assert.Equal(versions.Order(), versions);
+        Assert.Equal(6, versions.Distinct().Count());
+        ring.Version = (ulong)versions[^1];
+        Assert.True(await first.SaveAsync(ring, CancellationToken.None));
+        // The other planner's older placement does not replace it.
+        Assert.False(await second.SaveAsync(Ring("m", (ulong)versions[^2], ("b", 0, 8)), CancellationToken.None));
+        foreach (var connection in _connections) await connection.CloseAsync();
+
+        var restarted = await Start();
+        Assert.True(await restarted.NextVersionAsync(CancellationToken.None) > versions[^1]);
         Assert.Equal(ring, Assert.Single(await restarted.LoadAsync(CancellationToken.None)));
     }
 
     [Fact]
     public async Task KeysFollowTheDocumentedLayout()
     {
-        await using var store = await Connect();
+        var store = await Start();
         var version = await store.NextVersionAsync(CancellationToken.None);
         var ring = Ring("m", (ulong)version, ("a", 0, 3), ("b", 3, 8));
         await store.SaveAsync(ring, CancellationToken.None);
 
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        var db = raw.GetDatabase();
+        var db = (await Connection(redis.Configuration)).GetDatabase();
         Assert.Equal(version, (long)await db.StringGetAsync(_prefix + "placements:version"));
         Assert.Equal(ring, Placement.Parser.ParseFrom((byte[]?)await db.HashGetAsync(_prefix + "placements", "m")));
         Assert.Equal(version, (long)await db.HashGetAsync(_prefix + "placements:versions", "m"));
@@ -64,12 +80,11 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     [Fact]
     public async Task DamagedEntriesAreSkippedAndTheRestLoaded()
     {
-        await using var store = await Connect();
+        var store = await Start();
         var good = Ring("good", 2, ("a", 0, 8));
         await store.SaveAsync(good, CancellationToken.None);
 
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        var db = raw.GetDatabase();
+        var db = (await Connection(redis.Configuration)).GetDatabase();
         await db.HashSetAsync(_prefix + "placements", "garbage", new byte[] { 0x0a, 0xff, 0x01 });
         await db.HashSetAsync(_prefix + "placements", "misfiled", Ring("other", 3, ("a", 0, 8)).ToByteArray());
         await db.HashSetAsync(_prefix + "placements", "gap", Ring("gap", 3, ("a", 1, 8)).ToByteArray());
@@ -80,19 +95,22 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     [Fact]
     public async Task ADamagedCounterIsAClearError()
     {
-        await using var store = await Connect();
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        await raw.GetDatabase().StringSetAsync(_prefix + "placements:version", "seven");
+        var store = await Start();
+        await (await Connection(redis.Configuration)).GetDatabase().StringSetAsync(_prefix + "placements:version", "seven");
 
         var error = await Assert.ThrowsAsync<InvalidDataException>(() => store.NextVersionAsync(CancellationToken.None));
         Assert.StartsWith($"Redis key {_prefix}placements:version does not hold a version counter", error.Message);
     }
 
     [Fact]
-    public async Task NoServerIsAClearError()
+    public async Task NoServerIsAClearErrorNamingTheAddress()
     {
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => RedisPlacementStore.ConnectAsync(
-            "127.0.0.1:1,connectTimeout=500", NullLogger<RedisPlacementStore>.Instance));
-        Assert.StartsWith("cannot connect to Redis at '127.0.0.1:1,connectTimeout=500'", error.Message);
+        // As Aspire's client connects: it keeps retrying in the background rather than failing the connect.
+        var port = Ports.Free();
+        var nowhere = await Connection($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
+        var store = new RedisPlacementStore(nowhere, NullLogger<RedisPlacementStore>.Instance, _prefix);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.StartAsync(CancellationToken.None));
+        Assert.StartsWith($"cannot reach Redis at 127.0.0.1:{port} (connection string 'redis', ConnectionStrings__redis)", error.Message);
     }
 }

@@ -5,21 +5,41 @@ using StackExchange.Redis;
 namespace Exo.Registry.Tests;
 
 [Collection(RedisCollection.Name)]
-public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract
+public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, IAsyncLifetime
 {
-    // Each test gets its own key space on the shared server.
+    // Each test gets its own key space on the shared server, and its own connection, as a registry process has.
     private readonly string _prefix = $"test-{Guid.NewGuid():N}:";
+    private readonly List<ConnectionMultiplexer> _connections = [];
 
-    protected override async Task<INodeStore> CreateStoreAsync() => await Connect();
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    private Task<RedisNodeStore> Connect() =>
-        RedisNodeStore.ConnectAsync(redis.Configuration, NullLogger<RedisNodeStore>.Instance, _prefix, SweepInterval);
+    public async Task DisposeAsync()
+    {
+        foreach (var connection in _connections) await connection.DisposeAsync();
+    }
+
+    private async Task<ConnectionMultiplexer> Connection(string configuration)
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        _connections.Add(connection);
+        return connection;
+    }
+
+    protected override async Task<INodeStore> CreateStoreAsync() => await Start();
+
+    /// <summary>A started store on a connection of its own: another registry instance.</summary>
+    private async Task<RedisNodeStore> Start()
+    {
+        var store = new RedisNodeStore(await Connection(redis.Configuration), NullLogger<RedisNodeStore>.Instance, _prefix, SweepInterval);
+        await store.StartAsync(CancellationToken.None);
+        return store;
+    }
 
     [Fact]
     public async Task TwoRegistryInstancesShareMembershipConflictsAndExpiry()
     {
-        await using var first = await Connect();
-        await using var second = await Connect();
+        await using var first = await Start();
+        await using var second = await Start();
         using var stop = new CancellationTokenSource();
         await using var watchFirst = first.WatchAsync(stop.Token).GetAsyncEnumerator(stop.Token);
         await using var watchSecond = second.WatchAsync(stop.Token).GetAsyncEnumerator(stop.Token);
@@ -41,13 +61,29 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract
     }
 
     [Fact]
+    public async Task AStoppedStoreEndsItsWatchesAndLeavesTheConnectionToItsOwner()
+    {
+        var connection = await Connection(redis.Configuration);
+        var store = new RedisNodeStore(connection, NullLogger<RedisNodeStore>.Instance, _prefix, SweepInterval);
+        await store.StartAsync(CancellationToken.None);
+        await using var watch = store.WatchAsync(CancellationToken.None).GetAsyncEnumerator();
+        await store.RegisterAsync(Node("node-a"), Ttl, CancellationToken.None);
+        Assert.Equal(NodeChangeKind.Added, (await Next(watch)).Kind);
+
+        await store.StopAsync(CancellationToken.None);
+        Assert.False(await watch.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        await store.DisposeAsync();
+        Assert.True(connection.IsConnected);
+        Assert.Equal("instance-1", (string?)await connection.GetDatabase().HashGetAsync(_prefix + "node:node-a", "token"));
+    }
+
+    [Fact]
     public async Task KeysFollowTheDocumentedLayoutAndExpireWithTheLease()
     {
-        await using var store = await Connect();
+        await using var store = await Start();
         await store.RegisterAsync(Node("node-a"), TimeSpan.FromSeconds(5), CancellationToken.None);
 
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        var db = raw.GetDatabase();
+        var db = (await Connection(redis.Configuration)).GetDatabase();
         var ttl = await db.KeyTimeToLiveAsync(_prefix + "node:node-a");
         Assert.NotNull(ttl);
         Assert.InRange(ttl.Value, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
@@ -58,12 +94,11 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract
     [Fact]
     public async Task ADamagedRecordIsSkippedAndTheRestStillListed()
     {
-        await using var store = await Connect();
+        await using var store = await Start();
         await store.RegisterAsync(Node("node-a"), TimeSpan.FromSeconds(30), CancellationToken.None);
         await store.RegisterAsync(Node("node-b"), TimeSpan.FromSeconds(30), CancellationToken.None);
 
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        await raw.GetDatabase().HashSetAsync(_prefix + "node:node-a", "record", "{\"nodeId\": 42");
+        await (await Connection(redis.Configuration)).GetDatabase().HashSetAsync(_prefix + "node:node-a", "record", "{\"nodeId\": 42");
 
         Assert.Equal("node-b", Assert.Single(await store.ListAsync(CancellationToken.None)).NodeId);
     }
@@ -71,14 +106,14 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract
     [Fact]
     public async Task AMalformedChangeMessageIsIgnored()
     {
-        await using var store = await Connect();
+        await using var store = await Start();
         using var stop = new CancellationTokenSource();
         await using var watch = store.WatchAsync(stop.Token).GetAsyncEnumerator(stop.Token);
 
-        using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
-        var channel = new RedisChannel(_prefix + "nodes:changes", RedisChannel.PatternMode.Literal);
-        await raw.GetSubscriber().PublishAsync(channel, "not json");
-        await raw.GetSubscriber().PublishAsync(channel, "{\"kind\": 7}");
+        var subscriber = (await Connection(redis.Configuration)).GetSubscriber();
+        var channel = RedisChannel.Literal(_prefix + "nodes:changes");
+        await subscriber.PublishAsync(channel, "not json");
+        await subscriber.PublishAsync(channel, "{\"kind\": 7}");
         await store.RegisterAsync(Node("node-a"), Ttl, CancellationToken.None);
 
         Assert.Equal((NodeChangeKind.Added, "node-a"), ((await Next(watch)).Kind, watch.Current.Node.NodeId));
@@ -86,10 +121,14 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract
     }
 
     [Fact]
-    public async Task NoServerIsAClearError()
+    public async Task NoServerIsAClearErrorNamingTheAddress()
     {
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => RedisNodeStore.ConnectAsync(
-            "127.0.0.1:1,connectTimeout=500", NullLogger<RedisNodeStore>.Instance));
-        Assert.StartsWith("cannot connect to Redis at '127.0.0.1:1,connectTimeout=500'", error.Message);
+        // As Aspire's client connects: it keeps retrying in the background rather than failing the connect.
+        var port = Ports.Free();
+        var nowhere = await Connection($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
+        await using var store = new RedisNodeStore(nowhere, NullLogger<RedisNodeStore>.Instance, _prefix);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.StartAsync(CancellationToken.None));
+        Assert.StartsWith($"cannot reach Redis at 127.0.0.1:{port} (connection string 'redis', ConnectionStrings__redis)", error.Message);
     }
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Net;
 using Exo.Contracts.V1;
 using Grpc.Core;
+using Grpc.Health.V1;
 using Grpc.Net.Client;
 
 namespace Exo.Registry.Tests;
@@ -9,19 +11,30 @@ namespace Exo.Registry.Tests;
 [Collection(RedisCollection.Name)]
 public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
 {
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly List<ServiceProcess> _processes = [];
+    private readonly List<GrpcChannel> _channels = [];
 
-    /// <summary>Starts the registry and returns a client once its gRPC port answers.</summary>
-    private Contracts.V1.Registry.RegistryClient StartRegistry(string? redisConfiguration, int? httpPort = null)
+    private sealed record Registry(Contracts.V1.Registry.RegistryClient Client, Health.HealthClient Health, ServiceEndpoints Endpoints, ServiceProcess Process);
+
+    /// <summary>Starts the registry on its two Kestrel endpoints (as the AppHost sets them) without waiting for it to listen.</summary>
+    private (ServiceProcess Process, ServiceEndpoints Endpoints) Launch(string? redisConfiguration)
     {
-        var port = Ports.Free();
+        var endpoints = ServiceEndpoints.Free();
         var environment = redisConfiguration is null ? null : new Dictionary<string, string> { ["ConnectionStrings__redis"] = redisConfiguration };
-        var process = ServiceProcess.Start("Exo.Registry.dll",
-            ["--Registry:GrpcPort", port.ToString(), "--Registry:GrpcAddress", "127.0.0.1", .. (httpPort is { } http ? new[] { "--urls", $"http://127.0.0.1:{http}" } : [])],
-            environment);
+        var process = ServiceProcess.Start("Exo.Registry.dll", endpoints.Args, environment);
         _processes.Add(process);
-        process.WaitUntilListening(TimeSpan.FromSeconds(60));
-        return new Contracts.V1.Registry.RegistryClient(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
+        return (process, endpoints);
+    }
+
+    /// <summary>Starts the registry and returns its clients once it listens.</summary>
+    private Registry StartRegistry(string? redisConfiguration)
+    {
+        var (process, endpoints) = Launch(redisConfiguration);
+        process.WaitUntilListening(Patience);
+        var channel = GrpcChannel.ForAddress(endpoints.Grpc);
+        _channels.Add(channel);
+        return new Registry(new Contracts.V1.Registry.RegistryClient(channel), new Health.HealthClient(channel), endpoints, process);
     }
 
     private static NodeInfo Node(string id, long gb) => new()
@@ -37,10 +50,12 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
         Version = "test",
     };
 
+    private static string Unique(string name) => $"{name}-{Guid.NewGuid().ToString("N")[..8]}";
+
     [Fact]
     public async Task MembershipLeasesAndWatchOverGrpc()
     {
-        var registry = StartRegistry(redis.Configuration);
+        var registry = StartRegistry(redis.Configuration).Client;
         var prefix = Guid.NewGuid().ToString("N")[..8];
         var a = $"a-{prefix}";
         var b = $"b-{prefix}";
@@ -100,22 +115,93 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
     }
 
     [Fact]
+    public async Task ARestartedRegistryKeepsItsNodesFromRedis()
+    {
+        var first = StartRegistry(redis.Configuration);
+        var id = Unique("kept");
+        await first.Client.RegisterAsync(new RegisterRequest { Node = Node(id, 16), InstanceToken = "lease" });
+
+        // Killed, not stopped: what a crash or a power cut leaves behind.
+        _processes.Remove(first.Process);
+        first.Process.Dispose();
+        var restarted = StartRegistry(redis.Configuration).Client;
+
+        var kept = Assert.Single((await restarted.ListAsync(new ListNodesRequest())).Nodes, n => n.NodeId == id);
+        Assert.Equal(Node(id, 16), kept);
+        // The node's lease lives on: its next heartbeat is taken, and a clone is still refused.
+        await restarted.HeartbeatAsync(new HeartbeatRequest { NodeId = id, LeaseId = "lease" });
+        var clone = await Assert.ThrowsAsync<RpcException>(async () => await restarted.RegisterAsync(new RegisterRequest { Node = Node(id, 16), InstanceToken = "clone" }));
+        Assert.Equal(StatusCode.AlreadyExists, clone.StatusCode);
+
+        using var watching = new CancellationTokenSource(Patience);
+        using var watch = restarted.Watch(new WatchNodesRequest(), new CallOptions(cancellationToken: watching.Token));
+        var seen = new List<NodeEvent>();
+        while (!seen.Any(e => e.Node.NodeId == id) && await watch.ResponseStream.MoveNext(watching.Token)) seen.Add(watch.ResponseStream.Current);
+        Assert.Equal(NodeEvent.Types.Kind.Added, Assert.Single(seen, e => e.Node.NodeId == id).Kind);
+        await restarted.DeregisterAsync(new DeregisterRequest { NodeId = id, LeaseId = "lease" });
+    }
+
+    [Fact]
+    public void ARegistryThatCannotReachItsRedisStopsAtOnceSayingWhere()
+    {
+        var nobody = Ports.Free();
+        var (process, _) = Launch($"127.0.0.1:{nobody}");
+
+        Assert.NotEqual(0, process.WaitForExit(Patience));
+        Assert.Contains($"cannot reach Redis at 127.0.0.1:{nobody}", process.Log);
+        Assert.Contains("ConnectionStrings__redis", process.Log);
+        Assert.DoesNotContain("Now listening", process.Log);
+    }
+
+    [Fact]
+    public async Task HealthOverHttpAndGrpcFollowsRedis()
+    {
+        var own = new RedisServer();
+        await own.InitializeAsync();
+        Registry registry;
+        try
+        {
+            registry = StartRegistry(own.Configuration);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"{registry.Endpoints.Http}/health")).StatusCode);
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await registry.Health.CheckAsync(new HealthCheckRequest())).Status);
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+
+        // Redis is gone: the registry is no longer ready, by /health and by grpc.health, though still alive.
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = Stopwatch.StartNew();
+        HttpStatusCode status;
+        while ((status = (await client.GetAsync($"{registry.Endpoints.Http}/health")).StatusCode) == HttpStatusCode.OK && deadline.Elapsed < Patience)
+            await Task.Delay(200);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await registry.Health.CheckAsync(new HealthCheckRequest())).Status);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"{registry.Endpoints.Http}/alive")).StatusCode);
+    }
+
+    [Fact]
     public async Task WithoutRedisMembershipIsKeptInMemory()
     {
-        var httpPort = Ports.Free();
-        var registry = StartRegistry(null, httpPort);
-        await registry.RegisterAsync(new RegisterRequest { Node = Node("solo", 4), InstanceToken = "t" });
-        Assert.Equal("solo", Assert.Single((await registry.ListAsync(new ListNodesRequest())).Nodes).NodeId);
+        var registry = StartRegistry(null);
+        await registry.Client.RegisterAsync(new RegisterRequest { Node = Node("solo", 4), InstanceToken = "t" });
+        Assert.Equal("solo", Assert.Single((await registry.Client.ListAsync(new ListNodesRequest())).Nodes).NodeId);
+        await registry.Process.WaitForLogAsync("No Redis is configured (ConnectionStrings__redis)", TimeSpan.FromSeconds(10));
 
-        // --urls keeps serving plain HTTP/1.1 next to the h2c gRPC port, for health checks.
+        // The http endpoint serves plain HTTP/1.1 next to the h2c gRPC one, for health checks.
         using var http = new HttpClient();
-        var health = await http.GetAsync($"http://127.0.0.1:{httpPort}/health");
-        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+        var health = await http.GetAsync($"{registry.Endpoints.Http}/health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         Assert.Equal(new Version(1, 1), health.Version);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await registry.Health.CheckAsync(new HealthCheckRequest())).Status);
     }
 
     public void Dispose()
     {
+        foreach (var channel in _channels) channel.Dispose();
         foreach (var process in _processes) process.Dispose();
     }
 }

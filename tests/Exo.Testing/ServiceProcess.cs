@@ -40,6 +40,26 @@ public sealed partial class ServiceProcess : IDisposable
     public Uri WaitUntilListening(TimeSpan timeout) =>
         _listening.Task.Wait(timeout) ? _listening.Task.Result : throw new TimeoutException($"the process did not start listening:\n{Log}");
 
+    /// <summary>Waits until the process has written <paramref name="text"/> (its log reaches the console a little after the event).</summary>
+    public async Task WaitForLogAsync(string text, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!Log.Contains(text, StringComparison.Ordinal))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the process did not write '{text}' within {timeout}:\n{Log}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Waits for a process that should stop by itself (a service refusing to start) and returns its exit code.</summary>
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) throw new TimeoutException($"the process did not exit within {timeout}:\n{Log}");
+        // Without a timeout it also waits until the last line of its output is read.
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
     /// <summary>Sends SIGINT, what Ctrl-C sends, and waits for the process to end; returns its exit code.</summary>
     public int Interrupt(TimeSpan timeout)
     {

@@ -1,11 +1,10 @@
 using Exo.Contracts.V1;
-using Exo.ServiceDefaults;
 using Grpc.Core;
 
 namespace Exo.Planner.Grpc;
 
 /// <summary><c>exo.v1.Planner</c>: the current placement of a model, and a stream of new ones.</summary>
-public sealed class PlannerService(PlacementBoard board) : Contracts.V1.Planner.PlannerBase
+public sealed class PlannerService(PlacementBoard board, IHostApplicationLifetime lifetime) : Contracts.V1.Planner.PlannerBase
 {
     public override Task<Contracts.V1.Placement> GetPlacement(GetPlacementRequest request, ServerCallContext context)
     {
@@ -19,7 +18,16 @@ public sealed class PlannerService(PlacementBoard board) : Contracts.V1.Planner.
     public override async Task WatchPlacements(WatchPlacementsRequest request, IServerStreamWriter<Contracts.V1.Placement> responseStream, ServerCallContext context)
     {
         var model = string.IsNullOrEmpty(request.ModelId) ? null : request.ModelId;
-        await foreach (var placement in board.WatchAsync(model, context.CancellationToken))
-            await responseStream.WriteAsync(placement, context.CancellationToken);
+        // A watch lasts until the caller leaves or the planner stops: Kestrel's graceful stop waits for open calls.
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await foreach (var placement in board.WatchAsync(model, watching.Token))
+                await responseStream.WriteAsync(placement, watching.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "the planner is stopping; watch again"));
+        }
     }
 }

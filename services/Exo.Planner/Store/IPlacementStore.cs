@@ -6,7 +6,7 @@ namespace Exo.Planner.Store;
 /// Where placements outlive the planner process: the version counter and the latest placement of each model. Both
 /// implementations share one contract (see the contract tests).
 /// </summary>
-public interface IPlacementStore : IAsyncDisposable
+public interface IPlacementStore
 {
     /// <summary>A version greater than every one handed out before by this store, whichever planner instance asked.</summary>
     Task<long> NextVersionAsync(CancellationToken cancellationToken);

@@ -34,6 +34,4 @@ public sealed class InMemoryPlacementStore : IPlacementStore
             return Task.FromResult(all);
         }
     }
-
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

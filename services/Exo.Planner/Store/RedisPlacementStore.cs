@@ -10,7 +10,7 @@ namespace Exo.Planner.Store;
 /// model id to its latest placement (a protobuf <c>exo.v1.Placement</c>) and the hash <c>{prefix}placements:versions</c>
 /// to that placement's version, so that one Lua script can refuse to replace a newer placement with an older one.
 /// </summary>
-public sealed partial class RedisPlacementStore : IPlacementStore
+public sealed partial class RedisPlacementStore : IPlacementStore, IHostedService
 {
     // Versions stay far below 2^53, so Lua's numbers hold them exactly. A damaged version counts as none.
     private const string SaveScript = """
@@ -21,15 +21,19 @@ public sealed partial class RedisPlacementStore : IPlacementStore
         return 1
         """;
 
-    private readonly ConnectionMultiplexer _redis;
+    private readonly IConnectionMultiplexer _redis;
     private readonly IDatabase _db;
     private readonly RedisKey _counter;
     private readonly RedisKey _placements;
     private readonly RedisKey _versions;
     private readonly ILogger<RedisPlacementStore> _logger;
 
-    private RedisPlacementStore(ConnectionMultiplexer redis, string keyPrefix, ILogger<RedisPlacementStore> logger)
+    /// <param name="redis">The service's connection (Aspire's <c>AddRedisClient</c>); the store uses it and leaves closing it to its owner.</param>
+    public RedisPlacementStore(IConnectionMultiplexer redis, ILogger<RedisPlacementStore> logger, string keyPrefix = "exo:")
     {
+        ArgumentNullException.ThrowIfNull(redis);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentException.ThrowIfNullOrWhiteSpace(keyPrefix);
         _redis = redis;
         _db = redis.GetDatabase();
         _counter = keyPrefix + "placements:version";
@@ -38,21 +42,29 @@ public sealed partial class RedisPlacementStore : IPlacementStore
         _logger = logger;
     }
 
-    /// <summary>Connects to Redis (a StackExchange.Redis configuration string such as <c>localhost:6379</c>).</summary>
-    public static async Task<RedisPlacementStore> ConnectAsync(string configuration, ILogger<RedisPlacementStore> logger, string keyPrefix = "exo:",
-        CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Checks that Redis answers. The planner runs this as it starts, before it restores placements or listens: one that
+    /// cannot reach its Redis stops at once, naming the address it tried.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
+        // The connection's first attempt is over by now (Aspire connects when the store is made): not connected means unreachable.
+        if (!_redis.IsConnected) throw Unreachable("no connection within the connect timeout", null);
         try
         {
-            var redis = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken);
-            return new RedisPlacementStore(redis, keyPrefix, logger);
+            await _db.PingAsync().WaitAsync(cancellationToken);
         }
-        catch (RedisConnectionException e)
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
         {
-            throw new InvalidOperationException($"cannot connect to Redis at '{configuration}': {e.Message}", e);
+            throw Unreachable(e.Message, e);
         }
     }
+
+    private InvalidOperationException Unreachable(string reason, Exception? inner) => new(
+        $"cannot reach Redis at {string.Join(", ", _redis.GetEndPoints(configuredOnly: true).Select(EndPointCollection.ToString))} "
+        + $"(connection string 'redis', ConnectionStrings__redis): {reason}; is redis-server running there?", inner);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task<long> NextVersionAsync(CancellationToken cancellationToken)
     {
@@ -108,10 +120,4 @@ public sealed partial class RedisPlacementStore : IPlacementStore
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping the placement of {Model} in Redis hash {Key}: {Problem}")]
     private partial void LogDamaged(string key, string model, string problem);
-
-    public async ValueTask DisposeAsync()
-    {
-        await _redis.CloseAsync();
-        _redis.Dispose();
-    }
 }

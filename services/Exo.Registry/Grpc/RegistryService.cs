@@ -5,7 +5,7 @@ using Exo.Registry.Store;
 namespace Exo.Registry.Grpc;
 
 /// <summary><c>exo.v1.Registry</c>: membership with leases, over the node store.</summary>
-public sealed partial class RegistryService(INodeStore store, ILogger<RegistryService> logger) : Contracts.V1.Registry.RegistryBase
+public sealed partial class RegistryService(INodeStore store, IHostApplicationLifetime lifetime, ILogger<RegistryService> logger) : Contracts.V1.Registry.RegistryBase
 {
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
@@ -55,15 +55,24 @@ public sealed partial class RegistryService(INodeStore store, ILogger<RegistrySe
 
     public override async Task Watch(WatchNodesRequest request, IServerStreamWriter<NodeEvent> responseStream, ServerCallContext context)
     {
-        await foreach (var change in store.WatchAsync(context.CancellationToken))
+        // A watch lasts until the caller leaves or the registry stops: Kestrel's graceful stop waits for open calls.
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
         {
-            var kind = change.Kind switch
+            await foreach (var change in store.WatchAsync(watching.Token))
             {
-                NodeChangeKind.Added => NodeEvent.Types.Kind.Added,
-                NodeChangeKind.Updated => NodeEvent.Types.Kind.Updated,
-                _ => NodeEvent.Types.Kind.Removed,
-            };
-            await responseStream.WriteAsync(new NodeEvent { Kind = kind, Node = ToMessage(change.Node) }, context.CancellationToken);
+                var kind = change.Kind switch
+                {
+                    NodeChangeKind.Added => NodeEvent.Types.Kind.Added,
+                    NodeChangeKind.Updated => NodeEvent.Types.Kind.Updated,
+                    _ => NodeEvent.Types.Kind.Removed,
+                };
+                await responseStream.WriteAsync(new NodeEvent { Kind = kind, Node = ToMessage(change.Node) }, watching.Token);
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "the registry is stopping; watch again"));
         }
     }
 

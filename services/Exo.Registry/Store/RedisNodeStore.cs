@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Exo.Contracts;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -13,7 +14,7 @@ namespace Exo.Registry.Store;
 /// can tell watchers which node left. Changes travel on the pub/sub channel <c>{prefix}nodes:changes</c>. Every
 /// read-modify-write is one Lua script, so two registry instances never interleave.
 /// </summary>
-public sealed class RedisNodeStore : INodeStore
+public sealed class RedisNodeStore : INodeStore, IHostedService
 {
     private const string RegisterScript = """
         local held = redis.call('HGET', KEYS[1], 'token')
@@ -57,56 +58,76 @@ public sealed class RedisNodeStore : INodeStore
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    private readonly ConnectionMultiplexer _redis;
+    private readonly IConnectionMultiplexer _redis;
     private readonly IDatabase _db;
     private readonly ISubscriber _subscriber;
     private readonly string _prefix;
     private readonly RedisKey _index;
     private readonly RedisChannel _changes;
     private readonly ChangeFeed _feed = new();
+    private readonly TimeSpan _sweepInterval;
     private readonly TimeProvider _time;
     private readonly ILogger<RedisNodeStore> _logger;
     private LeaseSweeper? _sweeper;
+    private int _stopped;
 
-    private RedisNodeStore(ConnectionMultiplexer redis, string keyPrefix, TimeProvider time, ILogger<RedisNodeStore> logger)
+    /// <param name="redis">The service's connection (Aspire's <c>AddRedisClient</c>); the store uses it and leaves closing it to its owner.</param>
+    public RedisNodeStore(IConnectionMultiplexer redis, ILogger<RedisNodeStore> logger, string keyPrefix = "exo:", TimeSpan? sweepInterval = null,
+        TimeProvider? time = null)
     {
+        ArgumentNullException.ThrowIfNull(redis);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentException.ThrowIfNullOrWhiteSpace(keyPrefix);
+        _sweepInterval = sweepInterval ?? NodeStoreDefaults.SweepInterval;
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_sweepInterval, TimeSpan.Zero, nameof(sweepInterval));
         _redis = redis;
         _db = redis.GetDatabase();
         _subscriber = redis.GetSubscriber();
         _prefix = keyPrefix;
         _index = keyPrefix + "nodes";
-        _changes = new RedisChannel(keyPrefix + "nodes:changes", RedisChannel.PatternMode.Literal);
-        _time = time;
+        _changes = RedisChannel.Literal(keyPrefix + "nodes:changes");
+        _time = time ?? TimeProvider.System;
         _logger = logger;
     }
 
-    /// <summary>Connects to Redis (a StackExchange.Redis configuration string such as <c>localhost:6379</c>) and starts the expiry sweep.</summary>
-    public static async Task<RedisNodeStore> ConnectAsync(string configuration, ILogger<RedisNodeStore> logger, string keyPrefix = "exo:",
-        TimeSpan? sweepInterval = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Checks that Redis answers, follows the change channel and starts the expiry sweep. The registry runs this as it
+    /// starts, before it listens: one that cannot reach its Redis stops at once, naming the address it tried.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
-        ConnectionMultiplexer redis;
+        if (_sweeper is not null) throw new InvalidOperationException("the node store is already started");
+        // The connection's first attempt is over by now (Aspire connects when the store is made): not connected means unreachable.
+        if (!_redis.IsConnected) throw Unreachable("no connection within the connect timeout", null);
         try
         {
-            redis = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken);
+            await _db.PingAsync().WaitAsync(cancellationToken);
+            await _subscriber.SubscribeAsync(_changes, OnChangeMessage).WaitAsync(cancellationToken);
         }
-        catch (RedisConnectionException e)
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
         {
-            throw new InvalidOperationException($"cannot connect to Redis at '{configuration}': {e.Message}", e);
+            throw Unreachable(e.Message, e);
         }
 
-        var store = new RedisNodeStore(redis, keyPrefix, time ?? TimeProvider.System, logger);
-        try
+        _sweeper = new LeaseSweeper(_sweepInterval, _time, SweepAsync, _logger);
+    }
+
+    private InvalidOperationException Unreachable(string reason, Exception? inner) => new(
+        $"cannot reach Redis at {string.Join(", ", _redis.GetEndPoints(configuredOnly: true).Select(EndPointCollection.ToString))} "
+        + $"(connection string 'redis', ConnectionStrings__redis): {reason}; is redis-server running there?", inner);
+
+    /// <summary>Stops the sweep and ends every watch; the registry is stopping.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
+        if (_sweeper is not null)
         {
-            await store._subscriber.SubscribeAsync(store._changes, store.OnChangeMessage).WaitAsync(cancellationToken);
-            store._sweeper = new LeaseSweeper(sweepInterval ?? NodeStoreDefaults.SweepInterval, store._time, store.SweepAsync, logger);
-            return store;
+            await _sweeper.DisposeAsync();
+            // Fire and forget: a stopping registry must not wait on a Redis that may be gone.
+            await _subscriber.UnsubscribeAsync(_changes, OnChangeMessage, CommandFlags.FireAndForget);
         }
-        catch
-        {
-            await store.DisposeAsync();
-            throw;
-        }
+
+        _feed.Complete();
     }
 
     private RedisKey NodeKey(string nodeId) => _prefix + "node:" + nodeId;
@@ -238,11 +259,5 @@ public sealed class RedisNodeStore : INodeStore
 
     private static DateTimeOffset ParseTime(string? text, RedisKey key) => DateTimeOffset.FromUnixTimeMilliseconds(ParseMilliseconds(text, key));
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_sweeper is not null) await _sweeper.DisposeAsync();
-        _feed.Complete();
-        await _redis.CloseAsync();
-        _redis.Dispose();
-    }
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
 }

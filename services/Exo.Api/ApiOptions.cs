@@ -1,13 +1,13 @@
 namespace Exo.Api;
 
-/// <summary>The API service's settings (section "Api"), validated at start.</summary>
+/// <summary>
+/// The API service's settings (section "Api"), validated at start. API keys, body-size and rate limits belong to the
+/// gateway in front of it: the API trusts its gateway.
+/// </summary>
 public sealed class ApiOptions
 {
     /// <summary>Model folders to serve; each is served under its folder name.</summary>
     public List<string> Models { get; set; } = [];
-
-    /// <summary>When any are set, requests to /v1 need "Authorization: Bearer KEY" with one of them.</summary>
-    public List<string> ApiKeys { get; set; } = [];
 
     public int MaxConcurrentRequests { get; set; } = 16;
 

@@ -3,6 +3,7 @@ using Exo.Api.Apis;
 using Exo.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
+builder.AddDefaultEndpoints(httpPort: 52420);
 builder.AddServiceDefaults("Api");
 builder.AddApplicationServices();
 
@@ -10,7 +11,6 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapOpenAiApi();
 app.MapClusterApi();
-app.MapChatUi();
 app.Run();
 
 /// <summary>The entry point, visible to the tests' web application factory.</summary>

@@ -1,13 +1,13 @@
 namespace Exo.Api.Tests;
 
-/// <summary>A real gateway process on a free loopback port, stopped when the tests are done.</summary>
+/// <summary>A real API process on a free loopback port, stopped when the tests are done.</summary>
 public sealed class ApiProcess : IDisposable
 {
     private readonly ServiceProcess _process;
 
     public ApiProcess(params string[] settings)
     {
-        _process = ServiceProcess.Start("Exo.Api.dll", ["--urls", "http://127.0.0.1:0", .. settings]);
+        _process = ServiceProcess.Start("Exo.Api.dll", ["--Kestrel:Endpoints:http:Url=http://127.0.0.1:0", .. settings]);
         BaseAddress = _process.WaitUntilListening(TimeSpan.FromSeconds(60));
     }
 
@@ -20,7 +20,7 @@ public sealed class ApiProcess : IDisposable
     public void Dispose() => _process.Dispose();
 }
 
-/// <summary>One gateway serving the shipped model and a fixture, shared by a test class.</summary>
+/// <summary>One API serving the shipped model and a fixture, shared by a test class.</summary>
 public sealed class ApiFixture : IDisposable
 {
     public ApiProcess Api { get; } = new(

@@ -11,7 +11,7 @@ using OpenAI.Chat;
 
 namespace Exo.Api.Tests;
 
-/// <summary>The gateway as the official OpenAI .NET SDK sees it.</summary>
+/// <summary>The API as the official OpenAI .NET SDK sees it.</summary>
 public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 {
     private const string Question = "Tell me about Elizabeth Bennet.";
@@ -181,15 +181,41 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     }
 
     [Fact]
-    public async Task TextCompletionsContinueThePrompt()
+    public async Task TextCompletionsStreamWhatTheyAnswerWhole()
     {
-        var response = await _http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "It is a truth universally acknowledged", max_tokens = 12, temperature = 0, logprobs = 2 });
+        const string prompt = "It is a truth universally acknowledged";
+        var request = new Dictionary<string, object> { ["model"] = "exo-tiny", ["prompt"] = prompt, ["max_tokens"] = 12, ["temperature"] = 0, ["logprobs"] = 2, ["echo"] = true };
+        var response = await _http.PostAsJsonAsync("/v1/completions", request);
         response.EnsureSuccessStatusCode();
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("text_completion", json.GetProperty("object").GetString());
         var choice = json.GetProperty("choices")[0];
-        Assert.False(string.IsNullOrWhiteSpace(choice.GetProperty("text").GetString()));
-        Assert.Equal(json.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), choice.GetProperty("logprobs").GetProperty("tokens").GetArrayLength());
+        var text = choice.GetProperty("text").GetString()!;
+        Assert.StartsWith(prompt, text);
+        Assert.True(text.Length > prompt.Length);
+        var logprobs = choice.GetProperty("logprobs");
+        Assert.Equal(json.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), logprobs.GetProperty("tokens").GetArrayLength());
+
+        request["stream"] = true;
+        request["stream_options"] = new { include_usage = true };
+        using var streamed = await _http.PostAsJsonAsync("/v1/completions", request);
+        Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType?.MediaType);
+        var events = (await streamed.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement).ToList();
+        var whole = new StringBuilder();
+        foreach (var chunk in chunks.Where(c => c.GetProperty("choices").GetArrayLength() > 0))
+        {
+            var part = chunk.GetProperty("choices")[0];
+            // Each chunk's logprob offsets count from the start of the whole text, echo included.
+            if (part.GetProperty("logprobs") is { ValueKind: JsonValueKind.Object } lp && lp.GetProperty("text_offset").GetArrayLength() > 0)
+                Assert.Equal(whole.Length, lp.GetProperty("text_offset")[0].GetInt32());
+            whole.Append(part.GetProperty("text").GetString());
+        }
+
+        Assert.Equal(text, whole.ToString());
+        Assert.Equal(choice.GetProperty("finish_reason").GetString(), chunks[^2].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.Equal(12, chunks[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
     [Fact]
@@ -212,31 +238,5 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
             Assert.True(DateTime.UtcNow < deadline, "the abandoned request still holds its KV cache");
             await Task.Delay(100);
         }
-    }
-
-    [Fact]
-    public async Task TheWebChatIsServed()
-    {
-        var page = await _http.GetStringAsync("/");
-        Assert.Contains("<html", page, StringComparison.OrdinalIgnoreCase);
-        Assert.Contains("/v1/chat/completions", page);
-    }
-}
-
-public sealed class ApiKeyTests
-{
-    [Fact]
-    public async Task KeysAreRequiredWhenConfigured()
-    {
-        using var gateway = new ApiProcess("--Api:Models:0=" + ApiProcess.Model("qwen3-tiny"), "--Api:ApiKeys:0=sesame");
-        var denied = new OpenAIClient(new ApiKeyCredential("wrong"), new OpenAIClientOptions { Endpoint = gateway.V1 });
-        var e = await Assert.ThrowsAnyAsync<Exception>(() => denied.GetOpenAIModelClient().GetModelsAsync());
-        // The SDK wraps a 401 on the model list in an AggregateException; the status is what matters.
-        var result = Assert.IsType<ClientResultException>(e is AggregateException a ? a.InnerException : e);
-        Assert.Equal(401, result.Status);
-
-        var allowed = new OpenAIClient(new ApiKeyCredential("sesame"), new OpenAIClientOptions { Endpoint = gateway.V1 });
-        var models = (await allowed.GetOpenAIModelClient().GetModelsAsync()).Value;
-        Assert.Equal("qwen3-tiny", Assert.Single(models).Id);
     }
 }

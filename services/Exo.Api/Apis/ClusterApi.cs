@@ -3,7 +3,7 @@ using Exo.Api.Completions;
 
 namespace Exo.Api.Apis;
 
-/// <summary>GET /api/cluster: the nodes, the placement of each model and the gateway's load, for the web chat and scripts.</summary>
+/// <summary>GET /api/cluster: the nodes, the placement of each model and the API's load, for the web chat and scripts.</summary>
 public static class ClusterApi
 {
     public static IEndpointRouteBuilder MapClusterApi(this IEndpointRouteBuilder app)

@@ -1,11 +1,10 @@
-using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 using Exo.Api.Backends;
 using Exo.Api.Completions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
 using Exo.Text.Templates;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Exo.Api.Apis;
 
@@ -14,7 +13,7 @@ public static class OpenAiApi
 {
     public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/v1").AddEndpointFilter<ApiKeyFilter>().AddEndpointFilter<OpenAiErrorFilter>();
+        var api = app.MapGroup("/v1").AddEndpointFilter<OpenAiErrorFilter>();
         api.MapGet("/models", (ModelCatalog catalog, HttpContext http) => WriteJson(http, 200, w => OpenAiJson.Models(w, catalog.Models)));
         api.MapGet("/models/{id}", (string id, ModelCatalog catalog, HttpContext http) =>
             WriteJson(http, 200, w => OpenAiJson.Model(w, catalog.Find(id) ?? throw ModelNotFound(id))));
@@ -45,7 +44,8 @@ public static class OpenAiApi
         }
 
         var ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
-        await RunAsync(http, backend, admission, telemetry, new CompletionRunner(backend, model, ids, request.Options), chat: true, echo: null, cancellationToken);
+        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options),
+            new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
     private static async Task TextCompletions(HttpContext http, ModelCatalog catalog, IGenerationBackend backend, AdmissionControl admission,
@@ -56,90 +56,77 @@ public static class OpenAiApi
         var ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
-        var echo = request.Echo ? request.PromptText ?? model.Tokenizer.Decode(ids) : null;
-        await RunAsync(http, backend, admission, telemetry, new CompletionRunner(backend, model, ids, request.Options), chat: false, echo, cancellationToken);
+        var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
+        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options), echo, cancellationToken);
     }
 
-    private static async Task RunAsync(HttpContext http, IGenerationBackend backend, AdmissionControl admission, ApiTelemetry telemetry,
-        CompletionRunner runner, bool chat, string? echo, CancellationToken cancellationToken)
+    /// <summary>
+    /// Admits and runs one completion and answers it, whole or streamed, in <paramref name="format"/>. The
+    /// <paramref name="opening"/> chunk, if any, leads the text: the chat stream's role, or a text completion's echo.
+    /// </summary>
+    private static async Task RunAsync(HttpContext http, AdmissionControl admission, ApiTelemetry telemetry, CompletionFormat format,
+        CompletionRunner runner, CompletionChunk? opening, CancellationToken cancellationToken)
     {
         var options = runner.Options;
-        using var slot = await admission.EnterAsync(cancellationToken);
-        using var activity = telemetry.Source.StartActivity(chat ? "chat.completion" : "text.completion");
-        activity?.SetTag("gen_ai.request.model", options.Model);
-        activity?.SetTag("gen_ai.usage.input_tokens", runner.PromptTokens);
-        var started = Stopwatch.GetTimestamp();
-        var id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
-        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var model = options.Model;
-        var logprobs = options.TopLogprobs is null ? null : new List<LogprobEntry>();
-
-        if (!options.Stream)
+        using var trace = telemetry.Start(format.Operation, runner);
+        try
         {
-            var text = new System.Text.StringBuilder(echo);
-            await foreach (var delta in runner.RunAsync(cancellationToken))
-            {
-                text.Append(delta.Text);
-                logprobs?.AddRange(delta.Logprobs);
-            }
+            using var slot = await trace.AdmitAsync(admission, cancellationToken);
+            var header = new CompletionHeader(format.IdPrefix + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), options.Model);
+            if (options.Stream) await StreamAsync(http, format, header, runner, opening, trace, cancellationToken);
+            else await AnswerAsync(http, format, header, runner, opening, trace, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            trace.Failed(e);
+            throw;
+        }
+    }
 
-            telemetry.Completed(runner, Stopwatch.GetElapsedTime(started));
-            var usage = new Usage(runner.PromptTokens, runner.CompletionTokens);
-            await WriteJson(http, 200, w =>
-            {
-                if (chat) OpenAiJson.ChatCompletion(w, id, created, model, text.ToString(), logprobs, runner.FinishReason, usage);
-                else OpenAiJson.TextCompletion(w, id, created, model, text.ToString(), logprobs, 0, runner.FinishReason, usage, chunk: false);
-            });
-            return;
+    private static async Task AnswerAsync(HttpContext http, CompletionFormat format, CompletionHeader header, CompletionRunner runner,
+        CompletionChunk? opening, CompletionTrace trace, CancellationToken cancellationToken)
+    {
+        var text = new StringBuilder(opening?.Text);
+        var logprobs = runner.Options.TopLogprobs is null ? null : new List<LogprobEntry>();
+        await foreach (var delta in runner.RunAsync(trace, cancellationToken))
+        {
+            text.Append(delta.Text);
+            logprobs?.AddRange(delta.Logprobs);
         }
 
+        trace.Completed();
+        var whole = new CompletionChunk(Text: text.ToString(), Logprobs: logprobs, FinishReason: runner.FinishReason, Usage: runner.Usage);
+        await WriteJson(http, 200, w => format.WriteCompletion(w, header, whole));
+    }
+
+    private static async Task StreamAsync(HttpContext http, CompletionFormat format, CompletionHeader header, CompletionRunner runner,
+        CompletionChunk? opening, CompletionTrace trace, CancellationToken cancellationToken)
+    {
         // The first delta is awaited before the response starts, so a cluster that cannot serve the model (503) or is
         // full (429) answers with that status rather than with an error event inside a 200 stream.
-        await using var deltas = runner.RunAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+        await using var deltas = runner.RunAsync(trace, cancellationToken).GetAsyncEnumerator(cancellationToken);
         var more = await deltas.MoveNextAsync();
-        telemetry.FirstToken(Stopwatch.GetElapsedTime(started));
 
-        http.Response.StatusCode = 200;
-        http.Response.ContentType = "text/event-stream";
-        http.Response.Headers.CacheControl = "no-cache";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        await http.Response.Body.FlushAsync(cancellationToken);
-
-        var events = new SseWriter(http.Response.Body);
-        var offset = echo?.Length ?? 0;
-        if (chat) await events.WriteAsync(w => OpenAiJson.ChatChunk(w, id, created, model, "assistant", "", null, null, null, options.IncludeUsage), cancellationToken);
-        else if (echo is not null) await events.WriteAsync(w => OpenAiJson.TextCompletion(w, id, created, model, echo, null, 0, null, null, chunk: true, options.IncludeUsage), cancellationToken);
-
+        var withLogprobs = runner.Options.TopLogprobs is not null;
+        var stream = new CompletionStream(http.Response, format, header, runner.Options.IncludeUsage);
+        await stream.StartAsync(cancellationToken);
+        if (opening is not null) await stream.SendAsync(opening, cancellationToken);
         try
         {
             for (; more; more = await deltas.MoveNextAsync())
-            {
-                var delta = deltas.Current;
-                var entries = logprobs is null ? null : delta.Logprobs;
-                if (chat) await events.WriteAsync(w => OpenAiJson.ChatChunk(w, id, created, model, null, delta.Text, entries, null, null, options.IncludeUsage), cancellationToken);
-                else await events.WriteAsync(w => OpenAiJson.TextCompletion(w, id, created, model, delta.Text, entries, offset, null, null, chunk: true, options.IncludeUsage), cancellationToken);
-                offset += delta.Text.Length;
-            }
+                await stream.SendAsync(new CompletionChunk(Text: deltas.Current.Text, Logprobs: withLogprobs ? deltas.Current.Logprobs : null), cancellationToken);
         }
         catch (Exception e) when (e is BackendUnavailableException or BackendSaturatedException or BackendFailedException && !cancellationToken.IsCancellationRequested)
         {
-            // The stream has begun: the error travels as an event, as OpenAI sends it.
-            await events.WriteAsync(w => OpenAiJson.Error(w, new OpenAiException(503, e.Message, null, "generation_failed", "server_error")), cancellationToken);
-            await events.DoneAsync(cancellationToken);
+            trace.Failed(e);
+            await stream.FailAsync(new OpenAiException(503, e.Message, null, "generation_failed", "server_error"), cancellationToken);
             return;
         }
 
-        telemetry.Completed(runner, Stopwatch.GetElapsedTime(started));
-        if (chat) await events.WriteAsync(w => OpenAiJson.ChatChunk(w, id, created, model, null, null, null, runner.FinishReason, null, options.IncludeUsage), cancellationToken);
-        else await events.WriteAsync(w => OpenAiJson.TextCompletion(w, id, created, model, "", null, offset, runner.FinishReason, null, chunk: true, options.IncludeUsage), cancellationToken);
-        if (options.IncludeUsage)
-        {
-            var usage = new Usage(runner.PromptTokens, runner.CompletionTokens);
-            if (chat) await events.WriteAsync(w => OpenAiJson.ChatChunk(w, id, created, model, null, null, null, null, usage, true), cancellationToken);
-            else await events.WriteAsync(w => OpenAiJson.TextCompletion(w, id, created, model, "", null, offset, null, usage, chunk: true, true), cancellationToken);
-        }
-
-        await events.DoneAsync(cancellationToken);
+        trace.Completed();
+        await stream.SendAsync(new CompletionChunk(FinishReason: runner.FinishReason), cancellationToken);
+        if (runner.Options.IncludeUsage) await stream.SendAsync(new CompletionChunk(Usage: runner.Usage), cancellationToken);
+        await stream.DoneAsync(cancellationToken);
     }
 
     /// <summary>Reads a JSON body up to the configured size; anything else is OpenAI's 400 or 413.</summary>

@@ -1,6 +1,6 @@
 namespace Exo.Api.Completions;
 
-/// <summary>The gateway's queue is full: the client should retry later (429).</summary>
+/// <summary>The API's queue is full: the client should retry later (429).</summary>
 public sealed class AdmissionRejectedException(string message) : Exception(message);
 
 /// <summary>

@@ -25,7 +25,6 @@ internal sealed class CompletionRunner
     private readonly IGenerationBackend _backend;
     private readonly ServedModel _model;
     private readonly int[] _prompt;
-    private readonly int _maxTokens;
 
     /// <summary>Checks the request's length against the model's context, so a 400 goes out before any response starts.</summary>
     public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
@@ -44,24 +43,28 @@ internal sealed class CompletionRunner
         _backend = backend;
         _model = model;
         _prompt = prompt;
-        _maxTokens = requested;
+        MaxTokens = requested;
         Options = options;
     }
 
     public GenerationOptions Options { get; }
     public int PromptTokens => _prompt.Length;
+    public int MaxTokens { get; }
     public int CompletionTokens { get; private set; }
     public string FinishReason { get; private set; } = "stop";
+    public Usage Usage => new(PromptTokens, CompletionTokens);
 
-    public async IAsyncEnumerable<CompletionDelta> RunAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>Streams the completion's text; <paramref name="trace"/> hears of every token as it comes.</summary>
+    public async IAsyncEnumerable<CompletionDelta> RunAsync(CompletionTrace trace, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var request = new GenerationRequest(_prompt, Options.Sampling, _maxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
+        var request = new GenerationRequest(_prompt, Options.Sampling, MaxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
         var decoder = _model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
         var stops = new StopSequenceBuffer(Options.Stop);
 
         await foreach (var step in _backend.GenerateAsync(_model.Id, request, cancellationToken))
         {
             CompletionTokens++;
+            trace.Token();
             // Stop means an end token: it ends the text and is not part of it.
             if (step.Finish == Inference.Generation.FinishReason.Stop) break;
 

@@ -5,7 +5,7 @@ using Exo.Text.Tokenization;
 
 namespace Exo.Api.Models;
 
-/// <summary>A model the gateway serves: what it needs to turn messages into token ids and tokens back into text.</summary>
+/// <summary>A model the API serves: what it needs to turn messages into token ids and tokens back into text.</summary>
 public sealed record ServedModel(
     string Id,
     string Directory,
@@ -18,7 +18,7 @@ public sealed record ServedModel(
     public int ContextLength => Config.MaxPositionEmbeddings;
 }
 
-/// <summary>The models this gateway serves, by id (the folder's name), loaded once at start.</summary>
+/// <summary>The models this API serves, by id (the folder's name), loaded once at start.</summary>
 public sealed class ModelCatalog
 {
     private readonly Dictionary<string, ServedModel> _models;

@@ -28,7 +28,7 @@ internal sealed partial class OpenAiErrorFilter(ILogger<OpenAiErrorFilter> logge
             if (error is null)
             {
                 LogUnexpected(e);
-                error = new OpenAiException(500, "the server failed while handling the request; see the gateway log", null, "internal_error", "server_error");
+                error = new OpenAiException(500, "the server failed while handling the request; see the API log", null, "internal_error", "server_error");
             }
 
             await Apis.OpenAiApi.WriteJson(http, error.Status, w => OpenAiJson.Error(w, error));

@@ -7,7 +7,7 @@ namespace Exo.Api.OpenAi;
 /// <summary>The usage block: prompt, completion and total tokens.</summary>
 internal readonly record struct Usage(int PromptTokens, int CompletionTokens);
 
-/// <summary>Writes response bodies and stream chunks exactly in the shapes OpenAI's API uses.</summary>
+/// <summary>Writes response bodies exactly in the shapes OpenAI's API uses; <see cref="CompletionFormat"/> the completions.</summary>
 internal static class OpenAiJson
 {
     /// <summary>Text as clients print it: no escaping of quotes, apostrophes or non-ASCII letters.</summary>
@@ -46,84 +46,7 @@ internal static class OpenAiJson
         w.WriteEndObject();
     }
 
-    /// <summary>The envelope every completion object and chunk shares.</summary>
-    private static void Header(Utf8JsonWriter w, string id, string objectType, long created, string model)
-    {
-        w.WriteString("id", id);
-        w.WriteString("object", objectType);
-        w.WriteNumber("created", created);
-        w.WriteString("model", model);
-        w.WriteNull("system_fingerprint");
-    }
-
-    public static void ChatCompletion(Utf8JsonWriter w, string id, long created, string model, string text, IReadOnlyList<LogprobEntry>? logprobs,
-        string finishReason, Usage usage)
-    {
-        w.WriteStartObject();
-        Header(w, id, "chat.completion", created, model);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", 0);
-        w.WriteStartObject("message");
-        w.WriteString("role", "assistant");
-        w.WriteString("content", text);
-        w.WriteNull("refusal");
-        w.WriteEndObject();
-        ChatLogprobs(w, logprobs);
-        w.WriteString("finish_reason", finishReason);
-        w.WriteEndObject();
-        w.WriteEndArray();
-        UsageObject(w, usage);
-        w.WriteEndObject();
-    }
-
-    /// <summary>A chat stream chunk: a delta (role on the first, content after), or the finish, or (choices empty) usage.</summary>
-    public static void ChatChunk(Utf8JsonWriter w, string id, long created, string model, string? role, string? content,
-        IReadOnlyList<LogprobEntry>? logprobs, string? finishReason, Usage? usage, bool includeUsage)
-    {
-        w.WriteStartObject();
-        Header(w, id, "chat.completion.chunk", created, model);
-        w.WriteStartArray("choices");
-        if (usage is null)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            w.WriteStartObject("delta");
-            if (role is not null) w.WriteString("role", role);
-            if (content is not null) w.WriteString("content", content);
-            w.WriteEndObject();
-            ChatLogprobs(w, logprobs);
-            WriteStringOrNull(w, "finish_reason", finishReason);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-        ChunkUsage(w, usage, includeUsage);
-        w.WriteEndObject();
-    }
-
-    public static void TextCompletion(Utf8JsonWriter w, string id, long created, string model, string text, IReadOnlyList<LogprobEntry>? logprobs,
-        int textOffset, string? finishReason, Usage? usage, bool chunk, bool includeUsage = false)
-    {
-        w.WriteStartObject();
-        Header(w, id, "text_completion", created, model);
-        w.WriteStartArray("choices");
-        if (!chunk || usage is null)
-        {
-            w.WriteStartObject();
-            w.WriteString("text", text);
-            w.WriteNumber("index", 0);
-            TextLogprobs(w, logprobs, textOffset);
-            WriteStringOrNull(w, "finish_reason", finishReason);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-        ChunkUsage(w, usage, includeUsage);
-        w.WriteEndObject();
-    }
-
-    private static void ChatLogprobs(Utf8JsonWriter w, IReadOnlyList<LogprobEntry>? logprobs)
+    public static void ChatLogprobs(Utf8JsonWriter w, IReadOnlyList<LogprobEntry>? logprobs)
     {
         if (logprobs is null)
         {
@@ -155,7 +78,7 @@ internal static class OpenAiJson
     }
 
     /// <summary>The legacy completions logprobs: parallel arrays of tokens, logprobs, top alternatives and offsets.</summary>
-    private static void TextLogprobs(Utf8JsonWriter w, IReadOnlyList<LogprobEntry>? logprobs, int textOffset)
+    public static void TextLogprobs(Utf8JsonWriter w, IReadOnlyList<LogprobEntry>? logprobs, int textOffset)
     {
         if (logprobs is null)
         {
@@ -199,14 +122,7 @@ internal static class OpenAiJson
         w.WriteEndArray();
     }
 
-    /// <summary>On a stream asked for usage, every chunk carries "usage": null except the last, which carries the counts.</summary>
-    private static void ChunkUsage(Utf8JsonWriter w, Usage? usage, bool includeUsage)
-    {
-        if (usage is { } u) UsageObject(w, u);
-        else if (includeUsage) w.WriteNull("usage");
-    }
-
-    private static void UsageObject(Utf8JsonWriter w, Usage usage)
+    public static void UsageObject(Utf8JsonWriter w, Usage usage)
     {
         w.WriteStartObject("usage");
         w.WriteNumber("prompt_tokens", usage.PromptTokens);
@@ -215,7 +131,7 @@ internal static class OpenAiJson
         w.WriteEndObject();
     }
 
-    private static void WriteStringOrNull(Utf8JsonWriter w, string name, string? value)
+    public static void WriteStringOrNull(Utf8JsonWriter w, string name, string? value)
     {
         if (value is null) w.WriteNull(name);
         else w.WriteString(name, value);

@@ -1,4 +1,4 @@
-namespace Exo.Api.Apis;
+namespace Exo.Gateway;
 
 /// <summary>The web chat at "/": one static page, embedded in the assembly so the gateway is a single deployable.</summary>
 public static class ChatUi
@@ -12,7 +12,7 @@ public static class ChatUi
 
     private static string ReadPage()
     {
-        using var stream = typeof(ChatUi).Assembly.GetManifestResourceStream("Exo.Api.wwwroot.index.html")
+        using var stream = typeof(ChatUi).Assembly.GetManifestResourceStream("Exo.Gateway.wwwroot.index.html")
                            ?? throw new InvalidOperationException("the web chat page is not embedded in the gateway assembly");
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();

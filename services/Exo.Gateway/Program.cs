@@ -1,0 +1,14 @@
+using Exo.Gateway;
+using Exo.Gateway.Proxy;
+using Exo.ServiceDefaults;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddDefaultEndpoints(httpPort: 52415);
+builder.AddServiceDefaults("Gateway");
+builder.AddApplicationServices();
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.MapChatUi();
+app.MapApiProxy();
+app.Run();

@@ -4,11 +4,16 @@ using System.Net.Sockets;
 
 namespace Exo.AppHost;
 
-/// <summary>What the user asked for, checked: an existing model folder, a free gateway port, a sensible worker count.</summary>
+/// <summary>What the user asked for, checked: an existing model folder, free ports, sensible counts.</summary>
 /// <param name="Public">Serve on every interface, the registry and planner on their well-known ports, so other machines' workers can join.</param>
-public sealed record AppHostSettings(string Model, int Workers, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public = false);
+/// <param name="DashboardPort">The Aspire dashboard's port on localhost; null runs without the dashboard.</param>
+public sealed record AppHostSettings(
+    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort)
+{
+    public string ModelName => Path.GetFileName(Model);
+}
 
-/// <summary>Something the user must fix before the cluster can start (an option, a missing build); reported as one <c>error:</c> line and exit code 2.</summary>
+/// <summary>Something the user must fix before the cluster can start; reported as one <c>error:</c> line and exit code 2.</summary>
 public sealed class AppHostInputException(string message) : Exception(message);
 
 /// <summary>The AppHost's command line (System.CommandLine), turned into <see cref="AppHostSettings"/>.</summary>
@@ -16,6 +21,7 @@ public static class AppHostCommand
 {
     public const int InputError = 2;
     public const int DefaultPort = 52415;
+    public const int DefaultDashboardPort = 18888;
 
     /// <summary>Where --public puts the registry and the planner, the ports a worker on another machine assumes.</summary>
     public const int PublicRegistryPort = 52416;
@@ -30,7 +36,23 @@ public static class AppHostCommand
             Description = "Hugging Face model folder to serve (config.json, safetensors, tokenizer) [default: models/exo-tiny of the repository]",
         };
         var workers = new Option<int>("--workers") { HelpName = "N", Description = "How many shard workers to start; the model's layers are split among them", DefaultValueFactory = _ => 2 };
-        var port = new Option<int>("--port") { HelpName = "PORT", Description = "Port of the gateway (OpenAI API and web chat) on localhost", DefaultValueFactory = _ => DefaultPort };
+        var apiReplicas = new Option<int>("--api-replicas")
+        {
+            HelpName = "N",
+            Description = "How many API services the gateway balances over; a request that fails before its answer starts is retried on another",
+            DefaultValueFactory = _ => 1,
+        };
+        var port = new Option<int>("--port") { HelpName = "PORT", Description = "Port of the gateway (OpenAI API and web chat)", DefaultValueFactory = _ => DefaultPort };
+        var dashboardPort = new Option<int>("--dashboard-port")
+        {
+            HelpName = "PORT",
+            Description = "Port of the Aspire dashboard on localhost (logs, traces and metrics of every service); its OTLP receiver takes the next port",
+            DefaultValueFactory = _ => DefaultDashboardPort,
+        };
+        var noDashboard = new Option<bool>("--no-dashboard")
+        {
+            Description = "Run headless, without the dashboard: every service's log lines are printed here instead, prefixed with its name",
+        };
         var readyTimeout = new Option<int>("--ready-timeout")
         {
             HelpName = "SECONDS",
@@ -40,9 +62,8 @@ public static class AppHostCommand
         var dataDir = new Option<DirectoryInfo>("--data-dir")
         {
             HelpName = "DIR",
-            Description = "Folder for the workers' state (worker-N/ holds each one's node id, kept between runs) [default: .exo of the repository]",
+            Description = "Folder for the cluster's state: redis/ holds Redis's data, worker-N/ each worker's node id, all kept between runs [default: .exo of the repository]",
         };
-
         var isPublic = new Option<bool>("--public")
         {
             Description = "Listen on every network interface, with the registry on port 52416 and the planner on 52417, so that shard workers "
@@ -50,14 +71,13 @@ public static class AppHostCommand
         };
 
         var root = new RootCommand(
-            "Exo AppHost: runs a whole Exo cluster on this machine, like an Aspire AppHost. It starts redis-server from PATH on a free "
-            + "loopback port (without one, the registry and planner keep their state in memory, with a warning), the registry, the planner, "
-            + "--workers shard workers and the gateway, each once the ones it depends on are healthy, wired by environment variables. "
-            + "Each process's log lines are prefixed with its name. It prints the web chat and API URLs, then 'ready: ...' once the "
-            + "model's layers are loaded on every worker. Ctrl-C (or SIGTERM) stops everything; if any process dies, the AppHost says "
-            + "which, stops the rest and exits 1. Bad options exit 2.")
+            "Exo AppHost: runs a whole Exo cluster on this machine as an Aspire AppHost: redis-server from PATH (Aspire's Redis container where "
+            + "a container runtime runs instead; without either the cluster's state is kept in memory, with a warning), the registry, the "
+            + "planner, --workers shard workers, the API and the gateway, each once the ones it depends on are healthy, with the Aspire "
+            + "dashboard. It prints the dashboard's login URL, the web chat and API URLs, then 'ready: ...' once the model's layers are "
+            + "loaded on every worker. A service that crashes is restarted, with back-off. Ctrl-C (or SIGTERM) stops everything. Bad options exit 2.")
         {
-            model, workers, port, readyTimeout, dataDir, isPublic,
+            model, workers, apiReplicas, port, dashboardPort, noDashboard, readyTimeout, dataDir, isPublic,
         };
 
         var parse = root.Parse(args);
@@ -70,16 +90,10 @@ public static class AppHostCommand
         try
         {
             if (parse.Errors.Count > 0) throw new AppHostInputException(parse.Errors[0].Message);
-            var settings = Check(parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(port), parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName)
-                with { Public = parse.GetValue(isPublic) };
-            if (settings.Public)
-            {
-                foreach (var (well, service) in new[] { (PublicRegistryPort, "registry"), (PublicPlannerPort, "planner") })
-                {
-                    if (!IsFree(well)) throw new AppHostInputException($"port {well}, where --public puts the {service}, is in use: is another cluster running here?");
-                }
-            }
-
+            var settings = Check(
+                parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
+                parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName, parse.GetValue(isPublic),
+                parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort));
             return await run(settings, cancellationToken);
         }
         catch (AppHostInputException e)
@@ -90,10 +104,13 @@ public static class AppHostCommand
     }
 
     /// <summary>Checks the options and fills in the defaults that live in the repository.</summary>
-    public static AppHostSettings Check(string? model, int workers, int port, int readyTimeoutSeconds, string? dataDir)
+    public static AppHostSettings Check(
+        string? model, int workers, int apiReplicas, int port, int readyTimeoutSeconds, string? dataDir, bool isPublic, int? dashboardPort)
     {
         if (workers is < 1 or > 64) throw new AppHostInputException($"--workers must be between 1 and 64, not {workers}");
+        if (apiReplicas is < 1 or > 16) throw new AppHostInputException($"--api-replicas must be between 1 and 16, not {apiReplicas}");
         if (port is < 1 or > 65535) throw new AppHostInputException($"--port must be between 1 and 65535, not {port}");
+        if (dashboardPort is < 1 or > 65534) throw new AppHostInputException($"--dashboard-port must be between 1 and 65534, not {dashboardPort}");
         if (readyTimeoutSeconds < 1) throw new AppHostInputException($"--ready-timeout must be at least 1 second, not {readyTimeoutSeconds}");
 
         var root = FindRepositoryRoot();
@@ -103,10 +120,22 @@ public static class AppHostCommand
         model = Path.TrimEndingDirectorySeparator(Path.GetFullPath(model));
         if (!Directory.Exists(model)) throw new AppHostInputException($"model folder {model} does not exist");
         if (!File.Exists(Path.Combine(model, "config.json"))) throw new AppHostInputException($"{model} is not a model folder: it has no config.json");
-        if (!IsFree(port)) throw new AppHostInputException($"port {port} is in use; pick another with --port");
+
+        RequireFree(port, "--port", "the gateway");
+        if (dashboardPort is { } dashboard)
+        {
+            RequireFree(dashboard, "--dashboard-port", "the dashboard");
+            RequireFree(dashboard + 1, "--dashboard-port", "the dashboard's OTLP receiver");
+        }
+
+        if (isPublic)
+        {
+            RequireFree(PublicRegistryPort, null, "the registry (--public)");
+            RequireFree(PublicPlannerPort, null, "the planner (--public)");
+        }
 
         dataDir ??= Path.Combine(root ?? Path.GetTempPath(), ".exo");
-        return new AppHostSettings(model, workers, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir));
+        return new AppHostSettings(model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort);
     }
 
     /// <summary>The folder holding Exo.sln above the AppHost's own folder, else above the current directory.</summary>
@@ -122,9 +151,16 @@ public static class AppHostCommand
         return null;
     }
 
+    private static void RequireFree(int port, string? option, string what)
+    {
+        if (IsFree(port)) return;
+        var fix = option is null ? "is another cluster running here?" : $"pick another with {option}";
+        throw new AppHostInputException($"port {port}, where {what} listens, is in use; {fix}");
+    }
+
     private static bool IsFree(int port)
     {
-        // Exclusive, so that a server on 0.0.0.0 or 127.0.0.1 (which the gateway's "localhost" also binds) counts as using it.
+        // Exclusive, so that a server on 0.0.0.0 or 127.0.0.1 (which "localhost" also binds) counts as using it.
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ExclusiveAddressUse = true };
         try
         {

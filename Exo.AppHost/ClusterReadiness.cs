@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Exo.AppHost.Hosting;
 
 namespace Exo.AppHost;
 
@@ -50,16 +49,37 @@ public sealed record ClusterStatus(bool Ready, string Summary)
 }
 
 /// <summary>
-/// Polls the gateway until the model is loaded on its workers, saying what it waits for as that changes, and warns
-/// (without stopping anything) when that takes longer than the ready timeout.
+/// Once the gateway is healthy, prints where to reach the cluster, then polls the gateway until the model is loaded on
+/// its workers, saying what it waits for as that changes, and warns (without stopping anything) when that takes longer
+/// than the ready timeout. These are plain lines on standard output, the ones a user and a script look for.
 /// </summary>
-public sealed class ClusterReadiness(Uri gateway, IReadOnlyDictionary<int, string> workerByPort, int workers, TimeSpan timeout, ConsoleLog log)
+public sealed class ClusterReadiness(
+    AppHostSettings settings, IResourceBuilder<ProjectResource> gateway, IReadOnlyList<IResourceBuilder<ProjectResource>> workers,
+    ResourceNotificationService notifications) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Reminder = TimeSpan.FromSeconds(10);
 
-    public async Task WatchAsync(CancellationToken cancellationToken)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await notifications.WaitForResourceHealthyAsync(gateway.Resource.Name, stoppingToken);
+            var local = gateway.GetEndpoint(ServiceEndpoints.Http).Url;
+            var url = settings.Public ? $"http://{Environment.MachineName}:{settings.Port}" : local;
+            Console.WriteLine($"web chat: {url}/");
+            Console.WriteLine($"API base: {url}/v1");
+            await WatchAsync(new Uri(local), stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The AppHost stops before the cluster was ready.
+        }
+    }
+
+    private async Task WatchAsync(Uri gatewayUrl, CancellationToken cancellationToken)
+    {
+        var workerByPort = workers.ToDictionary(w => w.GetEndpoint(ServiceEndpoints.Grpc).Port, w => w.Resource.Name);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var clock = Stopwatch.StartNew();
         var said = "";
@@ -67,22 +87,22 @@ public sealed class ClusterReadiness(Uri gateway, IReadOnlyDictionary<int, strin
         var warned = false;
         while (true)
         {
-            var status = await ProbeAsync(http, cancellationToken);
+            var status = await ProbeAsync(http, gatewayUrl, workerByPort, cancellationToken);
             if (status.Ready)
             {
-                log.Info($"ready: {status.Summary} ({clock.Elapsed.TotalSeconds:0.0} s)");
+                Console.WriteLine($"ready: {status.Summary} ({clock.Elapsed.TotalSeconds:0.0} s)");
                 return;
             }
 
             if (status.Summary != said || clock.Elapsed - saidAt >= Reminder)
             {
-                log.Info($"waiting for the cluster ({clock.Elapsed.TotalSeconds:0} s): {status.Summary}");
+                Console.WriteLine($"waiting for the cluster ({clock.Elapsed.TotalSeconds:0} s): {status.Summary}");
                 (said, saidAt) = (status.Summary, clock.Elapsed);
             }
 
-            if (!warned && clock.Elapsed >= timeout)
+            if (!warned && clock.Elapsed >= settings.ReadyTimeout)
             {
-                log.Warning($"the cluster is not ready after {timeout.TotalSeconds:0} s ({status.Summary}); it keeps running: see the logs above, Ctrl-C stops it");
+                Console.WriteLine($"warning: the cluster is not ready after {settings.ReadyTimeout.TotalSeconds:0} s ({status.Summary}); it keeps running: see the dashboard's logs, Ctrl-C stops it");
                 warned = true;
             }
 
@@ -90,14 +110,14 @@ public sealed class ClusterReadiness(Uri gateway, IReadOnlyDictionary<int, strin
         }
     }
 
-    private async Task<ClusterStatus> ProbeAsync(HttpClient http, CancellationToken cancellationToken)
+    private async Task<ClusterStatus> ProbeAsync(HttpClient http, Uri gatewayUrl, IReadOnlyDictionary<int, string> workerByPort, CancellationToken cancellationToken)
     {
         try
         {
-            using var response = await http.GetAsync(new Uri(gateway, "/api/cluster"), cancellationToken);
+            using var response = await http.GetAsync(new Uri(gatewayUrl, "/api/cluster"), cancellationToken);
             var body = await response.Content.ReadAsStringAsync(cancellationToken);
             return response.IsSuccessStatusCode
-                ? ClusterStatus.Parse(body, workerByPort, workers)
+                ? ClusterStatus.Parse(body, workerByPort, settings.Workers)
                 : new ClusterStatus(false, $"GET /api/cluster answered {(int)response.StatusCode}");
         }
         catch (Exception e) when (e is HttpRequestException || e is TaskCanceledException && !cancellationToken.IsCancellationRequested)

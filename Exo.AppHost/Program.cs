@@ -1,59 +1,46 @@
-using System.Runtime.InteropServices;
 using Exo.AppHost;
-using Exo.AppHost.Hosting;
 
-// Ctrl-C and SIGTERM stop the cluster in order rather than killing the AppHost and orphaning its children.
-using var stop = new CancellationTokenSource();
-void Stop(PosixSignalContext context)
+return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken) =>
 {
-    context.Cancel = true;
-    stop.Cancel();
-}
+    var builder = DistributedApplication.CreateBuilder(AppHostOptions.For(settings, args));
+    var local = settings.Public ? "0.0.0.0" : "127.0.0.1";
 
-using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+    // Infrastructure
+    var redis = builder.AddClusterRedis("redis", Path.Combine(settings.DataDir, "redis"));
 
-return await AppHostCommand.InvokeAsync(args, RunAsync, stop.Token);
+    // Services
+    var registry = builder.AddProject<Projects.Exo_Registry>("registry").AsExoService()
+        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicRegistryPort : null, local)
+        .WithRedis(redis);
 
-static async Task<int> RunAsync(AppHostSettings settings, CancellationToken cancellationToken)
-{
-    var log = ConsoleLog.ForConsole();
-    var builder = new DistributedApplicationBuilder();
-
-    var redis = builder.AddRedis("redis");
-    if (redis is null) log.Warning("redis-server is not on PATH: the registry and planner keep the cluster's state in memory (Debian: apt-get install redis-server)");
-
-    var registry = builder.AddService("registry", ServiceProjects.Registry)
-        .WithGrpcEndpoint("Registry", settings.Public, settings.Public ? AppHostCommand.PublicRegistryPort : null)
-        .WithReference(redis).WaitFor(redis);
-
-    var planner = builder.AddService("planner", ServiceProjects.Planner)
-        .WithGrpcEndpoint("Planner", settings.Public, settings.Public ? AppHostCommand.PublicPlannerPort : null)
+    var planner = builder.AddProject<Projects.Exo_Planner>("planner").AsExoService()
+        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, local)
         .WithEnvironment("Planner__Models__0", settings.Model)
-        .WithReference(redis).WaitFor(redis)
+        .WithRedis(redis)
         .WithReference(registry).WaitFor(registry);
 
-    var workers = Enumerable.Range(1, settings.Workers).Select(i => builder.AddService($"worker-{i}", ServiceProjects.ShardWorker)
-        .WithGrpcEndpoint("ShardWorker", settings.Public)
-        // Each worker keeps its own node id file here between runs, so its identity in the cluster is stable.
+    var workers = Enumerable.Range(1, settings.Workers).Select(i => builder.AddProject<Projects.Exo_ShardWorker>($"worker-{i}").AsExoService()
+        .WithGrpcEndpoint(host: local)
+        // Each worker keeps its node id here between runs, so its identity in the cluster is stable.
         .WithEnvironment("ShardWorker__DataDir", Path.Combine(settings.DataDir, $"worker-{i}"))
         .WithEnvironment("ShardWorker__ModelsDir", Path.GetDirectoryName(settings.Model)!)
         .WithReference(registry).WaitFor(registry)
         .WithReference(planner).WaitFor(planner)).ToList();
 
-    var gateway = builder.AddService("gateway", ServiceProjects.Gateway, settings.Port, host: settings.Public ? "0.0.0.0" : "localhost")
-        .WithEnvironment("Gateway__Models__0", settings.Model)
-        .WithReference(planner).WaitFor(planner)
-        .WithReference(registry).WaitFor(registry);
+    var apis = Enumerable.Range(1, settings.ApiReplicas).Select(i => builder.AddProject<Projects.Exo_Api>(settings.ApiReplicas == 1 ? "api" : $"api-{i}").AsExoService()
+        .WithEnvironment("Api__Models__0", settings.Model)
+        .WithReference(registry).WaitFor(registry)
+        .WithReference(planner).WaitFor(planner)).ToList();
 
-    var app = builder.Build(log);
-    var url = settings.Public ? new Uri($"http://{Environment.MachineName}:{settings.Port}") : gateway.Resource.GetEndpoint("http").Url;
-    app.OnAllHealthy(token =>
-    {
-        log.Info($"web chat: {url}");
-        log.Info($"API base: {new Uri(url, "/v1")}");
-        var workerByPort = workers.ToDictionary(w => w.Resource.GetEndpoint("grpc").Port, w => w.Resource.Name);
-        return new ClusterReadiness(new Uri($"http://127.0.0.1:{settings.Port}"), workerByPort, settings.Workers, settings.ReadyTimeout, log).WatchAsync(token);
-    });
-    return await app.RunAsync(cancellationToken);
-}
+    // Gateway
+    var gateway = builder.AddProject<Projects.Exo_Gateway>("gateway").AsExoService(settings.Port, settings.Public ? "0.0.0.0" : "localhost")
+        .WithExternalHttpEndpoints()
+        .WithApiReplicas(apis);
+
+    builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<ClusterReadiness>(sp, settings, gateway, workers));
+    builder.Services.AddHostedService<CrashRestarts>();
+    if (settings.DashboardPort is null) builder.Services.AddHostedService<ServiceLogs>();
+
+    await builder.Build().RunAsync(cancellationToken);
+    return 0;
+}, CancellationToken.None);

@@ -35,8 +35,12 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddSingleton(telemetry);
         builder.ConfigureOpenTelemetry();
 
-        // A line per HTTP request and gRPC call drowns a service's own log; Logging:LogLevel:Microsoft.AspNetCore overrides.
-        if (builder.Configuration["Logging:LogLevel:Microsoft.AspNetCore"] is null) builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // A line per HTTP request, gRPC call or outgoing call (each heartbeat, each probe) drowns a service's own log;
+        // a Logging:LogLevel setting of the same category overrides this.
+        foreach (var category in new[] { "Microsoft.AspNetCore", "System.Net.Http.HttpClient" })
+        {
+            if (builder.Configuration[$"Logging:LogLevel:{category}"] is null) builder.Logging.AddFilter(category, LogLevel.Warning);
+        }
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
 
         builder.Services.AddServiceDiscovery();
@@ -71,6 +75,7 @@ public static class ServiceDefaultsExtensions
                 .AddRuntimeInstrumentation()
                 .AddMeter(ServiceTelemetry.Prefix + "*"))
             .WithTracing(tracing => tracing
+                .SetSampler(RequestSampler.ParentBased)
                 .AddSource(ServiceTelemetry.Prefix + "*")
                 // Health probes come several times a second while a cluster starts: they would bury the traces that matter.
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsHealthProbe(context.Request.Path))

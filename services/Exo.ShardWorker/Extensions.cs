@@ -17,6 +17,8 @@ public static class Extensions
         builder.Configuration.AddCommandLine(args, ShardWorkerOptions.Switches.ToDictionary());
         var options = builder.Configuration.GetSection("ShardWorker").Get<ShardWorkerOptions>() ?? new ShardWorkerOptions();
         options.Validate();
+        builder.Configuration.RequireServiceAddress("registry");
+        builder.Configuration.RequireServiceAddress("planner");
         // --port/--address are the defaults of Kestrel's grpc endpoint; an explicit Kestrel:Endpoints:grpc:Url (the AppHost's) wins.
         builder.AddDefaultEndpoints(httpPort: 52428, grpcPort: options.GrpcPort, grpcAddress: options.GrpcAddress);
         var grpc = builder.Configuration.Url(KestrelEndpoints.Grpc);

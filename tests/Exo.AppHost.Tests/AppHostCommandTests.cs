@@ -3,51 +3,50 @@ namespace Exo.AppHost.Tests;
 /// <summary>The AppHost's options: defaults from the repository and clear refusals of bad input.</summary>
 public sealed class AppHostCommandTests
 {
+    private static AppHostSettings Check(string? model = null, int workers = 1, int apiReplicas = 1, int? port = null, int readyTimeout = 10, int? dashboardPort = null) =>
+        AppHostCommand.Check(model, workers, apiReplicas, port ?? Ports.Free(), readyTimeout, dataDir: null, isPublic: false, dashboardPort);
+
     [Fact]
     public void DefaultsAreTheShippedModelAndTheRepositorysDataFolder()
     {
-        var settings = AppHostCommand.Check(model: null, workers: 2, port: Ports.Free(), readyTimeoutSeconds: 180, dataDir: null);
+        var settings = Check(workers: 2, readyTimeout: 180);
 
         Assert.Equal(RepositoryPaths.ShippedModel, settings.Model);
+        Assert.Equal("exo-tiny", settings.ModelName);
         Assert.Equal(Path.Combine(RepositoryPaths.Root, ".exo"), settings.DataDir);
         Assert.Equal(TimeSpan.FromSeconds(180), settings.ReadyTimeout);
+        Assert.Null(settings.DashboardPort);
     }
 
     [Theory]
-    [InlineData(0, 1, 180, "--workers must be between 1 and 64, not 0")]
-    [InlineData(65, 1, 180, "--workers must be between 1 and 64, not 65")]
-    [InlineData(1, 0, 180, "--port must be between 1 and 65535, not 0")]
-    [InlineData(1, 70000, 180, "--port must be between 1 and 65535, not 70000")]
-    [InlineData(1, 1, 0, "--ready-timeout must be at least 1 second, not 0")]
-    public void BadNumbersAreRefused(int workers, int port, int readyTimeout, string message) =>
-        Assert.Equal(message, Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(null, workers, port == 1 ? Ports.Free() : port, readyTimeout, null)).Message);
+    [InlineData(0, 1, 1, 180, "--workers must be between 1 and 64, not 0")]
+    [InlineData(65, 1, 1, 180, "--workers must be between 1 and 64, not 65")]
+    [InlineData(1, 0, 1, 180, "--api-replicas must be between 1 and 16, not 0")]
+    [InlineData(1, 1, 0, 180, "--port must be between 1 and 65535, not 0")]
+    [InlineData(1, 1, 70000, 180, "--port must be between 1 and 65535, not 70000")]
+    [InlineData(1, 1, 1, 0, "--ready-timeout must be at least 1 second, not 0")]
+    public void BadNumbersAreRefused(int workers, int apiReplicas, int port, int readyTimeout, string message) =>
+        Assert.Equal(message, Assert.Throws<AppHostInputException>(() => Check(null, workers, apiReplicas, port == 1 ? null : port, readyTimeout)).Message);
 
     [Fact]
     public void AFolderWithoutConfigIsNotAModel()
     {
-        var message = Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(RepositoryPaths.Root, 1, Ports.Free(), 10, null)).Message;
+        var message = Assert.Throws<AppHostInputException>(() => Check(model: RepositoryPaths.Root)).Message;
 
         Assert.Equal($"{RepositoryPaths.Root} is not a model folder: it has no config.json", message);
     }
 
     [Fact]
-    public void APortInUseIsRefused()
+    public void PortsInUseAreRefusedNamingTheOption()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Any, 0);
         listener.Start();
         var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
 
-        var message = Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(null, 1, port, 10, null)).Message;
-
-        Assert.Equal($"port {port} is in use; pick another with --port", message);
-    }
-
-    [Fact]
-    public void EveryServiceWasBuiltWithTheAppHost()
-    {
-        Assert.Equal([ServiceProjects.Gateway, ServiceProjects.Planner, ServiceProjects.Registry, ServiceProjects.ShardWorker], ServiceProjects.All.Keys.Order());
-        Assert.All(ServiceProjects.All.Keys, project => Assert.True(File.Exists(ServiceProjects.PathOf(project)), project));
-        // Run from their own output folders: nothing of theirs is copied beside the AppHost.
-        Assert.All(ServiceProjects.All.Values, path => Assert.NotEqual(Path.GetDirectoryName(typeof(ServiceProjects).Assembly.Location), Path.GetDirectoryName(path)));
+        Assert.Equal($"port {port}, where the gateway listens, is in use; pick another with --port", Assert.Throws<AppHostInputException>(() => Check(port: port)).Message);
+        Assert.Equal($"port {port}, where the dashboard listens, is in use; pick another with --dashboard-port",
+            Assert.Throws<AppHostInputException>(() => Check(dashboardPort: port)).Message);
+        Assert.Equal($"port {port}, where the dashboard's OTLP receiver listens, is in use; pick another with --dashboard-port",
+            Assert.Throws<AppHostInputException>(() => Check(dashboardPort: port - 1)).Message);
     }
 }

@@ -1,58 +1,101 @@
+using System.ClientModel;
+using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using OpenAI;
+using OpenAI.Chat;
 
 namespace Exo.AppHost.Tests;
 
-/// <summary>The AppHost as a user runs it: a whole cluster of real processes, one chat completion, Ctrl-C, nothing left.</summary>
+/// <summary>
+/// The AppHost as a user runs it: a whole cluster of real processes under Aspire (Redis, registry, planner, three
+/// workers, the API and the gateway) with the dashboard, asked through the official OpenAI SDK, looked at in the
+/// dashboard with headless Chromium, losing workers, and stopped with SIGTERM.
+/// </summary>
 public sealed partial class AppHostProcessTests : IDisposable
 {
-    private readonly string _dataDir = Path.Combine(Path.GetTempPath(), $"exo-apphost-{Guid.NewGuid():N}");
+    private const string Question = "Tell me about Elizabeth.";
+    private const int MaxTokens = 24;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dataDir)) Directory.Delete(_dataDir, recursive: true);
-    }
+    private readonly TempDirectory _data = new();
+
+    public void Dispose() => _data.Dispose();
+
+    private sealed record Placement(long Version, bool Ready, List<string> Endpoints);
 
     [Fact]
-    public async Task ACompleteClusterAnswersAndCtrlCLeavesNothingRunning()
+    public async Task AThreeWorkerClusterAnswersAsOneProcessDoesShowsItsTraceRecoversWorkersAndLeavesNothingRunning()
     {
         var port = Ports.Free();
-        using var apphost = ServiceProcess.Start("Exo.AppHost.dll", ["--workers", "1", "--port", port.ToString(), "--data-dir", _dataDir, "--ready-timeout", "150"]);
-        List<int> children = [];
+        var dashboardPort = Ports.FreePair();
+        using var apphost = ServiceProcess.Start("Exo.AppHost.dll",
+            ["--workers", "3", "--port", $"{port}", "--dashboard-port", $"{dashboardPort}", "--data-dir", _data.Path, "--ready-timeout", "150"]);
+        HashSet<int> owned = [];
         try
         {
-            Assert.True(ProcessChecks.Eventually(() => apphost.Log.Contains("ready: ") || apphost.Log.Contains("error: ") || apphost.Log.Contains("not ready after"), TimeSpan.FromSeconds(180)), apphost.Log);
-            Assert.Matches(@"ready: exo-tiny on 1 worker, layers \[0, \d+\) worker-1", apphost.Log);
-            Assert.Contains($"web chat: http://localhost:{port}/", apphost.Log);
-            Assert.Contains($"API base: http://localhost:{port}/v1", apphost.Log);
-            Assert.Matches(@"(?m)^worker-1 \| ", apphost.Log);
-
-            children = [.. Started().Matches(apphost.Log).Select(m => int.Parse(m.Groups[1].Value))];
-            Assert.Equal(5, children.Count); // redis, registry, planner, worker-1, gateway
-            Assert.All(children, pid => Assert.True(ProcessChecks.IsRunning(pid), $"pid {pid} is not running"));
+            await apphost.WaitForLogAsync("ready: ", TimeSpan.FromSeconds(240));
+            var log = apphost.Log;
+            Assert.Matches(@"(?m)^ready: exo-tiny on 3 workers, layers \[0, \d\) worker-\d, \[\d, \d\) worker-\d, \[\d, 8\) worker-\d", log);
+            Assert.Contains($"web chat: http://localhost:{port}/", log);
+            Assert.Contains($"API base: http://localhost:{port}/v1", log);
+            var login = LoginUrl().Match(log);
+            Assert.True(login.Success, $"no dashboard login URL in:\n{log}");
+            owned = ProcessTree.Of(apphost.Id);
+            Assert.Equal(3, ProcessTree.Running(owned, "Exo.ShardWorker").Count);
+            Assert.Single(ProcessTree.Running(owned, "redis-server"));
 
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            using var response = await http.PostAsJsonAsync("/v1/chat/completions", new
-            {
-                model = "exo-tiny",
-                messages = new[] { new { role = "user", content = "Who are you?" } },
-                max_tokens = 8,
-                temperature = 0,
-            });
-            var body = await response.Content.ReadAsStringAsync();
-            Assert.True(response.IsSuccessStatusCode, body);
-            using var json = JsonDocument.Parse(body);
-            Assert.False(string.IsNullOrEmpty(json.RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()), body);
+            var chat = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress, "/v1") }).GetChatClient("exo-tiny");
 
-            Assert.Equal(0, apphost.Interrupt(TimeSpan.FromSeconds(60)));
-            Assert.Contains("stopped", apphost.Log);
-            Assert.All(children, pid => Assert.False(ProcessChecks.IsRunning(pid), $"pid {pid} still runs after the AppHost stopped"));
+            // The official SDK, whole and streamed, gets exactly what one process's greedy generation gives.
+            var expected = LocalChat();
+            Assert.False(string.IsNullOrWhiteSpace(expected));
+            Assert.Equal(expected, await CompleteAsync(chat));
+            Assert.Equal(expected, await StreamAsync(chat));
+
+            // The dashboard shows the request's trace through the gateway, the API and every stage.
+            var spans = DashboardTrace(login.Value);
+            Assert.Contains(("POST /v1/{**rest}", "gateway"), spans);
+            Assert.Contains(("chat exo-tiny", "api"), spans);
+            foreach (var worker in new[] { "worker-1", "worker-2", "worker-3" })
+            {
+                Assert.Contains(("stage prefill", worker), spans);
+                Assert.Contains(spans, s => s.Resource == worker && s.Name.StartsWith("stage decode", StringComparison.Ordinal));
+            }
+
+            // A worker that stops cleanly leaves the cluster: the ring is re-planned over the other two, then, once the
+            // AppHost has started it again, over three.
+            var before = await PlacementAsync(http);
+            Signal(WorkerPid(owned, "worker-3"), SigTerm);
+            var two = await WaitForPlacementAsync(http, p => p.Version > before.Version && p.Endpoints.Count == 2);
+            var three = await WaitForPlacementAsync(http, p => p.Version > two.Version && p.Ready && p.Endpoints.Count == 3);
+            Assert.Matches(@"worker-3 ended with exit code \d+; restarting it in \d+ s \(restart 1\)", apphost.Log);
+
+            // A killed worker is restarted too, rejoins, and the answer does not change.
+            var killed = WorkerPid(owned, "worker-2");
+            Signal(killed, SigKill);
+            await apphost.WaitForLogAsync("worker-2 ended with exit code 137; restarting it", Patience);
+            Assert.True(ProcessChecks.Eventually(() => ProcessTree.Running(ProcessTree.Of(apphost.Id), "Exo.ShardWorker").Count == 3, Patience), apphost.Log);
+            Assert.DoesNotContain(killed, ProcessTree.Running(ProcessTree.Of(apphost.Id), "Exo.ShardWorker"));
+            await WaitForPlacementAsync(http, p => p.Version >= three.Version && p.Ready && p.Endpoints.Count == 3);
+            Assert.Equal(expected, await CompleteAsync(chat));
+
+            // SIGTERM stops the AppHost and everything it started.
+            owned.UnionWith(ProcessTree.Of(apphost.Id));
+            Assert.True(apphost.Terminate(TimeSpan.FromSeconds(60)), "the AppHost did not stop within 60 s of SIGTERM");
+            Assert.True(ProcessChecks.Eventually(() => !owned.Any(ProcessChecks.IsRunning), TimeSpan.FromSeconds(45)),
+                $"still running after the AppHost stopped: {string.Join(", ", owned.Where(ProcessChecks.IsRunning).Select(Describe))}");
         }
         finally
         {
-            // Whatever failed above, no child outlives the test.
-            foreach (var pid in children.Where(ProcessChecks.IsRunning)) KillQuietly(pid);
+            // Whatever failed above, nothing outlives the test.
+            owned.UnionWith(ProcessTree.Of(apphost.Id));
+            apphost.Dispose();
+            foreach (var pid in owned.Where(ProcessChecks.IsRunning)) Signal(pid, SigKill);
         }
     }
 
@@ -76,21 +119,98 @@ public sealed partial class AppHostProcessTests : IDisposable
         var (exitCode, output, _) = ServiceProcess.Run("Exo.AppHost.dll", null, "--help");
 
         Assert.Equal(0, exitCode);
-        Assert.All(["--model", "--workers", "--port", "--ready-timeout", "--data-dir", "redis-server", "Ctrl-C"], text => Assert.Contains(text, output));
+        Assert.All(["--model", "--workers", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--public", "redis-server", "Ctrl-C"],
+            text => Assert.Contains(text, output));
     }
 
-    private static void KillQuietly(int pid)
+    /// <summary>The greedy answer of `exo chat` (one process, whole model).</summary>
+    private static string LocalChat()
+    {
+        var (code, output, error) = ServiceProcess.Run("exo.dll", Question + "\n", "chat", "--model", RepositoryPaths.ShippedModel, "--max-tokens", $"{MaxTokens}");
+        Assert.True(code == 0, error);
+        return output.EndsWith('\n') ? output[..^1] : output;
+    }
+
+    private static ChatCompletionOptions Greedy => new() { Temperature = 0, MaxOutputTokenCount = MaxTokens };
+
+    private static async Task<string> CompleteAsync(ChatClient chat) =>
+        (await chat.CompleteChatAsync([new UserChatMessage(Question)], Greedy)).Value.Content[0].Text;
+
+    private static async Task<string> StreamAsync(ChatClient chat)
+    {
+        var text = new StringBuilder();
+        var updates = 0;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage(Question)], Greedy))
+        {
+            updates++;
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+        }
+
+        Assert.True(updates > MaxTokens / 2, $"tokens arrive one by one, not in {updates} updates");
+        return text.ToString();
+    }
+
+    /// <summary>The spans of the newest chat trace, as the dashboard lists them (tests/Exo.AppHost.Tests/dashboard, in Debian's Chromium).</summary>
+    private static List<(string Name, string Resource)> DashboardTrace(string login)
+    {
+        var script = Path.Combine(RepositoryPaths.Root, "tests", "Exo.AppHost.Tests", "dashboard", "find-trace.mjs");
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { script, login }) start.ArgumentList.Add(arg);
+        using var node = Process.Start(start)!;
+        var error = node.StandardError.ReadToEndAsync();
+        var output = node.StandardOutput.ReadToEnd();
+        Assert.True(node.WaitForExit(120_000), "the dashboard check did not finish in 2 minutes");
+        Assert.True(node.ExitCode == 0, $"the dashboard check failed ({node.ExitCode}): {error.Result}");
+        using var json = JsonDocument.Parse(output);
+        return [.. json.RootElement.GetProperty("spans").EnumerateArray().Select(s => (s.GetProperty("name").GetString()!, s.GetProperty("resource").GetString()!))];
+    }
+
+    private static async Task<Placement> PlacementAsync(HttpClient http)
+    {
+        var cluster = await http.GetFromJsonAsync<JsonElement>("/api/cluster");
+        var placement = cluster.GetProperty("placements").EnumerateArray().Single();
+        return new Placement(placement.GetProperty("version").GetInt64(), placement.GetProperty("ready").GetBoolean(),
+            [.. placement.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("endpoint").GetString()!)]);
+    }
+
+    private static async Task<Placement> WaitForPlacementAsync(HttpClient http, Func<Placement, bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        Placement? last = null;
+        while (clock.Elapsed < Patience)
+        {
+            last = await PlacementAsync(http);
+            if (condition(last)) return last;
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"no such placement within {Patience}; the last was {last}");
+    }
+
+    private static int WorkerPid(IEnumerable<int> owned, string worker) =>
+        ProcessTree.Running(owned, "Exo.ShardWorker").Single(pid => ProcessTree.Environment(pid, "ShardWorker__DataDir")?.EndsWith(worker, StringComparison.Ordinal) == true);
+
+    private static string Describe(int pid)
     {
         try
         {
-            System.Diagnostics.Process.GetProcessById(pid).Kill(entireProcessTree: true);
+            return $"{pid} {File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ').Trim()}";
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        catch (IOException)
         {
-            // Already gone.
+            return $"{pid}";
         }
     }
 
-    [GeneratedRegex(@"(?m)^started \S+ \(pid (\d+)\)")]
-    private static partial Regex Started();
+    private const int SigKill = 9;
+    private const int SigTerm = 15;
+
+    private static void Signal(int pid, int signal) => _ = Kill(pid, signal);
+
+    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    [GeneratedRegex(@"http://localhost:\d+/login\?t=[0-9a-f]+")]
+    private static partial Regex LoginUrl();
 }

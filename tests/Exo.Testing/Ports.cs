@@ -12,6 +12,26 @@ public static class Ports
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
+
+    /// <summary>A free port whose successor is free too, for a server that takes two (the Aspire dashboard and its OTLP receiver).</summary>
+    public static int FreePair()
+    {
+        while (true)
+        {
+            var port = Free();
+            if (port >= IPEndPoint.MaxPort) continue;
+            using var next = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                next.Bind(new IPEndPoint(IPAddress.Loopback, port + 1));
+                return port;
+            }
+            catch (SocketException)
+            {
+                // Taken: try another.
+            }
+        }
+    }
 }
 
 /// <summary>

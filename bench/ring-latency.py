@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Per-hop latency of the ring: the AppHost runs the shipped model on 1, 2 and 3 workers, and each time a streamed
+greedy completion of N tokens is timed between its first and last token. A hop's cost is the slope of milliseconds per
+token over the number of stages (every token goes once round the ring, one hop per stage).
+
+Usage: python3 bench/ring-latency.py [--repo DIR] [--tokens 200] [--runs 3]
+  --repo  the checkout whose built AppHost runs (default: this one); an older checkout measures "before"
+Build first: dotnet build Exo.sln -c Release (in that checkout)."""
+import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request, signal
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_completion(port, tokens):
+    body = json.dumps({"model": "exo-tiny", "prompt": "It is a truth universally acknowledged", "max_tokens": tokens,
+                       "temperature": 0, "stream": True}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
+    times = []
+    with urllib.request.urlopen(request, timeout=300) as response:
+        for line in response:
+            line = line.strip()
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk["choices"] and chunk["choices"][0].get("text"):
+                times.append(time.perf_counter())
+    return times
+
+
+def measure(repo, workers, tokens, runs):
+    port = free_port()
+    apphost = os.path.join(repo, "Exo.AppHost", "bin", "Release", "net10.0", "Exo.AppHost.dll")
+    with tempfile.TemporaryDirectory() as data:
+        command = ["dotnet", apphost, "--workers", str(workers), "--port", str(port), "--data-dir", data]
+        # Older AppHosts had no dashboard and no such option.
+        if "--no-dashboard" in subprocess.run(["dotnet", apphost, "--help"], capture_output=True, text=True).stdout:
+            command.append("--no-dashboard")
+        process = subprocess.Popen(command,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            for line in process.stdout:
+                if "ready: " in line:
+                    break
+                if time.time() > deadline:
+                    raise SystemExit(f"the cluster of {workers} was not ready in 240 s")
+            else:
+                raise SystemExit(f"the AppHost stopped before it was ready (exit code {process.wait()})")
+            stream_completion(port, 16)  # warm-up: JIT, connections, caches
+            per_token = []
+            for _ in range(runs):
+                times = stream_completion(port, tokens)
+                if len(times) < 20:
+                    raise SystemExit(f"only {len(times)} tokens streamed")
+                per_token.append((times[-1] - times[0]) * 1000 / (len(times) - 1))
+            return sorted(per_token)[len(per_token) // 2], len(times)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=90)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results = {}
+    for workers in (1, 2, 3):
+        ms, count = measure(args.repo, workers, args.tokens, args.runs)
+        results[workers] = ms
+        print(f"{workers} worker(s): {ms:.2f} ms per token (median of {args.runs}, {count} tokens streamed)", flush=True)
+    print(f"per hop: {(results[3] - results[1]) / 2:.2f} ms (slope from 1 to 3 stages); 1->2: {results[2] - results[1]:.2f}, 2->3: {results[3] - results[2]:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

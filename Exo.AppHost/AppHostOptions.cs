@@ -3,7 +3,7 @@ namespace Exo.AppHost;
 /// <summary>Aspire's options for this run: the dashboard on the chosen port, or none.</summary>
 public static class AppHostOptions
 {
-    public static DistributedApplicationOptions For(AppHostSettings settings, string[] args)
+    public static DistributedApplicationOptions For(AppHostSettings settings)
     {
         if (settings.DashboardPort is { } port)
         {
@@ -14,6 +14,7 @@ public static class AppHostOptions
             Environment.SetEnvironmentVariable("ASPIRE_ALLOW_UNSECURED_TRANSPORT", "true");
         }
 
-        return new DistributedApplicationOptions { Args = args, DisableDashboard = settings.DashboardPort is null };
+        // Our options are not Aspire's configuration: they were parsed into the settings already.
+        return new DistributedApplicationOptions { Args = [], DisableDashboard = settings.DashboardPort is null };
     }
 }

@@ -2,25 +2,26 @@ using Exo.AppHost;
 
 return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken) =>
 {
-    var builder = DistributedApplication.CreateBuilder(AppHostOptions.For(settings, args));
-    var local = settings.Public ? "0.0.0.0" : "127.0.0.1";
+    var builder = DistributedApplication.CreateBuilder(AppHostOptions.For(settings));
+    // gRPC endpoints other machines reach with --public; the rest stays on loopback.
+    var grpcHost = settings.Public ? "0.0.0.0" : "127.0.0.1";
 
     // Infrastructure
     var redis = builder.AddClusterRedis("redis", Path.Combine(settings.DataDir, "redis"));
 
     // Services
     var registry = builder.AddProject<Projects.Exo_Registry>("registry").AsExoService()
-        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicRegistryPort : null, local)
+        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicRegistryPort : null, grpcHost)
         .WithRedis(redis);
 
     var planner = builder.AddProject<Projects.Exo_Planner>("planner").AsExoService()
-        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, local)
+        .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, grpcHost)
         .WithEnvironment("Planner__Models__0", settings.Model)
         .WithRedis(redis)
         .WithReference(registry).WaitFor(registry);
 
     var workers = Enumerable.Range(1, settings.Workers).Select(i => builder.AddProject<Projects.Exo_ShardWorker>($"worker-{i}").AsExoService()
-        .WithGrpcEndpoint(host: local)
+        .WithGrpcEndpoint(host: grpcHost)
         // Each worker keeps its node id here between runs, so its identity in the cluster is stable.
         .WithEnvironment("ShardWorker__DataDir", Path.Combine(settings.DataDir, $"worker-{i}"))
         .WithEnvironment("ShardWorker__ModelsDir", Path.GetDirectoryName(settings.Model)!)
@@ -37,10 +38,7 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
         .WithExternalHttpEndpoints()
         .WithApiReplicas(apis);
 
-    builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<ClusterReadiness>(sp, settings, gateway, workers));
-    builder.Services.AddHostedService<CrashRestarts>();
-    if (settings.DashboardPort is null) builder.Services.AddHostedService<ServiceLogs>();
-
+    builder.AddSupervision(settings, gateway, workers);
     await builder.Build().RunAsync(cancellationToken);
     return 0;
 }, CancellationToken.None);

@@ -3,15 +3,15 @@ using System.Text.Json;
 
 namespace Exo.Cluster.Tests;
 
-/// <summary>One stage of a placement as the gateway's /api/cluster reports it.</summary>
+/// <summary>One stage of a placement as the API's /api/cluster reports it.</summary>
 public sealed record StageInfo(string NodeId, int LayerStart, int LayerEnd);
 
-/// <summary>The shipped model's placement as the gateway sees it.</summary>
+/// <summary>The shipped model's placement as the API sees it.</summary>
 public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
 
 /// <summary>
 /// A whole cluster on loopback, every part a real process: redis-server, the registry, the planner, shard workers
-/// and the gateway, wired by the environment variables Aspire would set.
+/// and the API service, wired by the environment variables Aspire would set.
 /// </summary>
 public sealed class Cluster : IAsyncLifetime
 {
@@ -19,11 +19,12 @@ public sealed class Cluster : IAsyncLifetime
     private readonly RedisServer _redis = new();
     private readonly List<ServiceProcess> _services = [];
     private readonly string _dataRoot = Directory.CreateTempSubdirectory("exo-cluster-").FullName;
-    private int _registryPort;
-    private int _plannerPort;
+    private string _registry = "";
+    private string _planner = "";
     private int _nextWorker;
 
-    public Uri Gateway { get; private set; } = null!;
+    /// <summary>The API service, which drives the rings (the gateway in front of it has tests of its own).</summary>
+    public Uri Api { get; private set; } = null!;
 
     public List<ServiceProcess> Workers { get; } = [];
 
@@ -42,27 +43,26 @@ public sealed class Cluster : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _redis.InitializeAsync();
-        _registryPort = Ports.Free();
-        _plannerPort = Ports.Free();
+        var registry = ServiceEndpoints.Free();
+        var planner = ServiceEndpoints.Free();
+        (_registry, _planner) = (registry.Grpc, planner.Grpc);
         var redis = _redis.Configuration;
-        Start("Exo.Registry.dll", [], new() { ["ConnectionStrings__redis"] = redis, ["Registry__GrpcPort"] = $"{_registryPort}", ["Registry__GrpcAddress"] = "127.0.0.1" });
-        Start("Exo.Planner.dll", [], new()
+        Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
+        Start("Exo.Planner.dll", planner.Args, new()
         {
             ["ConnectionStrings__redis"] = redis,
-            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
+            ["services__registry__grpc__0"] = _registry,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
-            ["Planner__GrpcPort"] = $"{_plannerPort}",
-            ["Planner__GrpcAddress"] = "127.0.0.1",
         });
         for (var i = 0; i < 3; i++) StartWorker();
-        var gateway = Start("Exo.Gateway.dll", ["--urls", "http://127.0.0.1:0"], new()
+        var api = Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
         {
-            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
-            ["services__planner__grpc__0"] = $"http://127.0.0.1:{_plannerPort}",
-            ["Gateway__Models__0"] = RepositoryPaths.ShippedModel,
+            ["services__registry__grpc__0"] = _registry,
+            ["services__planner__grpc__0"] = _planner,
+            ["Api__Models__0"] = RepositoryPaths.ShippedModel,
         });
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
-        Gateway = gateway.WaitUntilListening(TimeSpan.FromSeconds(90));
+        Api = api.WaitUntilListening(TimeSpan.FromSeconds(90));
         await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
     }
 
@@ -77,26 +77,24 @@ public sealed class Cluster : IAsyncLifetime
     public ServiceProcess StartWorker()
     {
         var n = ++_nextWorker;
-        var port = Ports.Free();
-        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", [], Quiet(new()
+        var endpoints = ServiceEndpoints.Free();
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, Quiet(new()
         {
-            ["services__registry__grpc__0"] = $"http://127.0.0.1:{_registryPort}",
-            ["services__planner__grpc__0"] = $"http://127.0.0.1:{_plannerPort}",
-            ["ShardWorker__GrpcPort"] = $"{port}",
-            ["ShardWorker__GrpcAddress"] = "127.0.0.1",
+            ["services__registry__grpc__0"] = _registry,
+            ["services__planner__grpc__0"] = _planner,
             ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
             ["ShardWorker__KvCacheMegabytes"] = "256",
         }));
         Workers.Add(worker);
-        WorkerEndpoints[worker] = $"http://127.0.0.1:{port}";
+        WorkerEndpoints[worker] = endpoints.Grpc;
         return worker;
     }
 
     public async Task<PlacementInfo?> PlacementAsync()
     {
         using var http = new HttpClient();
-        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(Gateway, "/api/cluster"));
+        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(Api, "/api/cluster"));
         foreach (var p in cluster.GetProperty("placements").EnumerateArray())
         {
             if (p.GetProperty("model").GetString() != Model) continue;
@@ -108,7 +106,7 @@ public sealed class Cluster : IAsyncLifetime
         return null;
     }
 
-    /// <summary>Polls the gateway's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
+    /// <summary>Polls the API's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
     public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

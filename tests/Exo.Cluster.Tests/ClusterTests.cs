@@ -10,14 +10,14 @@ using OpenAI.Chat;
 namespace Exo.Cluster.Tests;
 
 /// <summary>
-/// The product end to end: Redis, registry, planner, three shard workers and the gateway as real processes, spoken to
+/// The product end to end: Redis, registry, planner, three shard workers and the API as real processes, spoken to
 /// with the official OpenAI SDK, against what single-process greedy generation (`exo chat`, `exo generate`) prints.
 /// </summary>
 public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
 {
     private const string Question = "Tell me about Elizabeth.";
     private const string Prompt = "It is a truth universally acknowledged";
-    private readonly OpenAIClient _client = new(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(cluster.Gateway, "/v1") });
+    private readonly OpenAIClient _client = new(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(cluster.Api, "/v1") });
 
     /// <summary>The greedy answer of `exo chat` (one process, whole model) to one user message.</summary>
     private static string LocalChat(string question, int maxTokens)
@@ -59,7 +59,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         Assert.True(updates > 10, "tokens arrive one by one");
         Assert.Equal(32, usage!.OutputTokenCount);
 
-        // Finished requests hold no KV cache anywhere: the ends free themselves, the gateway cancels the middle.
+        // Finished requests hold no KV cache anywhere: the ends free themselves, the API cancels the middle.
         var clock = Stopwatch.StartNew();
         while (await ActiveRequestsAsync() > 0)
         {
@@ -75,7 +75,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         var (code, output, error) = ServiceProcess.Run("exo.dll", null, "generate", "--model", RepositoryPaths.ShippedModel, "--prompt", Prompt, "--max-tokens", "20");
         Assert.True(code == 0, error);
 
-        using var http = new HttpClient { BaseAddress = cluster.Gateway };
+        using var http = new HttpClient { BaseAddress = cluster.Api };
         var response = await http.PostAsJsonAsync("/v1/completions", new { model = Cluster.Model, prompt = Prompt, max_tokens = 20, temperature = 0 });
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -99,7 +99,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         Assert.Equal(400, tooLong.Status);
         Assert.Contains("context length", tooLong.Message);
 
-        using var http = new HttpClient { BaseAddress = cluster.Gateway };
+        using var http = new HttpClient { BaseAddress = cluster.Api };
         var broken = await http.PostAsync("/v1/chat/completions", new StringContent("{\"model\": ", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
         var error = (await broken.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
@@ -126,7 +126,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         // A browser tab or a killed script closes its connection; .NET's handler would instead read on for up to 2 s to reuse it.
         using var hangingUp = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 });
         var client = new OpenAIClient(new ApiKeyCredential("unused"),
-            new OpenAIClientOptions { Endpoint = new Uri(cluster.Gateway, "/v1"), Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(hangingUp) });
+            new OpenAIClientOptions { Endpoint = new Uri(cluster.Api, "/v1"), Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(hangingUp) });
         var updates = 0;
         await foreach (var update in client.GetChatClient(Cluster.Model).CompleteChatStreamingAsync([new UserChatMessage(Question)], Greedy(1000)))
         {
@@ -135,7 +135,7 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
             break;
         }
 
-        // Leaving the loop closed the response: the gateway cancels round the ring long before 1000 tokens are done.
+        // Leaving the loop closed the response: the API cancels round the ring long before 1000 tokens are done.
         var clock = Stopwatch.StartNew();
         while (await ActiveRequestsAsync() > 0)
         {

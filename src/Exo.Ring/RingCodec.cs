@@ -63,6 +63,8 @@ public static class RingCodec
         var kind = Kind(message.PayloadCase);
         if (message.Setup is not null && kind is not (RingPayloadKind.Tokens or RingPayloadKind.HiddenStates))
             throw new RingMessageException($"a request setup rides with the request's first rows, not with a {kind} message");
+        if (message.Setup is null && message.Position == 0 && kind is (RingPayloadKind.Tokens or RingPayloadKind.HiddenStates))
+            throw new RingMessageException("rows at position 0 open a request, but the message carries no request setup");
 
         var setup = message.Setup is { } wireSetup ? Decode(wireSetup, limits, maxPositions) : null;
         RingPayload payload = kind switch

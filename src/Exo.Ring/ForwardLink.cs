@@ -32,7 +32,7 @@ public sealed class ForwardLink : IAsyncDisposable
 
     public string Endpoint { get; }
 
-    public void Post(ForwardMessage message) => _outbox.Writer.TryWrite(message);
+    public void Post(RingMessage message) => _outbox.Writer.TryWrite(RingCodec.Encode(message));
 
     private async Task RunAsync()
     {

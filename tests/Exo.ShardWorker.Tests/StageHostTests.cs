@@ -4,7 +4,7 @@ using Exo.Contracts.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Exo.Inference.Verification;
-using Exo.ShardWorker.Ring;
+using Exo.Ring;
 using Exo.ShardWorker.Stages;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,10 +1,13 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Exo.Contracts.V1;
+using Exo.Inference.Pipeline;
+using Exo.Ring;
 using Exo.ServiceDefaults;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Exo.Inference.Sampling;
 
 namespace Exo.Api.Backends;
 
@@ -54,19 +57,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         var replies = ring.Open(id) ?? throw new BackendUnavailableException($"model '{model}' is being re-planned; retry in a few seconds");
         try
         {
-            ring.Send(new ForwardMessage
-            {
-                RequestId = id,
-                PlacementVersion = ring.Placement.Version,
-                Position = 0,
-                Tokens = new TokenIds { Ids = { request.Prompt.Select(t => (uint)t) } },
-                Setup = Setup(model, request),
-            });
+            ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(request.Prompt), Setup(model, request)));
             using var watchdog = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             while (true)
             {
                 watchdog.CancelAfter(_tokenTimeout);
-                ForwardMessage reply;
+                RingPayload reply;
                 try
                 {
                     reply = await replies.ReadAsync(watchdog.Token);
@@ -76,20 +72,10 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     throw new BackendUnavailableException($"the ring for '{model}' sent nothing for {_tokenTimeout.TotalSeconds:0} s; a worker may have left — retry");
                 }
 
-                if (reply.PayloadCase == ForwardMessage.PayloadOneofCase.Error) throw Failure(reply.Error);
-                if (reply.PayloadCase != ForwardMessage.PayloadOneofCase.Sampled) continue;
-                var sampled = reply.Sampled;
-                var finish = sampled.Finish switch
-                {
-                    Contracts.V1.FinishReason.Stop => Inference.Generation.FinishReason.Stop,
-                    Contracts.V1.FinishReason.Length => Inference.Generation.FinishReason.Length,
-                    _ => (Inference.Generation.FinishReason?)null,
-                };
-                var logprobs = sampled.HasLogprob
-                    ? new TokenLogprobs(sampled.Logprob, sampled.TopLogprobs.Select(t => new TokenLogprob((int)t.TokenId, t.Logprob)).ToArray())
-                    : null;
-                yield return new GenerationEvent((int)sampled.TokenId, finish, logprobs);
-                if (finish is not null)
+                if (reply is RingError error) throw Failure(error);
+                if (reply is not RingSampledToken sampled) continue;
+                yield return new GenerationEvent(sampled.Token, sampled.Finish, sampled.Logprobs);
+                if (sampled.Finish is not null)
                 {
                     finished = true;
                     yield break;
@@ -106,37 +92,16 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    private static RequestSetup Setup(string model, GenerationRequest request)
-    {
-        var s = request.Sampling;
-        var setup = new RequestSetup
-        {
-            ModelId = model,
-            ContextTokens = (uint)(request.Prompt.Length + request.MaxTokens),
-            MaxTokens = (uint)request.MaxTokens,
-            EndTokenIds = { request.EndTokens.Select(t => (uint)t) },
-            Prompt = { request.Prompt.Select(t => (uint)t) },
-            Sampling = new SamplingParams
-            {
-                Temperature = s.Temperature,
-                TopK = (uint)s.TopK,
-                TopP = s.TopP,
-                MinP = s.MinP,
-                RepetitionPenalty = s.RepetitionPenalty,
-                FrequencyPenalty = s.FrequencyPenalty,
-                PresencePenalty = s.PresencePenalty,
-            },
-        };
-        if (s.Seed is { } seed) setup.Sampling.Seed = seed;
-        if (System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity) setup.Traceparent = activity.Id;
-        if (request.TopLogprobs is { } top) setup.TopLogprobs = (uint)top;
-        return setup;
-    }
+    /// <summary>The request's setup; the current span, when there is one, becomes the parent of every stage's spans.</summary>
+    private static RingSetup Setup(string model, GenerationRequest request) => new(
+        model,
+        new RequestOptions(request.Prompt.Length + request.MaxTokens, request.Sampling, request.MaxTokens, request.EndTokens, request.Prompt, request.TopLogprobs),
+        Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity ? activity.Id : null);
 
-    private static Exception Failure(RequestError error) => error.Code switch
+    private static Exception Failure(RingError error) => error.Code switch
     {
-        RequestError.Types.Code.Capacity => new BackendSaturatedException(error.Message),
-        RequestError.Types.Code.StalePlacement or RequestError.Types.Code.NotReady => new BackendUnavailableException(error.Message),
+        RingErrorCode.Capacity => new BackendSaturatedException(error.Message),
+        RingErrorCode.StalePlacement or RingErrorCode.NotReady => new BackendUnavailableException(error.Message),
         _ => new BackendFailedException($"the generation failed on a worker: {error.Message}"),
     };
 
@@ -206,8 +171,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private sealed class ModelRing : IAsyncDisposable
     {
         private readonly ClusterBackend _owner;
-        private readonly ConcurrentDictionary<string, System.Threading.Channels.Channel<ForwardMessage>> _requests = new(StringComparer.Ordinal);
-        private readonly Ring.ForwardLink? _first;
+        private readonly ConcurrentDictionary<string, Channel<RingPayload>> _requests = new(StringComparer.Ordinal);
+        private readonly ForwardLink? _first;
         private readonly CancellationTokenSource _stopping = new();
         private readonly ShardStatus?[] _statuses;
         private readonly Task _probe;
@@ -223,11 +188,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (placement.Stages.Count > 0)
             {
                 var endpoint = placement.Stages[0].GrpcEndpoint;
-                _first = new Ring.ForwardLink(endpoint, Dispatch, e =>
+                _first = new ForwardLink(endpoint, Dispatch, e =>
                 {
                     owner.LogLinkBroken(endpoint, e.Message);
                     // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
-                    FailAll(RequestError.Types.Code.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
+                    FailAll(RingErrorCode.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
                 });
             }
 
@@ -239,9 +204,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         public bool Ready => _ready;
 
         /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
-        public System.Threading.Channels.ChannelReader<ForwardMessage>? Open(string id)
+        public ChannelReader<RingPayload>? Open(string id)
         {
-            var channel = System.Threading.Channels.Channel.CreateUnbounded<ForwardMessage>(new() { SingleReader = true });
+            var channel = Channel.CreateUnbounded<RingPayload>(new() { SingleReader = true });
             lock (_gate)
             {
                 if (_disposed) return null;
@@ -251,19 +216,31 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             return channel.Reader;
         }
 
-        private void FailAll(RequestError.Types.Code code, string message)
+        private void FailAll(RingErrorCode code, string message)
         {
-            var error = new ForwardMessage { Error = new RequestError { Code = code, Message = message } };
+            var error = new RingError(code, message);
             foreach (var channel in _requests.Values) channel.Writer.TryWrite(error);
         }
 
-        public void Send(ForwardMessage message) => _first!.Post(message);
+        public void Send(RingMessage message) => _first!.Post(message);
 
         public void Close(string id) => _requests.TryRemove(id, out _);
 
-        private void Dispatch(ForwardMessage reply)
+        private void Dispatch(ForwardMessage wire)
         {
-            if (_requests.TryGetValue(reply.RequestId, out var channel)) channel.Writer.TryWrite(reply);
+            var id = RingCodec.ReadHeader(wire).RequestId;
+            if (!_requests.TryGetValue(id, out var channel)) return;
+            RingPayload reply;
+            try
+            {
+                reply = RingCodec.Decode(wire, RingLimits.Unknown).Payload;
+            }
+            catch (RingMessageException e)
+            {
+                reply = new RingError(RingErrorCode.Failed, $"the first stage sent a malformed reply: {e.Message}");
+            }
+
+            channel.Writer.TryWrite(reply);
         }
 
         private async Task ProbeAsync()
@@ -306,7 +283,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         {
             _ready = false;
             lock (_gate) _disposed = true;
-            FailAll(RequestError.Types.Code.StalePlacement,
+            FailAll(RingErrorCode.StalePlacement,
                 $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry");
             await _stopping.CancelAsync();
             await _probe;

@@ -1,4 +1,5 @@
 using Exo.Contracts.V1;
+using Exo.Ring;
 using Grpc.Core;
 using Exo.ShardWorker.Stages;
 
@@ -19,12 +20,13 @@ public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBas
             while (await requestStream.MoveNext(context.CancellationToken))
             {
                 var message = requestStream.Current;
-                var host = message.Setup is { } setup ? hosts.Find(setup.ModelId)
-                    : last?.Holds(message.RequestId) == true ? last
-                    : hosts.Holding(message.RequestId);
+                var header = RingCodec.ReadHeader(message);
+                var host = header.ModelId is { } model ? hosts.Find(model)
+                    : last?.Holds(header.RequestId) == true ? last
+                    : hosts.Holding(header.RequestId);
                 if (host is null)
                 {
-                    if (message.PayloadCase != ForwardMessage.PayloadOneofCase.Error) outbox.Post(NotHere(message));
+                    if (header.Kind != RingPayloadKind.Error) outbox.Post(NotHere(header));
                     continue;
                 }
 
@@ -49,17 +51,8 @@ public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBas
         }
     }
 
-    private static ForwardMessage NotHere(ForwardMessage message) => new()
-    {
-        RequestId = message.RequestId,
-        Error = new RequestError
-        {
-            Code = RequestError.Types.Code.NotReady,
-            Message = message.Setup is { } setup
-                ? $"this node does not serve model '{setup.ModelId}' (yet)"
-                : $"request '{message.RequestId}' is not open on this node",
-        },
-    };
+    private static RingMessage NotHere(RingHeader header) => RingMessage.Failure(header.RequestId, RingErrorCode.NotReady,
+        header.ModelId is { } model ? $"this node does not serve model '{model}' (yet)" : $"request '{header.RequestId}' is not open on this node");
 
     public override Task<CancelResponse> Cancel(CancelRequest request, ServerCallContext context)
     {

@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Exo.Ring;
 using Exo.Contracts.V1;
 using Exo.Inference;
 using Exo.Inference.Model;
 using Exo.Inference.Pipeline;
-using Exo.ShardWorker.Ring;
+using Exo.Ring;
 
 namespace Exo.ShardWorker.Stages;
 
@@ -34,13 +33,16 @@ public sealed partial class StageHost(
     private sealed record Loaded(LayerRange Layers, ModelStage Stage, StageRuntime Runtime)
     {
         public Task Pump { get; set; } = Task.CompletedTask;
+
+        /// <summary>What every message for these layers is checked against.</summary>
+        public RingLimits Limits { get; } = RingLimits.Of(Stage.Config);
     }
 
     /// <summary>What this node serves for one placement version.</summary>
     private sealed record Serving(long Version, Loaded Loaded, ForwardLink? Next, bool IsFirst, bool IsLast);
 
     /// <summary>One open request on this stage.</summary>
-    private sealed class Route(Loaded loaded, Outbox? gateway, RequestSetup? setupToForward, ActivityContext trace, long now)
+    private sealed class Route(Loaded loaded, Outbox? gateway, RingSetup? setupToForward, ActivityContext trace, long now)
     {
         public Loaded Loaded { get; } = loaded;
 
@@ -48,7 +50,7 @@ public sealed partial class StageHost(
         public Outbox? Gateway { get; } = gateway;
 
         /// <summary>The setup still to send with the request's first message to the next stage.</summary>
-        public RequestSetup? SetupToForward { get; set; } = setupToForward;
+        public RingSetup? SetupToForward { get; set; } = setupToForward;
 
         /// <summary>Position of the next rows this stage expects.</summary>
         public int NextPosition { get; set; }
@@ -77,7 +79,7 @@ public sealed partial class StageHost(
             if ((long)placement.Version <= Interlocked.Read(ref _version)) return;
             var old = _serving;
             _serving = null;
-            FailAll(RequestError.Types.Code.StalePlacement, $"the cluster was re-planned (placement v{placement.Version}); retry the request");
+            FailAll(RingErrorCode.StalePlacement, $"the cluster was re-planned (placement v{placement.Version}); retry the request");
 
             var index = placement.Stages.ToList().FindIndex(s => s.NodeId == nodeId);
             if (index < 0)
@@ -152,113 +154,133 @@ public sealed partial class StageHost(
 
     /// <summary>Acts on one message from a gateway, the previous stage, or (first stage) the last stage's sampled token.</summary>
     /// <param name="origin">Where to answer when the request cannot be routed; null for replies on this node's own link.</param>
-    public void Receive(ForwardMessage message, Outbox? origin)
+    public void Receive(ForwardMessage wire, Outbox? origin)
     {
-        var id = message.RequestId;
-        if (message.PayloadCase == ForwardMessage.PayloadOneofCase.Error)
+        var header = RingCodec.ReadHeader(wire);
+        var id = header.RequestId;
+        if (header.Kind == RingPayloadKind.Error)
         {
-            // An error for a request this stage no longer holds has already been delivered: dropping it ends the relay.
-            if (_routes.TryRemove(id, out var failed))
-            {
-                failed.Loaded.Runtime.Close(id);
-                Deliver(failed, _serving, message);
-            }
-
-            return;
-        }
-
-        if (string.IsNullOrEmpty(id))
-        {
-            origin?.Post(Error("", RequestError.Types.Code.Failed, "a message without a request id"));
+            Relay(wire, id);
             return;
         }
 
         var serving = _serving;
         if (serving is null)
         {
-            Fail(id, RequestError.Types.Code.NotReady, $"node {nodeId} is not serving {modelId} yet (placement v{Interlocked.Read(ref _version)} is loading or does not include it)", origin);
+            Fail(id, RingErrorCode.NotReady, $"node {nodeId} is not serving {modelId} yet (placement v{Interlocked.Read(ref _version)} is loading or does not include it)", origin);
             return;
         }
 
-        if ((long)message.PlacementVersion != serving.Version)
+        if ((long)header.PlacementVersion != serving.Version)
         {
-            Fail(id, RequestError.Types.Code.StalePlacement, $"node {nodeId} serves placement v{serving.Version} of {modelId}, the request was sent for v{message.PlacementVersion}; retry", origin);
+            Fail(id, RingErrorCode.StalePlacement, $"node {nodeId} serves placement v{serving.Version} of {modelId}, the request was sent for v{header.PlacementVersion}; retry", origin);
             return;
         }
 
         try
         {
-            Handle(message, serving, origin);
+            Handle(wire, header, serving, origin);
         }
-        catch (Exception e) when (e is WireFormatException or ArgumentException or ObjectDisposedException)
+        catch (Exception e) when (e is RingMessageException or ArgumentException or ObjectDisposedException)
         {
-            Fail(id, RequestError.Types.Code.Failed, e.Message, origin);
+            Fail(id, RingErrorCode.Failed, e.Message, origin);
         }
         catch (StageCapacityException e)
         {
-            Fail(id, RequestError.Types.Code.Capacity, e.Message, origin);
+            Fail(id, RingErrorCode.Capacity, e.Message, origin);
         }
     }
 
-    private void Handle(ForwardMessage message, Serving serving, Outbox? origin)
+    /// <summary>Passes an error on towards the gateway. One for a request this stage no longer holds has already been
+    /// delivered: dropping it ends the relay.</summary>
+    private void Relay(ForwardMessage wire, string id)
     {
-        var id = message.RequestId;
-        var loaded = serving.Loaded;
-        var config = loaded.Stage.Config;
-        Route? route;
-        if (message.Setup is { } setup)
+        if (!_routes.TryRemove(id, out var failed)) return;
+        failed.Loaded.Runtime.Close(id);
+        RingMessage error;
+        try
         {
-            // Cancelled while the prefill travelled here: opening it now would hold its KV cache until the idle sweep.
-            if (_cancelledEarly.TryRemove(id, out _)) return;
-            if (setup.ModelId != modelId) throw new WireFormatException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
-            var options = WireFormat.DecodeSetup(setup, config);
-            ActivityContext.TryParse(setup.Traceparent, null, out var trace);
-            route = new Route(loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, time.GetTimestamp());
-            if (!_routes.TryAdd(id, route)) throw new WireFormatException($"request '{id}' is already open on node {nodeId}");
-            try
-            {
-                loaded.Runtime.Open(id, options);
-            }
-            catch
-            {
-                _routes.TryRemove(id, out _);
-                throw;
-            }
+            error = RingCodec.Decode(wire, failed.Loaded.Limits);
         }
-        else if (!_routes.TryGetValue(id, out route) || route.Loaded != loaded)
+        catch (RingMessageException e)
         {
-            throw new WireFormatException($"request '{id}' is not open on node {nodeId} (finished, cancelled, or the node restarted)");
+            // The request has failed whatever the error said; what was wrong with it is the best account left.
+            error = RingMessage.Failure(id, RingErrorCode.Failed, $"a malformed error came round the ring: {e.Message}");
         }
 
+        Deliver(failed, _serving, error);
+    }
+
+    private void Handle(ForwardMessage wire, RingHeader header, Serving serving, Outbox? origin)
+    {
+        var id = header.RequestId;
+        var loaded = serving.Loaded;
+        // Cancelled while the prefill travelled here: opening it now would hold its KV cache until the idle sweep.
+        if (header.ModelId is not null && _cancelledEarly.TryRemove(id, out _)) return;
+        Route? open = null;
+        if (header.ModelId is null && (!_routes.TryGetValue(id, out open) || open.Loaded != loaded))
+            throw new RingMessageException($"request '{id}' is not open on node {nodeId} (finished, cancelled, or the node restarted)");
+        if (!Takes(serving, header.Kind))
+            throw new RingMessageException($"stage {loaded.Layers} ({(serving.IsFirst ? "first" : serving.IsLast ? "last" : "middle")}) does not take {header.Kind} messages");
+
+        var message = RingCodec.Decode(wire, loaded.Limits);
+        var route = open ?? Open(message, serving, origin);
         lock (route)
         {
             route.LastActive = time.GetTimestamp();
-            switch (message.PayloadCase)
+            switch (message.Payload)
             {
-                case ForwardMessage.PayloadOneofCase.Sampled when serving.IsFirst && !serving.IsLast:
-                    OnSampled(id, route, message);
+                case RingSampledToken sampled:
+                    OnSampled(route, message, sampled);
                     return;
-                case ForwardMessage.PayloadOneofCase.Tokens when serving.IsFirst:
+                case RingTokens tokens:
                     CheckPosition(message, route);
-                    var tokens = WireFormat.DecodeTokens(message.Tokens.Ids, config.VocabSize, "the prompt");
-                    if (tokens.Length == 0) throw new WireFormatException("no token ids");
-                    Submit(route, new StageWork(id, tokens, null, tokens.Length));
+                    Submit(route, new StageWork(id, tokens.Ids, null, tokens.Ids.Length));
                     return;
-                case ForwardMessage.PayloadOneofCase.HiddenStates when !serving.IsFirst:
+                case RingHiddenStates hidden:
                     CheckPosition(message, route);
-                    var hidden = WireFormat.DecodeHidden(message.HiddenStates, config.HiddenSize, config.MaxPositionEmbeddings);
-                    Submit(route, new StageWork(id, null, hidden, hidden.Length / config.HiddenSize));
+                    Submit(route, new StageWork(id, null, hidden.Values, hidden.Rows));
                     return;
-                default:
-                    throw new WireFormatException($"stage {loaded.Layers} ({(serving.IsFirst ? "first" : serving.IsLast ? "last" : "middle")}) does not take {message.PayloadCase} messages");
             }
         }
     }
 
-    private static void CheckPosition(ForwardMessage message, Route route)
+    /// <summary>The gateway's prompts go to the first stage, hidden states to every other; sampled tokens come round to
+    /// a first stage that does not sample itself.</summary>
+    private static bool Takes(Serving serving, RingPayloadKind kind) => kind switch
+    {
+        RingPayloadKind.Tokens => serving.IsFirst,
+        RingPayloadKind.HiddenStates => !serving.IsFirst,
+        RingPayloadKind.Sampled => serving.IsFirst && !serving.IsLast,
+        _ => false,
+    };
+
+    /// <summary>Admits a request on its first message, whose setup says what it needs.</summary>
+    private Route Open(RingMessage message, Serving serving, Outbox? origin)
+    {
+        var id = message.RequestId;
+        var setup = message.Setup ?? throw new RingMessageException($"request '{id}' is not open on node {nodeId}, and the message has no setup to open it");
+        if (setup.ModelId != modelId) throw new RingMessageException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
+        ActivityContext.TryParse(setup.Traceparent, null, out var trace);
+        var route = new Route(serving.Loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, time.GetTimestamp());
+        if (!_routes.TryAdd(id, route)) throw new RingMessageException($"request '{id}' is already open on node {nodeId}");
+        try
+        {
+            serving.Loaded.Runtime.Open(id, setup.Options);
+        }
+        catch
+        {
+            _routes.TryRemove(id, out _);
+            throw;
+        }
+
+        return route;
+    }
+
+    private static void CheckPosition(RingMessage message, Route route)
     {
         if (message.Position != route.NextPosition)
-            throw new WireFormatException($"rows at position {message.Position}, but this stage expects position {route.NextPosition}: a message was lost or repeated");
+            throw new RingMessageException($"rows at position {message.Position}, but this stage expects position {route.NextPosition}: a message was lost or repeated");
     }
 
     private void Submit(Route route, StageWork work)
@@ -276,18 +298,18 @@ public sealed partial class StageHost(
     }
 
     /// <summary>First stage: passes a sampled token to the gateway and, unless it ends the request, feeds it back in.</summary>
-    private void OnSampled(string id, Route route, ForwardMessage message)
+    private void OnSampled(Route route, RingMessage message, RingSampledToken sampled)
     {
+        var id = message.RequestId;
         route.Gateway?.Post(message);
-        if (message.Sampled.Finish != FinishReason.Unspecified || route.Gateway is null)
+        if (sampled.Finish is not null || route.Gateway is null)
         {
             _routes.TryRemove(id, out _);
             route.Loaded.Runtime.Close(id);
             return;
         }
 
-        var token = WireFormat.DecodeTokens([message.Sampled.TokenId], route.Loaded.Stage.Config.VocabSize, "the sampled token");
-        Submit(route, new StageWork(id, token, null, 1));
+        Submit(route, new StageWork(id, [sampled.Token], null, 1));
     }
 
     /// <summary>Forwards what the runtime produced: hidden states to the next stage, sampled tokens round to the first.</summary>
@@ -301,9 +323,9 @@ public sealed partial class StageHost(
             {
                 Forward(result, route, serving);
             }
-            catch (Exception e) when (e is WireFormatException or ArgumentException or ObjectDisposedException)
+            catch (Exception e) when (e is ArgumentException or ObjectDisposedException)
             {
-                Fail(result.RequestId, RequestError.Types.Code.Failed, e.Message, origin: null);
+                Fail(result.RequestId, RingErrorCode.Failed, e.Message, origin: null);
             }
         }
     }
@@ -316,20 +338,20 @@ public sealed partial class StageHost(
             route.LastActive = time.GetTimestamp();
             route.Step?.Dispose();
             route.Step = null;
-            var message = new ForwardMessage { RequestId = id, PlacementVersion = (ulong)serving.Version, Position = (uint)route.PendingPosition };
+            var version = (ulong)serving.Version;
             switch (result)
             {
                 case HiddenResult hidden:
-                    message.HiddenStates = WireFormat.EncodeHidden(hidden.Hidden, hidden.Rows, serving.Loaded.Stage.Config.HiddenSize);
-                    message.Setup = route.SetupToForward;
+                    var rows = new RingHiddenStates(hidden.Hidden, hidden.Rows, serving.Loaded.Stage.Config.HiddenSize);
+                    serving.Next!.Post(new RingMessage(id, version, route.PendingPosition, rows, route.SetupToForward));
                     route.SetupToForward = null;
-                    serving.Next!.Post(message);
                     break;
                 case TokenResult token:
-                    message.Sampled = WireFormat.EncodeToken(token);
+                    var sampled = new RingSampledToken(token.Token, token.Index, token.Finish, token.Logprobs);
+                    var message = new RingMessage(id, version, route.PendingPosition, sampled);
                     if (serving.IsFirst)
                     {
-                        OnSampled(id, route, message);
+                        OnSampled(route, message, sampled);
                     }
                     else
                     {
@@ -340,17 +362,17 @@ public sealed partial class StageHost(
 
                     break;
                 case FailedResult failed:
-                    Fail(id, RequestError.Types.Code.Failed, failed.Error, origin: null);
+                    Fail(id, RingErrorCode.Failed, failed.Error, origin: null);
                     break;
             }
         }
     }
 
     /// <summary>Ends a request on this stage and sends the error towards its gateway.</summary>
-    private void Fail(string id, RequestError.Types.Code code, string text, Outbox? origin)
+    private void Fail(string id, RingErrorCode code, string text, Outbox? origin)
     {
         LogRequestFailed(id, code.ToString(), text);
-        var error = Error(id, code, text);
+        var error = RingMessage.Failure(id, code, text);
         if (_routes.TryRemove(id, out var route))
         {
             route.Step?.Dispose();
@@ -362,7 +384,7 @@ public sealed partial class StageHost(
     }
 
     /// <summary>To the gateway (first stage) or on round the ring; false when neither is possible.</summary>
-    private static bool Deliver(Route route, Serving? serving, ForwardMessage error)
+    private static bool Deliver(Route route, Serving? serving, RingMessage error)
     {
         if (route.Gateway is { } gateway)
         {
@@ -379,10 +401,7 @@ public sealed partial class StageHost(
         return false;
     }
 
-    private static ForwardMessage Error(string id, RequestError.Types.Code code, string text) =>
-        new() { RequestId = id, Error = new RequestError { Code = code, Message = text } };
-
-    private void FailAll(RequestError.Types.Code code, string text)
+    private void FailAll(RingErrorCode code, string text)
     {
         foreach (var id in _routes.Keys) Fail(id, code, text, origin: null);
     }

@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Exo.Contracts.V1;
 using Grpc.Core;
 
-namespace Exo.ShardWorker.Ring;
+namespace Exo.Ring;
 
 /// <summary>
 /// The response side of one inbound Forward stream. Several threads answer on it (the stage's result loop, other
@@ -12,7 +12,7 @@ public sealed class Outbox
 {
     private readonly Channel<ForwardMessage> _messages = Channel.CreateUnbounded<ForwardMessage>(new UnboundedChannelOptions { SingleReader = true });
 
-    public void Post(ForwardMessage message) => _messages.Writer.TryWrite(message);
+    public void Post(RingMessage message) => _messages.Writer.TryWrite(RingCodec.Encode(message));
 
     public void Complete() => _messages.Writer.TryComplete();
 

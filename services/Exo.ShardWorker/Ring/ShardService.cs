@@ -6,18 +6,20 @@ using Exo.ShardWorker.Stages;
 namespace Exo.ShardWorker.Ring;
 
 /// <summary><c>exo.v1.Shard</c>: the ring's inbound streams, cancellation and status.</summary>
-public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBase
+public sealed class ShardService(StageHosts hosts, NodeId node, IHostApplicationLifetime lifetime) : Shard.ShardBase
 {
     public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<ForwardMessage> responseStream, ServerCallContext context)
     {
         var outbox = new Outbox();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        // A stopping worker ends its streams, as it does its requests: Kestrel would otherwise wait its whole shutdown
+        // timeout for the peers to hang up, and the next stage learns of the stop at once instead of at a ping timeout.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         var writer = outbox.WriteAllAsync(responseStream, stop.Token);
         // Which model a message belongs to: its setup names it; later messages are found by their request id.
         StageHost? last = null;
         try
         {
-            while (await requestStream.MoveNext(context.CancellationToken))
+            while (await requestStream.MoveNext(stop.Token))
             {
                 var message = requestStream.Current;
                 var header = RingCodec.ReadHeader(message);
@@ -33,6 +35,10 @@ public sealed class ShardService(StageHosts hosts, NodeId node) : Shard.ShardBas
                 last = host;
                 host.Receive(message, outbox);
             }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // This worker stops: the stream ends here, and its requests with it (below).
         }
         finally
         {

@@ -31,6 +31,7 @@ public static class Extensions
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
+        builder.Services.AddSingleton<StageMetrics>();
         builder.Services.AddSingleton<StageHosts>();
         builder.Services.AddHostedService<NodeAgent>();
         builder.Services.AddHostedService<PlacementFollower>();

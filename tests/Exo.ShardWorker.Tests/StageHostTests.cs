@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Exo.ServiceDefaults;
 using System.Threading.Channels;
 using Exo.Contracts.V1;
 using Grpc.Core;
@@ -20,7 +22,8 @@ public sealed class StageHostTests : IAsyncLifetime
     private const string Model = "llama-tiny";
     private const string Node = "node-a";
     private static readonly ActivitySource Tracing = new("Exo.ShardWorker.Tests");
-    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, 64L << 20, Tracing, TimeProvider.System, NullLogger<StageHost>.Instance);
+    private static readonly StageMetrics Metrics = new(new ServiceTelemetry("Exo.ShardWorker.Tests"));
+    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, 64L << 20, Tracing, Metrics, TimeProvider.System, NullLogger<StageHost>.Instance);
     private readonly ReferenceCase _case = ReferenceFile.Load(RepositoryPaths.Fixture(Model)).Cases[0];
 
     /// <summary>Collects what the stage sends back on a gateway's stream.</summary>
@@ -166,7 +169,7 @@ public sealed class StageHostTests : IAsyncLifetime
     [Fact]
     public async Task ARequestBeyondTheKvBudgetIsRefusedAsCapacity()
     {
-        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, 64 << 10, Tracing, TimeProvider.System, NullLogger<StageHost>.Instance);
+        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, 64 << 10, Tracing, Metrics, TimeProvider.System, NullLogger<StageHost>.Instance);
         await small.ApplyAsync(OneStage(1), CancellationToken.None);
         var (outbox, replies, _) = Gateway();
         small.Receive(Prompt("huge", 1, maxTokens: 400, context: 512), outbox);
@@ -187,7 +190,7 @@ public sealed class StageHostTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task EachStepIsASpanInTheGatewaysTrace()
+    public async Task StepsAreSpansInTheGatewaysTraceWithDecodeGatheredAndMeasured()
     {
         var spans = new List<Activity>();
         using var listener = new ActivityListener
@@ -197,19 +200,44 @@ public sealed class StageHostTests : IAsyncLifetime
             ActivityStopped = activity => { lock (spans) spans.Add(activity); },
         };
         ActivitySource.AddActivityListener(listener);
+        var steps = new List<(double Seconds, string Step)>();
+        using var meters = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "Exo.ShardWorker.Tests") l.EnableMeasurementEvents(instrument);
+            },
+        };
+        meters.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            if (instrument.Name == "exo.stage.step.duration") lock (steps) steps.Add((value, (string)tags.ToArray().Single(t => t.Key == "exo.step").Value!));
+        });
+        meters.Start();
         using var gatewaySpan = new Activity("chat.completion").SetIdFormat(ActivityIdFormat.W3C).Start();
         var (outbox, replies, _) = Gateway();
-        _host.Receive(Prompt("traced", 1, maxTokens: 3, traceparent: gatewaySpan.Id!), outbox);
+        const int tokens = StageTrace.StepsPerSpan + 5;
+        _host.Receive(Prompt("traced", 1, maxTokens: tokens, traceparent: gatewaySpan.Id!), outbox);
         while ((await replies.NextAsync()).Sampled.Finish == FinishReason.Unspecified)
         {
         }
 
         lock (spans)
         {
+            // The prefill, then the decode steps in spans of StepsPerSpan tokens, each token an event.
             Assert.Equal(["stage prefill", "stage decode", "stage decode"], spans.Select(s => s.DisplayName));
             Assert.All(spans, s => Assert.Equal(gatewaySpan.TraceId, s.TraceId));
             Assert.All(spans, s => Assert.Equal(gatewaySpan.SpanId, s.ParentSpanId));
             Assert.Equal(_case.InputIds.Length, spans[0].GetTagItem("exo.rows"));
+            Assert.Equal([StageTrace.StepsPerSpan, tokens - 1 - StageTrace.StepsPerSpan], spans.Skip(1).Select(s => s.Events.Count()));
+            Assert.Equal(_case.InputIds.Length, spans[1].GetTagItem("exo.first_position"));
+            Assert.Equal(_case.InputIds.Length + StageTrace.StepsPerSpan, spans[2].GetTagItem("exo.first_position"));
+            Assert.Equal(Enumerable.Range(_case.InputIds.Length, tokens - 1), spans.Skip(1).SelectMany(s => s.Events).Select(e => (int)e.Tags.Single(t => t.Key == "exo.position").Value!));
+        }
+
+        lock (steps)
+        {
+            Assert.Equal(["prefill", .. Enumerable.Repeat("decode", tokens - 1)], steps.Select(s => s.Step));
+            Assert.All(steps, s => Assert.True(s.Seconds > 0));
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Exo.Contracts.V1;
 using Exo.Inference;
 using Exo.Inference.Model;
@@ -15,7 +16,7 @@ namespace Exo.ShardWorker.Stages;
 /// reach the first stage, which tells the gateway.
 /// </summary>
 public sealed partial class StageHost(
-    string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, ActivitySource tracing, TimeProvider time, ILogger<StageHost> logger)
+    string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, ActivitySource tracing, StageMetrics metrics, TimeProvider time, ILogger<StageHost> logger)
     : IAsyncDisposable
 {
     /// <summary>A request untouched this long has lost its gateway; its KV cache is freed.</summary>
@@ -42,7 +43,7 @@ public sealed partial class StageHost(
     private sealed record Serving(long Version, Loaded Loaded, ForwardLink? Next, bool IsFirst, bool IsLast);
 
     /// <summary>One open request on this stage.</summary>
-    private sealed class Route(Loaded loaded, Outbox? gateway, RingSetup? setupToForward, ActivityContext trace, long now)
+    private sealed class Route(Loaded loaded, Outbox? gateway, RingSetup? setupToForward, StageTrace? trace, long now)
     {
         public Loaded Loaded { get; } = loaded;
 
@@ -58,13 +59,15 @@ public sealed partial class StageHost(
         /// <summary>Position of the rows in the runtime now; one step per request is in flight at a time.</summary>
         public int PendingPosition { get; set; }
 
+        /// <summary>How many rows that step runs, and when it went in.</summary>
+        public int PendingRows { get; set; }
+
+        public long PendingSince { get; set; }
+
         public long LastActive { get; set; } = now;
 
-        /// <summary>The gateway's span for the request, parent of this stage's spans.</summary>
-        public ActivityContext Trace { get; } = trace;
-
-        /// <summary>The span of the step in the runtime now, when tracing is on.</summary>
-        public Activity? Step { get; set; }
+        /// <summary>This stage's spans of the request, when it is traced.</summary>
+        public StageTrace? Trace { get; } = trace;
     }
 
     public string ModelId => modelId;
@@ -195,8 +198,7 @@ public sealed partial class StageHost(
     /// delivered: dropping it ends the relay.</summary>
     private void Relay(ForwardMessage wire, string id)
     {
-        if (!_routes.TryRemove(id, out var failed)) return;
-        failed.Loaded.Runtime.Close(id);
+        if (!End(id, out var failed)) return;
         RingMessage error;
         try
         {
@@ -261,7 +263,9 @@ public sealed partial class StageHost(
         var id = message.RequestId;
         var setup = message.Setup ?? throw new RingMessageException($"request '{id}' is not open on node {nodeId}, and the message has no setup to open it");
         if (setup.ModelId != modelId) throw new RingMessageException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
-        ActivityContext.TryParse(setup.Traceparent, null, out var trace);
+        var trace = tracing.HasListeners() && ActivityContext.TryParse(setup.Traceparent, null, out var parent)
+            ? new StageTrace(tracing, parent, id, serving.Loaded.Layers.ToString(), time)
+            : null;
         var route = new Route(serving.Loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, time.GetTimestamp());
         if (!_routes.TryAdd(id, route)) throw new RingMessageException($"request '{id}' is already open on node {nodeId}");
         try
@@ -287,13 +291,8 @@ public sealed partial class StageHost(
     {
         route.PendingPosition = route.NextPosition;
         route.NextPosition += work.Rows;
-        if (route.Trace != default && tracing.HasListeners())
-        {
-            route.Step = tracing.StartActivity(work.Rows > 1 ? "stage prefill" : "stage decode", ActivityKind.Internal, route.Trace);
-            route.Step?.SetTag("exo.request_id", work.RequestId).SetTag("exo.layers", route.Loaded.Layers.ToString())
-                .SetTag("exo.position", route.PendingPosition).SetTag("exo.rows", work.Rows);
-        }
-
+        (route.PendingRows, route.PendingSince) = (work.Rows, time.GetTimestamp());
+        route.Trace?.Began(route.PendingPosition, work.Rows, route.Loaded.Runtime.ActiveRequests);
         route.Loaded.Runtime.Submit(work);
     }
 
@@ -304,8 +303,7 @@ public sealed partial class StageHost(
         route.Gateway?.Post(message);
         if (sampled.Finish is not null || route.Gateway is null)
         {
-            _routes.TryRemove(id, out _);
-            route.Loaded.Runtime.Close(id);
+            End(id, out _);
             return;
         }
 
@@ -336,8 +334,8 @@ public sealed partial class StageHost(
         lock (route)
         {
             route.LastActive = time.GetTimestamp();
-            route.Step?.Dispose();
-            route.Step = null;
+            metrics.Step(modelId, route.Loaded.Layers.ToString(), route.PendingRows, time.GetElapsedTime(route.PendingSince, route.LastActive));
+            route.Trace?.Ended();
             var version = (ulong)serving.Version;
             switch (result)
             {
@@ -356,7 +354,7 @@ public sealed partial class StageHost(
                     else
                     {
                         // The runtime freed the request when it finished; the first stage frees its own on the token.
-                        if (token.Finish is not null) _routes.TryRemove(id, out _);
+                        if (token.Finish is not null) End(id, out _);
                         serving.Next!.Post(message);
                     }
 
@@ -368,15 +366,22 @@ public sealed partial class StageHost(
         }
     }
 
+    /// <summary>Ends a request on this stage: its route, its spans and its KV cache (closing one the runtime already freed is harmless).</summary>
+    private bool End(string id, [NotNullWhen(true)] out Route? route)
+    {
+        if (!_routes.TryRemove(id, out route)) return false;
+        route.Trace?.Dispose();
+        route.Loaded.Runtime.Close(id);
+        return true;
+    }
+
     /// <summary>Ends a request on this stage and sends the error towards its gateway.</summary>
     private void Fail(string id, RingErrorCode code, string text, Outbox? origin)
     {
         LogRequestFailed(id, code.ToString(), text);
         var error = RingMessage.Failure(id, code, text);
-        if (_routes.TryRemove(id, out var route))
+        if (End(id, out var route))
         {
-            route.Step?.Dispose();
-            route.Loaded.Runtime.Close(id);
             if (Deliver(route, _serving, error)) return;
         }
 
@@ -409,15 +414,9 @@ public sealed partial class StageHost(
     /// <summary>Frees a request's KV cache (the gateway cancels on finish or client disconnect).</summary>
     public bool Cancel(string requestId)
     {
-        if (!_routes.TryRemove(requestId, out var route))
-        {
-            _cancelledEarly[requestId] = time.GetTimestamp();
-            return false;
-        }
-
-        route.Step?.Dispose();
-        route.Loaded.Runtime.Close(requestId);
-        return true;
+        if (End(requestId, out _)) return true;
+        _cancelledEarly[requestId] = time.GetTimestamp();
+        return false;
     }
 
     /// <summary>Frees requests whose gateway went away without cancelling them, and those of a gateway stream that ended.</summary>
@@ -452,6 +451,11 @@ public sealed partial class StageHost(
     }
 
     public bool Holds(string requestId) => _routes.ContainsKey(requestId);
+
+    /// <summary>What this stage holds now, for its metrics; null while it serves no placement.</summary>
+    public StageLoad? Load() => _serving is { } serving
+        ? new StageLoad(serving.Loaded.Layers.ToString(), serving.Loaded.Runtime.KvBytesInUse, kvBudgetBytes, serving.Loaded.Runtime.ActiveRequests)
+        : null;
 
     public async ValueTask DisposeAsync()
     {

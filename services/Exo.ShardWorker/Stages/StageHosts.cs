@@ -7,7 +7,7 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
 public sealed partial class StageHosts(
-    IOptions<ShardWorkerOptions> options, NodeId node, ServiceTelemetry telemetry, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    IOptions<ShardWorkerOptions> options, NodeId node, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -37,7 +37,9 @@ public sealed partial class StageHosts(
                 return;
             }
 
-            host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(id, directory, node.Value, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, time, loggers.CreateLogger<StageHost>()));
+            host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
+                id, directory, node.Value, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>()));
+            metrics.Track(host);
         }
 
         try

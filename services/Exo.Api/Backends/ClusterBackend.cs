@@ -35,11 +35,16 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         _registry = registry;
         _tokenTimeout = tokenTimeout;
         _logger = logger;
-        _followers =
-        [
-            Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e => LogPlannerLost(e.Message), _stopping.Token)),
-            Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e => LogRegistryLost(e.Message), _stopping.Token)),
-        ];
+        // The first request that needs the backend creates it: without this its trace would adopt the watch streams, and
+        // every ring link they open, for the life of the process.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _followers =
+            [
+                Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e => LogPlannerLost(e.Message), _stopping.Token)),
+                Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e => LogRegistryLost(e.Message), _stopping.Token)),
+            ];
+        }
     }
 
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request,

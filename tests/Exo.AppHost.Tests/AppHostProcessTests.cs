@@ -12,8 +12,8 @@ namespace Exo.AppHost.Tests;
 
 /// <summary>
 /// The AppHost as a user runs it: a whole cluster of real processes under Aspire (Redis, registry, planner, three
-/// workers, the API and the gateway) with the dashboard, asked through the official OpenAI SDK, looked at in the
-/// dashboard with headless Chromium, losing workers, and stopped with SIGTERM.
+/// workers, the API and the gateway) with the dashboard, asked through the official OpenAI SDK and the web chat, looked
+/// at in the dashboard with headless Chromium, losing workers, and stopped with SIGTERM.
 /// </summary>
 public sealed partial class AppHostProcessTests : IDisposable
 {
@@ -56,6 +56,13 @@ public sealed partial class AppHostProcessTests : IDisposable
             Assert.False(string.IsNullOrWhiteSpace(expected));
             Assert.Equal(expected, await CompleteAsync(chat));
             Assert.Equal(expected, await StreamAsync(chat));
+
+            // So does the web chat, typed into in a browser.
+            using (var page = Browser("web-chat.mjs", $"http://localhost:{port}/", Question, $"{MaxTokens}"))
+            {
+                Assert.Equal(expected, page.RootElement.GetProperty("answer").GetString());
+                Assert.Contains($"{MaxTokens} tokens", page.RootElement.GetProperty("stats").GetString());
+            }
 
             // The dashboard shows the request's trace through the gateway, the API and every stage.
             var spans = DashboardTrace(login.Value);
@@ -150,19 +157,25 @@ public sealed partial class AppHostProcessTests : IDisposable
         return text.ToString();
     }
 
-    /// <summary>The spans of the newest chat trace, as the dashboard lists them (tests/Exo.AppHost.Tests/dashboard, in Debian's Chromium).</summary>
+    /// <summary>The spans of the newest chat trace, as the dashboard lists them.</summary>
     private static List<(string Name, string Resource)> DashboardTrace(string login)
     {
-        var script = Path.Combine(RepositoryPaths.Root, "tests", "Exo.AppHost.Tests", "dashboard", "find-trace.mjs");
+        using var json = Browser("find-trace.mjs", login);
+        return [.. json.RootElement.GetProperty("spans").EnumerateArray().Select(s => (s.GetProperty("name").GetString()!, s.GetProperty("resource").GetString()!))];
+    }
+
+    /// <summary>Runs one of the browser checks in tests/Exo.AppHost.Tests/browser (playwright-core in Debian's Chromium); its JSON output.</summary>
+    private static JsonDocument Browser(string script, params string[] args)
+    {
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { script, login }) start.ArgumentList.Add(arg);
+        start.ArgumentList.Add(Path.Combine(RepositoryPaths.Root, "tests", "Exo.AppHost.Tests", "browser", script));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
         using var node = Process.Start(start)!;
         var error = node.StandardError.ReadToEndAsync();
         var output = node.StandardOutput.ReadToEnd();
-        Assert.True(node.WaitForExit(120_000), "the dashboard check did not finish in 2 minutes");
-        Assert.True(node.ExitCode == 0, $"the dashboard check failed ({node.ExitCode}): {error.Result}");
-        using var json = JsonDocument.Parse(output);
-        return [.. json.RootElement.GetProperty("spans").EnumerateArray().Select(s => (s.GetProperty("name").GetString()!, s.GetProperty("resource").GetString()!))];
+        Assert.True(node.WaitForExit(120_000), $"{script} did not finish in 2 minutes");
+        Assert.True(node.ExitCode == 0, $"{script} failed ({node.ExitCode}): {error.Result}");
+        return JsonDocument.Parse(output);
     }
 
     private static async Task<Placement> PlacementAsync(HttpClient http)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using Exo.ServiceDefaults;
@@ -89,9 +90,16 @@ public sealed class ServiceDefaultsTests
         {
             var telemetry = app.Services.GetRequiredService<ServiceTelemetry>();
             Assert.Equal("Exo.Defaults", telemetry.Name);
+            // A request's work is traced; background work (a root client call, as a heartbeat makes) is not.
+            using (telemetry.ActivitySource.StartActivity("handle-request", ActivityKind.Server))
             using (var activity = telemetry.ActivitySource.StartActivity("plan-placement"))
             {
-                Assert.NotNull(activity); // someone listens: the tracer provider
+                Assert.True(activity?.Recorded); // someone listens: the tracer provider
+            }
+
+            using (var background = telemetry.ActivitySource.StartActivity("send-heartbeat", ActivityKind.Client))
+            {
+                Assert.False(background?.Recorded ?? false);
             }
 
             telemetry.Meter.CreateCounter<long>("exo.test.replans").Add(3);
@@ -103,6 +111,7 @@ public sealed class ServiceDefaultsTests
         // Disposing the host flushed the providers.
         static string Text(byte[]? bytes) => bytes is null ? "" : Encoding.UTF8.GetString(bytes);
         Assert.Contains("plan-placement", Text(received.GetValueOrDefault("traces")));
+        Assert.DoesNotContain("send-heartbeat", Text(received.GetValueOrDefault("traces")));
         Assert.Contains("Exo.Defaults", Text(received.GetValueOrDefault("traces")));
         Assert.Contains("exo.test.replans", Text(received.GetValueOrDefault("metrics")));
         Assert.Contains("placement changed for tiny-model", Text(received.GetValueOrDefault("logs")));

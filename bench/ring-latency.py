@@ -3,7 +3,7 @@
 greedy completion of N tokens is timed between its first and last token. A hop's cost is the slope of milliseconds per
 token over the number of stages (every token goes once round the ring, one hop per stage).
 
-Usage: python3 bench/ring-latency.py [--repo DIR] [--tokens 200] [--runs 3]
+Usage: python3 bench/ring-latency.py [--repo DIR] [--tokens 200] [--runs 3] [--workers 1,2,3]
   --repo  the checkout whose built AppHost runs (default: this one); an older checkout measures "before"
 Build first: dotnet build Exo.sln -c Release (in that checkout)."""
 import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request, signal
@@ -16,7 +16,7 @@ def free_port():
 
 
 def stream_completion(port, tokens):
-    body = json.dumps({"model": "exo-tiny", "prompt": "It is a truth universally acknowledged", "max_tokens": tokens,
+    body = json.dumps({"model": "exo-tiny", "prompt": "CHAPTER I", "max_tokens": tokens,
                        "temperature": 0, "stream": True}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
     times = []
@@ -29,6 +29,16 @@ def stream_completion(port, tokens):
             if chunk["choices"] and chunk["choices"][0].get("text"):
                 times.append(time.perf_counter())
     return times
+
+
+def wait_until_gone(repo):
+    """The next ring must not share the two cores with this one's services while Aspire's DCP stops them."""
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if subprocess.run(["pgrep", "-f", os.path.join(repo, "services")], capture_output=True).returncode != 0:
+            return
+        time.sleep(1)
+    raise SystemExit("the previous cluster's services still run 90 s after the AppHost stopped")
 
 
 def measure(repo, workers, tokens, runs):
@@ -50,6 +60,7 @@ def measure(repo, workers, tokens, runs):
                     raise SystemExit(f"the cluster of {workers} was not ready in 240 s")
             else:
                 raise SystemExit(f"the AppHost stopped before it was ready (exit code {process.wait()})")
+            time.sleep(5)  # the services' own start-up work (JIT, registrations, the placement) settles first
             stream_completion(port, 16)  # warm-up: JIT, connections, caches
             per_token = []
             for _ in range(runs):
@@ -61,6 +72,7 @@ def measure(repo, workers, tokens, runs):
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=90)
+            wait_until_gone(repo)
 
 
 def main():
@@ -68,13 +80,18 @@ def main():
     parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", default="1,2,3", help="the ring sizes to run, lowest and highest give the slope")
     args = parser.parse_args()
     results = {}
-    for workers in (1, 2, 3):
+    sizes = sorted(int(w) for w in args.workers.split(","))
+    for workers in sizes:
         ms, count = measure(args.repo, workers, args.tokens, args.runs)
         results[workers] = ms
         print(f"{workers} worker(s): {ms:.2f} ms per token (median of {args.runs}, {count} tokens streamed)", flush=True)
-    print(f"per hop: {(results[3] - results[1]) / 2:.2f} ms (slope from 1 to 3 stages); 1->2: {results[2] - results[1]:.2f}, 2->3: {results[3] - results[2]:.2f}")
+    low, high = sizes[0], sizes[-1]
+    if high > low:
+        steps = ", ".join(f"{a}->{b}: {results[b] - results[a]:.2f}" for a, b in zip(sizes, sizes[1:]))
+        print(f"per hop: {(results[high] - results[low]) / (high - low):.2f} ms (slope from {low} to {high} stages); {steps}")
 
 
 if __name__ == "__main__":

@@ -10,29 +10,18 @@ namespace Exo.Planner.Tests;
 public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStoreContract, IAsyncLifetime
 {
     // Each test gets its own key space on the shared server, and each store its own connection, as a planner process has.
-    private readonly string _prefix = $"test-{Guid.NewGuid():N}:";
-    private readonly List<ConnectionMultiplexer> _connections = [];
+    private readonly RedisKeyspace _keys = new();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var connection in _connections) await connection.DisposeAsync();
-    }
-
-    private async Task<ConnectionMultiplexer> Connection(string configuration)
-    {
-        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _connections.Add(connection);
-        return connection;
-    }
+    public async Task DisposeAsync() => await _keys.DisposeAsync();
 
     protected override async Task<IPlacementStore> CreateStoreAsync() => await Start();
 
     /// <summary>A started store on a connection of its own: another planner instance.</summary>
     private async Task<RedisPlacementStore> Start()
     {
-        var store = new RedisPlacementStore(await Connection(redis.Configuration), NullLogger<RedisPlacementStore>.Instance, _prefix);
+        var store = new RedisPlacementStore(await _keys.ConnectAsync(redis.Configuration), NullLogger<RedisPlacementStore>.Instance, _keys.Prefix);
         await store.StartAsync(CancellationToken.None);
         return store;
     }
@@ -56,7 +45,7 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         Assert.True(await first.SaveAsync(ring, CancellationToken.None));
         // The other planner's older placement does not replace it.
         Assert.False(await second.SaveAsync(Ring("m", (ulong)versions[^2], ("b", 0, 8)), CancellationToken.None));
-        foreach (var connection in _connections) await connection.CloseAsync();
+        await _keys.CloseAllAsync();
 
         var restarted = await Start();
         Assert.True(await restarted.NextVersionAsync(CancellationToken.None) > versions[^1]);
@@ -71,10 +60,10 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         var ring = Ring("m", (ulong)version, ("a", 0, 3), ("b", 3, 8));
         await store.SaveAsync(ring, CancellationToken.None);
 
-        var db = (await Connection(redis.Configuration)).GetDatabase();
-        Assert.Equal(version, (long)await db.StringGetAsync(_prefix + "placements:version"));
-        Assert.Equal(ring, Placement.Parser.ParseFrom((byte[]?)await db.HashGetAsync(_prefix + "placements", "m")));
-        Assert.Equal(version, (long)await db.HashGetAsync(_prefix + "placements:versions", "m"));
+        var db = (await _keys.ConnectAsync(redis.Configuration)).GetDatabase();
+        Assert.Equal(version, (long)await db.StringGetAsync(_keys.Prefix + "placements:version"));
+        Assert.Equal(ring, Placement.Parser.ParseFrom((byte[]?)await db.HashGetAsync(_keys.Prefix + "placements", "m")));
+        Assert.Equal(version, (long)await db.HashGetAsync(_keys.Prefix + "placements:versions", "m"));
     }
 
     [Fact]
@@ -84,10 +73,10 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         var good = Ring("good", 2, ("a", 0, 8));
         await store.SaveAsync(good, CancellationToken.None);
 
-        var db = (await Connection(redis.Configuration)).GetDatabase();
-        await db.HashSetAsync(_prefix + "placements", "garbage", new byte[] { 0x0a, 0xff, 0x01 });
-        await db.HashSetAsync(_prefix + "placements", "misfiled", Ring("other", 3, ("a", 0, 8)).ToByteArray());
-        await db.HashSetAsync(_prefix + "placements", "gap", Ring("gap", 3, ("a", 1, 8)).ToByteArray());
+        var db = (await _keys.ConnectAsync(redis.Configuration)).GetDatabase();
+        await db.HashSetAsync(_keys.Prefix + "placements", "garbage", new byte[] { 0x0a, 0xff, 0x01 });
+        await db.HashSetAsync(_keys.Prefix + "placements", "misfiled", Ring("other", 3, ("a", 0, 8)).ToByteArray());
+        await db.HashSetAsync(_keys.Prefix + "placements", "gap", Ring("gap", 3, ("a", 1, 8)).ToByteArray());
 
         Assert.Equal(good, Assert.Single(await store.LoadAsync(CancellationToken.None)));
     }
@@ -96,10 +85,10 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     public async Task ADamagedCounterIsAClearError()
     {
         var store = await Start();
-        await (await Connection(redis.Configuration)).GetDatabase().StringSetAsync(_prefix + "placements:version", "seven");
+        await (await _keys.ConnectAsync(redis.Configuration)).GetDatabase().StringSetAsync(_keys.Prefix + "placements:version", "seven");
 
         var error = await Assert.ThrowsAsync<InvalidDataException>(() => store.NextVersionAsync(CancellationToken.None));
-        Assert.StartsWith($"Redis key {_prefix}placements:version does not hold a version counter", error.Message);
+        Assert.StartsWith($"Redis key {_keys.Prefix}placements:version does not hold a version counter", error.Message);
     }
 
     [Fact]
@@ -107,8 +96,8 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     {
         // As Aspire's client connects: it keeps retrying in the background rather than failing the connect.
         var port = Ports.Free();
-        var nowhere = await Connection($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
-        var store = new RedisPlacementStore(nowhere, NullLogger<RedisPlacementStore>.Instance, _prefix);
+        var nowhere = await _keys.ConnectAsync($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
+        var store = new RedisPlacementStore(nowhere, NullLogger<RedisPlacementStore>.Instance, _keys.Prefix);
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.StartAsync(CancellationToken.None));
         Assert.StartsWith($"cannot reach Redis at 127.0.0.1:{port} (connection string 'redis', ConnectionStrings__redis)", error.Message);

@@ -7,30 +7,19 @@ namespace Exo.Registry.Tests;
 [Collection(RedisCollection.Name)]
 public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, IAsyncLifetime
 {
-    // Each test gets its own key space on the shared server, and its own connection, as a registry process has.
-    private readonly string _prefix = $"test-{Guid.NewGuid():N}:";
-    private readonly List<ConnectionMultiplexer> _connections = [];
+    // Each test gets its own key space on the shared server, and each store its own connection, as a registry process has.
+    private readonly RedisKeyspace _keys = new();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var connection in _connections) await connection.DisposeAsync();
-    }
-
-    private async Task<ConnectionMultiplexer> Connection(string configuration)
-    {
-        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _connections.Add(connection);
-        return connection;
-    }
+    public async Task DisposeAsync() => await _keys.DisposeAsync();
 
     protected override async Task<INodeStore> CreateStoreAsync() => await Start();
 
     /// <summary>A started store on a connection of its own: another registry instance.</summary>
     private async Task<RedisNodeStore> Start()
     {
-        var store = new RedisNodeStore(await Connection(redis.Configuration), NullLogger<RedisNodeStore>.Instance, _prefix, SweepInterval);
+        var store = new RedisNodeStore(await _keys.ConnectAsync(redis.Configuration), NullLogger<RedisNodeStore>.Instance, _keys.Prefix, SweepInterval);
         await store.StartAsync(CancellationToken.None);
         return store;
     }
@@ -63,8 +52,8 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
     [Fact]
     public async Task AStoppedStoreEndsItsWatchesAndLeavesTheConnectionToItsOwner()
     {
-        var connection = await Connection(redis.Configuration);
-        var store = new RedisNodeStore(connection, NullLogger<RedisNodeStore>.Instance, _prefix, SweepInterval);
+        var connection = await _keys.ConnectAsync(redis.Configuration);
+        var store = new RedisNodeStore(connection, NullLogger<RedisNodeStore>.Instance, _keys.Prefix, SweepInterval);
         await store.StartAsync(CancellationToken.None);
         await using var watch = store.WatchAsync(CancellationToken.None).GetAsyncEnumerator();
         await store.RegisterAsync(Node("node-a"), Ttl, CancellationToken.None);
@@ -74,7 +63,7 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
         Assert.False(await watch.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
         await store.DisposeAsync();
         Assert.True(connection.IsConnected);
-        Assert.Equal("instance-1", (string?)await connection.GetDatabase().HashGetAsync(_prefix + "node:node-a", "token"));
+        Assert.Equal("instance-1", (string?)await connection.GetDatabase().HashGetAsync(_keys.Prefix + "node:node-a", "token"));
     }
 
     [Fact]
@@ -83,12 +72,12 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
         await using var store = await Start();
         await store.RegisterAsync(Node("node-a"), TimeSpan.FromSeconds(5), CancellationToken.None);
 
-        var db = (await Connection(redis.Configuration)).GetDatabase();
-        var ttl = await db.KeyTimeToLiveAsync(_prefix + "node:node-a");
+        var db = (await _keys.ConnectAsync(redis.Configuration)).GetDatabase();
+        var ttl = await db.KeyTimeToLiveAsync(_keys.Prefix + "node:node-a");
         Assert.NotNull(ttl);
         Assert.InRange(ttl.Value, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
-        Assert.Equal("instance-1", (string?)await db.HashGetAsync(_prefix + "node:node-a", "token"));
-        Assert.True(await db.HashExistsAsync(_prefix + "nodes", "node-a"));
+        Assert.Equal("instance-1", (string?)await db.HashGetAsync(_keys.Prefix + "node:node-a", "token"));
+        Assert.True(await db.HashExistsAsync(_keys.Prefix + "nodes", "node-a"));
     }
 
     [Fact]
@@ -98,7 +87,7 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
         await store.RegisterAsync(Node("node-a"), TimeSpan.FromSeconds(30), CancellationToken.None);
         await store.RegisterAsync(Node("node-b"), TimeSpan.FromSeconds(30), CancellationToken.None);
 
-        await (await Connection(redis.Configuration)).GetDatabase().HashSetAsync(_prefix + "node:node-a", "record", "{\"nodeId\": 42");
+        await (await _keys.ConnectAsync(redis.Configuration)).GetDatabase().HashSetAsync(_keys.Prefix + "node:node-a", "record", "{\"nodeId\": 42");
 
         Assert.Equal("node-b", Assert.Single(await store.ListAsync(CancellationToken.None)).NodeId);
     }
@@ -110,8 +99,8 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
         using var stop = new CancellationTokenSource();
         await using var watch = store.WatchAsync(stop.Token).GetAsyncEnumerator(stop.Token);
 
-        var subscriber = (await Connection(redis.Configuration)).GetSubscriber();
-        var channel = RedisChannel.Literal(_prefix + "nodes:changes");
+        var subscriber = (await _keys.ConnectAsync(redis.Configuration)).GetSubscriber();
+        var channel = RedisChannel.Literal(_keys.Prefix + "nodes:changes");
         await subscriber.PublishAsync(channel, "not json");
         await subscriber.PublishAsync(channel, "{\"kind\": 7}");
         await store.RegisterAsync(Node("node-a"), Ttl, CancellationToken.None);
@@ -125,8 +114,8 @@ public sealed class RedisNodeStoreTests(RedisServer redis) : NodeStoreContract, 
     {
         // As Aspire's client connects: it keeps retrying in the background rather than failing the connect.
         var port = Ports.Free();
-        var nowhere = await Connection($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
-        await using var store = new RedisNodeStore(nowhere, NullLogger<RedisNodeStore>.Instance, _prefix);
+        var nowhere = await _keys.ConnectAsync($"127.0.0.1:{port},abortConnect=false,connectTimeout=500");
+        await using var store = new RedisNodeStore(nowhere, NullLogger<RedisNodeStore>.Instance, _keys.Prefix);
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.StartAsync(CancellationToken.None));
         Assert.StartsWith($"cannot reach Redis at 127.0.0.1:{port} (connection string 'redis', ConnectionStrings__redis)", error.Message);

@@ -8,10 +8,7 @@ namespace Exo.AppHost;
 /// <param name="Public">Serve on every interface, the registry and planner on their well-known ports, so other machines' workers can join.</param>
 /// <param name="DashboardPort">The Aspire dashboard's port on localhost; null runs without the dashboard.</param>
 public sealed record AppHostSettings(
-    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort)
-{
-    public string ModelName => Path.GetFileName(Model);
-}
+    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort);
 
 /// <summary>Something the user must fix before the cluster can start; reported as one <c>error:</c> line and exit code 2.</summary>
 public sealed class AppHostInputException(string message) : Exception(message);
@@ -133,6 +130,13 @@ public static class AppHostCommand
             RequireFree(PublicRegistryPort, null, "the registry (--public)");
             RequireFree(PublicPlannerPort, null, "the planner (--public)");
         }
+
+        // Free now but wanted twice: the second service would fail at start with a less helpful error.
+        var wanted = new List<(int Port, string What)> { (port, "the gateway (--port)") };
+        if (dashboardPort is { } ui) wanted.AddRange([(ui, "the dashboard (--dashboard-port)"), (ui + 1, "the dashboard's OTLP receiver")]);
+        if (isPublic) wanted.AddRange([(PublicRegistryPort, "the registry (--public)"), (PublicPlannerPort, "the planner (--public)")]);
+        if (wanted.GroupBy(w => w.Port).FirstOrDefault(g => g.Count() > 1) is { } clash)
+            throw new AppHostInputException($"port {clash.Key} is wanted by both {string.Join(" and ", clash.Select(w => w.What))}; pick other ports");
 
         dataDir ??= Path.Combine(root ?? Path.GetTempPath(), ".exo");
         return new AppHostSettings(model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort);

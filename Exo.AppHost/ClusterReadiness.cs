@@ -19,7 +19,10 @@ public sealed record ClusterStatus(bool Ready, string Summary)
             var healthy = root.GetProperty("healthy").GetBoolean();
             var nodes = root.GetProperty("nodes").GetArrayLength();
             var placements = root.GetProperty("placements").EnumerateArray().Select(p => Placement(p, workerByPort)).ToList();
-            if (healthy && placements.Count > 0) return new ClusterStatus(true, string.Join("; ", placements.Select(p => p.Text)));
+            // Every worker must have joined and been given layers (or every layer have a worker of its own): a ring made
+            // before the last worker registered is ready, but not yet the cluster the user asked for.
+            if (healthy && placements.Count > 0 && placements.All(p => p.Stages >= Math.Min(workers, p.Layers)))
+                return new ClusterStatus(true, string.Join("; ", placements.Select(p => p.Text)));
 
             var state = placements.Count == 0 ? "no placement yet" : string.Join("; ", placements.Select(p => p.Text));
             return new ClusterStatus(false, $"{nodes} of {workers} workers registered, {state}");
@@ -30,9 +33,11 @@ public sealed record ClusterStatus(bool Ready, string Summary)
         }
     }
 
-    private static (bool Ready, string Text) Placement(JsonElement placement, IReadOnlyDictionary<int, string> workerByPort)
+    private static (bool Ready, string Text, int Stages, int Layers) Placement(JsonElement placement, IReadOnlyDictionary<int, string> workerByPort)
     {
-        var stages = placement.GetProperty("stages").EnumerateArray().Select(stage =>
+        var ranges = placement.GetProperty("stages").EnumerateArray().ToList();
+        var layers = ranges.Count == 0 ? 0 : ranges.Max(stage => stage.GetProperty("layerEnd").GetInt32());
+        var stages = ranges.Select(stage =>
         {
             var endpoint = stage.GetProperty("endpoint").GetString() ?? "";
             var name = Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && workerByPort.TryGetValue(uri.Port, out var worker)
@@ -43,8 +48,8 @@ public sealed record ClusterStatus(bool Ready, string Summary)
         var model = placement.GetProperty("model").GetString();
         var ready = placement.GetProperty("ready").GetBoolean();
         // The planner says why a model has no stages (too little memory, no worker has it on disk): that is what the user needs.
-        if (!ready && placement.TryGetProperty("problem", out var problem) && problem.ValueKind == JsonValueKind.String) return (false, $"{model}: {problem.GetString()}");
-        return (ready, $"{model} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}{(ready ? "" : " (loading)")}");
+        if (!ready && placement.TryGetProperty("problem", out var problem) && problem.ValueKind == JsonValueKind.String) return (false, $"{model}: {problem.GetString()}", 0, 0);
+        return (ready, $"{model} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}{(ready ? "" : " (loading)")}", stages.Count, layers);
     }
 }
 
@@ -102,7 +107,8 @@ public sealed class ClusterReadiness(
 
             if (!warned && clock.Elapsed >= settings.ReadyTimeout)
             {
-                Console.WriteLine($"warning: the cluster is not ready after {settings.ReadyTimeout.TotalSeconds:0} s ({status.Summary}); it keeps running: see the dashboard's logs, Ctrl-C stops it");
+                var logs = settings.DashboardPort is null ? "the services' logs above" : "the services' logs in the dashboard";
+                Console.WriteLine($"warning: the cluster is not ready after {settings.ReadyTimeout.TotalSeconds:0} s ({status.Summary}); it keeps running: see {logs}, Ctrl-C stops it");
                 warned = true;
             }
 

@@ -1,10 +1,9 @@
-using System.Collections.Concurrent;
-
 namespace Exo.AppHost;
 
 /// <summary>
-/// Restarts a service whose process ends on its own (a crash, a kill), with back-off, and says so; one stopped from the
-/// dashboard (which passes through Stopping) stays stopped, and nothing is restarted while the AppHost itself stops.
+/// Restarts a service whose process ends on its own (a crash, a kill, an exit, a failed start), with back-off, and says
+/// so; one stopped from the dashboard (which passes through Stopping) stays stopped, and nothing is restarted while the
+/// AppHost itself stops.
 /// </summary>
 public sealed partial class CrashRestarts(
     ResourceNotificationService notifications, ResourceCommandService commands, IHostApplicationLifetime lifetime, ILogger<CrashRestarts> logger)
@@ -16,13 +15,16 @@ public sealed partial class CrashRestarts(
     /// <summary>A service that ran this long before it ended starts again from the first delay.</summary>
     private static readonly TimeSpan Steady = TimeSpan.FromSeconds(60);
 
-    private readonly ConcurrentDictionary<string, Tracked> _resources = new();
+    private readonly Dictionary<string, Tracked> _resources = [];
 
+    /// <summary>One resource's last state and restarts; only the watch loop touches it (restarts wait for their delay elsewhere).</summary>
     private sealed class Tracked
     {
         public string? State;
         public int Restarts;
-        public DateTime RunningSince;
+
+        /// <summary>When it last reached Running; null while it has never run since its last restart.</summary>
+        public DateTime? RunningSince;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -33,7 +35,7 @@ public sealed partial class CrashRestarts(
             await foreach (var change in notifications.WatchAsync(stopping.Token))
             {
                 if (change.Resource is not (ProjectResource or ExecutableResource)) continue;
-                var tracked = _resources.GetOrAdd(change.ResourceId, _ => new Tracked());
+                if (!_resources.TryGetValue(change.ResourceId, out var tracked)) _resources[change.ResourceId] = tracked = new Tracked();
                 var state = change.Snapshot.State?.Text;
                 if (state == tracked.State) continue;
                 var previous = tracked.State;
@@ -42,7 +44,13 @@ public sealed partial class CrashRestarts(
 
                 var ended = state == KnownResourceStates.Exited || state == KnownResourceStates.Finished || state == KnownResourceStates.FailedToStart;
                 if (!ended || previous == KnownResourceStates.Stopping || stopping.IsCancellationRequested) continue;
-                _ = RestartAsync(change.ResourceId, change.Resource.Name, change.Snapshot.ExitCode, tracked, stopping.Token);
+                // One that ran steadily before it ended starts again from the first delay; one that never got going backs off further.
+                if (DateTime.UtcNow - tracked.RunningSince >= Steady) tracked.Restarts = 0;
+                tracked.RunningSince = null;
+                var delay = TimeSpan.FromTicks(Math.Min(LongestDelay.Ticks, FirstDelay.Ticks << Math.Min(tracked.Restarts, 10)));
+                tracked.Restarts++;
+                LogRestarting(logger, change.Resource.Name, change.Snapshot.ExitCode?.ToString() ?? "unknown", delay.TotalSeconds, tracked.Restarts);
+                _ = RestartAsync(change.ResourceId, change.Resource.Name, delay, stopping.Token);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -51,12 +59,8 @@ public sealed partial class CrashRestarts(
         }
     }
 
-    private async Task RestartAsync(string resourceId, string name, int? exitCode, Tracked tracked, CancellationToken cancellationToken)
+    private async Task RestartAsync(string resourceId, string name, TimeSpan delay, CancellationToken cancellationToken)
     {
-        if (DateTime.UtcNow - tracked.RunningSince >= Steady) tracked.Restarts = 0;
-        var delay = TimeSpan.FromTicks(Math.Min(LongestDelay.Ticks, FirstDelay.Ticks << Math.Min(tracked.Restarts, 10)));
-        tracked.Restarts++;
-        LogRestarting(logger, name, exitCode?.ToString() ?? "unknown", delay.TotalSeconds, tracked.Restarts);
         try
         {
             await Task.Delay(delay, cancellationToken);

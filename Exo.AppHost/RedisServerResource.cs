@@ -34,7 +34,7 @@ public static class RedisServerExtensions
             Directory.CreateDirectory(dataDirectory);
             var resource = new RedisServerResource(name, dataDirectory);
             var healthCheck = $"{name}-ping";
-            builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new RedisPing(resource), failureStatus: null, tags: null));
+            builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new RedisPing(resource), failureStatus: null, tags: null, timeout: TimeSpan.FromSeconds(5)));
             return builder.AddResource(resource)
                 .WithEndpoint(RedisServerResource.EndpointName, e =>
                 {
@@ -52,6 +52,8 @@ public static class RedisServerExtensions
         }
 
         if (ContainerRuntimeAnswers()) return builder.AddRedis(name).WithDataBindMount(dataDirectory).WithPersistence();
+        Console.WriteLine("warning: redis-server is not on PATH and no container runtime answers: the registry and planner keep the cluster's state "
+            + "in memory, lost when they stop (Debian: apt-get install redis-server)");
         return null;
     }
 
@@ -73,8 +75,11 @@ public static class RedisServerExtensions
                     RedirectStandardError = true,
                 });
                 if (info is null) continue;
+                // Read, not just redirected: a full pipe would stall it.
+                _ = info.StandardOutput.ReadToEndAsync();
+                _ = info.StandardError.ReadToEndAsync();
                 if (info.WaitForExit(TimeSpan.FromSeconds(5)) && info.ExitCode == 0) return true;
-                if (!info.HasExited) info.Kill();
+                if (!info.HasExited) info.Kill(entireProcessTree: true);
             }
             catch (System.ComponentModel.Win32Exception)
             {

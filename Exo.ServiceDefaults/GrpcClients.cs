@@ -31,13 +31,12 @@ public static class GrpcClients
     /// Checks that <paramref name="service"/>'s gRPC address is configured (<c>services__SERVICE__grpc__0</c>), so that a
     /// process started by hand without it stops at once with the key to set instead of retrying an unknown name forever.
     /// </summary>
-    public static Uri RequireServiceAddress(this IConfiguration configuration, string service)
+    public static void RequireServiceAddress(this IConfiguration configuration, string service)
     {
         var key = $"services__{service}__grpc__0";
         var value = configuration[$"services:{service}:grpc:0"];
-        if (string.IsNullOrWhiteSpace(value)) throw new InvalidOperationException($"no address for the {service}: set {key} (or --{service} URL)");
-        return Uri.TryCreate(value, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"
-            ? url
-            : throw new InvalidOperationException($"{key} is '{value}', which is not an absolute http or https address");
+        if (string.IsNullOrWhiteSpace(value)) throw new InvalidOperationException($"no address for the {service}: set {key}");
+        if (!(Uri.TryCreate(value, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"))
+            throw new InvalidOperationException($"{key} is '{value}', which is not an absolute http or https address");
     }
 }

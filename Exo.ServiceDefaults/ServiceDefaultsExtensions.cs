@@ -23,6 +23,7 @@ public static class ServiceDefaultsExtensions
 {
     public const string HealthPath = "/health";
     public const string AlivePath = "/alive";
+    public const string StatusPath = "/api/cluster";
     /// <summary>Health checks with this tag decide liveness (<c>/alive</c>); all checks decide readiness (<c>/health</c>).</summary>
     public const string LiveTag = "live";
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -77,8 +78,9 @@ public static class ServiceDefaultsExtensions
             .WithTracing(tracing => tracing
                 .SetSampler(RequestSampler.ParentBased)
                 .AddSource(ServiceTelemetry.Prefix + "*")
-                // Health probes come several times a second while a cluster starts: they would bury the traces that matter.
-                .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsHealthProbe(context.Request.Path))
+                // Health probes come several times a second while a cluster starts, and the web chat polls the cluster's
+                // status every two seconds: they would bury the traces that matter.
+                .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsHealthProbe(context.Request.Path) && !IsStatusPoll(context.Request))
                 .AddGrpcClientInstrumentation()
                 .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !IsHealthProbe(request.RequestUri?.AbsolutePath)));
 
@@ -103,4 +105,7 @@ public static class ServiceDefaultsExtensions
     private static bool IsHealthProbe(PathString path) => path.StartsWithSegments(HealthPath) || path.StartsWithSegments(AlivePath);
 
     private static bool IsHealthProbe(string? path) => path is not null && IsHealthProbe(new PathString(path));
+
+    /// <summary>Reading the cluster's status (<c>GET /api/cluster</c>), which pages and scripts poll.</summary>
+    private static bool IsStatusPoll(HttpRequest request) => HttpMethods.IsGet(request.Method) && request.Path.StartsWithSegments(StatusPath);
 }

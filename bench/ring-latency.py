@@ -6,7 +6,7 @@ token over the number of stages (every token goes once round the ring, one hop p
 Usage: python3 bench/ring-latency.py [--repo DIR] [--tokens 200] [--runs 3] [--workers 1,2,3]
   --repo  the checkout whose built AppHost runs (default: this one); an older checkout measures "before"
 Build first: dotnet build Exo.sln -c Release (in that checkout)."""
-import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request, signal
+import argparse, json, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 
 def free_port():
@@ -60,6 +60,8 @@ def measure(repo, workers, tokens, runs):
                     raise SystemExit(f"the cluster of {workers} was not ready in 240 s")
             else:
                 raise SystemExit(f"the AppHost stopped before it was ready (exit code {process.wait()})")
+            # Keep reading what it prints (every service's log, headless): a full pipe would stall it.
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
             time.sleep(5)  # the services' own start-up work (JIT, registrations, the placement) settles first
             stream_completion(port, 16)  # warm-up: JIT, connections, caches
             per_token = []

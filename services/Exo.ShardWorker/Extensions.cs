@@ -17,6 +17,7 @@ public static class Extensions
         builder.Configuration.AddCommandLine(args, ShardWorkerOptions.Switches.ToDictionary());
         var options = builder.Configuration.GetSection("ShardWorker").Get<ShardWorkerOptions>() ?? new ShardWorkerOptions();
         options.Validate();
+        // Set by the AppHost's references, or by --registry and --planner.
         builder.Configuration.RequireServiceAddress("registry");
         builder.Configuration.RequireServiceAddress("planner");
         // --port/--address are the defaults of Kestrel's grpc endpoint; an explicit Kestrel:Endpoints:grpc:Url (the AppHost's) wins.

@@ -12,7 +12,6 @@ public sealed class AppHostCommandTests
         var settings = Check(workers: 2, readyTimeout: 180);
 
         Assert.Equal(RepositoryPaths.ShippedModel, settings.Model);
-        Assert.Equal("exo-tiny", settings.ModelName);
         Assert.Equal(Path.Combine(RepositoryPaths.Root, ".exo"), settings.DataDir);
         Assert.Equal(TimeSpan.FromSeconds(180), settings.ReadyTimeout);
         Assert.Null(settings.DashboardPort);
@@ -46,7 +45,14 @@ public sealed class AppHostCommandTests
         Assert.Equal($"port {port}, where the gateway listens, is in use; pick another with --port", Assert.Throws<AppHostInputException>(() => Check(port: port)).Message);
         Assert.Equal($"port {port}, where the dashboard listens, is in use; pick another with --dashboard-port",
             Assert.Throws<AppHostInputException>(() => Check(dashboardPort: port)).Message);
-        Assert.Equal($"port {port}, where the dashboard's OTLP receiver listens, is in use; pick another with --dashboard-port",
-            Assert.Throws<AppHostInputException>(() => Check(dashboardPort: port - 1)).Message);
+    }
+
+    [Fact]
+    public void PortsWantedTwiceAreRefused()
+    {
+        var dashboard = Ports.FreePair();
+
+        Assert.Equal($"port {dashboard + 1} is wanted by both the gateway (--port) and the dashboard's OTLP receiver; pick other ports",
+            Assert.Throws<AppHostInputException>(() => Check(port: dashboard + 1, dashboardPort: dashboard)).Message);
     }
 }

@@ -1,7 +1,6 @@
 using System.ClientModel;
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -47,6 +46,8 @@ public sealed partial class AppHostProcessTests : IDisposable
             owned = ProcessTree.Of(apphost.Id);
             Assert.Equal(3, ProcessTree.Running(owned, "Exo.ShardWorker").Count);
             Assert.Single(ProcessTree.Running(owned, "redis-server"));
+            // Redis keeps the cluster's state on disk under the data directory: a restart loses nothing.
+            Assert.True(Directory.Exists(Path.Combine(_data.Path, "redis", "appendonlydir")), "no append-only file under the data directory");
 
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
             var chat = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress, "/v1") }).GetChatClient("exo-tiny");
@@ -77,14 +78,14 @@ public sealed partial class AppHostProcessTests : IDisposable
             // A worker that stops cleanly leaves the cluster: the ring is re-planned over the other two, then, once the
             // AppHost has started it again, over three.
             var before = await PlacementAsync(http);
-            Signal(WorkerPid(owned, "worker-3"), SigTerm);
+            ServiceProcess.Signal(WorkerPid(owned, "worker-3"), ServiceProcess.SigTerm);
             var two = await WaitForPlacementAsync(http, p => p.Version > before.Version && p.Endpoints.Count == 2);
             var three = await WaitForPlacementAsync(http, p => p.Version > two.Version && p.Ready && p.Endpoints.Count == 3);
             Assert.Matches(@"worker-3 ended with exit code \d+; restarting it in \d+ s \(restart 1\)", apphost.Log);
 
             // A killed worker is restarted too, rejoins, and the answer does not change.
             var killed = WorkerPid(owned, "worker-2");
-            Signal(killed, SigKill);
+            ServiceProcess.Signal(killed, ServiceProcess.SigKill);
             await apphost.WaitForLogAsync("worker-2 ended with exit code 137; restarting it", Patience);
             Assert.True(ProcessChecks.Eventually(() => ProcessTree.Running(ProcessTree.Of(apphost.Id), "Exo.ShardWorker").Count == 3, Patience), apphost.Log);
             Assert.DoesNotContain(killed, ProcessTree.Running(ProcessTree.Of(apphost.Id), "Exo.ShardWorker"));
@@ -101,8 +102,9 @@ public sealed partial class AppHostProcessTests : IDisposable
         {
             // Whatever failed above, nothing outlives the test.
             owned.UnionWith(ProcessTree.Of(apphost.Id));
+            // Only those still ours: a pid seen earlier may have been handed to another process since.
+            foreach (var pid in ProcessTree.Of(apphost.Id).Where(ProcessChecks.IsRunning)) ServiceProcess.Signal(pid, ServiceProcess.SigKill);
             apphost.Dispose();
-            foreach (var pid in owned.Where(ProcessChecks.IsRunning)) Signal(pid, SigKill);
         }
     }
 
@@ -160,7 +162,7 @@ public sealed partial class AppHostProcessTests : IDisposable
     /// <summary>The spans of the newest chat trace, as the dashboard lists them.</summary>
     private static List<(string Name, string Resource)> DashboardTrace(string login)
     {
-        using var json = Browser("find-trace.mjs", login);
+        using var json = Browser("find-trace.mjs", login, "gateway,api,worker-1,worker-2,worker-3");
         return [.. json.RootElement.GetProperty("spans").EnumerateArray().Select(s => (s.GetProperty("name").GetString()!, s.GetProperty("resource").GetString()!))];
     }
 
@@ -171,11 +173,20 @@ public sealed partial class AppHostProcessTests : IDisposable
         start.ArgumentList.Add(Path.Combine(RepositoryPaths.Root, "tests", "Exo.AppHost.Tests", "browser", script));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         using var node = Process.Start(start)!;
+        var output = node.StandardOutput.ReadToEndAsync();
         var error = node.StandardError.ReadToEndAsync();
-        var output = node.StandardOutput.ReadToEnd();
-        Assert.True(node.WaitForExit(120_000), $"{script} did not finish in 2 minutes");
-        Assert.True(node.ExitCode == 0, $"{script} failed ({node.ExitCode}): {error.Result}");
-        return JsonDocument.Parse(output);
+        try
+        {
+            Assert.True(node.WaitForExit(120_000), $"{script} did not finish in 2 minutes");
+            node.WaitForExit();
+            Assert.True(node.ExitCode == 0, $"{script} failed ({node.ExitCode}): {error.Result}");
+            return JsonDocument.Parse(output.Result);
+        }
+        finally
+        {
+            // A script that hangs takes its Chromium with it.
+            if (!node.HasExited) node.Kill(entireProcessTree: true);
+        }
     }
 
     private static async Task<Placement> PlacementAsync(HttpClient http)
@@ -214,15 +225,6 @@ public sealed partial class AppHostProcessTests : IDisposable
             return $"{pid}";
         }
     }
-
-    private const int SigKill = 9;
-    private const int SigTerm = 15;
-
-    private static void Signal(int pid, int signal) => _ = Kill(pid, signal);
-
-    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 
     [GeneratedRegex(@"http://localhost:\d+/login\?t=[0-9a-f]+")]
     private static partial Regex LoginUrl();

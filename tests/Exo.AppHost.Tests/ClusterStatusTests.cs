@@ -41,6 +41,18 @@ public sealed class ClusterStatusTests
     }
 
     [Fact]
+    public void ARingMadeBeforeTheLastWorkerJoinedIsNotReadyYet()
+    {
+        var early = ClusterStatus.Parse(Ready, Workers, workers: 3);
+        // A two-layer model cannot use more than two workers: two stages are all of it.
+        var twoLayers = Ready.Replace("\"layerEnd\":5", "\"layerEnd\":1").Replace("\"layerStart\":5,\"layerEnd\":8", "\"layerStart\":1,\"layerEnd\":2");
+
+        Assert.False(early.Ready);
+        Assert.Equal("2 of 3 workers registered, exo-tiny on 2 workers, layers [0, 5) worker-1, [5, 8) worker-2", early.Summary);
+        Assert.True(ClusterStatus.Parse(twoLayers, Workers, workers: 3).Ready);
+    }
+
+    [Fact]
     public void APlacementThatCannotBeMadeSaysWhy()
     {
         var status = ClusterStatus.Parse("""

@@ -67,8 +67,12 @@ public sealed partial class ServiceProcess : IDisposable
         return _process.WaitForExit(timeout) ? _process.ExitCode : throw new TimeoutException($"the process did not stop within {timeout} of SIGINT:\n{Log}");
     }
 
-    private const int SigInt = 2;
-    private const int SigTerm = 15;
+    public const int SigInt = 2;
+    public const int SigKill = 9;
+    public const int SigTerm = 15;
+
+    /// <summary>Sends <paramref name="signal"/> to any process; false when it failed (the process is gone, say).</summary>
+    public static bool Signal(int pid, int signal) => Kill(pid, signal) == 0;
 
     // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for one blittable call.
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]

@@ -18,21 +18,27 @@ public sealed partial class NodeAgent(
     NodeId node,
     StageHosts hosts,
     IHostApplicationLifetime lifetime,
+    TimeProvider time,
     ILogger<NodeAgent> logger) : BackgroundService
 {
     private readonly string _instanceToken = Guid.NewGuid().ToString("N");
+
+    /// <summary>Longer than any lease the registry grants: an id still held after this belongs to another live process.</summary>
+    private static readonly TimeSpan HeldIdPatience = TimeSpan.FromSeconds(30);
     private NodeInfo? _info;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _info = await Task.Run(Describe, stoppingToken);
         LogMeasured(node.Value, _info.BandwidthBytesPerSecond / 1e9, _info.Flops / 1e9, _info.AvailableMemoryBytes / 1e9, string.Join(", ", _info.ModelsOnDisk));
+        long? heldSince = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 var lease = await registry.RegisterAsync(new RegisterRequest { Node = _info, InstanceToken = _instanceToken }, new CallOptions(cancellationToken: stoppingToken));
                 LogRegistered(node.Value, _info.GrpcEndpoint, lease.LeaseTtlMs);
+                heldSince = null;
                 var interval = TimeSpan.FromMilliseconds(Math.Max(100, lease.LeaseTtlMs / 4));
                 while (true)
                 {
@@ -41,12 +47,24 @@ public sealed partial class NodeAgent(
                     await registry.HeartbeatAsync(heartbeat, new CallOptions(cancellationToken: stoppingToken));
                 }
             }
-            catch (RpcException e) when (e.StatusCode is StatusCode.AlreadyExists or StatusCode.InvalidArgument)
+            catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
             {
-                // Retrying cannot help: a cloned node id, or a description the registry refuses.
-                LogRefused(e.Status.Detail);
-                Environment.ExitCode = 3;
-                lifetime.StopApplication();
+                // This worker's previous process was killed and its lease is still live (it expires within seconds), or
+                // the node id was cloned to another machine: only the first resolves itself by waiting.
+                heldSince ??= time.GetTimestamp();
+                if (time.GetElapsedTime(heldSince.Value) >= HeldIdPatience)
+                {
+                    Refused(e.Status.Detail);
+                    return;
+                }
+
+                if (time.GetElapsedTime(heldSince.Value) < TimeSpan.FromSeconds(1)) LogIdHeld(node.Value, HeldIdPatience.TotalSeconds);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+            {
+                // Retrying cannot help: a description the registry refuses.
+                Refused(e.Status.Detail);
                 return;
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
@@ -64,6 +82,13 @@ public sealed partial class NodeAgent(
                 return;
             }
         }
+    }
+
+    private void Refused(string detail)
+    {
+        LogRefused(detail);
+        Environment.ExitCode = 3;
+        lifetime.StopApplication();
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -111,6 +136,10 @@ public sealed partial class NodeAgent(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registered {NodeId} at {Endpoint} (lease {TtlMs} ms)")]
     private partial void LogRegistered(string nodeId, string endpoint, uint ttlMs);
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Another instance holds node id {NodeId} (a previous run of this worker that was killed, whose lease has not expired yet?); retrying for {Seconds:0} s")]
+    private partial void LogIdHeld(string nodeId, double seconds);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The registry refused this node: {Detail}")]
     private partial void LogRefused(string detail);

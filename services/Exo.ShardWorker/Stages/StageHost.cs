@@ -37,6 +37,9 @@ public sealed partial class StageHost(
 
         /// <summary>What every message for these layers is checked against.</summary>
         public RingLimits Limits { get; } = RingLimits.Of(Stage.Config);
+
+        /// <summary>The layers as spans and metrics name them, made once rather than at every step.</summary>
+        public string LayersText { get; } = Layers.ToString();
     }
 
     /// <summary>What this node serves for one placement version.</summary>
@@ -264,7 +267,8 @@ public sealed partial class StageHost(
         var setup = message.Setup ?? throw new RingMessageException($"request '{id}' is not open on node {nodeId}, and the message has no setup to open it");
         if (setup.ModelId != modelId) throw new RingMessageException($"the request is for model '{setup.ModelId}', this stage runs '{modelId}'");
         var trace = tracing.HasListeners() && ActivityContext.TryParse(setup.Traceparent, null, out var parent)
-            ? new StageTrace(tracing, parent, id, serving.Loaded.Layers.ToString(), time)
+            && parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded)
+            ? new StageTrace(tracing, parent, id, serving.Loaded.LayersText, time)
             : null;
         var route = new Route(serving.Loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, time.GetTimestamp());
         if (!_routes.TryAdd(id, route)) throw new RingMessageException($"request '{id}' is already open on node {nodeId}");
@@ -300,13 +304,15 @@ public sealed partial class StageHost(
     private void OnSampled(Route route, RingMessage message, RingSampledToken sampled)
     {
         var id = message.RequestId;
-        route.Gateway?.Post(message);
         if (sampled.Finish is not null || route.Gateway is null)
         {
+            // Ended before the gateway hears of it: a reader that reopens the id, or checks the cache, finds it free.
             End(id, out _);
+            route.Gateway?.Post(message);
             return;
         }
 
+        route.Gateway.Post(message);
         Submit(route, new StageWork(id, [sampled.Token], null, 1));
     }
 
@@ -334,7 +340,7 @@ public sealed partial class StageHost(
         lock (route)
         {
             route.LastActive = time.GetTimestamp();
-            metrics.Step(modelId, route.Loaded.Layers.ToString(), route.PendingRows, time.GetElapsedTime(route.PendingSince, route.LastActive));
+            metrics.Step(modelId, route.Loaded.LayersText, route.PendingRows, time.GetElapsedTime(route.PendingSince, route.LastActive));
             route.Trace?.Ended();
             var version = (ulong)serving.Version;
             switch (result)
@@ -370,7 +376,8 @@ public sealed partial class StageHost(
     private bool End(string id, [NotNullWhen(true)] out Route? route)
     {
         if (!_routes.TryRemove(id, out route)) return false;
-        route.Trace?.Dispose();
+        // Under the route's lock, as its result loop's steps are: a step ending now cannot reopen a span after this.
+        lock (route) route.Trace?.Dispose();
         route.Loaded.Runtime.Close(id);
         return true;
     }
@@ -454,7 +461,7 @@ public sealed partial class StageHost(
 
     /// <summary>What this stage holds now, for its metrics; null while it serves no placement.</summary>
     public StageLoad? Load() => _serving is { } serving
-        ? new StageLoad(serving.Loaded.Layers.ToString(), serving.Loaded.Runtime.KvBytesInUse, kvBudgetBytes, serving.Loaded.Runtime.ActiveRequests)
+        ? new StageLoad(serving.Loaded.LayersText, serving.Loaded.Runtime.KvBytesInUse, kvBudgetBytes, serving.Loaded.Runtime.ActiveRequests)
         : null;
 
     public async ValueTask DisposeAsync()

@@ -4,9 +4,9 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>
 /// One request's spans on this stage, children of the API's span for it: a span per prefill, and decode steps gathered
-/// into spans of <see cref="StepsPerSpan"/> tokens with an event per step (its position, the requests in the batch, the
-/// step's milliseconds). A 400-token answer over three stages reads as a few dozen spans, not twelve hundred, and every
-/// token's timing is still there.
+/// into spans of <see cref="StepsPerSpan"/> tokens with an event per step (its position, the requests open on the
+/// stage, whose steps are batched together, and the step's milliseconds). A 400-token answer over three stages reads
+/// as a few dozen spans, not twelve hundred, and every token's timing is still there.
 /// </summary>
 public sealed class StageTrace(ActivitySource tracing, ActivityContext parent, string requestId, string layers, TimeProvider time) : IDisposable
 {
@@ -16,17 +16,17 @@ public sealed class StageTrace(ActivitySource tracing, ActivityContext parent, s
     private Activity? _decode;
     private int _steps;
     private int _position;
-    private int _batch;
+    private int _requestsOpen;
     private long _stepStarted;
 
-    /// <summary>A step of <paramref name="rows"/> positions from <paramref name="position"/> goes into the runtime with <paramref name="batch"/> requests open.</summary>
-    public void Began(int position, int rows, int batch)
+    /// <summary>A step of <paramref name="rows"/> positions from <paramref name="position"/> goes into the runtime with <paramref name="requestsOpen"/> requests open.</summary>
+    public void Began(int position, int rows, int requestsOpen)
     {
-        (_position, _batch, _stepStarted) = (position, batch, time.GetTimestamp());
+        (_position, _requestsOpen, _stepStarted) = (position, requestsOpen, time.GetTimestamp());
         if (rows > 1 || position == 0)
         {
             EndDecode();
-            _prefill = Start("stage prefill")?.SetTag("exo.position", position).SetTag("exo.rows", rows).SetTag("exo.batch", batch);
+            _prefill = Start("stage prefill")?.SetTag("exo.position", position).SetTag("exo.rows", rows).SetTag("exo.requests_open", requestsOpen);
             return;
         }
 
@@ -47,7 +47,7 @@ public sealed class StageTrace(ActivitySource tracing, ActivityContext parent, s
         _decode.AddEvent(new ActivityEvent("token", tags: new ActivityTagsCollection
         {
             ["exo.position"] = _position,
-            ["exo.batch"] = _batch,
+            ["exo.requests_open"] = _requestsOpen,
             ["exo.step_ms"] = Math.Round(time.GetElapsedTime(_stepStarted).TotalMilliseconds, 3),
         }));
         if (++_steps == StepsPerSpan) EndDecode();

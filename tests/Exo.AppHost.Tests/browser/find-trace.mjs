@@ -1,13 +1,28 @@
 // Finds a chat request's trace in the Aspire dashboard as a person would: log in with the token URL the AppHost
-// printed, open Traces, click the newest POST /v1/ trace, and read its span rows. Prints one JSON object:
-// { url, spans: [{ name, resource }] } on success; exits 1 with a message on stderr when no such trace shows up.
-// Usage: node find-trace.mjs LOGIN_URL [CHROMIUM_PATH]
+// printed, open Traces, click the newest POST /v1/ trace (the list is oldest first), and read its span rows until
+// the expected resources all show. Prints one JSON object: { url, spans: [{ name, resource }] } on success; exits 1
+// with a message on stderr when no such trace shows up.
+// Usage: node find-trace.mjs LOGIN_URL [RESOURCE,RESOURCE...] [CHROMIUM_PATH]
 import { chromium } from 'playwright-core';
 
-const [login, executablePath = '/usr/bin/chromium'] = process.argv.slice(2);
+const [login, resources = '', executablePath = '/usr/bin/chromium'] = process.argv.slice(2);
 if (!login) {
-  console.error('usage: node find-trace.mjs LOGIN_URL [CHROMIUM_PATH]');
+  console.error('usage: node find-trace.mjs LOGIN_URL [RESOURCE,RESOURCE...] [CHROMIUM_PATH]');
   process.exit(2);
+}
+const expected = resources.split(',').filter(r => r.length > 0);
+
+// Each span row of the grid reads as: name, resource, duration (after the header row of the timeline).
+async function spanRows(page) {
+  const lines = (await page.innerText('body')).split('\n').map(l => l.trim()).filter(l => l.length > 0);
+  const spans = [];
+  for (let i = lines.indexOf('Actions') + 1; i + 1 < lines.length; i++) {
+    if (/^[\d.]+(ms|s|μs)$/.test(lines[i + 2] ?? '')) {
+      spans.push({ name: lines[i], resource: lines[i + 1] });
+      i += 2;
+    }
+  }
+  return spans;
 }
 
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
@@ -20,21 +35,13 @@ try {
   await row.waitFor({ timeout: 30_000 });
   await row.click();
   await page.waitForURL(/\/traces\/detail\//, { timeout: 30_000 });
-  // The span grid renders after the page: wait for the first stage's span, then for the rest of the batch to land.
-  await page.getByText('stage prefill').first().waitFor({ timeout: 30_000 });
-  await page.waitForTimeout(2_000);
-  await page.reload();
-  await page.getByText('stage prefill').first().waitFor({ timeout: 30_000 });
-
-  // Each span row of the grid reads as: name, resource, duration (after the header row of the timeline).
-  const lines = (await page.innerText('body')).split('\n').map(l => l.trim()).filter(l => l.length > 0);
-  const start = lines.indexOf('Actions');
-  const spans = [];
-  for (let i = start + 1; i + 1 < lines.length; i++) {
-    if (/^[\d.]+(ms|s|μs)$/.test(lines[i + 2] ?? '')) {
-      spans.push({ name: lines[i], resource: lines[i + 1] });
-      i += 2;
-    }
+  // Each service exports its spans on its own schedule: read the grid again until every expected resource shows.
+  let spans = [];
+  for (const deadline = Date.now() + 30_000; ; await page.waitForTimeout(1_000)) {
+    await page.reload();
+    await page.getByText('stage prefill').first().waitFor({ timeout: 30_000 });
+    spans = await spanRows(page);
+    if (expected.every(resource => spans.some(s => s.resource === resource)) || Date.now() > deadline) break;
   }
   console.log(JSON.stringify({ url: page.url(), spans }));
 } catch (e) {

@@ -213,7 +213,8 @@ public sealed class StageHostTests : IAsyncLifetime
             if (instrument.Name == "exo.stage.step.duration") lock (steps) steps.Add((value, (string)tags.ToArray().Single(t => t.Key == "exo.step").Value!));
         });
         meters.Start();
-        using var gatewaySpan = new Activity("chat.completion").SetIdFormat(ActivityIdFormat.W3C).Start();
+        // The gateway's span is sampled: an unsampled one would get no stage spans.
+        using var gatewaySpan = new Activity("chat.completion") { ActivityTraceFlags = ActivityTraceFlags.Recorded }.SetIdFormat(ActivityIdFormat.W3C).Start();
         var (outbox, replies, _) = Gateway();
         const int tokens = StageTrace.StepsPerSpan + 5;
         _host.Receive(Prompt("traced", 1, maxTokens: tokens, traceparent: gatewaySpan.Id!), outbox);

@@ -1,0 +1,144 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Exo.Contracts.V1;
+using Exo.Ring;
+using Grpc.Core;
+
+namespace Exo.Api.Backends;
+
+/// <summary>
+/// One placement of one model: the stream to its first stage, the requests waiting for tokens on it, and the
+/// stages' status, polled until all have loaded their layers (then more slowly, for the cluster view).
+/// </summary>
+internal sealed partial class ModelRing : IAsyncDisposable
+{
+    private readonly Func<string, Shard.ShardClient> _shards;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Channel<RingPayload>> _requests = new(StringComparer.Ordinal);
+    private readonly ForwardLink? _first;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ShardStatus?[] _statuses;
+    private readonly Task _probe;
+    private readonly Lock _gate = new();
+    private volatile bool _ready;
+    private bool _disposed;
+
+    /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
+    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ILogger logger)
+    {
+        Placement = placement;
+        _shards = shards;
+        _logger = logger;
+        _statuses = new ShardStatus?[placement.Stages.Count];
+        if (placement.Stages.Count > 0)
+        {
+            var endpoint = placement.Stages[0].GrpcEndpoint;
+            _first = new ForwardLink(endpoint, Dispatch, e =>
+            {
+                LogLinkBroken(endpoint, e.Message);
+                // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
+                FailAll(RingErrorCode.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
+            });
+        }
+
+        _probe = Task.Run(ProbeAsync);
+    }
+
+    public Placement Placement { get; }
+
+    public bool Ready => _ready;
+
+    /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
+    public ChannelReader<RingPayload>? Open(string id)
+    {
+        var channel = Channel.CreateUnbounded<RingPayload>(new() { SingleReader = true });
+        lock (_gate)
+        {
+            if (_disposed) return null;
+            _requests[id] = channel;
+        }
+
+        return channel.Reader;
+    }
+
+    private void FailAll(RingErrorCode code, string message)
+    {
+        var error = new RingError(code, message);
+        foreach (var channel in _requests.Values) channel.Writer.TryWrite(error);
+    }
+
+    public void Send(RingMessage message) => _first!.Post(message);
+
+    public void Close(string id) => _requests.TryRemove(id, out _);
+
+    private void Dispatch(ForwardMessage wire)
+    {
+        var id = RingCodec.ReadHeader(wire).RequestId;
+        if (!_requests.TryGetValue(id, out var channel)) return;
+        RingPayload reply;
+        try
+        {
+            reply = RingCodec.Decode(wire, RingLimits.Unknown).Payload;
+        }
+        catch (RingMessageException e)
+        {
+            reply = new RingError(RingErrorCode.Failed, $"the first stage sent a malformed reply: {e.Message}");
+        }
+
+        channel.Writer.TryWrite(reply);
+    }
+
+    private async Task ProbeAsync()
+    {
+        var stopping = _stopping.Token;
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
+                var ready = _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
+                _ready = ready;
+                await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task<ShardStatus?> StatusAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _shards(endpoint).StatusAsync(new ShardStatusRequest { ModelId = Placement.ModelId },
+                new CallOptions(deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancellationToken));
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+        {
+            return null;
+        }
+    }
+
+    public PlacementView Describe() => new(Placement.ModelId, (long)Placement.Version, _ready,
+        Placement.Stages.Select((s, i) => new StageView(s.NodeId, s.GrpcEndpoint, (int)s.LayerStart, (int)s.LayerEnd, (int)(_statuses[i]?.ActiveRequests ?? 0))).ToList(),
+        Placement.Stages.Count == 0 ? Placement.Problem : null);
+
+    public async ValueTask DisposeAsync()
+    {
+        _ready = false;
+        lock (_gate) _disposed = true;
+        FailAll(RingErrorCode.StalePlacement,
+            $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry");
+        await _stopping.CancelAsync();
+        await _probe;
+        if (_first is not null) await _first.DisposeAsync();
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} is loaded on every stage; serving")]
+    private partial void LogReady(string model, ulong version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to the first stage {Endpoint} broke ({Reason}); reconnecting")]
+    private partial void LogLinkBroken(string endpoint, string reason);
+}

@@ -75,6 +75,11 @@ public static class RingCodec
             RingPayloadKind.Error => new RingError(Decode(message.Error.Code), message.Error.Message),
             _ => throw new RingMessageException("a message that carries nothing: no token ids, hidden states, sampled token or error"),
         };
+        var rows = payload switch { RingTokens tokens => tokens.Ids.Length, RingHiddenStates hidden => hidden.Rows, _ => 0 };
+        if (message.Position + (long)rows > maxPositions)
+            throw new RingMessageException($"rows at positions {message.Position} to {message.Position + (long)rows - 1}; the model has {maxPositions} positions");
+        if (setup is not null && message.Position != 0)
+            throw new RingMessageException($"a request setup rides with the request's rows at position 0, not at position {message.Position}");
         return new RingMessage(message.RequestId, message.PlacementVersion, (int)message.Position, payload, setup);
     }
 

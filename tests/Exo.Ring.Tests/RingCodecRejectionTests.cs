@@ -15,6 +15,14 @@ public sealed class RingCodecRejectionTests
         ["no payload"] = (Spoil("a decode step's hidden states", m => m.ClearPayload()), "carries nothing"),
         ["a position beyond the model"] = (Spoil("a decode step's hidden states", m => m.Position = 64), "position 64; the model has 64 positions"),
 
+        ["rows running past the model's positions"] = (Spoil("a decode step's hidden states", m =>
+        {
+            m.Position = 63;
+            m.HiddenStates.Shape[0] = 2;
+            m.HiddenStates.Data = ByteString.CopyFrom(new byte[32]);
+        }), "rows at positions 63 to 64; the model has 64 positions"),
+        ["a setup with later rows"] = (Spoil("a prefill's hidden states with the setup", m => m.Position = 5), "rides with the request's rows at position 0, not at position 5"),
+
         ["a prompt without its setup"] = (Spoil("a prompt with every option", m => m.Setup = null), "carries no request setup"),
         ["a prefill without its setup"] = (Spoil("a prefill's hidden states with the setup", m => m.Setup = null), "carries no request setup"),
         ["a setup on a sampled token"] =

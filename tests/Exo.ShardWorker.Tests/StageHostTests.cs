@@ -125,10 +125,11 @@ public sealed class StageHostTests : IAsyncLifetime
         _host.Receive(hidden, outbox);
         Assert.Contains("does not take HiddenStates", (await replies.NextAsync()).Error.Message);
 
+        // A request's first rows, which carry its setup, must start it: the codec refuses them anywhere else.
         var skipped = Prompt("skip", 1);
         skipped.Position = 5;
         _host.Receive(skipped, outbox);
-        Assert.Contains("expects position 0", (await replies.NextAsync()).Error.Message);
+        Assert.Contains("rides with the request's rows at position 0, not at position 5", (await replies.NextAsync()).Error.Message);
 
         Assert.Equal(0u, _host.Status().ActiveRequests);
     }

@@ -14,9 +14,9 @@ namespace Exo.ServiceDefaults;
 
 /// <summary>
 /// What every Exo service gets from one call, in the shape of Aspire's ServiceDefaults project: OpenTelemetry
-/// (ASP.NET Core, HttpClient, gRPC client and runtime instrumentation, the <c>Exo.*</c> sources and meters; OTLP when
-/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set), health checks on <c>/health</c> and <c>/alive</c>, service discovery,
-/// and the standard resilience handler on every HttpClient (gRPC clients opt out: see <see cref="GrpcClients"/>).
+/// (ASP.NET Core, HttpClient, gRPC client and runtime instrumentation, the <c>Exo.*</c> sources and meters) sent over
+/// OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set and not collected when it is not; health checks on <c>/health</c>
+/// and <c>/alive</c>, service discovery, and the standard resilience handler on every HttpClient (gRPC clients opt out: see <see cref="GrpcClients"/>).
 /// Redis instrumentation comes with Aspire's <c>AddRedisClient</c>, which registers it itself.
 /// </summary>
 public static class ServiceDefaultsExtensions
@@ -63,13 +63,16 @@ public static class ServiceDefaultsExtensions
 
     private static void ConfigureOpenTelemetry(this IHostApplicationBuilder builder)
     {
+        // With nowhere to send them, spans and measurements are not made at all: a worker started by hand pays nothing
+        // per token for telemetry nobody reads.
+        if (!UsesOtlp(builder.Configuration)) return;
         builder.Logging.AddOpenTelemetry(logging =>
         {
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
 
-        var otel = builder.Services.AddOpenTelemetry()
+        builder.Services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
@@ -82,9 +85,8 @@ public static class ServiceDefaultsExtensions
                 // status every two seconds: they would bury the traces that matter.
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsHealthProbe(context.Request.Path) && !IsStatusPoll(context.Request))
                 .AddGrpcClientInstrumentation()
-                .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !IsHealthProbe(request.RequestUri?.AbsolutePath)));
-
-        if (UsesOtlp(builder.Configuration)) otel.UseOtlpExporter();
+                .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = request => !IsHealthProbe(request.RequestUri?.AbsolutePath)))
+            .UseOtlpExporter();
     }
 
     /// <summary>

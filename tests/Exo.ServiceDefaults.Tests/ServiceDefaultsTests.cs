@@ -50,6 +50,8 @@ public sealed class ServiceDefaultsTests
         {
             Assert.Equal((HttpStatusCode.OK, "Healthy"), await Get(address, "/health"));
             Assert.Equal((HttpStatusCode.OK, "Healthy"), await Get(address, "/alive"));
+            // No OTLP endpoint: nothing collects the service's spans, so none are made.
+            Assert.False(app.Services.GetRequiredService<ServiceTelemetry>().ActivitySource.HasListeners());
         }
     }
 

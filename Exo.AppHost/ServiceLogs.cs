@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
 
 namespace Exo.AppHost;
@@ -9,7 +8,8 @@ namespace Exo.AppHost;
 /// </summary>
 public sealed partial class ServiceLogs(ResourceNotificationService notifications, ResourceLoggerService logs) : BackgroundService
 {
-    private readonly ConcurrentDictionary<string, Task> _following = new();
+    /// <summary>The resources whose logs are followed already; only the watch loop touches it.</summary>
+    private readonly HashSet<string> _following = [];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -18,7 +18,7 @@ public sealed partial class ServiceLogs(ResourceNotificationService notification
             await foreach (var change in notifications.WatchAsync(stoppingToken))
             {
                 if (change.Resource is not (ProjectResource or ExecutableResource)) continue;
-                _ = _following.GetOrAdd(change.ResourceId, id => FollowAsync(id, change.Resource.Name, stoppingToken));
+                if (_following.Add(change.ResourceId)) _ = FollowAsync(change.ResourceId, change.Resource.Name, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

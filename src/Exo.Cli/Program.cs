@@ -11,4 +11,5 @@ root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(DevicesCommand.Create());
 return await root.Parse(args).InvokeAsync();

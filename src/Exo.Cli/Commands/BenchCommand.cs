@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Exo.Inference.Backends;
 using Exo.Inference.Kernels;
+using Exo.Inference.Vulkan;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
 
@@ -42,6 +44,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "One JSON line per thread count, for scripts" };
         var reference = new Option<bool>("--reference") { Description = "Benchmark the reference kernels instead of the fast ones" };
         var probe = new Option<int>("--bandwidth-mb") { Description = "Buffer streamed by the read-bandwidth probe; keep it far above the last-level cache", DefaultValueFactory = _ => 1024 };
+        var backend = new BackendChoice("cpu");
         var command = new Command("bench",
             "Measure prefill and decode speed as llama.cpp's benchmark does (prompt t_i = (37i + 11) mod (vocab - 2) as one " +
             "batch, then greedy single-token steps), with the machine's memory read bandwidth measured in the same run and " +
@@ -49,14 +52,18 @@ internal static class BenchCommand
         {
             model, threads, prompt, generate, batch, json, reference, probe,
         };
+        backend.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
                 Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference),
-                Positive(parse.GetValue(probe), "--bandwidth-mb"));
-            foreach (var count in ParseThreads(parse.GetValue(threads)!))
+                Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null));
+            // A GPU run has no thread count to sweep: it is measured once.
+            var counts = settings.Backend.Kind == BackendKind.Cpu ? ParseThreads(parse.GetValue(threads)!) : [0];
+            foreach (var count in counts)
             {
                 var result = Run(settings, count);
+                if (Exo.Inference.Vulkan.CommandStream.Profile is { } prof) foreach (var kv in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{kv.Key} {kv.Value:F1} ms");
                 Console.Out.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(result, BenchJson.Default.BenchResult) : Describe(result));
                 Console.Out.Flush();
             }
@@ -66,7 +73,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference, int ProbeMegabytes);
+    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference, int ProbeMegabytes, BackendOptions Backend);
 
     private static int Positive(int value, string name) =>
         value > 0 ? value : throw new CliInputException($"{name} must be positive, not {value}");
@@ -83,10 +90,12 @@ internal static class BenchCommand
 
     private static BenchResult Run(BenchSettings s, int threads)
     {
-        var bandwidth = MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
-        using var fast = s.Reference ? null : new FastKernels(threads);
+        using var fast = s.Reference || s.Backend.Kind != BackendKind.Cpu ? null : new FastKernels(threads);
         IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
-        using var stage = ModelStage.Load(s.Model, null, kernels);
+        using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });
+        var gpu = stage as VulkanStage;
+        // The roofline is the memory the weights are read from: the GPU's (a device-to-device copy) or the host's.
+        var bandwidth = gpu?.MeasureBandwidth(s.ProbeMegabytes * (1L << 20)) ?? MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("bench needs the whole model");
         var vocab = stage.Config.VocabSize;
         var tokens = HarnessTokens(s.Prompt + 1, vocab);
@@ -111,12 +120,12 @@ internal static class BenchCommand
             batchTokS = s.Batch * s.Generate / Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
         }
 
-        var weightBytes = stage.Weights.BytesPerToken;
+        var weightBytes = stage.BytesPerToken;
         var tgTokS = s.Generate / decodeSeconds;
         using var process = Process.GetCurrentProcess();
         return new BenchResult("exo", threads, s.Prompt / prefillSeconds, tgTokS, prefillSeconds * 1000, s.Batch, batchTokS,
             process.WorkingSet64 / 1e6, weightBytes, weightBytes * tgTokS / 1e9, bandwidth / 1e9, tgTokS * weightBytes / bandwidth,
-            fast is null ? "reference" : fast.Name);
+            stage.Backend);
     }
 
     /// <summary>
@@ -129,14 +138,14 @@ internal static class BenchCommand
         return Enumerable.Range(0, count).Select(i => (int)((i * 37L + 11) % (vocab - 2))).ToArray();
     }
 
-    private static void Prefill(ModelStage stage, KvCache cache, int[] prompt, float[] logits, out SequenceChunk sequence)
+    private static void Prefill(IModelStage stage, KvCache cache, int[] prompt, float[] logits, out SequenceChunk sequence)
     {
         stage.ForwardTokens([new SequenceChunk(cache, prompt.Length)], prompt, logits);
         sequence = new SequenceChunk(cache, 1);
     }
 
     /// <summary>Decodes <paramref name="steps"/> greedy steps for every sequence together; returns the seconds taken.</summary>
-    private static double Decode(ModelStage stage, SequenceChunk[] batch, int first, int steps, float[] logits)
+    private static double Decode(IModelStage stage, SequenceChunk[] batch, int first, int steps, float[] logits)
     {
         var vocab = stage.Config.VocabSize;
         var next = new int[batch.Length];
@@ -153,7 +162,7 @@ internal static class BenchCommand
 
     private static string Describe(BenchResult r) => string.Create(CultureInfo.InvariantCulture,
         $"""
-        threads {r.Threads} ({r.Kernels} kernels)
+        {(r.Threads > 0 ? $"threads {r.Threads} " : "")}({r.Kernels})
           prefill        {r.PpTokS,10:F1} tok/s   (time to first token {r.TtftMs:F0} ms)
           decode         {r.TgTokS,10:F2} tok/s{(r.Batch > 1 ? $"   batch of {r.Batch}: {r.BatchTgTokS:F2} tok/s ({r.BatchTgTokS / r.TgTokS:F2}x)" : "")}
           weights/token  {r.WeightBytes / 1e6,10:F1} MB     effective bandwidth {r.EffectiveGbS:F2} GB/s

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using Exo.Inference;
+using Exo.Inference.Backends;
 using Exo.Inference.Kernels;
+using Exo.Inference.Vulkan;
 using Exo.Inference.Verification;
 
 namespace Exo.Cli.Commands;
@@ -24,6 +26,7 @@ internal static class VerifyCommand
             Description = "Largest relative logit error (max |Δ| / max |ref|) that passes",
             DefaultValueFactory = _ => ModelVerifier.DefaultTolerance,
         };
+        var backend = new BackendChoice("cpu");
         var command = new Command("verify",
             "Check the engine against transformers' reference results: logits, hidden states, greedy tokens, and " +
             "exact equality of 2- and 3-stage sharded runs with the whole model. Exits 0 only if every case passes.")
@@ -32,18 +35,20 @@ internal static class VerifyCommand
             reference,
             tolerance,
         };
-        command.SetAction(parse => Run(Path.GetFullPath(parse.GetValue(model)!), parse.GetValue(reference)?.FullName, parse.GetValue(tolerance)));
+        backend.AddTo(command);
+        command.SetAction(parse => CommandErrors.Run(() =>
+            Run(Path.GetFullPath(parse.GetValue(model)!), parse.GetValue(reference)?.FullName, parse.GetValue(tolerance), backend.Options(parse, ReferenceKernels.Instance))));
         return command;
     }
 
-    private static int Run(string model, string? reference, double tolerance)
+    private static int Run(string model, string? reference, double tolerance, BackendOptions backend)
     {
         var passed = true;
         var cases = 0;
         try
         {
             Console.WriteLine($"verifying {model} (tolerance {tolerance:G3})");
-            foreach (var report in new ModelVerifier(model, ReferenceKernels.Instance, referenceDirectory: reference).Run())
+            foreach (var report in new ModelVerifier(model, backend, referenceDirectory: reference, describe: b => Console.WriteLine($"backend: {b}")).Run())
             {
                 cases++;
                 var ok = report.Passed(tolerance);
@@ -59,7 +64,7 @@ internal static class VerifyCommand
                 Console.WriteLine($"  hidden rel err by layer boundary: {hidden}");
             }
         }
-        catch (ModelFormatException e)
+        catch (Exception e) when (e is ModelFormatException or GpuUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

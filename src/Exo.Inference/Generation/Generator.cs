@@ -19,9 +19,9 @@ public readonly record struct GeneratedToken(int Token, FinishReason? Finish);
 /// Single-process generation on a whole model: prefill the prompt, then sample one token per step until an
 /// end-of-sequence token, the token limit or the context's end. The cluster does the same round a ring of stages.
 /// </summary>
-public sealed class Generator(ModelStage model)
+public sealed class Generator(IModelStage model)
 {
-    public ModelStage Model { get; } = model.IsFirst && model.IsLast ? model
+    public IModelStage Model { get; } = model.IsFirst && model.IsLast ? model
         : throw new ArgumentException($"generation needs the whole model; this stage holds layers {model.Layers}", nameof(model));
 
     /// <summary>
@@ -38,7 +38,7 @@ public sealed class Generator(ModelStage model)
             throw new ArgumentException($"the prompt has {prompt.Count} tokens; the model's context is {context}", nameof(prompt));
 
         var budget = Math.Min(maxNewTokens, context - prompt.Count);
-        var cache = Model.CreateCache(prompt.Count + budget);
+        using var cache = Model.CreateCache(prompt.Count + budget);
         var sampler = new Sampler(sampling, Model.Config.VocabSize);
         var promptTokens = prompt.ToArray();
         sampler.Observe(promptTokens);

@@ -1,4 +1,4 @@
-using Exo.Inference.Kernels;
+using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Weights;
 using Exo.Text.Templates;
@@ -14,7 +14,7 @@ public sealed class LocalModel : IDisposable
 {
     private readonly Lazy<ChatTemplate> _template;
 
-    private LocalModel(string directory, ModelStage model, Tokenizer tokenizer, SpecialTokenInfo special, Func<ChatTemplate> template)
+    private LocalModel(string directory, IModelStage model, Tokenizer tokenizer, SpecialTokenInfo special, Func<ChatTemplate> template)
     {
         Directory = directory;
         Model = model;
@@ -25,7 +25,7 @@ public sealed class LocalModel : IDisposable
     }
 
     public string Directory { get; }
-    public ModelStage Model { get; }
+    public IModelStage Model { get; }
     public Tokenizer Tokenizer { get; }
     public SpecialTokenInfo Special { get; }
     public Generator Generator { get; }
@@ -34,7 +34,7 @@ public sealed class LocalModel : IDisposable
     public ChatTemplate ChatTemplate => _template.Value;
 
     /// <summary>Loads a Hugging Face model folder, or a GGUF file with its embedded tokenizer and chat template.</summary>
-    public static LocalModel Load(string directory, IKernels? kernels = null, DType? quantize = null)
+    public static LocalModel Load(string directory, BackendOptions? backend = null, DType? quantize = null)
     {
         Tokenizer tokenizer;
         SpecialTokenInfo special;
@@ -56,7 +56,7 @@ public sealed class LocalModel : IDisposable
             template = () => ChatTemplate.FromModelDirectory(directory);
         }
 
-        var model = ModelStage.Load(directory, null, kernels, quantize);
+        var model = StageLoader.Load(directory, null, backend ?? new BackendOptions(), quantize);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             model.Dispose();

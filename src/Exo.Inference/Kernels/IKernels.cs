@@ -6,17 +6,8 @@ namespace Exo.Inference.Kernels;
 /// The numeric operations of a forward pass. Activations are f32 and row-major; weights are any <see cref="DType"/>
 /// and are read in place from the mapped file. A fast implementation replaces the reference one behind this interface.
 /// </summary>
-public interface IKernels
+public interface IKernels : IWeightPreferences
 {
-    /// <summary>
-    /// The type these kernels should get weight matrices stored as <paramref name="type"/> in: the type itself, or one
-    /// they have integer kernels for when <paramref name="type"/> has none (loaders re-quantize such matrices).
-    /// </summary>
-    DType PreferredType(DType type);
-
-    /// <summary>The layout these kernels read weight matrices of this type fastest in; loaders copy matrices into it.</summary>
-    TensorLayout PreferredLayout(DType type);
-
     /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias when not empty), for weights in either layout.</summary>
     void MatMul(ReadOnlySpan<float> x, int n, in Tensor w, ReadOnlySpan<float> bias, Span<float> y);
 

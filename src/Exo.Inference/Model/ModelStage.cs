@@ -2,26 +2,11 @@ using Exo.Inference.Kernels;
 
 namespace Exo.Inference.Model;
 
-/// <summary>A run of new positions for one sequence in a batch: <paramref name="Count"/> rows appended to its cache.</summary>
-public readonly record struct SequenceChunk(KvCache Cache, int Count);
-
-/// <summary>Which rows of the last stage's final hidden states go through the lm head.</summary>
-public enum LogitRows
-{
-    /// <summary>The last row of each sequence: what a sampler needs.</summary>
-    LastOfEachSequence,
-    /// <summary>Every row: what verification needs.</summary>
-    All,
-}
-
-/// <summary>Sees the hidden states at each layer boundary: boundary i is the input of layer i; boundary L the final norm.</summary>
-public delegate void HiddenStateObserver(int boundary, ReadOnlySpan<float> hidden);
-
 /// <summary>
-/// One pipeline stage of a Llama-family transformer: layers [Start, End), plus the embeddings when it is the first
-/// stage and the final norm and lm head when it is the last. The whole model is the stage [0, L).
+/// One pipeline stage of a Llama-family transformer on the CPU: layers [Start, End), plus the embeddings when it is the
+/// first stage and the final norm and lm head when it is the last. The whole model is the stage [0, L).
 /// </summary>
-public sealed class ModelStage : IDisposable
+public sealed class ModelStage : IModelStage
 {
     private readonly StageWeights _weights;
     private readonly IKernels _kernels;
@@ -41,6 +26,11 @@ public sealed class ModelStage : IDisposable
     public bool IsFirst => Layers.Start == 0;
     public bool IsLast => Layers.End == Config.LayerCount;
     public StageWeights Weights => _weights;
+    public string Backend => "cpu " + (_kernels is FastKernels fast ? fast.Name : "reference");
+    public long BytesPerToken => _weights.BytesPerToken;
+
+    // The CPU kernels compute each output from its own input row in a fixed order.
+    public bool BatchInvariant => true;
 
     /// <summary>
     /// Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file with the given kernels,
@@ -55,31 +45,21 @@ public sealed class ModelStage : IDisposable
         return new ModelStage(config, StageWeights.Load(modelPath, config, range, quantize, k), k);
     }
 
-    public KvCache CreateCache(int capacity) => new(Layers.Count, Config.KvDim, capacity);
+    public KvCache CreateCache(int capacity) => new HostKvCache(Layers.Count, Config.KvDim, capacity);
 
-    /// <summary>The width of one output row: vocabulary logits on the last stage, hidden states elsewhere.</summary>
     public int OutputWidth => IsLast ? Config.VocabSize : Config.HiddenSize;
 
-    /// <summary>
-    /// First stage: runs token ids [rows] of the batch's sequences (rows in batch order) and writes hidden states
-    /// [rows, hidden], or on the last stage logits [<see cref="OutputRows"/>, vocab]. Returns the rows written.
-    /// </summary>
     public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
         LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
     {
         if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
         var rows = Prepare(batch, tokens.Length);
-        var vocab = Config.VocabSize;
-        foreach (var token in tokens)
-        {
-            if ((uint)token >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary [0, {vocab})");
-        }
+        StageShape.CheckTokens(tokens, Config.VocabSize);
 
         _kernels.Embed(_weights.EmbedTokens!.Value, tokens, _work!.X.AsSpan(0, rows * Config.HiddenSize));
         return Run(batch, rows, output, logitRows, observe);
     }
 
-    /// <summary>Later stages: runs hidden states [rows, hidden] from the previous stage; output as <see cref="ForwardTokens"/>.</summary>
     public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
         LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
     {
@@ -90,28 +70,16 @@ public sealed class ModelStage : IDisposable
         return Run(batch, rows, output, logitRows, observe);
     }
 
-    /// <summary>Rows of output the given batch produces: all rows, or on the last stage one per sequence for sampling.</summary>
-    public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows)
-    {
-        var rows = 0;
-        foreach (var chunk in batch) rows += chunk.Count;
-        return IsLast && logitRows == LogitRows.LastOfEachSequence ? batch.Length : rows;
-    }
+    public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows) => StageShape.OutputRows(IsLast, batch, logitRows);
 
     private int Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
     {
-        var total = 0;
-        var longest = 0;
+        var (_, longest) = StageShape.Check(batch, rows);
         foreach (var chunk in batch)
         {
-            if (chunk.Count <= 0) throw new ArgumentException("every sequence in a batch needs at least one new position");
-            if (chunk.Cache.Length + chunk.Count > chunk.Cache.Capacity)
-                throw new InvalidOperationException($"the sequence's context is full: {chunk.Cache.Length} + {chunk.Count} positions exceed its {chunk.Cache.Capacity}");
-            total += chunk.Count;
-            longest = Math.Max(longest, chunk.Cache.Capacity);
+            if (chunk.Cache is not HostKvCache) throw new ArgumentException("a KV cache made by another backend's stage cannot run on the CPU", nameof(batch));
         }
 
-        if (total != rows) throw new ArgumentException($"the batch declares {total} positions but {rows} rows were given");
         // Sized by cache capacity, not current length, so decoding step by step never reallocates.
         if (_work is null || rows > _work.Rows || longest > _work.Context)
             _work = new Workspace(Math.Max(rows, _work?.Rows ?? 0), Math.Max(longest, _work?.Context ?? 0), Config);
@@ -173,8 +141,9 @@ public sealed class ModelStage : IDisposable
             {
                 var first = chunk.Cache.Length;
                 var end = first + chunk.Count;
-                var keys = chunk.Cache.Keys(l, end);
-                var values = chunk.Cache.Values(l, end);
+                var cache = (HostKvCache)chunk.Cache;
+                var keys = cache.Keys(l, end);
+                var values = cache.Values(l, end);
                 kNew.Slice(row * c.KvDim, chunk.Count * c.KvDim).CopyTo(keys[(first * c.KvDim)..]);
                 vNew.Slice(row * c.KvDim, chunk.Count * c.KvDim).CopyTo(values[(first * c.KvDim)..]);
                 k.Attention(q.Slice(row * c.QueryDim, chunk.Count * c.QueryDim), chunk.Count, first, keys, values,

@@ -1,4 +1,3 @@
-using Exo.Inference.Kernels;
 using Exo.Inference.Weights;
 
 namespace Exo.Inference.Model;
@@ -177,10 +176,10 @@ public sealed class StageWeights : IDisposable
     /// Loads a stage from a Hugging Face folder or a GGUF file. With <paramref name="quantize"/>, every weight matrix
     /// whose rows are whole blocks is quantized once into anonymous memory (the mapped originals are then never read).
     /// Otherwise matrices are re-quantized to the type and copied into the layout that <paramref name="kernels"/> prefer
-    /// for their stored type (<see cref="IKernels.PreferredType"/>, <see cref="IKernels.PreferredLayout"/>), when not
+    /// for their stored type (<see cref="IWeightPreferences.PreferredType"/>, <see cref="IWeightPreferences.PreferredLayout"/>), when not
     /// the stored ones.
     /// </summary>
-    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null, IKernels? kernels = null)
+    public static StageWeights Load(string modelPath, ModelConfig config, LayerRange layers, DType? quantize = null, IWeightPreferences? kernels = null)
     {
         layers.Validate(config.LayerCount);
         var gguf = ModelPath.IsGguf(modelPath);
@@ -235,7 +234,7 @@ public sealed class StageWeights : IDisposable
 
     /// <summary>Looks tensors up by their Hugging Face names in either kind of file, checking shapes against the config.</summary>
     private sealed unsafe class Names(IWeightSource source, bool gguf, int interleavedHeadDim, NativeTensors owned, DType? quantize,
-        IKernels? kernels)
+        IWeightPreferences? kernels)
     {
         private Tensor Get(string name) =>
             source.Get(gguf ? GgufTensorName(name) ?? throw new InvalidOperationException($"no GGUF name for {name}") : name);

@@ -41,7 +41,7 @@ public sealed class StageCapacityException(string message) : Exception(message);
 /// </summary>
 public sealed class StageRuntime : IAsyncDisposable
 {
-    private readonly ModelStage _stage;
+    private readonly IModelStage _stage;
     private readonly long _kvBudgetBytes;
     private readonly int _maxBatchRows;
     private readonly Channel<StageWork> _queue = Channel.CreateUnbounded<StageWork>(new UnboundedChannelOptions { SingleReader = true });
@@ -66,7 +66,7 @@ public sealed class StageRuntime : IAsyncDisposable
         public int Produced { get; set; }
     }
 
-    public StageRuntime(ModelStage stage, long kvBudgetBytes, int maxBatchRows = 512)
+    public StageRuntime(IModelStage stage, long kvBudgetBytes, int maxBatchRows = 512)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvBudgetBytes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchRows);
@@ -76,7 +76,7 @@ public sealed class StageRuntime : IAsyncDisposable
         _loop = Task.Run(RunAsync);
     }
 
-    public ModelStage Stage => _stage;
+    public IModelStage Stage => _stage;
 
     /// <summary>Results in the order batches finish; the transport forwards each to the next stage or the gateway.</summary>
     public ChannelReader<StageResult> Results => _results.Reader;
@@ -143,6 +143,7 @@ public sealed class StageRuntime : IAsyncDisposable
         {
             if (!_requests.Remove(requestId, out var state)) return false;
             _kvBytesInUse -= KvBytesFor(state.Cache.Capacity);
+            state.Cache.Dispose();
             return true;
         }
     }

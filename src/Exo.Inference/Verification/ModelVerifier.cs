@@ -1,4 +1,4 @@
-using Exo.Inference.Kernels;
+using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
 
@@ -27,7 +27,9 @@ public sealed record CaseReport(
 /// <param name="modelPath">A model folder, or a GGUF file.</param>
 /// <param name="splits">The pipeline splits to compare with the whole model; every 2- and 3-stage split when null.</param>
 /// <param name="referenceDirectory">Where reference.json lies: the model folder (or the GGUF file's folder) when null.</param>
-public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyList<LayerRange[]>? splits = null, string? referenceDirectory = null)
+/// <param name="describe">Told what the stages run on, once they are loaded.</param>
+public sealed class ModelVerifier(string modelPath, BackendOptions backend, IReadOnlyList<LayerRange[]>? splits = null, string? referenceDirectory = null,
+    Action<string>? describe = null)
 {
     public const double DefaultTolerance = 1e-4;
 
@@ -36,7 +38,8 @@ public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyL
         var reference = ReferenceFile.Load(referenceDirectory ?? (Weights.ModelPath.IsGguf(modelPath) ? Path.GetDirectoryName(Path.GetFullPath(modelPath))! : modelPath));
         var config = ModelConfig.LoadAny(modelPath);
         var stageSplits = splits ?? Splits(config.LayerCount);
-        using var whole = new ModelStage(config, StageWeights.Load(modelPath, config, LayerRange.All(config.LayerCount)), kernels);
+        using var whole = StageLoader.Load(modelPath, null, backend);
+        describe?.Invoke(whole.Backend);
 
         for (var i = 0; i < reference.Cases.Count; i++)
         {
@@ -55,7 +58,7 @@ public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyL
             var mismatches = new List<string>();
             foreach (var split in stageSplits)
             {
-                var stages = split.Select(r => new ModelStage(config, StageWeights.Load(modelPath, config, r), kernels)).ToArray();
+                var stages = split.Select(r => StageLoader.Load(modelPath, r, backend)).ToArray();
                 try
                 {
                     var sharded = Generate(stages, c.InputIds, c.GreedyNewTokens.Length, null);
@@ -96,30 +99,37 @@ public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyL
     /// Prefills the prompt through the pipeline of stages (all logits kept), then decodes greedily, one token per step.
     /// Logits holds the prompt's logits followed by each step's.
     /// </summary>
-    private static Generation Generate(ModelStage[] stages, int[] prompt, int newTokens, HiddenStateObserver? observe)
+    private static Generation Generate(IModelStage[] stages, int[] prompt, int newTokens, HiddenStateObserver? observe)
     {
         var config = stages[0].Config;
         var vocab = config.VocabSize;
         var caches = stages.Select(s => s.CreateCache(prompt.Length + newTokens)).ToArray();
-        var logits = new List<float>();
-        var tokens = new int[newTokens];
-
-        var promptLogits = RunPipeline(stages, caches, prompt, LogitRows.All, observe);
-        logits.AddRange(promptLogits);
-        var last = promptLogits.AsSpan((prompt.Length - 1) * vocab, vocab);
-        for (var t = 0; t < newTokens; t++)
+        try
         {
-            tokens[t] = Sampler.Argmax(last);
-            if (t == newTokens - 1) break;
-            var step = RunPipeline(stages, caches, [tokens[t]], LogitRows.LastOfEachSequence, null);
-            logits.AddRange(step);
-            last = step;
-        }
+            var logits = new List<float>();
+            var tokens = new int[newTokens];
 
-        return new Generation(promptLogits, logits.ToArray(), tokens);
+            var promptLogits = RunPipeline(stages, caches, prompt, LogitRows.All, observe);
+            logits.AddRange(promptLogits);
+            var last = promptLogits.AsSpan((prompt.Length - 1) * vocab, vocab);
+            for (var t = 0; t < newTokens; t++)
+            {
+                tokens[t] = Sampler.Argmax(last);
+                if (t == newTokens - 1) break;
+                var step = RunPipeline(stages, caches, [tokens[t]], LogitRows.LastOfEachSequence, null);
+                logits.AddRange(step);
+                last = step;
+            }
+
+            return new Generation(promptLogits, logits.ToArray(), tokens);
+        }
+        finally
+        {
+            foreach (var cache in caches) cache.Dispose();
+        }
     }
 
-    private static float[] RunPipeline(ModelStage[] stages, KvCache[] caches, int[] tokens, LogitRows rows, HiddenStateObserver? observe)
+    private static float[] RunPipeline(IModelStage[] stages, KvCache[] caches, int[] tokens, LogitRows rows, HiddenStateObserver? observe)
     {
         float[] activations = [];
         for (var s = 0; s < stages.Length; s++)
@@ -136,10 +146,10 @@ public sealed class ModelVerifier(string modelPath, IKernels kernels, IReadOnlyL
     }
 
     /// <summary>Feeds the prompt one token at a time and compares each step's logits with the prefill's row.</summary>
-    private static bool StepwiseMatches(ModelStage whole, int[] prompt, float[] promptLogits)
+    private static bool StepwiseMatches(IModelStage whole, int[] prompt, float[] promptLogits)
     {
         var vocab = whole.Config.VocabSize;
-        var cache = whole.CreateCache(prompt.Length);
+        using var cache = whole.CreateCache(prompt.Length);
         var step = new float[vocab];
         for (var t = 0; t < prompt.Length; t++)
         {

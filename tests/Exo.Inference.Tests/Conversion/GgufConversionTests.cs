@@ -1,3 +1,4 @@
+using Exo.Inference.Backends;
 using Exo.Inference.Conversion;
 using Exo.Inference.Generation;
 using Exo.Inference.Kernels;
@@ -28,7 +29,7 @@ public sealed class GgufConversionTests : IDisposable
     }
 
     private static List<CaseReport> Verify(string gguf, string folder) =>
-        new ModelVerifier(gguf, ReferenceKernels.Instance, splits: [], referenceDirectory: folder).Run().ToList();
+        new ModelVerifier(gguf, BackendOptions.Cpu(ReferenceKernels.Instance), splits: [], referenceDirectory: folder).Run().ToList();
 
     [Theory]
     [MemberData(nameof(Fixtures))]

@@ -1,3 +1,4 @@
+using Exo.Inference.Backends;
 using Exo.Inference.Kernels;
 using Exo.Inference.Model;
 using Exo.Inference.Tests.Support;
@@ -16,7 +17,7 @@ public sealed class ForwardPassTests
     [MemberData(nameof(Models))]
     public void MatchesTransformersWholeStepwiseAndSharded(string model)
     {
-        var reports = new ModelVerifier(ModelPath(model), ReferenceKernels.Instance).Run().ToList();
+        var reports = new ModelVerifier(ModelPath(model), BackendOptions.Cpu(ReferenceKernels.Instance)).Run().ToList();
         Assert.NotEmpty(reports);
         foreach (var r in reports)
         {
@@ -35,7 +36,7 @@ public sealed class ForwardPassTests
         // exo-tiny is 22 M parameters: two representative splits keep this test quick; `exo verify` runs all 28.
         var folder = RepositoryPaths.ShippedModel;
         LayerRange[][] splits = [[new(0, 4), new(4, 8)], [new(0, 1), new(1, 7), new(7, 8)]];
-        var reports = new ModelVerifier(folder, ReferenceKernels.Instance, splits).Run().ToList();
+        var reports = new ModelVerifier(folder, BackendOptions.Cpu(ReferenceKernels.Instance), splits).Run().ToList();
         Assert.NotEmpty(reports);
         Assert.All(reports, r => Assert.True(r.Passed(ModelVerifier.DefaultTolerance), $"case {r.Index}: error {r.LogitError}, greedy {r.GreedyMatches}/{r.GreedyTotal}"));
     }

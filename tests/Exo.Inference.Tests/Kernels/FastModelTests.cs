@@ -1,3 +1,4 @@
+using Exo.Inference.Backends;
 using Exo.Inference.Kernels;
 using Exo.Inference.Tests.Support;
 using Exo.Inference.Verification;
@@ -14,7 +15,7 @@ public sealed class FastModelTests
     {
         // Two threads whatever the machine, so the parallel paths are what is checked.
         using var kernels = new FastKernels(2);
-        var reports = new ModelVerifier(model, kernels, [[new(0, 1), new(1, Config(model))]]).Run().ToList();
+        var reports = new ModelVerifier(model, BackendOptions.Cpu(kernels), [[new(0, 1), new(1, Config(model))]]).Run().ToList();
         Assert.NotEmpty(reports);
         foreach (var r in reports)
         {

@@ -1,0 +1,69 @@
+using System.Runtime.InteropServices;
+using Exo.Inference.Weights;
+
+namespace Exo.Inference.Vulkan;
+
+/// <summary>A weight matrix [Rows, Columns] on the GPU, packed as weights.glsl reads its type.</summary>
+internal sealed record GpuMatrix(GpuBuffer Buffer, DType Type, int Rows, int Columns, long ScalesOffset)
+{
+    public ulong Values => Buffer.Address;
+    public ulong Scales => Buffer.Address + (ulong)ScalesOffset;
+}
+
+/// <summary>
+/// The forward pass's operations as GPU launches: each records one kernel (Shaders/NAME.comp) with its push constants
+/// and launch geometry into the stream. Arguments are device addresses; a zero address is an absent bias.
+/// </summary>
+internal sealed class VulkanKernels(CommandStream stream)
+{
+    public CommandStream Stream => stream;
+
+    /// <summary>Kernel name suffix of each weight type the shaders read.</summary>
+    public static string TypeName(DType type) => type switch
+    {
+        DType.F32 or DType.F16 or DType.BF16 or DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q6_K => type.ToString().ToLowerInvariant(),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no GPU kernel reads this weight type"),
+    };
+
+    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
+    public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y) =>
+        stream.Dispatch("matmul_" + TypeName(w.Type) + (CommandStream.Profile is null ? "" : $" {w.Rows}x{w.Columns} n={n}"), new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u),
+            (w.Rows + 1) / 2);
+
+    /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>
+    public void Embed(ulong tokens, int n, GpuMatrix table, ulong y) =>
+        stream.Dispatch("embed_" + TypeName(table.Type), new EmbedPush(tokens, table.Values, table.Scales, y, (uint)n, (uint)table.Columns), n);
+
+    public void RmsNorm(ulong x, int n, int width, ulong weight, float eps, ulong y) =>
+        stream.Dispatch("rmsnorm", new RmsNormPush(x, weight, y, (uint)n, (uint)width, eps), n);
+
+    public void Rope(ulong x, int n, int heads, int headDim, ulong cos, ulong sin) =>
+        stream.Dispatch("rope", new RopePush(x, cos, sin, (uint)n, (uint)heads, (uint)headDim), ((long)n * heads * (headDim / 2) + 127) / 128);
+
+    public void Attention(ulong q, int count, int first, ulong keys, ulong values, int heads, int kvHeads, int headDim, int window, ulong output) =>
+        stream.Dispatch("attention", new AttentionPush(q, keys, values, output, (uint)count, (uint)first, (uint)heads, (uint)kvHeads, (uint)headDim, (uint)Math.Max(0, window)),
+            (long)count * heads);
+
+    public void SiluMul(ulong gate, ulong up, int count) => stream.Dispatch("silu_mul", new PairPush(gate, up, (uint)count), (count + 255) / 256);
+
+    public void Add(ulong x, ulong y, int count) => stream.Dispatch("add", new PairPush(x, y, (uint)count), (count + 255) / 256);
+
+    // Push constant blocks, field for field as each shader declares them.
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct MatMulPush(ulong X, ulong W, ulong Scales, ulong Bias, ulong Y, uint N, uint Rows, uint Cols, uint HasBias);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct EmbedPush(ulong Tokens, ulong W, ulong Scales, ulong Y, uint N, uint Cols);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct RmsNormPush(ulong X, ulong Weight, ulong Y, uint N, uint Width, float Eps);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct RopePush(ulong X, ulong Cos, ulong Sin, uint N, uint Heads, uint HeadDim);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct AttentionPush(ulong Q, ulong Keys, ulong Values, ulong Out, uint Count, uint First, uint Heads, uint KvHeads, uint HeadDim, uint Window);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct PairPush(ulong A, ulong B, uint Count);
+}

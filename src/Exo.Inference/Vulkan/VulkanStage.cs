@@ -1,0 +1,407 @@
+using Exo.Inference.Model;
+using Exo.Inference.Weights;
+
+namespace Exo.Inference.Vulkan;
+
+/// <summary>
+/// One pipeline stage on a Vulkan GPU: the same forward pass as <see cref="ModelStage"/>, recorded as kernel launches
+/// into one command buffer per step. Weights, KV caches and activations stay on the GPU; only the step's inputs (token
+/// ids or hidden states, and the rope angles) go up, and only its outputs (hidden states or logits) come back.
+/// </summary>
+public sealed unsafe class VulkanStage : IModelStage
+{
+    private readonly GpuContext _context;
+    private readonly VulkanWeights _weights;
+    private readonly CommandStream _stream;
+    private readonly VulkanKernels _k;
+    private readonly RotaryEmbedding _rope;
+    private readonly Lock _gate = new();
+    private readonly List<GpuBuffer> _released = [];
+    private bool _running;
+    private Workspace? _work;
+
+    private VulkanStage(GpuContext context, ModelConfig config, LayerRange layers, StageWeights weights)
+    {
+        _context = context;
+        Config = config;
+        Layers = layers;
+        BytesPerToken = weights.BytesPerToken;
+        _rope = new RotaryEmbedding(config.Rope, config.HeadDim);
+        _stream = new CommandStream(context.Device, context.Pipelines);
+        _k = new VulkanKernels(_stream);
+        try
+        {
+            _weights = new VulkanWeights(context.Device, _stream, weights, config);
+        }
+        catch
+        {
+            _stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Loads layers <paramref name="layers"/> (all when null) of a model folder or GGUF file onto the context's GPU.</summary>
+    public static VulkanStage Load(GpuContext context, string modelPath, LayerRange? layers = null, DType? quantize = null)
+    {
+        var config = ModelConfig.LoadAny(modelPath);
+        if (config.HeadDim > 256 || config.HeadDim % 2 != 0)
+            throw new ModelFormatException($"head_dim {config.HeadDim}: the GPU attention kernel takes even head sizes up to 256; run with --backend cpu");
+        var range = layers ?? LayerRange.All(config.LayerCount);
+        // The host copy is only read during the upload: it is released (unmapped) as soon as the GPU holds the weights.
+        using var host = StageWeights.Load(modelPath, config, range, quantize, VulkanWeights.Preferences);
+        return new VulkanStage(context, config, range, host);
+    }
+
+    public ModelConfig Config { get; }
+    public LayerRange Layers { get; }
+    public string Backend => $"vulkan {_context.Device.Info.Name}";
+    public long BytesPerToken { get; }
+
+    /// <summary>Device memory the weights take.</summary>
+    public long WeightBytes => _weights.Bytes;
+
+    // One kernel serves every batch size with the same per-row arithmetic (see matmul.comp).
+    public bool BatchInvariant => true;
+
+    private bool IsFirst => Layers.Start == 0;
+    private bool IsLast => Layers.End == Config.LayerCount;
+
+    public KvCache CreateCache(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        var bytes = 2L * Layers.Count * capacity * Config.KvDim * sizeof(float);
+        return new GpuKvCache(this, _context.Device.Allocate(bytes, hostVisible: false), capacity, Config.KvDim);
+    }
+
+    public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
+        LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
+    {
+        if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
+        StageShape.CheckTokens(tokens, Config.VocabSize);
+        var w = Prepare(batch, tokens.Length);
+        tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
+        return Run(batch, tokens.Length, output, logitRows, observe);
+    }
+
+    public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
+        LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
+    {
+        var width = Config.HiddenSize;
+        if (hidden.Length % width != 0) throw new ArgumentException($"hidden states of {hidden.Length} values are not rows of {width}", nameof(hidden));
+        var w = Prepare(batch, hidden.Length / width);
+        hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
+        return Run(batch, hidden.Length / width, output, logitRows, observe);
+    }
+
+    private Workspace Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
+    {
+        StageShape.Check(batch, rows);
+        foreach (var chunk in batch)
+        {
+            if (chunk.Cache is not GpuKvCache cache || cache.Owner != this)
+                throw new ArgumentException("a KV cache made by another stage cannot run on this GPU stage", nameof(batch));
+        }
+
+        if (_work is null || rows > _work.Rows)
+        {
+            _work?.Dispose();
+            _work = null;
+            _work = new Workspace(_context.Device, Math.Max(rows, 1), Config, _rope.Half);
+        }
+
+        return _work;
+    }
+
+    private int Run(ReadOnlySpan<SequenceChunk> batch, int rows, Span<float> output, LogitRows logitRows, HiddenStateObserver? observe)
+    {
+        var c = Config;
+        var w = _work!;
+        var k = _k;
+        var s = _stream;
+        var eps = (float)c.RmsNormEps;
+        var outRows = StageShape.OutputRows(IsLast, batch, logitRows);
+        var outWidth = IsLast ? c.VocabSize : c.HiddenSize;
+        if (output.Length < outRows * outWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {outWidth} needed", nameof(output));
+        w.EnsureOutput(_context.Device, Math.Max((long)outRows * outWidth, (long)rows * c.HiddenSize));
+
+        // Rope angles for each row's absolute position, computed on the host as the CPU engine computes them.
+        Span<int> positions = rows <= 1024 ? stackalloc int[rows] : new int[rows];
+        var row = 0;
+        foreach (var chunk in batch)
+        {
+            for (var i = 0; i < chunk.Count; i++) positions[row++] = chunk.Cache.Length + i;
+        }
+
+        _rope.Compute(positions, w.In.Host<float>(w.CosAt, rows * _rope.Half), w.In.Host<float>(w.SinAt, rows * _rope.Half));
+
+        lock (_gate) _running = true;
+        try
+        {
+            var x = w.X.Address;                 // [rows, hidden] residual stream
+            var xn = w.Normed.Address;           // [rows, hidden]
+            var q = w.Q.Address;                 // [rows, heads * headDim]
+            var kNew = w.K.Address;              // [rows, kvHeads * headDim]
+            var vNew = w.V.Address;              // [rows, kvHeads * headDim]
+            var attention = w.Attention.Address; // [rows, heads * headDim]
+            var projected = w.Projected.Address; // [rows, hidden]
+            var gate = w.Gate.Address;           // [rows, ffn]
+            var up = w.Up.Address;               // [rows, ffn]
+            var cos = w.In.Address + (ulong)w.CosAt; // [rows, headDim / 2]
+            var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
+            var kvRowBytes = (long)c.KvDim * sizeof(float);
+
+            if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
+            else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
+            s.Barrier();
+
+            for (var l = 0; l < Layers.Count; l++)
+            {
+                var lw = _weights.Layers[l];
+                if (observe is not null) Observe(observe, Layers.Start + l, rows);
+
+                // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
+                k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
+                s.Barrier();
+                k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
+                k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
+                k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
+                s.Barrier();
+                if (c.QkNorm)
+                {
+                    k.RmsNorm(q, rows * c.HeadCount, c.HeadDim, lw.QNorm, eps, q);
+                    k.RmsNorm(kNew, rows * c.KvHeadCount, c.HeadDim, lw.KNorm, eps, kNew);
+                    s.Barrier();
+                }
+
+                k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
+                k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
+                s.Barrier();
+
+                // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
+                row = 0;
+                foreach (var chunk in batch)
+                {
+                    var cache = (GpuKvCache)chunk.Cache;
+                    s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                    s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                    row += chunk.Count;
+                }
+
+                s.Barrier();
+                row = 0;
+                foreach (var chunk in batch)
+                {
+                    var cache = (GpuKvCache)chunk.Cache;
+                    var at = (ulong)(row * c.QueryDim * sizeof(float));
+                    k.Attention(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
+                        c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], attention + at);
+                    row += chunk.Count;
+                }
+
+                s.Barrier();
+                k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
+                s.Barrier();
+                k.Add(x, projected, rows * c.HiddenSize);
+                s.Barrier();
+
+                // Feed-forward block: x += down(silu(gate(x)) * up(x)).
+                k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
+                s.Barrier();
+                k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
+                k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
+                s.Barrier();
+                k.SiluMul(gate, up, rows * c.IntermediateSize);
+                s.Barrier();
+                k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
+                s.Barrier();
+                k.Add(x, projected, rows * c.HiddenSize);
+                s.Barrier();
+            }
+
+            if (!IsLast)
+            {
+                s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+            }
+            else
+            {
+                // Last stage: final norm, then the lm head over the rows that need logits.
+                k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
+                s.Barrier();
+                if (observe is not null)
+                {
+                    s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+                    s.Run();
+                    observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
+                }
+
+                var head = xn;
+                if (outRows != rows)
+                {
+                    row = 0;
+                    var selected = 0;
+                    var rowBytes = (long)c.HiddenSize * sizeof(float);
+                    foreach (var chunk in batch)
+                    {
+                        row += chunk.Count;
+                        s.Copy(w.Normed, (row - 1) * rowBytes, w.Projected, selected++ * rowBytes, rowBytes);
+                    }
+
+                    s.Barrier();
+                    head = projected;
+                }
+
+                k.MatMul(head, outRows, _weights.LmHead!, 0, w.Logits!.Address);
+                s.Barrier();
+                s.Copy(w.Logits, 0, w.Out, 0, (long)outRows * outWidth * sizeof(float));
+            }
+
+            s.Barrier();
+            s.Run();
+            w.Out.Host<float>(0, outRows * outWidth).CopyTo(output);
+            foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
+            return outRows;
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _running = false;
+                foreach (var b in _released) b.Dispose();
+                _released.Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The device's memory bandwidth, bytes per second: a copy of <paramref name="bytes"/> between two device buffers
+    /// reads and writes each byte once. The best of several runs.
+    /// </summary>
+    public double MeasureBandwidth(long bytes)
+    {
+        using var a = _context.Device.Allocate(bytes, hostVisible: false);
+        using var b = _context.Device.Allocate(bytes, hostVisible: false);
+        var best = double.MaxValue;
+        for (var i = 0; i < 5; i++)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            _stream.Copy(a, 0, b, 0, bytes);
+            _stream.Run();
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+
+        return 2.0 * bytes / best;
+    }
+
+    /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>
+    private void Observe(HiddenStateObserver observe, int boundary, int rows)
+    {
+        var w = _work!;
+        _stream.Copy(w.X, 0, w.Out, 0, (long)rows * Config.HiddenSize * sizeof(float));
+        _stream.Barrier();
+        _stream.Run();
+        observe(boundary, w.Out.Host<float>(0, rows * Config.HiddenSize));
+    }
+
+    /// <summary>Frees a cache's memory now, or after the step in flight if one is (it may be reading it).</summary>
+    internal void Release(GpuBuffer buffer)
+    {
+        lock (_gate)
+        {
+            if (_running) _released.Add(buffer);
+            else buffer.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _work?.Dispose();
+        _weights.Dispose();
+        _stream.Dispose();
+    }
+
+    /// <summary>Activation buffers on the GPU sized for the largest batch seen, and the host-visible step input and output.</summary>
+    private sealed class Workspace : IDisposable
+    {
+        public Workspace(VulkanDevice device, int rows, ModelConfig c, int ropeHalf)
+        {
+            Rows = rows;
+            GpuBuffer Floats(long count) => device.Allocate(count * sizeof(float), hostVisible: false);
+            X = Floats((long)rows * c.HiddenSize);
+            Normed = Floats((long)rows * c.HiddenSize);
+            Q = Floats((long)rows * c.QueryDim);
+            K = Floats((long)rows * c.KvDim);
+            V = Floats((long)rows * c.KvDim);
+            Attention = Floats((long)rows * c.QueryDim);
+            Projected = Floats((long)rows * c.HiddenSize);
+            Gate = Floats((long)rows * c.IntermediateSize);
+            Up = Floats((long)rows * c.IntermediateSize);
+            TokensAt = 0;
+            CosAt = Align(rows * sizeof(int));
+            SinAt = CosAt + Align((long)rows * ropeHalf * sizeof(float));
+            HiddenAt = SinAt + Align((long)rows * ropeHalf * sizeof(float));
+            In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+            Out = device.Allocate((long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+        }
+
+        private static long Align(long bytes) => (bytes + 255) & ~255L;
+
+        public int Rows { get; }
+        public GpuBuffer X { get; }
+        public GpuBuffer Normed { get; }
+        public GpuBuffer Q { get; }
+        public GpuBuffer K { get; }
+        public GpuBuffer V { get; }
+        public GpuBuffer Attention { get; }
+        public GpuBuffer Projected { get; }
+        public GpuBuffer Gate { get; }
+        public GpuBuffer Up { get; }
+        public GpuBuffer In { get; }             // host-visible: token ids, cos, sin, hidden states in
+        public long TokensAt { get; }            // [rows] int
+        public long CosAt { get; }               // [rows, headDim / 2]
+        public long SinAt { get; }               // [rows, headDim / 2]
+        public long HiddenAt { get; }            // [rows, hidden]
+        public GpuBuffer Out { get; private set; }        // host-visible: hidden states or logits out
+        public GpuBuffer? Logits { get; private set; }    // [outRows, vocab] on the device
+
+        /// <summary>Grows the output buffers to <paramref name="values"/> floats.</summary>
+        public void EnsureOutput(VulkanDevice device, long values)
+        {
+            var bytes = values * sizeof(float);
+            if (Out.Size < bytes)
+            {
+                Out.Dispose();
+                Out = device.Allocate(bytes, hostVisible: true);
+            }
+
+            if (Logits is null || Logits.Size < bytes)
+            {
+                Logits?.Dispose();
+                Logits = device.Allocate(bytes, hostVisible: false);
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { X, Normed, Q, K, V, Attention, Projected, Gate, Up, In, Out, Logits }) b?.Dispose();
+        }
+    }
+}
+
+/// <summary>A sequence's keys and values on the GPU: per layer, [capacity, kvDim] keys then [capacity, kvDim] values.</summary>
+internal sealed class GpuKvCache(VulkanStage owner, GpuBuffer buffer, int capacity, int kvDim) : KvCache(capacity)
+{
+    private int _disposed;
+
+    public VulkanStage Owner { get; } = owner;
+    public GpuBuffer Buffer { get; } = buffer;
+
+    public long KeysOffset(int layer) => 2L * layer * Capacity * kvDim * sizeof(float);
+
+    public long ValuesOffset(int layer) => (2L * layer + 1) * Capacity * kvDim * sizeof(float);
+
+    public override void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) Owner.Release(Buffer);
+        base.Dispose();
+    }
+}

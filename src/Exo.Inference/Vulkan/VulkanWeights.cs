@@ -19,7 +19,7 @@ internal sealed unsafe class VulkanWeights : IDisposable
     /// <summary>The types the shaders read; others are converted at load (by the loader, to Q8_0).</summary>
     public static readonly IWeightPreferences Preferences = new GpuPreferences();
 
-    private const long StagingBytes = 64L << 20;
+    internal const long StagingBytes = 64L << 20;
     private readonly List<GpuBuffer> _buffers = [];
 
     public VulkanWeights(VulkanDevice device, CommandStream stream, StageWeights weights, ModelConfig config)
@@ -82,7 +82,7 @@ internal sealed unsafe class VulkanWeights : IDisposable
         };
     }
 
-    private static GpuMatrix Upload(VulkanDevice device, CommandStream stream, GpuBuffer staging, in Tensor t)
+    internal static GpuMatrix Upload(VulkanDevice device, CommandStream stream, GpuBuffer staging, in Tensor t)
     {
         if (t.Layout != TensorLayout.Rows) throw new InvalidOperationException($"{t.Name} is not in the row layout the GPU upload reads");
         if (t.Columns % 32 != 0 || (DTypes.IsQuantized(t.Type) && t.Columns % DTypes.BlockSize(t.Type) != 0))

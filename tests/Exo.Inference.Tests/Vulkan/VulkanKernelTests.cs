@@ -1,0 +1,198 @@
+using System.Runtime.InteropServices;
+using Exo.Inference.Kernels;
+using Exo.Inference.Vulkan;
+using Exo.Inference.Verification;
+using Exo.Inference.Weights;
+
+namespace Exo.Inference.Tests.Vulkan;
+
+/// <summary>
+/// Each GPU kernel against the f64 reference kernels on random inputs of awkward sizes: rows that are not multiples of
+/// a workgroup's rows, batches that are not multiples of a pass, every weight type the shaders read.
+/// </summary>
+public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<GpuFixture>, IDisposable
+{
+    private const double Tolerance = 2e-5;
+
+    private readonly VulkanDevice _device = gpu.Context.Device;
+    private readonly CommandStream _stream = new(gpu.Context.Device, gpu.Context.Pipelines);
+    private readonly List<GpuBuffer> _buffers = [];
+
+    private static float[] RandomArray(Random random, int length) =>
+        Enumerable.Range(0, length).Select(_ => random.NextSingle() * 2 - 1).ToArray();
+
+    /// <summary>A host-visible buffer holding the values: kernels read and write it in place.</summary>
+    private GpuBuffer Buffer<T>(T[] values) where T : unmanaged
+    {
+        var buffer = _device.Allocate(Math.Max(1, values.Length) * sizeof(T), hostVisible: true);
+        _buffers.Add(buffer);
+        values.CopyTo(buffer.Host<T>(0, values.Length));
+        return buffer;
+    }
+
+    private GpuBuffer Output(int count) => Buffer(new float[count]);
+
+    private static float[] Read(GpuBuffer buffer, int count) => buffer.Host<float>(0, count).ToArray();
+
+    private void Run(Action<VulkanKernels> record)
+    {
+        record(new VulkanKernels(_stream));
+        _stream.Barrier();
+        _stream.Run();
+    }
+
+    private static void Close(float[] expected, float[] actual, string what)
+    {
+        var error = ModelVerifier.RelativeError(actual, expected);
+        Assert.True(error <= Tolerance, $"{what}: relative error {error:0.00e+0}");
+    }
+
+    public static TheoryData<DType> WeightTypes => [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K];
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void MatMulMatchesTheReferenceForEveryWeightType(DType type)
+    {
+        var random = new Random(17 + (int)type);
+        using var store = new NativeTensors();
+        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
+        var columns = DTypes.BlockSize(type) == 256 ? 512 : 96;
+        foreach (var rows in new[] { 1, 67 })
+        {
+            var w = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
+            var matrix = VulkanWeights.Upload(_device, _stream, staging, w);
+            _buffers.Add(matrix.Buffer);
+            var bias = RandomArray(random, rows);
+            foreach (var n in new[] { 1, 3, 11 })
+            {
+                var x = RandomArray(random, n * columns);
+                var expected = new float[n * rows];
+                ReferenceKernels.Instance.MatMul(x, n, w, bias, expected);
+                var (xs, bs, y) = (Buffer(x), Buffer(bias), Output(n * rows));
+                Run(k => k.MatMul(xs.Address, n, matrix, bs.Address, y.Address));
+                Close(expected, Read(y, n * rows), $"{type} [{rows}, {columns}] n={n}");
+
+                // Without a bias the same products come out with none added.
+                ReferenceKernels.Instance.MatMul(x, n, w, [], expected);
+                Run(k => k.MatMul(xs.Address, n, matrix, 0, y.Address));
+                Close(expected, Read(y, n * rows), $"{type} [{rows}, {columns}] n={n}, no bias");
+            }
+        }
+    }
+
+    [Fact]
+    public void MatMulGivesEachRowTheSameBitsWhateverTheBatch()
+    {
+        var random = new Random(5);
+        using var store = new NativeTensors();
+        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
+        const int rows = 45, columns = 256;
+        var w = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), DType.Q4_K);
+        var matrix = VulkanWeights.Upload(_device, _stream, staging, w);
+        _buffers.Add(matrix.Buffer);
+        var x = RandomArray(random, 13 * columns);
+        var (xs, all) = (Buffer(x), Output(13 * rows));
+        Run(k => k.MatMul(xs.Address, 13, matrix, 0, all.Address));
+        var batched = Read(all, 13 * rows);
+        for (var i = 0; i < 13; i++)
+        {
+            var (one, y) = (Buffer(x[(i * columns)..((i + 1) * columns)]), Output(rows));
+            Run(k => k.MatMul(one.Address, 1, matrix, 0, y.Address));
+            Assert.Equal(batched[(i * rows)..((i + 1) * rows)], Read(y, rows));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void EmbedGathersDequantizedRows(DType type)
+    {
+        var random = new Random(3 + (int)type);
+        using var store = new NativeTensors();
+        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
+        const int vocab = 37;
+        var columns = DTypes.BlockSize(type) == 256 ? 256 : 64;
+        var table = store.Convert(store.Add("t", DType.F32, [vocab, columns], MemoryMarshal.AsBytes(RandomArray(random, vocab * columns).AsSpan())), type);
+        var matrix = VulkanWeights.Upload(_device, _stream, staging, table);
+        _buffers.Add(matrix.Buffer);
+        int[] tokens = [36, 0, 5, 5, 19];
+        var expected = new float[tokens.Length * columns];
+        ReferenceKernels.Instance.Embed(table, tokens, expected);
+        var (ids, y) = (Buffer(tokens), Output(expected.Length));
+        Run(k => k.Embed(ids.Address, tokens.Length, matrix, y.Address));
+        Assert.Equal(expected, Read(y, expected.Length));
+    }
+
+    [Theory]
+    [InlineData(7, 96)]
+    [InlineData(3, 200)]
+    [InlineData(5, 16)]
+    public void RmsNormMatchesTheReference(int n, int width)
+    {
+        var random = new Random(n * width);
+        var (x, weight) = (RandomArray(random, n * width), RandomArray(random, width));
+        var expected = new float[n * width];
+        ReferenceKernels.Instance.RmsNorm(x, n, weight, 1e-5f, expected);
+        var (xs, ws, y) = (Buffer(x), Buffer(weight), Output(n * width));
+        Run(k => k.RmsNorm(xs.Address, n, width, ws.Address, 1e-5f, y.Address));
+        Close(expected, Read(y, n * width), "out of place");
+        Run(k => k.RmsNorm(xs.Address, n, width, ws.Address, 1e-5f, xs.Address));
+        Close(expected, Read(xs, n * width), "in place");
+    }
+
+    [Fact]
+    public void RopeMatchesTheReference()
+    {
+        var random = new Random(11);
+        const int n = 5, heads = 3, headDim = 48;
+        var x = RandomArray(random, n * heads * headDim);
+        var (cos, sin) = (RandomArray(random, n * headDim / 2), RandomArray(random, n * headDim / 2));
+        var expected = x.ToArray();
+        ReferenceKernels.Instance.Rope(expected, n, heads, headDim, cos, sin);
+        var (xs, cs, ss) = (Buffer(x), Buffer(cos), Buffer(sin));
+        Run(k => k.Rope(xs.Address, n, heads, headDim, cs.Address, ss.Address));
+        Close(expected, Read(xs, x.Length), "rope");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 0, 64)]       // the first token
+    [InlineData(1, 300, 0, 128)]    // decode deep into the context: several tiles
+    [InlineData(9, 4, 0, 48)]       // a prefill chunk after a cached prefix
+    [InlineData(6, 40, 16, 256)]    // a sliding window, the widest head
+    public void AttentionMatchesTheReference(int count, int first, int window, int headDim)
+    {
+        var random = new Random(count * 1000 + first);
+        const int heads = 6, kvHeads = 2;
+        var positions = first + count;
+        var q = RandomArray(random, count * heads * headDim);
+        var keys = RandomArray(random, positions * kvHeads * headDim);
+        var values = RandomArray(random, positions * kvHeads * headDim);
+        var expected = new float[count * heads * headDim];
+        ReferenceKernels.Instance.Attention(q, count, first, keys, values, heads, kvHeads, headDim, window, new float[positions], expected);
+        var (qs, ks, vs, y) = (Buffer(q), Buffer(keys), Buffer(values), Output(expected.Length));
+        Run(k => k.Attention(qs.Address, count, first, ks.Address, vs.Address, heads, kvHeads, headDim, window, y.Address));
+        Close(expected, Read(y, expected.Length), "attention");
+    }
+
+    [Fact]
+    public void SiluMulAndAddMatchTheReference()
+    {
+        var random = new Random(2);
+        const int count = 1000;
+        var (gate, up) = (RandomArray(random, count), RandomArray(random, count));
+        var expected = gate.ToArray();
+        ReferenceKernels.Instance.SiluMul(expected, up);
+        var (gs, us) = (Buffer(gate), Buffer(up));
+        Run(k => k.SiluMul(gs.Address, us.Address, count));
+        Close(expected, Read(gs, count), "silu·up");
+
+        ReferenceKernels.Instance.Add(expected, up);
+        Run(k => k.Add(gs.Address, us.Address, count));
+        Close(expected, Read(gs, count), "add");
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+        _stream.Dispose();
+    }
+}

@@ -1,4 +1,5 @@
 using Exo.Contracts;
+using Exo.Inference.Backends;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker.Node;
 using Exo.ShardWorker.Stages;
@@ -26,6 +27,9 @@ public static class Extensions
         (options.GrpcAddress, options.GrpcPort) = (grpc.Host, grpc.Port);
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(new NodeId(NodeIdentity.LoadOrCreate(options.DataDir)));
+        // The GPU is opened (and its bandwidth measured) before anything registers: a --backend vulkan without a usable
+        // device stops the worker here, with the reason.
+        builder.Services.AddSingleton(new WorkerCompute(options.BackendChoice, StageLoader.Device(options.BackendChoice)));
         builder.Services.AddSingleton(TimeProvider.System);
 
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 256 << 20);

@@ -14,7 +14,8 @@ try
 {
     builder.AddApplicationServices(args);
 }
-catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException)
+catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException
+                               or Exo.Inference.Vulkan.GpuUnavailableException)
 {
     // Settings a person typed: one line saying what to fix, not a stack trace.
     Console.Error.WriteLine($"error: {e.Message}");

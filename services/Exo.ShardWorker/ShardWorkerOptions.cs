@@ -15,6 +15,8 @@ public sealed class ShardWorkerOptions
           --advertise URL       the gRPC address other nodes use to reach this one (default http://<this host>:<port>)
           --memory-mb N         memory offered to the cluster (default: the machine's available memory at start)
           --kv-cache-mb N       KV cache memory for all requests together (default 1024)
+          --backend NAME        where layers run: auto (a GPU when the machine has one, else the CPU), cpu, or vulkan
+          --gpu N               the Vulkan device to use (see `exo devices`); with a GPU, --memory-mb counts its memory
           --urls URL            plain HTTP for /health and /alive (e.g. http://127.0.0.1:52419)
         """;
 
@@ -30,6 +32,8 @@ public sealed class ShardWorkerOptions
         ["--advertise"] = "ShardWorker:AdvertisedEndpoint",
         ["--memory-mb"] = "ShardWorker:MemoryMegabytes",
         ["--kv-cache-mb"] = "ShardWorker:KvCacheMegabytes",
+        ["--backend"] = "ShardWorker:Backend",
+        ["--gpu"] = "ShardWorker:Gpu",
     };
 
     public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".exo", "worker");
@@ -45,6 +49,13 @@ public sealed class ShardWorkerOptions
     public long? MemoryMegabytes { get; set; }
 
     public long KvCacheMegabytes { get; set; } = 1024;
+
+    public string Backend { get; set; } = "auto";
+
+    public int? Gpu { get; set; }
+
+    /// <summary>The backend choice these settings make (checked by <see cref="Validate"/>).</summary>
+    public Inference.Backends.BackendOptions BackendChoice => new(Inference.Backends.BackendOptions.Parse(Backend), Gpu);
 
     public string ModelsDirectory => ModelsDir ?? Path.Combine(DataDir, "models");
 
@@ -64,6 +75,17 @@ public sealed class ShardWorkerOptions
         if (AdvertisedEndpoint is not null && !(Uri.TryCreate(AdvertisedEndpoint, UriKind.Absolute, out var advertised) && advertised.Scheme is "http" or "https"))
             throw new InvalidOperationException($"ShardWorker:AdvertisedEndpoint '{AdvertisedEndpoint}' is not a URL like http://10.0.0.5:52418");
         if (MemoryMegabytes is <= 0 || KvCacheMegabytes <= 0) throw new InvalidOperationException("ShardWorker:MemoryMegabytes and KvCacheMegabytes must be positive");
+        try
+        {
+            if (BackendChoice is { Kind: Inference.Backends.BackendKind.Cpu, Gpu: not null })
+                throw new InvalidOperationException($"ShardWorker:Gpu {Gpu} names a GPU, but ShardWorker:Backend is cpu");
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException($"ShardWorker:Backend: {e.Message}");
+        }
+
+        if (Gpu is < 0) throw new InvalidOperationException($"ShardWorker:Gpu must be a device index (0 or more), not {Gpu}");
         // The default lives in the worker's own data directory and is made on first start; a folder given by hand must exist.
         if (ModelsDir is null) Directory.CreateDirectory(ModelsDirectory);
         else if (!Directory.Exists(ModelsDirectory))

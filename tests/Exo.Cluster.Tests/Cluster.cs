@@ -28,6 +28,12 @@ public sealed class Cluster : IAsyncLifetime
 
     public List<ServiceProcess> Workers { get; } = [];
 
+    /// <summary>Each initial worker's --backend (all "cpu" when empty).</summary>
+    public IReadOnlyList<string> Backends { get; init; } = [];
+
+    /// <summary>Memory every worker offers (its available memory, or its GPU's, when null).</summary>
+    public int? WorkerMemoryMegabytes { get; init; }
+
     /// <summary>Each worker's gRPC address, for asking its stages directly.</summary>
     public Dictionary<ServiceProcess, string> WorkerEndpoints { get; } = [];
 
@@ -54,7 +60,7 @@ public sealed class Cluster : IAsyncLifetime
             ["services__registry__grpc__0"] = _registry,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
         });
-        for (var i = 0; i < 3; i++) StartWorker();
+        for (var i = 0; i < 3; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
         var api = Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
         {
             ["services__registry__grpc__0"] = _registry,
@@ -74,18 +80,21 @@ public sealed class Cluster : IAsyncLifetime
     }
 
     /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
-    public ServiceProcess StartWorker()
+    public ServiceProcess StartWorker(string backend = "cpu")
     {
         var n = ++_nextWorker;
         var endpoints = ServiceEndpoints.Free();
-        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, Quiet(new()
+        var environment = new Dictionary<string, string>
         {
             ["services__registry__grpc__0"] = _registry,
             ["services__planner__grpc__0"] = _planner,
             ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
             ["ShardWorker__KvCacheMegabytes"] = "256",
-        }));
+            ["ShardWorker__Backend"] = backend,
+        };
+        if (WorkerMemoryMegabytes is { } mb) environment["ShardWorker__MemoryMegabytes"] = $"{mb}";
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, Quiet(environment));
         Workers.Add(worker);
         WorkerEndpoints[worker] = endpoints.Grpc;
         return worker;

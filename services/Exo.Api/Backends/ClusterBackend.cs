@@ -155,7 +155,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     public ClusterView Describe()
     {
         var nodes = _nodes.Values.OrderBy(n => n.NodeId, StringComparer.Ordinal)
-            .Select(n => new NodeView(n.NodeId, n.GrpcEndpoint, n.Host, n.Backend, (long)n.TotalMemoryBytes, (long)n.AvailableMemoryBytes, true)).ToList();
+            .Select(n => new NodeView(n.NodeId, n.GrpcEndpoint, n.Host, n.DeviceName.Length > 0 ? $"{n.Backend} ({n.DeviceName})" : n.Backend, (long)n.TotalMemoryBytes, (long)n.AvailableMemoryBytes, true)).ToList();
         var placements = _rings.Values.OrderBy(r => r.Placement.ModelId, StringComparer.Ordinal).Select(r => r.Describe()).ToList();
         return new ClusterView(nodes, placements);
     }

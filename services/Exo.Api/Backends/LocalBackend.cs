@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Exo.Api.Models;
+using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Pipeline;
 
@@ -13,7 +14,7 @@ namespace Exo.Api.Backends;
 /// </summary>
 public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
 {
-    private readonly Dictionary<string, (ModelStage Stage, StageRuntime Runtime)> _models = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (IModelStage Stage, StageRuntime Runtime)> _models = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Channel<StageResult>> _requests = new(StringComparer.Ordinal);
     private readonly List<Task> _dispatchers = [];
 
@@ -21,7 +22,7 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
     {
         foreach (var model in catalog.Models)
         {
-            var stage = ModelStage.Load(model.Directory);
+            var stage = StageLoader.Load(model.Directory, null, new BackendOptions());
             var runtime = new StageRuntime(stage, kvBudgetBytes);
             _models.Add(model.Id, (stage, runtime));
             _dispatchers.Add(Task.Run(() => DispatchAsync(runtime)));
@@ -82,7 +83,8 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
         var stages = _models.Select(m => new PlacementView(m.Key, 1, true,
             [new StageView(host, "in-process", 0, m.Value.Stage.Config.LayerCount, m.Value.Runtime.ActiveRequests)])).ToList();
         var memory = GC.GetGCMemoryInfo();
-        return new ClusterView([new NodeView(host, "in-process", host, "cpu", memory.TotalAvailableMemoryBytes, memory.TotalAvailableMemoryBytes - memory.MemoryLoadBytes, true)], stages);
+        var backend = _models.Values.Select(m => m.Stage.Backend).FirstOrDefault() ?? "cpu";
+        return new ClusterView([new NodeView(host, "in-process", host, backend, memory.TotalAvailableMemoryBytes, memory.TotalAvailableMemoryBytes - memory.MemoryLoadBytes, true)], stages);
     }
 
     public async ValueTask DisposeAsync()

@@ -18,8 +18,10 @@ public sealed record NodeRecord
     public required string Host { get; init; }
     public string Os { get; init; } = "";
     public string Arch { get; init; } = "";
-    /// <summary>The compute backend the node runs layers on (cpu, cuda, metal).</summary>
+    /// <summary>The compute backend the node runs layers on (cpu, vulkan).</summary>
     public string Backend { get; init; } = "";
+    /// <summary>The GPU a "vulkan" node runs on; empty on the CPU.</summary>
+    public string DeviceName { get; init; } = "";
     public long TotalMemoryBytes { get; init; }
     public long AvailableMemoryBytes { get; init; }
     public double MemoryBandwidthBytesPerSecond { get; init; }
@@ -46,6 +48,7 @@ public sealed record NodeRecord
         Text(Os, "os", required: false);
         Text(Arch, "arch", required: false);
         Text(Backend, "backend", required: false);
+        Text(DeviceName, "device name", required: false);
         Text(Version, "version", required: false);
         if (!Uri.TryCreate(GrpcEndpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || GrpcEndpoint.Length > MaxText)
             throw new ArgumentException($"{Where()}: gRPC endpoint '{GrpcEndpoint}' is not an absolute http or https address");

@@ -17,6 +17,7 @@ public sealed partial class NodeAgent(
     IOptions<ShardWorkerOptions> options,
     NodeId node,
     StageHosts hosts,
+    WorkerCompute compute,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<NodeAgent> logger) : BackgroundService
@@ -30,7 +31,7 @@ public sealed partial class NodeAgent(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _info = await Task.Run(Describe, stoppingToken);
-        LogMeasured(node.Value, _info.BandwidthBytesPerSecond / 1e9, _info.Flops / 1e9, _info.AvailableMemoryBytes / 1e9, string.Join(", ", _info.ModelsOnDisk));
+        LogMeasured(node.Value, _info.Backend + (_info.DeviceName.Length > 0 ? $" ({_info.DeviceName})" : ""), _info.BandwidthBytesPerSecond / 1e9, _info.Flops / 1e9, _info.AvailableMemoryBytes / 1e9, string.Join(", ", _info.ModelsOnDisk));
         long? heldSince = null;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -110,7 +111,9 @@ public sealed partial class NodeAgent(
     private NodeInfo Describe()
     {
         var o = options.Value;
-        var (total, available) = MachineProbe.Memory();
+        // A GPU node's layers live in the GPU's memory: that is what it offers and what the planner counts.
+        var gpu = compute.Gpu;
+        var (total, available) = gpu is null ? MachineProbe.Memory() : (gpu.MemoryBytes, gpu.MemoryBytes * 9 / 10);
         // Offered memory stays what it was at start: memory moves as layers load, and re-planning on that would oscillate.
         var offered = o.MemoryMegabytes is { } mb ? mb * 1024 * 1024 : available;
         var info = new NodeInfo
@@ -120,10 +123,11 @@ public sealed partial class NodeAgent(
             Host = Environment.MachineName,
             Os = MachineProbe.Os,
             Arch = MachineProbe.Arch,
-            Backend = "cpu",
+            Backend = gpu is null ? "cpu" : "vulkan",
+            DeviceName = gpu?.Name ?? "",
             TotalMemoryBytes = (ulong)total,
             AvailableMemoryBytes = (ulong)offered,
-            BandwidthBytesPerSecond = MachineProbe.ReadBandwidth(),
+            BandwidthBytesPerSecond = gpu?.BandwidthBytesPerSecond ?? MachineProbe.ReadBandwidth(),
             Flops = MachineProbe.Flops(TimeSpan.FromMilliseconds(100)),
             Version = typeof(NodeAgent).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
         };
@@ -131,8 +135,8 @@ public sealed partial class NodeAgent(
         return info;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId}: {Bandwidth:0.0} GB/s read, {Gflops:0} GFLOPS, {Memory:0.0} GB offered; models on disk: {Models}")]
-    private partial void LogMeasured(string nodeId, double bandwidth, double gflops, double memory, string models);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId} on {Backend}: {Bandwidth:0.0} GB/s read, {Gflops:0} GFLOPS, {Memory:0.0} GB offered; models on disk: {Models}")]
+    private partial void LogMeasured(string nodeId, string backend, double bandwidth, double gflops, double memory, string models);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registered {NodeId} at {Endpoint} (lease {TtlMs} ms)")]
     private partial void LogRegistered(string nodeId, string endpoint, uint ttlMs);

@@ -1,5 +1,6 @@
 using Exo.Contracts.V1;
 using Exo.Inference;
+using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Pipeline;
 using Exo.Ring;
@@ -15,7 +16,7 @@ namespace Exo.ShardWorker.Stages;
 /// <param name="onResult">A result of the runtime that runs these layers.</param>
 /// <param name="onReplaced">A newer placement (its version given) is being applied: the ring of the open requests no longer exists.</param>
 internal sealed partial class StagePlacement(
-    string modelId, string modelDirectory, string nodeId, long kvBudgetBytes, TimeProvider time, ILogger logger,
+    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, TimeProvider time, ILogger logger,
     Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced)
     : IAsyncDisposable
 {
@@ -24,7 +25,7 @@ internal sealed partial class StagePlacement(
     private long _version;
 
     /// <summary>Layers loaded in memory, with the runtime running them and the loop forwarding its results.</summary>
-    public sealed record Loaded(LayerRange Layers, ModelStage Stage, StageRuntime Runtime)
+    public sealed record Loaded(LayerRange Layers, IModelStage Stage, StageRuntime Runtime)
     {
         public Task Pump { get; set; } = Task.CompletedTask;
 
@@ -105,10 +106,10 @@ internal sealed partial class StagePlacement(
     {
         LogLoading(modelId, layers.ToString(), modelDirectory);
         var started = time.GetTimestamp();
-        var stage = await Task.Run(() => ModelStage.Load(modelDirectory, layers), cancellationToken);
+        var stage = await Task.Run(() => StageLoader.Load(modelDirectory, layers, backend), cancellationToken);
         var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes));
         loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
-        LogLoaded(modelId, layers.ToString(), time.GetElapsedTime(started).TotalSeconds);
+        LogLoaded(modelId, layers.ToString(), stage.Backend, time.GetElapsedTime(started).TotalSeconds);
         return loaded;
     }
 
@@ -165,8 +166,8 @@ internal sealed partial class StagePlacement(
     [LoggerMessage(Level = LogLevel.Information, Message = "Loading {Model} layers {Layers} from {Directory}")]
     private partial void LogLoading(string model, string layers, string directory);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Model} layers {Layers} in {Seconds:0.00} s")]
-    private partial void LogLoaded(string model, string layers, double seconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Model} layers {Layers} on {Backend} in {Seconds:0.00} s")]
+    private partial void LogLoaded(string model, string layers, string backend, double seconds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Serving {Model} layers {Layers} for placement v{Version}: stage {Index} of {Count}, next stage {Next}")]
     private partial void LogServing(string model, string layers, ulong version, int index, int count, string next);

@@ -95,7 +95,7 @@ internal static class BenchCommand
         using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });
         var gpu = stage as VulkanStage;
         // The roofline is the memory the weights are read from: the GPU's (a device-to-device copy) or the host's.
-        var bandwidth = gpu?.MeasureBandwidth(s.ProbeMegabytes * (1L << 20)) ?? MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
+        var bandwidth = gpu?.Context.MeasureBandwidth(s.ProbeMegabytes * (1L << 20)) ?? MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("bench needs the whole model");
         var vocab = stage.Config.VocabSize;
         var tokens = HarnessTokens(s.Prompt + 1, vocab);

@@ -32,6 +32,9 @@ public sealed record BackendOptions(BackendKind Kind = BackendKind.Auto, int? Gp
     };
 }
 
+/// <summary>The GPU a backend choice runs on, as a node registers it: its memory and measured bandwidth.</summary>
+public sealed record ComputeDevice(string Name, GpuKind Kind, long MemoryBytes, double BandwidthBytesPerSecond);
+
 /// <summary>Loads a stage on the backend a choice names; the only place that turns a choice into a device.</summary>
 public static class StageLoader
 {
@@ -54,6 +57,19 @@ public static class StageLoader
 
         var context = Gpu(options.Gpu, allowCpu: options.Kind == BackendKind.Vulkan || options.Gpu is not null, throwIfNone: true)!;
         return VulkanStage.Load(context, modelPath, layers, quantize);
+    }
+
+    /// <summary>
+    /// The GPU stages of this choice will run on, with its bandwidth measured; null when they run on the CPU. Fails with
+    /// the reason when the choice names a GPU that cannot be used.
+    /// </summary>
+    public static ComputeDevice? Device(BackendOptions options)
+    {
+        if (options.Kind == BackendKind.Cpu) return null;
+        var explicitGpu = options.Kind == BackendKind.Vulkan || options.Gpu is not null;
+        if (Gpu(options.Gpu, allowCpu: explicitGpu, throwIfNone: explicitGpu) is not { } context) return null;
+        var info = context.Device.Info;
+        return new ComputeDevice(info.Name, info.Kind, info.MemoryBytes, context.MeasureBandwidth());
     }
 
     /// <summary>The shared context of a device, or null (or the reason, when <paramref name="throwIfNone"/>) when there is none.</summary>

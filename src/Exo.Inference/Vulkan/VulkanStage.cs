@@ -55,6 +55,9 @@ public sealed unsafe class VulkanStage : IModelStage
     public ModelConfig Config { get; }
     public LayerRange Layers { get; }
     public string Backend => $"vulkan {_context.Device.Info.Name}";
+
+    /// <summary>The GPU this stage runs on.</summary>
+    public GpuContext Context => _context;
     public long BytesPerToken { get; }
 
     /// <summary>Device memory the weights take.</summary>
@@ -270,26 +273,6 @@ public sealed unsafe class VulkanStage : IModelStage
                 _released.Clear();
             }
         }
-    }
-
-    /// <summary>
-    /// The device's memory bandwidth, bytes per second: a copy of <paramref name="bytes"/> between two device buffers
-    /// reads and writes each byte once. The best of several runs.
-    /// </summary>
-    public double MeasureBandwidth(long bytes)
-    {
-        using var a = _context.Device.Allocate(bytes, hostVisible: false);
-        using var b = _context.Device.Allocate(bytes, hostVisible: false);
-        var best = double.MaxValue;
-        for (var i = 0; i < 5; i++)
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            _stream.Copy(a, 0, b, 0, bytes);
-            _stream.Run();
-            best = Math.Min(best, clock.Elapsed.TotalSeconds);
-        }
-
-        return 2.0 * bytes / best;
     }
 
     /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>

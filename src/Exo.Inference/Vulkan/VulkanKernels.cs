@@ -40,9 +40,27 @@ internal sealed class VulkanKernels(CommandStream stream)
     public void Rope(ulong x, int n, int heads, int headDim, ulong cos, ulong sin) =>
         stream.Dispatch("rope", new RopePush(x, cos, sin, (uint)n, (uint)heads, (uint)headDim), ((long)n * heads * (headDim / 2) + 127) / 128);
 
-    public void Attention(ulong q, int count, int first, ulong keys, ulong values, int heads, int kvHeads, int headDim, int window, ulong output) =>
-        stream.Dispatch("attention", new AttentionPush(q, keys, values, output, (uint)count, (uint)first, (uint)heads, (uint)kvHeads, (uint)headDim, (uint)Math.Max(0, window)),
-            (long)count * heads);
+    /// <summary>Positions one workgroup of the attention kernel scores (SPAN in attention.comp).</summary>
+    public const int AttentionSpan = 256;
+
+    /// <summary>Floats of scratch <see cref="Attention"/> needs for <paramref name="count"/> rows reaching position <paramref name="end"/>.</summary>
+    public static long AttentionScratch(int count, int end, int heads, int headDim) =>
+        (long)count * heads * ((end + AttentionSpan - 1) / AttentionSpan) * (headDim + 2);
+
+    private static int Spans(int count, int first) => (first + count + AttentionSpan - 1) / AttentionSpan;
+
+    /// <summary>
+    /// First half of attention for rows at positions first .. first + count − 1 over the cache: each span of positions
+    /// scored into <paramref name="scratch"/> (<see cref="AttentionScratch"/> floats). <see cref="AttentionMerge"/>,
+    /// after a barrier, finishes it.
+    /// </summary>
+    public void AttentionSpans(ulong q, int count, int first, ulong keys, ulong values, int heads, int kvHeads, int headDim, int window, ulong scratch) =>
+        stream.Dispatch("attention", new AttentionPush(q, keys, values, scratch, (uint)count, (uint)first, (uint)heads, (uint)kvHeads, (uint)headDim,
+            (uint)Math.Max(0, window), (uint)Spans(count, first)), (long)count * heads * Spans(count, first));
+
+    public void AttentionMerge(ulong scratch, int count, int first, int heads, int headDim, ulong output) =>
+        stream.Dispatch("attention_merge", new MergePush(scratch, output, (uint)(count * heads), (uint)headDim, (uint)Spans(count, first)),
+            ((long)count * heads * headDim + 127) / 128);
 
     public void SiluMul(ulong gate, ulong up, int count) => stream.Dispatch("silu_mul", new PairPush(gate, up, (uint)count), (count + 255) / 256);
 
@@ -62,7 +80,10 @@ internal sealed class VulkanKernels(CommandStream stream)
     private readonly record struct RopePush(ulong X, ulong Cos, ulong Sin, uint N, uint Heads, uint HeadDim);
 
     [StructLayout(LayoutKind.Sequential)]
-    private readonly record struct AttentionPush(ulong Q, ulong Keys, ulong Values, ulong Out, uint Count, uint First, uint Heads, uint KvHeads, uint HeadDim, uint Window);
+    private readonly record struct AttentionPush(ulong Q, ulong Keys, ulong Values, ulong Partials, uint Count, uint First, uint Heads, uint KvHeads, uint HeadDim, uint Window, uint Spans);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct MergePush(ulong Partials, ulong Out, uint RowHeads, uint HeadDim, uint Spans);
 
     [StructLayout(LayoutKind.Sequential)]
     private readonly record struct PairPush(ulong A, ulong B, uint Count);

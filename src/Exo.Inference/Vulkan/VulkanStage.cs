@@ -126,6 +126,9 @@ public sealed unsafe class VulkanStage : IModelStage
         var outWidth = IsLast ? c.VocabSize : c.HiddenSize;
         if (output.Length < outRows * outWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {outWidth} needed", nameof(output));
         w.EnsureOutput(_context.Device, Math.Max((long)outRows * outWidth, (long)rows * c.HiddenSize));
+        long scratch = 0;
+        foreach (var chunk in batch) scratch += VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim);
+        w.EnsureScratch(_context.Device, scratch);
 
         // Rope angles for each row's absolute position, computed on the host as the CPU engine computes them.
         Span<int> positions = rows <= 1024 ? stackalloc int[rows] : new int[rows];
@@ -192,12 +195,25 @@ public sealed unsafe class VulkanStage : IModelStage
 
                 s.Barrier();
                 row = 0;
+                var scratchAt = w.Scratch!.Address;
                 foreach (var chunk in batch)
                 {
                     var cache = (GpuKvCache)chunk.Cache;
                     var at = (ulong)(row * c.QueryDim * sizeof(float));
-                    k.Attention(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
-                        c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], attention + at);
+                    k.AttentionSpans(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
+                        c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], scratchAt);
+                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
+                    row += chunk.Count;
+                }
+
+                s.Barrier();
+                row = 0;
+                scratchAt = w.Scratch.Address;
+                foreach (var chunk in batch)
+                {
+                    var at = (ulong)(row * c.QueryDim * sizeof(float));
+                    k.AttentionMerge(scratchAt, chunk.Count, chunk.Cache.Length, c.HeadCount, c.HeadDim, attention + at);
+                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
                     row += chunk.Count;
                 }
 
@@ -345,6 +361,15 @@ public sealed unsafe class VulkanStage : IModelStage
         public long HiddenAt { get; }            // [rows, hidden]
         public GpuBuffer Out { get; private set; }        // host-visible: hidden states or logits out
         public GpuBuffer? Logits { get; private set; }    // [outRows, vocab] on the device
+        public GpuBuffer? Scratch { get; private set; }   // attention's partial results, [rows * heads, spans, headDim + 2]
+
+        /// <summary>Grows the attention scratch to <paramref name="values"/> floats.</summary>
+        public void EnsureScratch(VulkanDevice device, long values)
+        {
+            if (Scratch is not null && Scratch.Size >= values * sizeof(float)) return;
+            Scratch?.Dispose();
+            Scratch = device.Allocate(values * sizeof(float), hostVisible: false);
+        }
 
         /// <summary>Grows the output buffers to <paramref name="values"/> floats.</summary>
         public void EnsureOutput(VulkanDevice device, long values)
@@ -365,7 +390,7 @@ public sealed unsafe class VulkanStage : IModelStage
 
         public void Dispose()
         {
-            foreach (var b in new[] { X, Normed, Q, K, V, Attention, Projected, Gate, Up, In, Out, Logits }) b?.Dispose();
+            foreach (var b in new[] { X, Normed, Q, K, V, Attention, Projected, Gate, Up, In, Out, Logits, Scratch }) b?.Dispose();
         }
     }
 }

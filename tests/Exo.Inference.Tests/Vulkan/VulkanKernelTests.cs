@@ -158,6 +158,8 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     [InlineData(1, 300, 0, 128)]    // decode deep into the context: several tiles
     [InlineData(9, 4, 0, 48)]       // a prefill chunk after a cached prefix
     [InlineData(6, 40, 16, 256)]    // a sliding window, the widest head
+    [InlineData(3, 700, 300, 64)]   // a window that starts inside the third span, rows across the span boundary
+    [InlineData(300, 0, 0, 32)]     // a prefill longer than one span
     public void AttentionMatchesTheReference(int count, int first, int window, int headDim)
     {
         var random = new Random(count * 1000 + first);
@@ -169,7 +171,13 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
         var expected = new float[count * heads * headDim];
         ReferenceKernels.Instance.Attention(q, count, first, keys, values, heads, kvHeads, headDim, window, new float[positions], expected);
         var (qs, ks, vs, y) = (Buffer(q), Buffer(keys), Buffer(values), Output(expected.Length));
-        Run(k => k.Attention(qs.Address, count, first, ks.Address, vs.Address, heads, kvHeads, headDim, window, y.Address));
+        var scratch = Output((int)VulkanKernels.AttentionScratch(count, positions, heads, headDim));
+        Run(k =>
+        {
+            k.AttentionSpans(qs.Address, count, first, ks.Address, vs.Address, heads, kvHeads, headDim, window, scratch.Address);
+            k.Stream.Barrier();
+            k.AttentionMerge(scratch.Address, count, first, heads, headDim, y.Address);
+        });
         Close(expected, Read(y, expected.Length), "attention");
     }
 

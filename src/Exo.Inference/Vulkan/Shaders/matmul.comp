@@ -15,7 +15,7 @@ layout(local_size_x_id = 0) in;
 
 layout(push_constant) uniform Push
 {
-    Floats x;       // [n, cols]
+    Vec4s x;        // [n, cols / 4]
     Quads w;        // weight values (see weights.glsl)
     Words scales;   // weight scales, where the type has them apart
     Floats bias;    // [rows], read when hasBias != 0
@@ -53,9 +53,16 @@ void main()
                     {
                         if (b < nb)
                         {
-                            uint xi = (b0 + b) * p.cols + c * 32u;
+                            uint xi = ((b0 + b) * p.cols + c * 32u) / 4u;
                             float s = 0.0;
-                            [[unroll]] for (uint k = 0u; k < 32u; k++) s = fma(v[k], p.x.v[xi + k], s);
+                            [[unroll]] for (uint k = 0u; k < 8u; k++)
+                            {
+                                vec4 xv = p.x.v[xi + k];
+                                s = fma(v[k * 4u], xv.x, s);
+                                s = fma(v[k * 4u + 1u], xv.y, s);
+                                s = fma(v[k * 4u + 2u], xv.z, s);
+                                s = fma(v[k * 4u + 3u], xv.w, s);
+                            }
                             acc[b * ROWS + r] += s;
                         }
                     }

@@ -1,4 +1,4 @@
-# Steps both install scripts share; sourced by them after they set: app, data, here, sdk_hint.
+# Steps both install scripts share; sourced by them after they set: app, data, here, sdk_hint, glslc_hint.
 # Reads CLUSTER_HOST [--port N] from "$@", checks them and the SDK, publishes the worker into $app and sets
 # cluster, port and dotnet.
 
@@ -14,9 +14,12 @@ done
 [[ "$cluster" =~ ^[A-Za-z0-9.:_-]+$ ]] || { echo "error: '$cluster' is not a host name or address" >&2; exit 2; }
 dotnet="$(command -v dotnet || true)"
 [[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed: $sdk_hint" >&2; exit 2; }
+command -v glslc >/dev/null || { echo "error: glslc is needed to build the GPU kernels: $glslc_hint" >&2; exit 2; }
 
 echo "building the shard worker into $app"
 "$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
+# The exo command beside it: `exo devices` shows which GPU the worker will use.
+"$dotnet" publish "$here/../../src/Exo.Cli" -c Release -o "$app" --nologo -v quiet
 mkdir -p "$data/models"
 
 # Fills a service template's @NAME@ fields.

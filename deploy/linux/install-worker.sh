@@ -22,6 +22,7 @@ if [[ "$1" == "--uninstall" ]]; then
 fi
 
 sdk_hint="https://dot.net"
+glslc_hint="sudo apt-get install glslc libvulkan1 (Debian/Ubuntu; Fedora: sudo dnf install glslc vulkan-loader), plus your GPU's Vulkan driver"
 source "$here/../worker-common.sh"
 mkdir -p "$(dirname "$target")"
 host="$(hostname -f 2>/dev/null || hostname)"
@@ -30,4 +31,5 @@ systemctl --user daemon-reload
 systemctl --user enable --now "$unit"
 loginctl enable-linger "$USER" 2>/dev/null || echo "note: run 'loginctl enable-linger $USER' so the worker starts at boot without a login"
 echo "installed $unit: it joins the cluster at $cluster as http://$host:$port"
+echo "GPU: $("$dotnet" "$app/exo.dll" devices 2>&1 | head -3 || true)"
 echo "put model folders in $data/models (the same folder name the cluster serves); log: journalctl --user -u $unit -f"

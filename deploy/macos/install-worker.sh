@@ -22,11 +22,24 @@ if [[ "$1" == "--uninstall" ]]; then
 fi
 
 sdk_hint="brew install --cask dotnet-sdk"
+glslc_hint="brew install shaderc"
+# The GPU: Vulkan on Metal through MoltenVK, from Homebrew: the loader (libvulkan), MoltenVK (its driver) and shaderc
+# (glslc, which compiles the GPU kernels when the worker is built).
+brew="$(command -v brew || true)"
+[[ -n "$brew" ]] || { echo "error: Homebrew is needed for the GPU libraries: https://brew.sh" >&2; exit 2; }
+for formula in vulkan-loader molten-vk shaderc; do
+  "$brew" list --formula "$formula" >/dev/null 2>&1 || { echo "installing $formula (Homebrew)"; "$brew" install "$formula"; }
+done
+brew_prefix="$("$brew" --prefix)"
+icd="$("$brew" --prefix molten-vk)/share/vulkan/icd.d/MoltenVK_icd.json"
+[[ -f "$icd" ]] || { echo "error: MoltenVK's driver manifest is not at $icd: brew reinstall molten-vk" >&2; exit 2; }
+export PATH="$brew_prefix/bin:$PATH"
 source "$here/../worker-common.sh"
 mkdir -p "$(dirname "$agent")"
 host="$(scutil --get LocalHostName 2>/dev/null || hostname -s).local"
-render "$here/$label.plist.in" > "$agent"
+render "$here/$label.plist.in" | sed -e "s|@BREW_LIB@|$brew_prefix/lib|g" -e "s|@ICD@|$icd|g" > "$agent"
 launchctl bootout "gui/$(id -u)/$label" 2>/dev/null || true
 launchctl bootstrap "gui/$(id -u)" "$agent"
 echo "installed $label: it joins the cluster at $cluster as http://$host:$port"
+echo "GPU: $(DYLD_FALLBACK_LIBRARY_PATH="$brew_prefix/lib" VK_DRIVER_FILES="$icd" "$dotnet" "$app/exo.dll" devices 2>&1 | head -3 || true)"
 echo "put model folders in $data/models (the same folder name the cluster serves); log: $data/worker.log"

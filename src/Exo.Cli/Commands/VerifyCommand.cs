@@ -59,7 +59,7 @@ internal static class VerifyCommand
                     : $"{report.ShardMismatches.Count}/{report.ShardSplits} splits DIFFER ({string.Join("; ", report.ShardMismatches.Take(3))})";
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"case {report.Index}: {report.PromptTokens} tokens  logits rel err {report.LogitError:0.00e+0}  " +
-                    $"greedy {report.GreedyMatches}/{report.GreedyTotal}  stepwise {(report.StepwiseExact ? "exact" : "DIFFERS")}  " +
+                    $"greedy {report.GreedyMatches}/{report.GreedyTotal}  stepwise {(report.StepwiseExact ? "exact" : report.StepwiseMustBeExact || report.StepwiseError > tolerance ? "DIFFERS" : $"within {report.StepwiseError:0.0e+0}")}  " +
                     $"shards {shards}  {(ok ? "PASS" : "FAIL")}"));
                 Console.WriteLine($"  hidden rel err by layer boundary: {hidden}");
             }

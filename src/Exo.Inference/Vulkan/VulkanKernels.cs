@@ -25,10 +25,19 @@ internal sealed class VulkanKernels(CommandStream stream)
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no GPU kernel reads this weight type"),
     };
 
+    /// <summary>
+    /// From this many activation rows on, matrix products run tiled (matmul_tiled.comp: each weight dequantized once
+    /// per 64 rows); below it, as matrix × vector (matmul.comp), whose rows come out the same whatever the batch.
+    /// </summary>
+    public const int TiledRows = 32;
+
     /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
-    public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y) =>
-        stream.Dispatch("matmul_" + TypeName(w.Type) + (CommandStream.Profile is null ? "" : $" {w.Rows}x{w.Columns} n={n}"), new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u),
-            (w.Rows + 1) / 2);
+    public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
+    {
+        var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
+        if (n >= TiledRows) stream.Dispatch("matmul_tiled_" + TypeName(w.Type), push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
+        else stream.Dispatch("matmul_" + TypeName(w.Type), push, (w.Rows + 1) / 2);
+    }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>
     public void Embed(ulong tokens, int n, GpuMatrix table, ulong y) =>

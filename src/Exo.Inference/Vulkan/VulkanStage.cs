@@ -63,8 +63,9 @@ public sealed unsafe class VulkanStage : IModelStage
     /// <summary>Device memory the weights take.</summary>
     public long WeightBytes => _weights.Bytes;
 
-    // One kernel serves every batch size with the same per-row arithmetic (see matmul.comp).
-    public bool BatchInvariant => true;
+    // Decode batches (below VulkanKernels.TiledRows rows) give each row the same bits whatever else is in the batch,
+    // but a long prefill runs the tiled kernel, whose sums are ordered otherwise: equal to rounding, not to the bit.
+    public bool BatchInvariant => false;
 
     private bool IsFirst => Layers.Start == 0;
     private bool IsLast => Layers.End == Config.LayerCount;

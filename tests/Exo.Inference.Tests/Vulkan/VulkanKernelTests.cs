@@ -57,13 +57,14 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
         using var store = new NativeTensors();
         using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
         var columns = DTypes.BlockSize(type) == 256 ? 512 : 96;
-        foreach (var rows in new[] { 1, 67 })
+        foreach (var rows in new[] { 1, 67, 130 })
         {
             var w = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
             var matrix = VulkanWeights.Upload(_device, _stream, staging, w);
             _buffers.Add(matrix.Buffer);
             var bias = RandomArray(random, rows);
-            foreach (var n in new[] { 1, 3, 11 })
+            // Below TiledRows the matrix × vector kernel runs, from it on the tiled one; 70 is a partial second tile.
+            foreach (var n in new[] { 1, 3, 11, VulkanKernels.TiledRows, 70 })
             {
                 var x = RandomArray(random, n * columns);
                 var expected = new float[n * rows];
@@ -81,7 +82,7 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     }
 
     [Fact]
-    public void MatMulGivesEachRowTheSameBitsWhateverTheBatch()
+    public void MatMulGivesEachRowTheSameBitsWhateverTheDecodeBatch()
     {
         var random = new Random(5);
         using var store = new NativeTensors();

@@ -1,0 +1,82 @@
+#version 450
+// y[n, rows] = x[n, cols] · W[rows, cols]ᵀ (+ bias[rows]) for many activation rows at once (prefill), W of the type
+// compiled in (weights.glsl). Each weight is dequantized once per TM activation rows, not once per NB as in matmul.comp.
+// Launch: ceil(rows / TN) · ceil(n / TM) workgroups of 256 threads (16 × 16); workgroup (wn, wm) computes the output
+// tile rows [wm·TM, +TM) × columns [wn·TN, +TN). Per 32-value step, threads stage x's [TM, 32] and W's dequantized
+// [TN, 32] in shared memory; thread (ty, tx) then accumulates outputs (ty + 16i, tx + 16j), i, j < 4, in order of k.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#include "common.glsl"
+#include "weights.glsl"
+
+layout(local_size_x = 256) in;
+
+layout(push_constant) uniform Push
+{
+    Vec4s x;        // [n, cols / 4]
+    Quads w;        // weight values (see weights.glsl)
+    Words scales;   // weight scales, where the type has them apart
+    Floats bias;    // [rows], read when hasBias != 0
+    Floats y;       // [n, rows]
+    uint n;
+    uint rows;
+    uint cols;
+    uint hasBias;
+} p;
+
+const uint TM = 64u, TN = 64u;
+shared float xs[TM][33]; // [activation row, k], padded against bank conflicts
+shared float ws[TN][33]; // [weight row, k]
+
+void main()
+{
+    uint tilesN = (p.rows + TN - 1u) / TN;
+    uint wn = groupIndex() % tilesN, wm = groupIndex() / tilesN;
+    if (wm * TM >= p.n) return;
+    uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
+    float acc[4][4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++) [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+
+    for (uint c = 0u; c < p.cols / 32u; c++)
+    {
+        // x: 64 rows × 8 vec4 = 512 vec4, two per thread; rows past n read as zero.
+        [[unroll]] for (uint e = 0u; e < 2u; e++)
+        {
+            uint k = t + e * 256u, r = k / 8u, q = k % 8u;
+            uint row = wm * TM + r;
+            vec4 v = row < p.n ? p.x.v[(row * p.cols + c * 32u) / 4u + q] : vec4(0.0);
+            xs[r][q * 4u] = v.x;
+            xs[r][q * 4u + 1u] = v.y;
+            xs[r][q * 4u + 2u] = v.z;
+            xs[r][q * 4u + 3u] = v.w;
+        }
+        // W: 64 chunks of 32 values, one per thread of the first 64; rows past the matrix read as zero.
+        if (t < TN)
+        {
+            float v[32];
+            uint row = wn * TN + t;
+            if (row < p.rows) dequantChunk(p.w, p.scales, p.cols, row, c, v);
+            else [[unroll]] for (uint k = 0u; k < 32u; k++) v[k] = 0.0;
+            [[unroll]] for (uint k = 0u; k < 32u; k++) ws[t][k] = v[k];
+        }
+        barrier();
+        for (uint k = 0u; k < 32u; k++)
+        {
+            float a[4], b[4];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = xs[ty + 16u * i][k];
+            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = ws[tx + 16u * j][k];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier();
+    }
+
+    [[unroll]] for (uint i = 0u; i < 4u; i++)
+    {
+        uint row = wm * TM + ty + 16u * i;
+        [[unroll]] for (uint j = 0u; j < 4u; j++)
+        {
+            uint col = wn * TN + tx + 16u * j;
+            if (row < p.n && col < p.rows) p.y.v[row * p.rows + col] = acc[i][j] + (p.hasBias != 0u ? p.bias.v[col] : 0.0);
+        }
+    }
+}

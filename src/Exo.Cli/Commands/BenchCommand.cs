@@ -45,25 +45,25 @@ internal static class BenchCommand
         var reference = new Option<bool>("--reference") { Description = "Benchmark the reference kernels instead of the fast ones" };
         var probe = new Option<int>("--bandwidth-mb") { Description = "Buffer streamed by the read-bandwidth probe; keep it far above the last-level cache", DefaultValueFactory = _ => 1024 };
         var backend = new BackendChoice("cpu");
+        var profile = new Option<bool>("--profile") { Description = "GPU only: print each kernel's GPU time per token (prefill and decode) to stderr, from device timestamps" };
         var command = new Command("bench",
             "Measure prefill and decode speed as llama.cpp's benchmark does (prompt t_i = (37i + 11) mod (vocab - 2) as one " +
             "batch, then greedy single-token steps), with the machine's memory read bandwidth measured in the same run and " +
             "decode speed as a fraction of the bandwidth roofline.")
         {
-            model, threads, prompt, generate, batch, json, reference, probe,
+            model, threads, prompt, generate, batch, json, reference, probe, profile,
         };
         backend.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
                 Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference),
-                Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null));
+                Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null), parse.GetValue(profile));
             // A GPU run has no thread count to sweep: it is measured once.
             var counts = settings.Backend.Kind == BackendKind.Cpu ? ParseThreads(parse.GetValue(threads)!) : [0];
             foreach (var count in counts)
             {
                 var result = Run(settings, count);
-                if (Exo.Inference.Vulkan.CommandStream.Profile is { } prof) foreach (var kv in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{kv.Key} {kv.Value:F1} ms");
                 Console.Out.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(result, BenchJson.Default.BenchResult) : Describe(result));
                 Console.Out.Flush();
             }
@@ -73,7 +73,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference, int ProbeMegabytes, BackendOptions Backend);
+    private sealed record BenchSettings(string Model, int Prompt, int Generate, int Batch, bool Reference, int ProbeMegabytes, BackendOptions Backend, bool Profile);
 
     private static int Positive(int value, string name) =>
         value > 0 ? value : throw new CliInputException($"{name} must be positive, not {value}");
@@ -92,6 +92,7 @@ internal static class BenchCommand
     {
         using var fast = s.Reference || s.Backend.Kind != BackendKind.Cpu ? null : new FastKernels(threads);
         IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
+        var profile = KernelProfile.Active = s.Profile ? new KernelProfile() : null;
         using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });
         var gpu = stage as VulkanStage;
         // The roofline is the memory the weights are read from: the GPU's (a device-to-device copy) or the host's.
@@ -107,10 +108,13 @@ internal static class BenchCommand
         Decode(stage, [warm], tokens[s.Prompt], WarmupSteps, logits);
 
         var cache = stage.CreateCache(capacity);
+        profile?.Clear();
         var prefill = Stopwatch.StartNew();
         Prefill(stage, cache, tokens[..s.Prompt], logits, out var sequence);
         var prefillSeconds = prefill.Elapsed.TotalSeconds;
+        Report(profile, "prefill", s.Prompt, prefillSeconds);
         var decodeSeconds = Decode(stage, [sequence], tokens[s.Prompt], s.Generate, logits);
+        Report(profile, "decode", s.Generate, decodeSeconds);
 
         var batchTokS = 0.0;
         if (s.Batch > 1)
@@ -126,6 +130,19 @@ internal static class BenchCommand
         return new BenchResult("exo", threads, s.Prompt / prefillSeconds, tgTokS, prefillSeconds * 1000, s.Batch, batchTokS,
             process.WorkingSet64 / 1e6, weightBytes, weightBytes * tgTokS / 1e9, bandwidth / 1e9, tgTokS * weightBytes / bandwidth,
             stage.Backend);
+    }
+
+    /// <summary>Prints where a phase's GPU time went, per token, to stderr; then starts the profile afresh.</summary>
+    private static void Report(KernelProfile? profile, string phase, int tokens, double seconds)
+    {
+        if (profile is null) return;
+        var totals = profile.Totals();
+        var gpu = totals.Sum(t => t.Milliseconds);
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{phase}: {seconds * 1000 / tokens:F3} ms/token wall, {gpu / tokens:F3} ms/token on the GPU ({gpu / (seconds * 1000):P0} busy)"));
+        foreach (var (kernel, ms, launches) in totals)
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kernel,-22} {ms / tokens,9:F4} ms/token  {(double)launches / tokens,7:F1} launches/token"));
+        profile.Clear();
     }
 
     /// <summary>

@@ -18,6 +18,11 @@ internal sealed unsafe class CommandStream : IDisposable
     private readonly Fence _fence;
     private bool _recording;
 
+    // Profiling only: a timestamp after each command, and each command's name.
+    private const uint MaxTimestamps = 8192;
+    private readonly QueryPool _timestamps;
+    private readonly List<string> _timed = [];
+
     public CommandStream(VulkanDevice device, ComputePipelines pipelines)
     {
         _device = device;
@@ -36,6 +41,22 @@ internal sealed unsafe class CommandStream : IDisposable
         Fence fence;
         VulkanDevice.Check(vk.CreateFence(device.Device, &fenceInfo, null, &fence), "create a fence");
         _fence = fence;
+        if (KernelProfile.Active is not null && device.TimestampPeriod > 0)
+        {
+            var queryInfo = new QueryPoolCreateInfo { SType = StructureType.QueryPoolCreateInfo, QueryType = QueryType.Timestamp, QueryCount = MaxTimestamps };
+            QueryPool pool2;
+            VulkanDevice.Check(vk.CreateQueryPool(device.Device, &queryInfo, null, &pool2), "create a timestamp pool");
+            _timestamps = pool2;
+        }
+    }
+
+    private bool Timing => _timestamps.Handle != 0;
+
+    private void Stamp(string what)
+    {
+        if (!Timing || _timed.Count + 1 >= MaxTimestamps) return;
+        _timed.Add(what);
+        _device.Vk.CmdWriteTimestamp(_buffer, PipelineStageFlags.BottomOfPipeBit, _timestamps, (uint)_timed.Count);
     }
 
     private void Begin()
@@ -44,6 +65,12 @@ internal sealed unsafe class CommandStream : IDisposable
         var info = new CommandBufferBeginInfo { SType = StructureType.CommandBufferBeginInfo, Flags = CommandBufferUsageFlags.OneTimeSubmitBit };
         VulkanDevice.Check(_device.Vk.BeginCommandBuffer(_buffer, &info), "begin a command buffer");
         _recording = true;
+        if (Timing)
+        {
+            _timed.Clear();
+            _device.Vk.CmdResetQueryPool(_buffer, _timestamps, 0, MaxTimestamps);
+            _device.Vk.CmdWriteTimestamp(_buffer, PipelineStageFlags.BottomOfPipeBit, _timestamps, 0);
+        }
     }
 
     /// <summary>Launches <paramref name="groups"/> workgroups of kernel <paramref name="kernel"/> with its push constants.</summary>
@@ -53,21 +80,13 @@ internal sealed unsafe class CommandStream : IDisposable
         if (sizeof(T) > ComputePipelines.PushConstantBytes) throw new InvalidOperationException($"{typeof(T).Name} is larger than the push constants");
         Begin();
         var vk = _device.Vk;
-        vk.CmdBindPipeline(_buffer, PipelineBindPoint.Compute, _pipelines[kernel.Split(' ')[0]]);
+        vk.CmdBindPipeline(_buffer, PipelineBindPoint.Compute, _pipelines[kernel]);
         fixed (T* p = &push) vk.CmdPushConstants(_buffer, _pipelines.Layout, ShaderStageFlags.ComputeBit, 0, (uint)sizeof(T), p);
         var x = (uint)Math.Min(groups, MaxGroupsX);
         var y = (uint)((groups + x - 1) / x);
         vk.CmdDispatch(_buffer, x, y, 1);
-        if (Profile is { } profile)
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            Barrier();
-            Run();
-            profile[kernel] = profile.GetValueOrDefault(kernel) + clock.Elapsed.TotalMilliseconds;
-        }
+        Stamp(kernel);
     }
-
-    public static Dictionary<string, double>? Profile { get; } = Environment.GetEnvironmentVariable("EXO_VK_PROFILE") == "1" ? new() : null;
 
     /// <summary>Copies bytes between buffers (host-visible or not) in stream order.</summary>
     public void Copy(GpuBuffer source, long sourceOffset, GpuBuffer destination, long destinationOffset, long bytes)
@@ -76,6 +95,7 @@ internal sealed unsafe class CommandStream : IDisposable
         Begin();
         var region = new BufferCopy((ulong)sourceOffset, (ulong)destinationOffset, (ulong)bytes);
         _device.Vk.CmdCopyBuffer(_buffer, source.Handle, destination.Handle, 1, &region);
+        Stamp("copy");
     }
 
     /// <summary>Makes everything recorded so far visible to everything recorded after.</summary>
@@ -112,6 +132,20 @@ internal sealed unsafe class CommandStream : IDisposable
         vk.ResetCommandBuffer(_buffer, 0);
         if (waited != Result.Success)
             throw new GpuUnavailableException(waited == Result.ErrorDeviceLost ? $"{_device.Info.Name} was lost (driver reset or crash); restart the worker" : $"waiting for the GPU failed: {waited}");
+        if (Timing && _timed.Count > 0) CollectTimes();
+    }
+
+    private void CollectTimes()
+    {
+        var stamps = new ulong[_timed.Count + 1];
+        fixed (ulong* s = stamps)
+        {
+            var result = _device.Vk.GetQueryPoolResults(_device.Device, _timestamps, 0, (uint)stamps.Length, (nuint)(stamps.Length * sizeof(ulong)), s,
+                sizeof(ulong), QueryResultFlags.Result64Bit | QueryResultFlags.ResultWaitBit);
+            if (result != Result.Success) return;
+        }
+
+        for (var i = 0; i < _timed.Count; i++) KernelProfile.Active?.Add(_timed[i], (stamps[i + 1] - stamps[i]) * _device.TimestampPeriod);
     }
 
     public void Dispose()
@@ -119,6 +153,7 @@ internal sealed unsafe class CommandStream : IDisposable
         var vk = _device.Vk;
         var buffer = _buffer;
         vk.DestroyFence(_device.Device, _fence, null);
+        if (Timing) vk.DestroyQueryPool(_device.Device, _timestamps, null);
         vk.FreeCommandBuffers(_device.Device, _pool, 1, &buffer);
         vk.DestroyCommandPool(_device.Device, _pool, null);
     }

@@ -57,6 +57,9 @@ public sealed unsafe class VulkanDevice : IDisposable
     /// <summary>Lanes of a subgroup: the workgroup size of the kernels that reduce across lanes (8 to 128).</summary>
     internal uint SubgroupSize { get; private set; }
 
+    /// <summary>Nanoseconds per timestamp tick; 0 when the compute queue cannot write timestamps.</summary>
+    internal float TimestampPeriod { get; private set; }
+
     /// <summary>Held while a command buffer is submitted and waited for: one queue serves every stage on the device.</summary>
     internal Lock SubmitLock => _submit;
 
@@ -137,6 +140,7 @@ public sealed unsafe class VulkanDevice : IDisposable
         if ((subgroup.SupportedStages & ShaderStageFlags.ComputeBit) == 0 || (subgroup.SupportedOperations & needed) != needed || subgroup.SubgroupSize is < 8 or > 128)
             throw new GpuUnavailableException($"{Info.Name} lacks the subgroup operations (arithmetic, shuffle) the GPU kernels use; run with --backend cpu");
         SubgroupSize = subgroup.SubgroupSize;
+        TimestampPeriod = families[family].TimestampValidBits > 0 ? properties2.Properties.Limits.TimestampPeriod : 0;
         if (!v12.BufferDeviceAddress)
             throw new GpuUnavailableException($"{Info.Name} lacks buffer device addresses (Vulkan 1.2), which the GPU kernels use; run with --backend cpu");
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Exo.Inference.Backends;
 using Exo.Inference.Kernels;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
@@ -38,7 +39,8 @@ internal static class LogitsCommand
             Description = "Largest relative error (max |Δ| / max |theirs|, per position) that passes",
             DefaultValueFactory = _ => 0.05,
         };
-        var reference = new Option<bool>("--reference") { Description = "Run the reference kernels instead of the fast ones" };
+        var reference = new Option<bool>("--reference") { Description = "Run the reference kernels instead of the fast ones (CPU)" };
+        var backend = new BackendChoice("cpu");
         var command = new Command("logits",
             "Run the tokens of another engine's logits dump through this engine and report, position by position, the " +
             "relative logit difference and whether the most likely token agrees. Exits 0 when every position is within the " +
@@ -46,12 +48,13 @@ internal static class LogitsCommand
         {
             model, compare, save, count, tolerance, reference,
         };
+        backend.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() => Run(parse.GetValue(model)!.FullName, parse.GetValue(compare)?.FullName,
-            parse.GetValue(save)?.FullName, parse.GetValue(count), parse.GetValue(tolerance), parse.GetValue(reference))));
+            parse.GetValue(save)?.FullName, parse.GetValue(count), parse.GetValue(tolerance), parse.GetValue(reference), backend.Options(parse, null))));
         return command;
     }
 
-    private static int Run(string modelPath, string? comparePath, string? savePath, int count, double tolerance, bool reference)
+    private static int Run(string modelPath, string? comparePath, string? savePath, int count, double tolerance, bool reference, BackendOptions backend)
     {
         if (comparePath is null && savePath is null) throw new CliInputException("give --compare FILE, --save FILE or both");
         if (!(tolerance >= 0)) throw new CliInputException($"--tolerance must be a non-negative number, not {tolerance}");
@@ -59,12 +62,13 @@ internal static class LogitsCommand
         // The dump is checked against the config before the (possibly large) weights are mapped.
         var vocab = ModelConfig.LoadAny(modelPath).VocabSize;
         var (tokens, theirs) = comparePath is null ? (BenchCommand.HarnessTokens(count, vocab), (float[]?)null) : ReadDump(comparePath, vocab);
-        using var fast = reference ? null : new FastKernels();
-        using var stage = ModelStage.Load(modelPath, null, fast is null ? ReferenceKernels.Instance : fast);
+        using var fast = reference || backend.Kind != BackendKind.Cpu ? null : new FastKernels();
+        using var stage = StageLoader.Load(modelPath, null, backend with { CpuKernels = fast is null ? ReferenceKernels.Instance : fast });
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("logits needs the whole model");
 
         var ours = new float[tokens.Length * vocab];
-        stage.ForwardTokens([new SequenceChunk(stage.CreateCache(tokens.Length), tokens.Length)], tokens, ours, LogitRows.All);
+        using var cache = stage.CreateCache(tokens.Length);
+        stage.ForwardTokens([new SequenceChunk(cache, tokens.Length)], tokens, ours, LogitRows.All);
         if (savePath is not null) WriteDump(savePath, tokens, ours, vocab);
         if (theirs is null)
         {
@@ -89,7 +93,7 @@ internal static class LogitsCommand
         var passed = worst <= tolerance;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{(passed ? "PASS" : "FAIL")}: worst rel err {worst:0.00e+0} (tolerance {tolerance:G3}), argmax agrees at {agree} of {tokens.Length} positions " +
-            $"({(fast is null ? "reference" : fast.Name)} kernels)"));
+            $"({stage.Backend})"));
         return passed ? 0 : 1;
     }
 

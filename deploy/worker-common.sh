@@ -18,8 +18,8 @@ command -v glslc >/dev/null || { echo "error: glslc is needed to build the GPU k
 
 echo "building the shard worker into $app"
 "$dotnet" publish "$here/../../services/Exo.ShardWorker" -c Release -o "$app" --nologo -v quiet
-# The exo command beside it: `exo devices` shows which GPU the worker will use.
-"$dotnet" publish "$here/../../src/Exo.Cli" -c Release -o "$app" --nologo -v quiet
+# The exo command in a folder of its own: `exo devices` shows which GPU the worker will use.
+"$dotnet" publish "$here/../../src/Exo.Cli" -c Release -o "$app/cli" --nologo -v quiet
 mkdir -p "$data/models"
 
 # Fills a service template's @NAME@ fields.

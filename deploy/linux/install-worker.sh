@@ -31,5 +31,9 @@ systemctl --user daemon-reload
 systemctl --user enable --now "$unit"
 loginctl enable-linger "$USER" 2>/dev/null || echo "note: run 'loginctl enable-linger $USER' so the worker starts at boot without a login"
 echo "installed $unit: it joins the cluster at $cluster as http://$host:$port"
-echo "GPU: $("$dotnet" "$app/exo.dll" devices 2>&1 | head -3 || true)"
+echo "GPU: $("$dotnet" "$app/cli/exo.dll" devices 2>&1 | head -3 || true)"
+# Mesa's and most vendors' Linux drivers open /dev/dri/renderD*, which the render (or video) group may use.
+if ls /dev/dri/renderD* >/dev/null 2>&1 && ! id -nG | grep -qwE "render|video"; then
+  echo "note: add $USER to the render group (sudo usermod -aG render $USER, then log in again) so the worker can use the GPU"
+fi
 echo "put model folders in $data/models (the same folder name the cluster serves); log: journalctl --user -u $unit -f"

@@ -25,8 +25,12 @@ sdk_hint="brew install --cask dotnet-sdk"
 glslc_hint="brew install shaderc"
 # The GPU: Vulkan on Metal through MoltenVK, from Homebrew: the loader (libvulkan), MoltenVK (its driver) and shaderc
 # (glslc, which compiles the GPU kernels when the worker is built).
+# The host is checked before anything is installed (worker-common.sh checks every argument again).
+[[ "$1" =~ ^[A-Za-z0-9.:_-]+$ ]] || { echo "error: '$1' is not a host name or address" >&2; exit 2; }
+# launchd and ssh shells often lack Homebrew's PATH: look where it installs itself too.
 brew="$(command -v brew || true)"
-[[ -n "$brew" ]] || { echo "error: Homebrew is needed for the GPU libraries: https://brew.sh" >&2; exit 2; }
+for candidate in /opt/homebrew/bin/brew /usr/local/bin/brew; do [[ -n "$brew" || ! -x "$candidate" ]] || brew="$candidate"; done
+[[ -n "$brew" ]] || { echo "error: Homebrew is needed for the GPU libraries (Vulkan loader, MoltenVK, shaderc): https://brew.sh" >&2; exit 2; }
 for formula in vulkan-loader molten-vk shaderc; do
   "$brew" list --formula "$formula" >/dev/null 2>&1 || { echo "installing $formula (Homebrew)"; "$brew" install "$formula"; }
 done
@@ -41,5 +45,5 @@ render "$here/$label.plist.in" | sed -e "s|@BREW_LIB@|$brew_prefix/lib|g" -e "s|
 launchctl bootout "gui/$(id -u)/$label" 2>/dev/null || true
 launchctl bootstrap "gui/$(id -u)" "$agent"
 echo "installed $label: it joins the cluster at $cluster as http://$host:$port"
-echo "GPU: $(DYLD_FALLBACK_LIBRARY_PATH="$brew_prefix/lib" VK_DRIVER_FILES="$icd" "$dotnet" "$app/exo.dll" devices 2>&1 | head -3 || true)"
+echo "GPU: $(DYLD_FALLBACK_LIBRARY_PATH="$brew_prefix/lib" VK_DRIVER_FILES="$icd" "$dotnet" "$app/cli/exo.dll" devices 2>&1 | head -3 || true)"
 echo "put model folders in $data/models (the same folder name the cluster serves); log: $data/worker.log"

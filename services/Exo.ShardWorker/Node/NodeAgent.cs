@@ -128,7 +128,8 @@ public sealed partial class NodeAgent(
             TotalMemoryBytes = (ulong)total,
             AvailableMemoryBytes = (ulong)offered,
             BandwidthBytesPerSecond = gpu?.BandwidthBytesPerSecond ?? MachineProbe.ReadBandwidth(),
-            Flops = MachineProbe.Flops(TimeSpan.FromMilliseconds(100)),
+            // The CPU's FLOPS say nothing of a GPU's, which is not measured yet: 0 is "unknown" to the planner.
+            Flops = gpu is null ? MachineProbe.Flops(TimeSpan.FromMilliseconds(100)) : 0,
             Version = typeof(NodeAgent).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
         };
         info.ModelsOnDisk.AddRange(hosts.ModelsOnDisk());

@@ -82,9 +82,17 @@ public sealed unsafe class VulkanStage : IModelStage
     {
         if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
         StageShape.CheckTokens(tokens, Config.VocabSize);
-        var w = Prepare(batch, tokens.Length);
-        tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
-        return Run(batch, tokens.Length, output, logitRows, observe);
+        Enter(batch);
+        try
+        {
+            var w = Prepare(batch, tokens.Length);
+            tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
+            return Run(batch, tokens.Length, output, logitRows, observe);
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
@@ -92,9 +100,45 @@ public sealed unsafe class VulkanStage : IModelStage
     {
         var width = Config.HiddenSize;
         if (hidden.Length % width != 0) throw new ArgumentException($"hidden states of {hidden.Length} values are not rows of {width}", nameof(hidden));
-        var w = Prepare(batch, hidden.Length / width);
-        hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
-        return Run(batch, hidden.Length / width, output, logitRows, observe);
+        Enter(batch);
+        try
+        {
+            var w = Prepare(batch, hidden.Length / width);
+            hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
+            return Run(batch, hidden.Length / width, output, logitRows, observe);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    /// <summary>
+    /// Marks a step as running before anything looks at its caches: from here on, a cache disposed on another thread
+    /// (a request closed mid-step) keeps its memory until <see cref="Exit"/>. A cache disposed already is refused.
+    /// </summary>
+    private void Enter(ReadOnlySpan<SequenceChunk> batch)
+    {
+        lock (_gate)
+        {
+            foreach (var chunk in batch)
+            {
+                if (chunk.Cache is GpuKvCache { IsDisposed: true }) throw new ObjectDisposedException(nameof(KvCache), "a KV cache in the batch was freed (its request closed)");
+            }
+
+            _running = true;
+        }
+    }
+
+    /// <summary>Ends a step, however it ended: frees the caches disposed while it ran.</summary>
+    private void Exit()
+    {
+        lock (_gate)
+        {
+            _running = false;
+            foreach (var b in _released) b.Dispose();
+            _released.Clear();
+        }
     }
 
     private Workspace Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
@@ -141,155 +185,142 @@ public sealed unsafe class VulkanStage : IModelStage
 
         _rope.Compute(positions, w.In.Host<float>(w.CosAt, rows * _rope.Half), w.In.Host<float>(w.SinAt, rows * _rope.Half));
 
-        lock (_gate) _running = true;
-        try
-        {
-            var x = w.X.Address;                 // [rows, hidden] residual stream
-            var xn = w.Normed.Address;           // [rows, hidden]
-            var q = w.Q.Address;                 // [rows, heads * headDim]
-            var kNew = w.K.Address;              // [rows, kvHeads * headDim]
-            var vNew = w.V.Address;              // [rows, kvHeads * headDim]
-            var attention = w.Attention.Address; // [rows, heads * headDim]
-            var projected = w.Projected.Address; // [rows, hidden]
-            var gate = w.Gate.Address;           // [rows, ffn]
-            var up = w.Up.Address;               // [rows, ffn]
-            var cos = w.In.Address + (ulong)w.CosAt; // [rows, headDim / 2]
-            var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
-            var kvRowBytes = (long)c.KvDim * sizeof(float);
+        var x = w.X.Address;                 // [rows, hidden] residual stream
+        var xn = w.Normed.Address;           // [rows, hidden]
+        var q = w.Q.Address;                 // [rows, heads * headDim]
+        var kNew = w.K.Address;              // [rows, kvHeads * headDim]
+        var vNew = w.V.Address;              // [rows, kvHeads * headDim]
+        var attention = w.Attention.Address; // [rows, heads * headDim]
+        var projected = w.Projected.Address; // [rows, hidden]
+        var gate = w.Gate.Address;           // [rows, ffn]
+        var up = w.Up.Address;               // [rows, ffn]
+        var cos = w.In.Address + (ulong)w.CosAt; // [rows, headDim / 2]
+        var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
+        var kvRowBytes = (long)c.KvDim * sizeof(float);
 
-            if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
-            else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
+        if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
+        else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
+        s.Barrier();
+
+        for (var l = 0; l < Layers.Count; l++)
+        {
+            var lw = _weights.Layers[l];
+            if (observe is not null) Observe(observe, Layers.Start + l, rows);
+
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
+            k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
+            s.Barrier();
+            k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
+            k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
+            k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
+            s.Barrier();
+            if (c.QkNorm)
+            {
+                k.RmsNorm(q, rows * c.HeadCount, c.HeadDim, lw.QNorm, eps, q);
+                k.RmsNorm(kNew, rows * c.KvHeadCount, c.HeadDim, lw.KNorm, eps, kNew);
+                s.Barrier();
+            }
+
+            k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
+            k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
             s.Barrier();
 
-            for (var l = 0; l < Layers.Count; l++)
+            // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
+            row = 0;
+            foreach (var chunk in batch)
             {
-                var lw = _weights.Layers[l];
-                if (observe is not null) Observe(observe, Layers.Start + l, rows);
-
-                // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
-                k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
-                s.Barrier();
-                k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
-                k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
-                k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
-                s.Barrier();
-                if (c.QkNorm)
-                {
-                    k.RmsNorm(q, rows * c.HeadCount, c.HeadDim, lw.QNorm, eps, q);
-                    k.RmsNorm(kNew, rows * c.KvHeadCount, c.HeadDim, lw.KNorm, eps, kNew);
-                    s.Barrier();
-                }
-
-                k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
-                k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
-                s.Barrier();
-
-                // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
-                row = 0;
-                foreach (var chunk in batch)
-                {
-                    var cache = (GpuKvCache)chunk.Cache;
-                    s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                    s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                row = 0;
-                var scratchAt = w.Scratch!.Address;
-                foreach (var chunk in batch)
-                {
-                    var cache = (GpuKvCache)chunk.Cache;
-                    var at = (ulong)(row * c.QueryDim * sizeof(float));
-                    k.AttentionSpans(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
-                        c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], scratchAt);
-                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                row = 0;
-                scratchAt = w.Scratch.Address;
-                foreach (var chunk in batch)
-                {
-                    var at = (ulong)(row * c.QueryDim * sizeof(float));
-                    k.AttentionMerge(scratchAt, chunk.Count, chunk.Cache.Length, c.HeadCount, c.HeadDim, attention + at);
-                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
-                s.Barrier();
-                k.Add(x, projected, rows * c.HiddenSize);
-                s.Barrier();
-
-                // Feed-forward block: x += down(silu(gate(x)) * up(x)).
-                k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
-                s.Barrier();
-                k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
-                k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
-                s.Barrier();
-                k.SiluMul(gate, up, rows * c.IntermediateSize);
-                s.Barrier();
-                k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
-                s.Barrier();
-                k.Add(x, projected, rows * c.HiddenSize);
-                s.Barrier();
-            }
-
-            if (!IsLast)
-            {
-                s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
-            }
-            else
-            {
-                // Last stage: final norm, then the lm head over the rows that need logits.
-                k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
-                s.Barrier();
-                if (observe is not null)
-                {
-                    s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
-                    s.Run();
-                    observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
-                }
-
-                var head = xn;
-                if (outRows != rows)
-                {
-                    row = 0;
-                    var selected = 0;
-                    var rowBytes = (long)c.HiddenSize * sizeof(float);
-                    foreach (var chunk in batch)
-                    {
-                        row += chunk.Count;
-                        s.Copy(w.Normed, (row - 1) * rowBytes, w.Projected, selected++ * rowBytes, rowBytes);
-                    }
-
-                    s.Barrier();
-                    head = projected;
-                }
-
-                k.MatMul(head, outRows, _weights.LmHead!, 0, w.Logits!.Address);
-                s.Barrier();
-                s.Copy(w.Logits, 0, w.Out, 0, (long)outRows * outWidth * sizeof(float));
+                var cache = (GpuKvCache)chunk.Cache;
+                s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                row += chunk.Count;
             }
 
             s.Barrier();
-            s.Run();
-            w.Out.Host<float>(0, outRows * outWidth).CopyTo(output);
-            foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
-            return outRows;
-        }
-        finally
-        {
-            lock (_gate)
+            row = 0;
+            var scratchAt = w.Scratch!.Address;
+            foreach (var chunk in batch)
             {
-                _running = false;
-                foreach (var b in _released) b.Dispose();
-                _released.Clear();
+                var cache = (GpuKvCache)chunk.Cache;
+                var at = (ulong)(row * c.QueryDim * sizeof(float));
+                k.AttentionSpans(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
+                    c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], scratchAt);
+                scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
+                row += chunk.Count;
             }
+
+            s.Barrier();
+            row = 0;
+            scratchAt = w.Scratch.Address;
+            foreach (var chunk in batch)
+            {
+                var at = (ulong)(row * c.QueryDim * sizeof(float));
+                k.AttentionMerge(scratchAt, chunk.Count, chunk.Cache.Length, c.HeadCount, c.HeadDim, attention + at);
+                scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
+                row += chunk.Count;
+            }
+
+            s.Barrier();
+            k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
+            s.Barrier();
+            k.Add(x, projected, rows * c.HiddenSize);
+            s.Barrier();
+
+            // Feed-forward block: x += down(silu(gate(x)) * up(x)).
+            k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
+            s.Barrier();
+            k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
+            k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
+            s.Barrier();
+            k.SiluMul(gate, up, rows * c.IntermediateSize);
+            s.Barrier();
+            k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
+            s.Barrier();
+            k.Add(x, projected, rows * c.HiddenSize);
+            s.Barrier();
         }
+
+        if (!IsLast)
+        {
+            s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+        }
+        else
+        {
+            // Last stage: final norm, then the lm head over the rows that need logits.
+            k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
+            s.Barrier();
+            if (observe is not null)
+            {
+                s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+                s.Run();
+                observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
+            }
+
+            var head = xn;
+            if (outRows != rows)
+            {
+                row = 0;
+                var selected = 0;
+                var rowBytes = (long)c.HiddenSize * sizeof(float);
+                foreach (var chunk in batch)
+                {
+                    row += chunk.Count;
+                    s.Copy(w.Normed, (row - 1) * rowBytes, w.Projected, selected++ * rowBytes, rowBytes);
+                }
+
+                s.Barrier();
+                head = projected;
+            }
+
+            k.MatMul(head, outRows, _weights.LmHead!, 0, w.Logits!.Address);
+            s.Barrier();
+            s.Copy(w.Logits, 0, w.Out, 0, (long)outRows * outWidth * sizeof(float));
+        }
+
+        s.Barrier();
+        s.Run();
+        w.Out.Host<float>(0, outRows * outWidth).CopyTo(output);
+        foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
+        return outRows;
     }
 
     /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>
@@ -403,6 +434,8 @@ internal sealed class GpuKvCache(VulkanStage owner, GpuBuffer buffer, int capaci
 
     public VulkanStage Owner { get; } = owner;
     public GpuBuffer Buffer { get; } = buffer;
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     public long KeysOffset(int layer) => 2L * layer * Capacity * kvDim * sizeof(float);
 

@@ -91,4 +91,17 @@ public sealed class VulkanModelTests : IDisposable
         using var cache = cpu.CreateCache(4);
         Assert.Throws<ArgumentException>(() => gpu.ForwardTokens([new SequenceChunk(cache, 1)], [1], new float[gpu.Config.VocabSize]));
     }
+
+    [Fact]
+    public void AFreedCacheIsRefusedAndTheStageRunsOn()
+    {
+        // A request closed before its step runs: its cache's memory is gone, so the step must not touch it.
+        using var gpu = StageLoader.Load(RepositoryPaths.Fixture("llama-tiny"), null, Vulkan);
+        var freed = gpu.CreateCache(4);
+        freed.Dispose();
+        var logits = new float[gpu.Config.VocabSize];
+        Assert.Throws<ObjectDisposedException>(() => gpu.ForwardTokens([new SequenceChunk(freed, 1)], [1], logits));
+        using var cache = gpu.CreateCache(4);
+        Assert.Equal(1, gpu.ForwardTokens([new SequenceChunk(cache, 1)], [1], logits));
+    }
 }

@@ -89,6 +89,11 @@ public sealed unsafe class VulkanStage : IModelStage
             tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
             return Run(batch, tokens.Length, output, logitRows, observe);
         }
+        catch
+        {
+            _stream.Abandon();
+            throw;
+        }
         finally
         {
             Exit();
@@ -106,6 +111,11 @@ public sealed unsafe class VulkanStage : IModelStage
             var w = Prepare(batch, hidden.Length / width);
             hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
             return Run(batch, hidden.Length / width, output, logitRows, observe);
+        }
+        catch
+        {
+            _stream.Abandon();
+            throw;
         }
         finally
         {

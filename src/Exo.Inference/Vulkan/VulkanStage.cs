@@ -10,6 +10,9 @@ namespace Exo.Inference.Vulkan;
 /// </summary>
 public sealed unsafe class VulkanStage : IModelStage
 {
+    /// <summary>Query rows of one sequence that attend at once: attention's scratch is this many rows' worth.</summary>
+    private const int AttentionRows = 256;
+
     private readonly GpuContext _context;
     private readonly VulkanWeights _weights;
     private readonly CommandStream _stream;
@@ -182,7 +185,7 @@ public sealed unsafe class VulkanStage : IModelStage
         if (output.Length < outRows * outWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {outWidth} needed", nameof(output));
         w.EnsureOutput(_context.Device, Math.Max((long)outRows * outWidth, (long)rows * c.HiddenSize));
         long scratch = 0;
-        foreach (var chunk in batch) scratch += VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim);
+        foreach (var chunk in batch) scratch += AttentionScratch(chunk);
         w.EnsureScratch(_context.Device, scratch);
 
         // Rope angles for each row's absolute position, computed on the host as the CPU engine computes them.
@@ -246,29 +249,7 @@ public sealed unsafe class VulkanStage : IModelStage
             }
 
             s.Barrier();
-            row = 0;
-            var scratchAt = w.Scratch!.Address;
-            foreach (var chunk in batch)
-            {
-                var cache = (GpuKvCache)chunk.Cache;
-                var at = (ulong)(row * c.QueryDim * sizeof(float));
-                k.AttentionSpans(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
-                    c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], scratchAt);
-                scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                row += chunk.Count;
-            }
-
-            s.Barrier();
-            row = 0;
-            scratchAt = w.Scratch.Address;
-            foreach (var chunk in batch)
-            {
-                var at = (ulong)(row * c.QueryDim * sizeof(float));
-                k.AttentionMerge(scratchAt, chunk.Count, chunk.Cache.Length, c.HeadCount, c.HeadDim, attention + at);
-                scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                row += chunk.Count;
-            }
-
+            Attend(batch, l, q, attention);
             s.Barrier();
             k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
             s.Barrier();
@@ -333,6 +314,66 @@ public sealed unsafe class VulkanStage : IModelStage
         return outRows;
     }
 
+    /// <summary>
+    /// Each sequence's new rows attend over its cache in rounds of at most <see cref="AttentionRows"/> rows a sequence:
+    /// a round scores the spans of every sequence's slice, then merges them, each sequence in its own part of the
+    /// scratch, which the next round reuses. So scratch grows with the length of the context, not with its square.
+    /// </summary>
+    private void Attend(ReadOnlySpan<SequenceChunk> batch, int layer, ulong q, ulong output)
+    {
+        var c = Config;
+        var rowBytes = (ulong)c.QueryDim * sizeof(float);
+        var window = c.SlidingWindows[Layers.Start + layer];
+        var rounds = 0;
+        foreach (var chunk in batch) rounds = Math.Max(rounds, (chunk.Count + AttentionRows - 1) / AttentionRows);
+        for (var round = 0; round < rounds; round++)
+        {
+            // Spans, then (after a barrier) merges; a later round's spans overwrite what the earlier merges read.
+            for (var merge = 0; merge < 2; merge++)
+            {
+                if (round > 0 || merge > 0) _stream.Barrier();
+                var scratch = _work!.Scratch!.Address;
+                ulong row = 0;
+                foreach (var chunk in batch)
+                {
+                    var start = round * AttentionRows;
+                    if (start < chunk.Count)
+                    {
+                        var count = Math.Min(AttentionRows, chunk.Count - start);
+                        var first = chunk.Cache.Length + start;
+                        var at = (row + (ulong)start) * rowBytes;
+                        if (merge == 0)
+                        {
+                            var cache = (GpuKvCache)chunk.Cache;
+                            _k.AttentionSpans(q + at, count, first, cache.Buffer.Address + (ulong)cache.KeysOffset(layer), cache.Buffer.Address + (ulong)cache.ValuesOffset(layer),
+                                c.HeadCount, c.KvHeadCount, c.HeadDim, window, scratch);
+                        }
+                        else
+                        {
+                            _k.AttentionMerge(scratch, count, first, c.HeadCount, c.HeadDim, output + at);
+                        }
+                    }
+
+                    scratch += (ulong)AttentionScratch(chunk) * sizeof(float);
+                    row += (ulong)chunk.Count;
+                }
+            }
+        }
+    }
+
+    /// <summary>Floats of attention scratch a sequence's largest slice of rows needs.</summary>
+    private long AttentionScratch(SequenceChunk chunk)
+    {
+        long most = 0;
+        for (var start = 0; start < chunk.Count; start += AttentionRows)
+        {
+            var count = Math.Min(AttentionRows, chunk.Count - start);
+            most = Math.Max(most, VulkanKernels.AttentionScratch(count, chunk.Cache.Length + start + count, Config.HeadCount, Config.HeadDim));
+        }
+
+        return most;
+    }
+
     /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>
     private void Observe(HiddenStateObserver observe, int boundary, int rows)
     {
@@ -377,7 +418,7 @@ public sealed unsafe class VulkanStage : IModelStage
             Gate = Floats((long)rows * c.IntermediateSize);
             Up = Floats((long)rows * c.IntermediateSize);
             TokensAt = 0;
-            CosAt = Align(rows * sizeof(int));
+            CosAt = Align((long)rows * sizeof(int));
             SinAt = CosAt + Align((long)rows * ropeHalf * sizeof(float));
             HiddenAt = SinAt + Align((long)rows * ropeHalf * sizeof(float));
             In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
@@ -403,7 +444,7 @@ public sealed unsafe class VulkanStage : IModelStage
         public long HiddenAt { get; }            // [rows, hidden]
         public GpuBuffer Out { get; private set; }        // host-visible: hidden states or logits out
         public GpuBuffer? Logits { get; private set; }    // [outRows, vocab] on the device
-        public GpuBuffer? Scratch { get; private set; }   // attention's partial results, [rows * heads, spans, headDim + 2]
+        public GpuBuffer? Scratch { get; private set; }   // attention's partial results: per sequence, [slice rows * heads, spans, headDim + 2]
 
         /// <summary>Grows the attention scratch to <paramref name="values"/> floats.</summary>
         public void EnsureScratch(VulkanDevice device, long values)

@@ -249,11 +249,21 @@ public sealed unsafe class VulkanDevice : IDisposable
                 : $"allocating {bytes / 1e6:0.0} MB on {Info.Name} failed: {result}");
         }
 
-        Check(vk.BindBufferMemory(Device, buffer, memory, 0), "bind buffer memory");
+        void* mapped = null;
+        try
+        {
+            Check(vk.BindBufferMemory(Device, buffer, memory, 0), "bind buffer memory");
+            if (hostVisible) Check(vk.MapMemory(Device, memory, 0, size, 0, &mapped), "map memory");
+        }
+        catch
+        {
+            vk.DestroyBuffer(Device, buffer, null);
+            vk.FreeMemory(Device, memory, null);
+            throw;
+        }
+
         var addressInfo = new BufferDeviceAddressInfo { SType = StructureType.BufferDeviceAddressInfo, Buffer = buffer };
         var address = vk.GetBufferDeviceAddress(Device, &addressInfo);
-        void* mapped = null;
-        if (hostVisible) Check(vk.MapMemory(Device, memory, 0, size, 0, &mapped), "map memory");
         return new GpuBuffer(this, buffer, memory, address, (long)size, (byte*)mapped);
     }
 

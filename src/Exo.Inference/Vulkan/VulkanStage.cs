@@ -407,22 +407,31 @@ public sealed unsafe class VulkanStage : IModelStage
         public Workspace(VulkanDevice device, int rows, ModelConfig c, int ropeHalf)
         {
             Rows = rows;
-            GpuBuffer Floats(long count) => device.Allocate(count * sizeof(float), hostVisible: false);
-            X = Floats((long)rows * c.HiddenSize);
-            Normed = Floats((long)rows * c.HiddenSize);
-            Q = Floats((long)rows * c.QueryDim);
-            K = Floats((long)rows * c.KvDim);
-            V = Floats((long)rows * c.KvDim);
-            Attention = Floats((long)rows * c.QueryDim);
-            Projected = Floats((long)rows * c.HiddenSize);
-            Gate = Floats((long)rows * c.IntermediateSize);
-            Up = Floats((long)rows * c.IntermediateSize);
             TokensAt = 0;
             CosAt = Align((long)rows * sizeof(int));
             SinAt = CosAt + Align((long)rows * ropeHalf * sizeof(float));
             HiddenAt = SinAt + Align((long)rows * ropeHalf * sizeof(float));
-            In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
-            Out = device.Allocate((long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+            GpuBuffer Floats(long count) => device.Allocate(count * sizeof(float), hostVisible: false);
+            try
+            {
+                X = Floats((long)rows * c.HiddenSize);
+                Normed = Floats((long)rows * c.HiddenSize);
+                Q = Floats((long)rows * c.QueryDim);
+                K = Floats((long)rows * c.KvDim);
+                V = Floats((long)rows * c.KvDim);
+                Attention = Floats((long)rows * c.QueryDim);
+                Projected = Floats((long)rows * c.HiddenSize);
+                Gate = Floats((long)rows * c.IntermediateSize);
+                Up = Floats((long)rows * c.IntermediateSize);
+                In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+                Out = device.Allocate((long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+            }
+            catch
+            {
+                // Out of memory partway: the buffers already made are freed (those not made are still null).
+                Dispose();
+                throw;
+            }
         }
 
         private static long Align(long bytes) => (bytes + 255) & ~255L;
@@ -450,7 +459,9 @@ public sealed unsafe class VulkanStage : IModelStage
         public void EnsureScratch(VulkanDevice device, long values)
         {
             if (Scratch is not null && Scratch.Size >= values * sizeof(float)) return;
+            // Null while allocating: a failed allocation must not leave the freed buffer in place for the next step.
             Scratch?.Dispose();
+            Scratch = null;
             Scratch = device.Allocate(values * sizeof(float), hostVisible: false);
         }
 
@@ -460,13 +471,16 @@ public sealed unsafe class VulkanStage : IModelStage
             var bytes = values * sizeof(float);
             if (Out.Size < bytes)
             {
+                // The new buffer first: a failed allocation leaves the old one in place, not freed.
+                var grown = device.Allocate(bytes, hostVisible: true);
                 Out.Dispose();
-                Out = device.Allocate(bytes, hostVisible: true);
+                Out = grown;
             }
 
             if (Logits is null || Logits.Size < bytes)
             {
                 Logits?.Dispose();
+                Logits = null;
                 Logits = device.Allocate(bytes, hostVisible: false);
             }
         }

@@ -8,7 +8,7 @@ namespace Exo.Inference.Vulkan;
 /// into one command buffer per step. Weights, KV caches and activations stay on the GPU; only the step's inputs (token
 /// ids or hidden states, and the rope angles) go up, and only its outputs (hidden states or logits) come back.
 /// </summary>
-public sealed unsafe class VulkanStage : IModelStage
+public sealed class VulkanStage : IModelStage
 {
     /// <summary>Query rows of one sequence that attend at once: attention's scratch is this many rows' worth.</summary>
     private const int AttentionRows = 256;
@@ -34,7 +34,7 @@ public sealed unsafe class VulkanStage : IModelStage
         _k = new VulkanKernels(_stream);
         try
         {
-            _weights = new VulkanWeights(context.Device, _stream, weights, config);
+            _weights = new VulkanWeights(context.Device, _stream, weights);
         }
         catch
         {
@@ -62,9 +62,6 @@ public sealed unsafe class VulkanStage : IModelStage
     /// <summary>The GPU this stage runs on.</summary>
     public GpuContext Context => _context;
     public long BytesPerToken { get; }
-
-    /// <summary>Device memory the weights take.</summary>
-    public long WeightBytes => _weights.Bytes;
 
     // Decode batches (below VulkanKernels.TiledRows rows) give each row the same bits whatever else is in the batch,
     // but a long prefill runs the tiled kernel, whose sums are ordered otherwise: equal to rounding, not to the bit.

@@ -5,10 +5,13 @@ using VkBuffer = Silk.NET.Vulkan.Buffer;
 
 namespace Exo.Inference.Vulkan;
 
-/// <summary>A Vulkan device as the machine reports it; <see cref="Index"/> is what <c>--gpu</c> names.</summary>
-public sealed record GpuInfo(int Index, string Name, GpuKind Kind, long MemoryBytes, string Driver)
+/// <summary>
+/// A Vulkan device as the machine reports it; <see cref="Index"/> is what <c>--gpu</c> names, <see cref="ApiVersion"/>
+/// the Vulkan version its driver implements (e.g. "Vulkan 1.3").
+/// </summary>
+public sealed record GpuInfo(int Index, string Name, GpuKind Kind, long MemoryBytes, string ApiVersion)
 {
-    public override string ToString() => $"{Index}: {Name} ({Kind.ToString().ToLowerInvariant()}, {MemoryBytes / (1L << 20)} MiB, {Driver})";
+    public override string ToString() => $"{Index}: {Name} ({Kind.ToString().ToLowerInvariant()}, {MemoryBytes / (1L << 20)} MiB, {ApiVersion})";
 }
 
 public enum GpuKind

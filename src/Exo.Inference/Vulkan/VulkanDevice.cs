@@ -90,9 +90,15 @@ public sealed unsafe class VulkanDevice : IDisposable
     }
 
     /// <summary>
-    /// Opens device <paramref name="index"/>, or when null the first discrete GPU, else the first integrated one; a CPU
-    /// implementation only when <paramref name="allowCpu"/> (or named by index).
+    /// The device chosen when none is named: the first discrete GPU, else the first integrated, virtual or other one; a
+    /// CPU implementation only when <paramref name="allowCpu"/>. Null when none qualifies.
     /// </summary>
+    public static GpuInfo? Preferred(IReadOnlyList<GpuInfo> devices, bool allowCpu) =>
+        devices.Where(d => allowCpu || d.Kind != GpuKind.Cpu)
+            .OrderBy(d => d.Kind switch { GpuKind.Discrete => 0, GpuKind.Integrated => 1, GpuKind.Virtual => 2, GpuKind.Other => 3, _ => 4 })
+            .FirstOrDefault();
+
+    /// <summary>Opens device <paramref name="index"/>, or when null the <see cref="Preferred"/> one.</summary>
     public static VulkanDevice Open(int? index = null, bool allowCpu = false)
     {
         var scope = InstanceScope.Create();
@@ -110,12 +116,9 @@ public sealed unsafe class VulkanDevice : IDisposable
             }
             else
             {
-                var ranked = devices.Where(d => allowCpu || d.Info.Kind != GpuKind.Cpu)
-                    .OrderBy(d => d.Info.Kind switch { GpuKind.Discrete => 0, GpuKind.Integrated => 1, GpuKind.Virtual => 2, GpuKind.Other => 3, _ => 4 })
-                    .ToArray();
-                if (ranked.Length == 0)
-                    throw new GpuUnavailableException($"no GPU: the only Vulkan device is a CPU implementation ({devices[0].Info.Name}); name it with --gpu {devices[0].Info.Index} to use it anyway, or run with --backend cpu");
-                chosen = ranked[0];
+                var preferred = Preferred(devices.Select(d => d.Info).ToArray(), allowCpu)
+                    ?? throw new GpuUnavailableException($"no GPU: the only Vulkan device is a CPU implementation ({devices[0].Info.Name}); name it with --gpu {devices[0].Info.Index} to use it anyway, or run with --backend cpu");
+                chosen = devices[preferred.Index];
             }
 
             var device = new VulkanDevice(scope.Vk, scope.Instance, chosen.Handle, chosen.Info);

@@ -90,7 +90,8 @@ internal static class BenchCommand
 
     private static BenchResult Run(BenchSettings s, int threads)
     {
-        using var fast = s.Reference || s.Backend.Kind != BackendKind.Cpu ? null : new FastKernels(threads);
+        // Auto may fall back to the CPU, which then runs the fast kernels too.
+        using var fast = s.Reference || s.Backend.Kind == BackendKind.Vulkan ? null : new FastKernels(threads);
         IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
         var profile = KernelProfile.Active = s.Profile ? new KernelProfile() : null;
         using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });

@@ -17,7 +17,7 @@ internal static class DevicesCommand
                 return 0;
             }
 
-            var chosen = devices.Where(d => d.Kind != GpuKind.Cpu).OrderBy(d => d.Kind).FirstOrDefault();
+            var chosen = VulkanDevice.Preferred(devices, allowCpu: false);
             foreach (var d in devices) Console.WriteLine($"{d}{(d == chosen ? "  <- --backend auto" : "")}");
             if (chosen is null) Console.WriteLine("--backend auto runs on the CPU: the only devices are CPU implementations of Vulkan");
             return 0;

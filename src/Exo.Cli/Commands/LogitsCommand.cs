@@ -62,7 +62,8 @@ internal static class LogitsCommand
         // The dump is checked against the config before the (possibly large) weights are mapped.
         var vocab = ModelConfig.LoadAny(modelPath).VocabSize;
         var (tokens, theirs) = comparePath is null ? (BenchCommand.HarnessTokens(count, vocab), (float[]?)null) : ReadDump(comparePath, vocab);
-        using var fast = reference || backend.Kind != BackendKind.Cpu ? null : new FastKernels();
+        // Auto may fall back to the CPU, which then runs the fast kernels too.
+        using var fast = reference || backend.Kind == BackendKind.Vulkan ? null : new FastKernels();
         using var stage = StageLoader.Load(modelPath, null, backend with { CpuKernels = fast is null ? ReferenceKernels.Instance : fast });
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("logits needs the whole model");
 

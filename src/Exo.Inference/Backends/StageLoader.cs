@@ -49,11 +49,7 @@ public static class StageLoader
     public static IModelStage Load(string modelPath, LayerRange? layers, BackendOptions options, DType? quantize = null)
     {
         if (options.Kind == BackendKind.Cpu || (options.Kind == BackendKind.Auto && options.Gpu is null && Gpu(null, allowCpu: false) is null))
-        {
-            var config = ModelConfig.LoadAny(modelPath);
-            var kernels = options.CpuKernels ?? FastKernels.Default;
-            return new ModelStage(config, StageWeights.Load(modelPath, config, layers ?? LayerRange.All(config.LayerCount), quantize, kernels), kernels);
-        }
+            return ModelStage.Load(modelPath, layers, options.CpuKernels, quantize);
 
         var context = Gpu(options.Gpu, allowCpu: options.Kind == BackendKind.Vulkan || options.Gpu is not null, throwIfNone: true)!;
         return VulkanStage.Load(context, modelPath, layers, quantize);

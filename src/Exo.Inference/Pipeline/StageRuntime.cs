@@ -334,6 +334,15 @@ public sealed class StageRuntime : IAsyncDisposable
         {
         }
 
+        // The loop has stopped, so no step can read them: requests still open give their KV caches back (GPU memory
+        // otherwise outlives the stage).
+        lock (_gate)
+        {
+            foreach (var state in _requests.Values) state.Cache.Dispose();
+            _requests.Clear();
+            _kvBytesInUse = 0;
+        }
+
         _stopping.Dispose();
     }
 }

@@ -135,6 +135,17 @@ internal sealed unsafe class CommandStream : IDisposable
         if (Timing && _timed.Count > 0) CollectTimes();
     }
 
+    /// <summary>Drops what was recorded and not run (a step that failed midway), so the next step does not submit it.</summary>
+    public void Abandon()
+    {
+        _timed.Clear();
+        if (!_recording) return;
+        _recording = false;
+        var vk = _device.Vk;
+        vk.EndCommandBuffer(_buffer);
+        vk.ResetCommandBuffer(_buffer, 0);
+    }
+
     private void CollectTimes()
     {
         var stamps = new ulong[_timed.Count + 1];

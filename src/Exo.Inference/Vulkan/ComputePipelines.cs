@@ -11,6 +11,9 @@ internal sealed unsafe class ComputePipelines : IDisposable
 {
     public const uint PushConstantBytes = 128;
 
+    /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, add, silu_mul).</summary>
+    public const uint LargestWorkgroup = 256;
+
     private readonly VulkanDevice _device;
     private readonly Dictionary<string, VkPipeline> _pipelines = new(StringComparer.Ordinal);
 
@@ -58,10 +61,21 @@ internal sealed unsafe class ComputePipelines : IDisposable
             var subgroupSize = _device.SubgroupSize;
             var mapEntry = new SpecializationMapEntry(0, 0, sizeof(uint));
             var specialization = new SpecializationInfo(1, &mapEntry, sizeof(uint), &subgroupSize);
+            var required = new PipelineShaderStageRequiredSubgroupSizeCreateInfo { SType = StructureType.PipelineShaderStageRequiredSubgroupSizeCreateInfo, RequiredSubgroupSize = subgroupSize };
+            var full = _device.RequireFullSubgroups;
             var info = new ComputePipelineCreateInfo
             {
                 SType = StructureType.ComputePipelineCreateInfo,
-                Stage = new PipelineShaderStageCreateInfo { SType = StructureType.PipelineShaderStageCreateInfo, Stage = ShaderStageFlags.ComputeBit, Module = module, PName = entry, PSpecializationInfo = &specialization },
+                Stage = new PipelineShaderStageCreateInfo
+                {
+                    SType = StructureType.PipelineShaderStageCreateInfo,
+                    PNext = full ? &required : null,
+                    Flags = full ? PipelineShaderStageCreateFlags.RequireFullSubgroupsBit : 0,
+                    Stage = ShaderStageFlags.ComputeBit,
+                    Module = module,
+                    PName = entry,
+                    PSpecializationInfo = &specialization,
+                },
                 Layout = Layout,
             };
             VkPipeline pipeline;

@@ -5,10 +5,13 @@ using VkBuffer = Silk.NET.Vulkan.Buffer;
 
 namespace Exo.Inference.Vulkan;
 
-/// <summary>A Vulkan device as the machine reports it; <see cref="Index"/> is what <c>--gpu</c> names.</summary>
-public sealed record GpuInfo(int Index, string Name, GpuKind Kind, long MemoryBytes, string Driver)
+/// <summary>
+/// A Vulkan device as the machine reports it; <see cref="Index"/> is what <c>--gpu</c> names, <see cref="ApiVersion"/>
+/// the Vulkan version its driver implements (e.g. "Vulkan 1.3").
+/// </summary>
+public sealed record GpuInfo(int Index, string Name, GpuKind Kind, long MemoryBytes, string ApiVersion)
 {
-    public override string ToString() => $"{Index}: {Name} ({Kind.ToString().ToLowerInvariant()}, {MemoryBytes / (1L << 20)} MiB, {Driver})";
+    public override string ToString() => $"{Index}: {Name} ({Kind.ToString().ToLowerInvariant()}, {MemoryBytes / (1L << 20)} MiB, {ApiVersion})";
 }
 
 public enum GpuKind
@@ -33,6 +36,7 @@ public sealed unsafe class VulkanDevice : IDisposable
 {
     private const string PortabilityEnumeration = "VK_KHR_portability_enumeration";
     private const string PortabilitySubset = "VK_KHR_portability_subset";
+    private const string SubgroupSizeControl = "VK_EXT_subgroup_size_control";
 
     private readonly Lock _submit = new();
 
@@ -57,6 +61,12 @@ public sealed unsafe class VulkanDevice : IDisposable
     /// <summary>Lanes of a subgroup: the workgroup size of the kernels that reduce across lanes (8 to 128).</summary>
     internal uint SubgroupSize { get; private set; }
 
+    /// <summary>
+    /// Whether pipelines must ask for whole subgroups of <see cref="SubgroupSize"/> lanes: on a device whose subgroup size
+    /// varies, nothing else makes a workgroup of that many invocations one subgroup.
+    /// </summary>
+    internal bool RequireFullSubgroups { get; private set; }
+
     /// <summary>Nanoseconds per timestamp tick; 0 when the compute queue cannot write timestamps.</summary>
     internal float TimestampPeriod { get; private set; }
 
@@ -80,9 +90,15 @@ public sealed unsafe class VulkanDevice : IDisposable
     }
 
     /// <summary>
-    /// Opens device <paramref name="index"/>, or when null the first discrete GPU, else the first integrated one; a CPU
-    /// implementation only when <paramref name="allowCpu"/> (or named by index).
+    /// The device chosen when none is named: the first discrete GPU, else the first integrated, virtual or other one; a
+    /// CPU implementation only when <paramref name="allowCpu"/>. Null when none qualifies.
     /// </summary>
+    public static GpuInfo? Preferred(IReadOnlyList<GpuInfo> devices, bool allowCpu) =>
+        devices.Where(d => allowCpu || d.Kind != GpuKind.Cpu)
+            .OrderBy(d => d.Kind switch { GpuKind.Discrete => 0, GpuKind.Integrated => 1, GpuKind.Virtual => 2, GpuKind.Other => 3, _ => 4 })
+            .FirstOrDefault();
+
+    /// <summary>Opens device <paramref name="index"/>, or when null the <see cref="Preferred"/> one.</summary>
     public static VulkanDevice Open(int? index = null, bool allowCpu = false)
     {
         var scope = InstanceScope.Create();
@@ -100,12 +116,9 @@ public sealed unsafe class VulkanDevice : IDisposable
             }
             else
             {
-                var ranked = devices.Where(d => allowCpu || d.Info.Kind != GpuKind.Cpu)
-                    .OrderBy(d => d.Info.Kind switch { GpuKind.Discrete => 0, GpuKind.Integrated => 1, GpuKind.Virtual => 2, GpuKind.Other => 3, _ => 4 })
-                    .ToArray();
-                if (ranked.Length == 0)
-                    throw new GpuUnavailableException($"no GPU: the only Vulkan device is a CPU implementation ({devices[0].Info.Name}); name it with --gpu {devices[0].Info.Index} to use it anyway, or run with --backend cpu");
-                chosen = ranked[0];
+                var preferred = Preferred(devices.Select(d => d.Info).ToArray(), allowCpu)
+                    ?? throw new GpuUnavailableException($"no GPU: the only Vulkan device is a CPU implementation ({devices[0].Info.Name}); name it with --gpu {devices[0].Info.Index} to use it anyway, or run with --backend cpu");
+                chosen = devices[preferred.Index];
             }
 
             var device = new VulkanDevice(scope.Vk, scope.Instance, chosen.Handle, chosen.Info);
@@ -130,25 +143,54 @@ public sealed unsafe class VulkanDevice : IDisposable
         if (family < 0) throw new GpuUnavailableException($"{Info.Name} has no compute queue");
         QueueFamily = (uint)family;
 
-        var v12 = new PhysicalDeviceVulkan12Features { SType = StructureType.PhysicalDeviceVulkan12Features };
+        // Subgroup size control is core from Vulkan 1.3 and an extension before it; its structures are only chained
+        // where the device has one or the other.
+        vk.GetPhysicalDeviceProperties(Physical, out var basic);
+        var deviceExtensions = DeviceExtensions();
+        var controlIsCore = basic.ApiVersion >= Vk.Version13;
+        var hasControl = controlIsCore || deviceExtensions.Contains(SubgroupSizeControl);
+        var control = new PhysicalDeviceSubgroupSizeControlFeatures { SType = StructureType.PhysicalDeviceSubgroupSizeControlFeatures };
+        var v12 = new PhysicalDeviceVulkan12Features { SType = StructureType.PhysicalDeviceVulkan12Features, PNext = hasControl ? &control : null };
         var features2 = new PhysicalDeviceFeatures2 { SType = StructureType.PhysicalDeviceFeatures2, PNext = &v12 };
         vk.GetPhysicalDeviceFeatures2(Physical, &features2);
-        var subgroup = new PhysicalDeviceSubgroupProperties { SType = StructureType.PhysicalDeviceSubgroupProperties };
+        var sizes = new PhysicalDeviceSubgroupSizeControlProperties { SType = StructureType.PhysicalDeviceSubgroupSizeControlProperties };
+        var subgroup = new PhysicalDeviceSubgroupProperties { SType = StructureType.PhysicalDeviceSubgroupProperties, PNext = hasControl ? &sizes : null };
         var properties2 = new PhysicalDeviceProperties2 { SType = StructureType.PhysicalDeviceProperties2, PNext = &subgroup };
         vk.GetPhysicalDeviceProperties2(Physical, &properties2);
         const SubgroupFeatureFlags needed = SubgroupFeatureFlags.BasicBit | SubgroupFeatureFlags.ArithmeticBit | SubgroupFeatureFlags.ShuffleBit;
         if ((subgroup.SupportedStages & ShaderStageFlags.ComputeBit) == 0 || (subgroup.SupportedOperations & needed) != needed || subgroup.SubgroupSize is < 8 or > 128)
             throw new GpuUnavailableException($"{Info.Name} lacks the subgroup operations (arithmetic, shuffle) the GPU kernels use; run with --backend cpu");
         SubgroupSize = subgroup.SubgroupSize;
+
+        // Kernels whose workgroup is SubgroupSize invocations reduce across it as one subgroup, which Vulkan promises
+        // only when the pipeline requires full subgroups of that size. A device with one subgroup size (lavapipe,
+        // NVIDIA, Apple) runs them so without asking; one without size control reports no range and is taken as such.
+        RequireFullSubgroups = hasControl && control.SubgroupSizeControl && control.ComputeFullSubgroups
+            && (sizes.RequiredSubgroupSizeStages & ShaderStageFlags.ComputeBit) != 0
+            && SubgroupSize >= sizes.MinSubgroupSize && SubgroupSize <= sizes.MaxSubgroupSize
+            && (long)sizes.MaxComputeWorkgroupSubgroups * SubgroupSize >= ComputePipelines.LargestWorkgroup;
+        if (!RequireFullSubgroups && hasControl && sizes.MinSubgroupSize != sizes.MaxSubgroupSize)
+        {
+            throw new GpuUnavailableException(
+                $"{Info.Name} runs subgroups of {sizes.MinSubgroupSize} to {sizes.MaxSubgroupSize} lanes and cannot be asked for whole subgroups of {SubgroupSize} " +
+                "(subgroup size control with full compute subgroups), which the GPU kernels need; run with --backend cpu");
+        }
         TimestampPeriod = families[family].TimestampValidBits > 0 ? properties2.Properties.Limits.TimestampPeriod : 0;
         if (!v12.BufferDeviceAddress)
             throw new GpuUnavailableException($"{Info.Name} lacks buffer device addresses (Vulkan 1.2), which the GPU kernels use; run with --backend cpu");
 
-        var enable = new PhysicalDeviceVulkan12Features { SType = StructureType.PhysicalDeviceVulkan12Features, BufferDeviceAddress = true };
+        var enableControl = new PhysicalDeviceSubgroupSizeControlFeatures { SType = StructureType.PhysicalDeviceSubgroupSizeControlFeatures, SubgroupSizeControl = true, ComputeFullSubgroups = true };
+        var enable = new PhysicalDeviceVulkan12Features
+        {
+            SType = StructureType.PhysicalDeviceVulkan12Features,
+            PNext = RequireFullSubgroups ? &enableControl : null,
+            BufferDeviceAddress = true,
+        };
         var priority = 1f;
         var queueInfo = new DeviceQueueCreateInfo { SType = StructureType.DeviceQueueCreateInfo, QueueFamilyIndex = QueueFamily, QueueCount = 1, PQueuePriorities = &priority };
         var extensions = new List<string>();
-        if (portability && DeviceExtensions().Contains(PortabilitySubset)) extensions.Add(PortabilitySubset);
+        if (portability && deviceExtensions.Contains(PortabilitySubset)) extensions.Add(PortabilitySubset);
+        if (RequireFullSubgroups && !controlIsCore) extensions.Add(SubgroupSizeControl);
         using var names = new Utf8Strings(extensions);
         var info = new DeviceCreateInfo
         {
@@ -213,11 +255,21 @@ public sealed unsafe class VulkanDevice : IDisposable
                 : $"allocating {bytes / 1e6:0.0} MB on {Info.Name} failed: {result}");
         }
 
-        Check(vk.BindBufferMemory(Device, buffer, memory, 0), "bind buffer memory");
+        void* mapped = null;
+        try
+        {
+            Check(vk.BindBufferMemory(Device, buffer, memory, 0), "bind buffer memory");
+            if (hostVisible) Check(vk.MapMemory(Device, memory, 0, size, 0, &mapped), "map memory");
+        }
+        catch
+        {
+            vk.DestroyBuffer(Device, buffer, null);
+            vk.FreeMemory(Device, memory, null);
+            throw;
+        }
+
         var addressInfo = new BufferDeviceAddressInfo { SType = StructureType.BufferDeviceAddressInfo, Buffer = buffer };
         var address = vk.GetBufferDeviceAddress(Device, &addressInfo);
-        void* mapped = null;
-        if (hostVisible) Check(vk.MapMemory(Device, memory, 0, size, 0, &mapped), "map memory");
         return new GpuBuffer(this, buffer, memory, address, (long)size, (byte*)mapped);
     }
 
@@ -283,7 +335,7 @@ public sealed unsafe class VulkanDevice : IDisposable
             var portability = props.Any(p => Marshal.PtrToStringUTF8((nint)p.ExtensionName) == PortabilityEnumeration);
 
             using var appName = new Utf8Strings(["exo"]);
-            var app = new ApplicationInfo { SType = StructureType.ApplicationInfo, PApplicationName = appName.Pointers[0], ApiVersion = Vk.Version12 };
+            var app = new ApplicationInfo { SType = StructureType.ApplicationInfo, PApplicationName = appName.Pointers[0], ApiVersion = Vk.Version13 };
             using var extensions = new Utf8Strings(portability ? [PortabilityEnumeration] : []);
             var info = new InstanceCreateInfo
             {

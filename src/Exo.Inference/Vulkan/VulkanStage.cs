@@ -8,8 +8,11 @@ namespace Exo.Inference.Vulkan;
 /// into one command buffer per step. Weights, KV caches and activations stay on the GPU; only the step's inputs (token
 /// ids or hidden states, and the rope angles) go up, and only its outputs (hidden states or logits) come back.
 /// </summary>
-public sealed unsafe class VulkanStage : IModelStage
+public sealed class VulkanStage : IModelStage
 {
+    /// <summary>Query rows of one sequence that attend at once: attention's scratch is this many rows' worth.</summary>
+    private const int AttentionRows = 256;
+
     private readonly GpuContext _context;
     private readonly VulkanWeights _weights;
     private readonly CommandStream _stream;
@@ -31,7 +34,7 @@ public sealed unsafe class VulkanStage : IModelStage
         _k = new VulkanKernels(_stream);
         try
         {
-            _weights = new VulkanWeights(context.Device, _stream, weights, config);
+            _weights = new VulkanWeights(context.Device, _stream, weights);
         }
         catch
         {
@@ -60,9 +63,6 @@ public sealed unsafe class VulkanStage : IModelStage
     public GpuContext Context => _context;
     public long BytesPerToken { get; }
 
-    /// <summary>Device memory the weights take.</summary>
-    public long WeightBytes => _weights.Bytes;
-
     // Decode batches (below VulkanKernels.TiledRows rows) give each row the same bits whatever else is in the batch,
     // but a long prefill runs the tiled kernel, whose sums are ordered otherwise: equal to rounding, not to the bit.
     public bool BatchInvariant => false;
@@ -82,9 +82,22 @@ public sealed unsafe class VulkanStage : IModelStage
     {
         if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
         StageShape.CheckTokens(tokens, Config.VocabSize);
-        var w = Prepare(batch, tokens.Length);
-        tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
-        return Run(batch, tokens.Length, output, logitRows, observe);
+        Enter(batch);
+        try
+        {
+            var w = Prepare(batch, tokens.Length);
+            tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
+            return Run(batch, tokens.Length, output, logitRows, observe);
+        }
+        catch
+        {
+            _stream.Abandon();
+            throw;
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
@@ -92,9 +105,50 @@ public sealed unsafe class VulkanStage : IModelStage
     {
         var width = Config.HiddenSize;
         if (hidden.Length % width != 0) throw new ArgumentException($"hidden states of {hidden.Length} values are not rows of {width}", nameof(hidden));
-        var w = Prepare(batch, hidden.Length / width);
-        hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
-        return Run(batch, hidden.Length / width, output, logitRows, observe);
+        Enter(batch);
+        try
+        {
+            var w = Prepare(batch, hidden.Length / width);
+            hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
+            return Run(batch, hidden.Length / width, output, logitRows, observe);
+        }
+        catch
+        {
+            _stream.Abandon();
+            throw;
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    /// <summary>
+    /// Marks a step as running before anything looks at its caches: from here on, a cache disposed on another thread
+    /// (a request closed mid-step) keeps its memory until <see cref="Exit"/>. A cache disposed already is refused.
+    /// </summary>
+    private void Enter(ReadOnlySpan<SequenceChunk> batch)
+    {
+        lock (_gate)
+        {
+            foreach (var chunk in batch)
+            {
+                if (chunk.Cache is GpuKvCache { IsDisposed: true }) throw new ObjectDisposedException(nameof(KvCache), "a KV cache in the batch was freed (its request closed)");
+            }
+
+            _running = true;
+        }
+    }
+
+    /// <summary>Ends a step, however it ended: frees the caches disposed while it ran.</summary>
+    private void Exit()
+    {
+        lock (_gate)
+        {
+            _running = false;
+            foreach (var b in _released) b.Dispose();
+            _released.Clear();
+        }
     }
 
     private Workspace Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
@@ -128,7 +182,7 @@ public sealed unsafe class VulkanStage : IModelStage
         if (output.Length < outRows * outWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {outWidth} needed", nameof(output));
         w.EnsureOutput(_context.Device, Math.Max((long)outRows * outWidth, (long)rows * c.HiddenSize));
         long scratch = 0;
-        foreach (var chunk in batch) scratch += VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim);
+        foreach (var chunk in batch) scratch += AttentionScratch(chunk);
         w.EnsureScratch(_context.Device, scratch);
 
         // Rope angles for each row's absolute position, computed on the host as the CPU engine computes them.
@@ -141,155 +195,180 @@ public sealed unsafe class VulkanStage : IModelStage
 
         _rope.Compute(positions, w.In.Host<float>(w.CosAt, rows * _rope.Half), w.In.Host<float>(w.SinAt, rows * _rope.Half));
 
-        lock (_gate) _running = true;
-        try
-        {
-            var x = w.X.Address;                 // [rows, hidden] residual stream
-            var xn = w.Normed.Address;           // [rows, hidden]
-            var q = w.Q.Address;                 // [rows, heads * headDim]
-            var kNew = w.K.Address;              // [rows, kvHeads * headDim]
-            var vNew = w.V.Address;              // [rows, kvHeads * headDim]
-            var attention = w.Attention.Address; // [rows, heads * headDim]
-            var projected = w.Projected.Address; // [rows, hidden]
-            var gate = w.Gate.Address;           // [rows, ffn]
-            var up = w.Up.Address;               // [rows, ffn]
-            var cos = w.In.Address + (ulong)w.CosAt; // [rows, headDim / 2]
-            var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
-            var kvRowBytes = (long)c.KvDim * sizeof(float);
+        var x = w.X.Address;                 // [rows, hidden] residual stream
+        var xn = w.Normed.Address;           // [rows, hidden]
+        var q = w.Q.Address;                 // [rows, heads * headDim]
+        var kNew = w.K.Address;              // [rows, kvHeads * headDim]
+        var vNew = w.V.Address;              // [rows, kvHeads * headDim]
+        var attention = w.Attention.Address; // [rows, heads * headDim]
+        var projected = w.Projected.Address; // [rows, hidden]
+        var gate = w.Gate.Address;           // [rows, ffn]
+        var up = w.Up.Address;               // [rows, ffn]
+        var cos = w.In.Address + (ulong)w.CosAt; // [rows, headDim / 2]
+        var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
+        var kvRowBytes = (long)c.KvDim * sizeof(float);
 
-            if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
-            else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
+        if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
+        else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
+        s.Barrier();
+
+        for (var l = 0; l < Layers.Count; l++)
+        {
+            var lw = _weights.Layers[l];
+            if (observe is not null) Observe(observe, Layers.Start + l, rows);
+
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
+            k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
+            s.Barrier();
+            k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
+            k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
+            k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
+            s.Barrier();
+            if (c.QkNorm)
+            {
+                k.RmsNorm(q, rows * c.HeadCount, c.HeadDim, lw.QNorm, eps, q);
+                k.RmsNorm(kNew, rows * c.KvHeadCount, c.HeadDim, lw.KNorm, eps, kNew);
+                s.Barrier();
+            }
+
+            k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
+            k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
             s.Barrier();
 
-            for (var l = 0; l < Layers.Count; l++)
+            // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
+            row = 0;
+            foreach (var chunk in batch)
             {
-                var lw = _weights.Layers[l];
-                if (observe is not null) Observe(observe, Layers.Start + l, rows);
-
-                // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
-                k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
-                s.Barrier();
-                k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
-                k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
-                k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
-                s.Barrier();
-                if (c.QkNorm)
-                {
-                    k.RmsNorm(q, rows * c.HeadCount, c.HeadDim, lw.QNorm, eps, q);
-                    k.RmsNorm(kNew, rows * c.KvHeadCount, c.HeadDim, lw.KNorm, eps, kNew);
-                    s.Barrier();
-                }
-
-                k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
-                k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
-                s.Barrier();
-
-                // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
-                row = 0;
-                foreach (var chunk in batch)
-                {
-                    var cache = (GpuKvCache)chunk.Cache;
-                    s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                    s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                row = 0;
-                var scratchAt = w.Scratch!.Address;
-                foreach (var chunk in batch)
-                {
-                    var cache = (GpuKvCache)chunk.Cache;
-                    var at = (ulong)(row * c.QueryDim * sizeof(float));
-                    k.AttentionSpans(q + at, chunk.Count, chunk.Cache.Length, cache.Buffer.Address + (ulong)cache.KeysOffset(l), cache.Buffer.Address + (ulong)cache.ValuesOffset(l),
-                        c.HeadCount, c.KvHeadCount, c.HeadDim, c.SlidingWindows[Layers.Start + l], scratchAt);
-                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                row = 0;
-                scratchAt = w.Scratch.Address;
-                foreach (var chunk in batch)
-                {
-                    var at = (ulong)(row * c.QueryDim * sizeof(float));
-                    k.AttentionMerge(scratchAt, chunk.Count, chunk.Cache.Length, c.HeadCount, c.HeadDim, attention + at);
-                    scratchAt += (ulong)(VulkanKernels.AttentionScratch(chunk.Count, chunk.Cache.Length + chunk.Count, c.HeadCount, c.HeadDim) * sizeof(float));
-                    row += chunk.Count;
-                }
-
-                s.Barrier();
-                k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
-                s.Barrier();
-                k.Add(x, projected, rows * c.HiddenSize);
-                s.Barrier();
-
-                // Feed-forward block: x += down(silu(gate(x)) * up(x)).
-                k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
-                s.Barrier();
-                k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
-                k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
-                s.Barrier();
-                k.SiluMul(gate, up, rows * c.IntermediateSize);
-                s.Barrier();
-                k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
-                s.Barrier();
-                k.Add(x, projected, rows * c.HiddenSize);
-                s.Barrier();
+                var cache = (GpuKvCache)chunk.Cache;
+                s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                row += chunk.Count;
             }
 
-            if (!IsLast)
+            s.Barrier();
+            Attend(batch, l, q, attention);
+            s.Barrier();
+            k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
+            s.Barrier();
+            k.Add(x, projected, rows * c.HiddenSize);
+            s.Barrier();
+
+            // Feed-forward block: x += down(silu(gate(x)) * up(x)).
+            k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
+            s.Barrier();
+            k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
+            k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
+            s.Barrier();
+            k.SiluMul(gate, up, rows * c.IntermediateSize);
+            s.Barrier();
+            k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
+            s.Barrier();
+            k.Add(x, projected, rows * c.HiddenSize);
+            s.Barrier();
+        }
+
+        if (!IsLast)
+        {
+            s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+        }
+        else
+        {
+            // Last stage: final norm, then the lm head over the rows that need logits.
+            k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
+            s.Barrier();
+            if (observe is not null)
             {
-                s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+                s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
+                s.Run();
+                observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
             }
-            else
+
+            var head = xn;
+            if (outRows != rows)
             {
-                // Last stage: final norm, then the lm head over the rows that need logits.
-                k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
-                s.Barrier();
-                if (observe is not null)
+                row = 0;
+                var selected = 0;
+                var rowBytes = (long)c.HiddenSize * sizeof(float);
+                foreach (var chunk in batch)
                 {
-                    s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
-                    s.Run();
-                    observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
+                    row += chunk.Count;
+                    s.Copy(w.Normed, (row - 1) * rowBytes, w.Projected, selected++ * rowBytes, rowBytes);
                 }
 
-                var head = xn;
-                if (outRows != rows)
+                s.Barrier();
+                head = projected;
+            }
+
+            k.MatMul(head, outRows, _weights.LmHead!, 0, w.Logits!.Address);
+            s.Barrier();
+            s.Copy(w.Logits, 0, w.Out, 0, (long)outRows * outWidth * sizeof(float));
+        }
+
+        s.Barrier();
+        s.Run();
+        w.Out.Host<float>(0, outRows * outWidth).CopyTo(output);
+        foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
+        return outRows;
+    }
+
+    /// <summary>
+    /// Each sequence's new rows attend over its cache in rounds of at most <see cref="AttentionRows"/> rows a sequence:
+    /// a round scores the spans of every sequence's slice, then merges them, each sequence in its own part of the
+    /// scratch, which the next round reuses. So scratch grows with the length of the context, not with its square.
+    /// </summary>
+    private void Attend(ReadOnlySpan<SequenceChunk> batch, int layer, ulong q, ulong output)
+    {
+        var c = Config;
+        var rowBytes = (ulong)c.QueryDim * sizeof(float);
+        var window = c.SlidingWindows[Layers.Start + layer];
+        var rounds = 0;
+        foreach (var chunk in batch) rounds = Math.Max(rounds, (chunk.Count + AttentionRows - 1) / AttentionRows);
+        for (var round = 0; round < rounds; round++)
+        {
+            // Spans, then (after a barrier) merges; a later round's spans overwrite what the earlier merges read.
+            for (var merge = 0; merge < 2; merge++)
+            {
+                if (round > 0 || merge > 0) _stream.Barrier();
+                var scratch = _work!.Scratch!.Address;
+                ulong row = 0;
+                foreach (var chunk in batch)
                 {
-                    row = 0;
-                    var selected = 0;
-                    var rowBytes = (long)c.HiddenSize * sizeof(float);
-                    foreach (var chunk in batch)
+                    var start = round * AttentionRows;
+                    if (start < chunk.Count)
                     {
-                        row += chunk.Count;
-                        s.Copy(w.Normed, (row - 1) * rowBytes, w.Projected, selected++ * rowBytes, rowBytes);
+                        var count = Math.Min(AttentionRows, chunk.Count - start);
+                        var first = chunk.Cache.Length + start;
+                        var at = (row + (ulong)start) * rowBytes;
+                        if (merge == 0)
+                        {
+                            var cache = (GpuKvCache)chunk.Cache;
+                            _k.AttentionSpans(q + at, count, first, cache.Buffer.Address + (ulong)cache.KeysOffset(layer), cache.Buffer.Address + (ulong)cache.ValuesOffset(layer),
+                                c.HeadCount, c.KvHeadCount, c.HeadDim, window, scratch);
+                        }
+                        else
+                        {
+                            _k.AttentionMerge(scratch, count, first, c.HeadCount, c.HeadDim, output + at);
+                        }
                     }
 
-                    s.Barrier();
-                    head = projected;
+                    scratch += (ulong)AttentionScratch(chunk) * sizeof(float);
+                    row += (ulong)chunk.Count;
                 }
-
-                k.MatMul(head, outRows, _weights.LmHead!, 0, w.Logits!.Address);
-                s.Barrier();
-                s.Copy(w.Logits, 0, w.Out, 0, (long)outRows * outWidth * sizeof(float));
             }
-
-            s.Barrier();
-            s.Run();
-            w.Out.Host<float>(0, outRows * outWidth).CopyTo(output);
-            foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
-            return outRows;
         }
-        finally
+    }
+
+    /// <summary>Floats of attention scratch a sequence's largest slice of rows needs.</summary>
+    private long AttentionScratch(SequenceChunk chunk)
+    {
+        long most = 0;
+        for (var start = 0; start < chunk.Count; start += AttentionRows)
         {
-            lock (_gate)
-            {
-                _running = false;
-                foreach (var b in _released) b.Dispose();
-                _released.Clear();
-            }
+            var count = Math.Min(AttentionRows, chunk.Count - start);
+            most = Math.Max(most, VulkanKernels.AttentionScratch(count, chunk.Cache.Length + start + count, Config.HeadCount, Config.HeadDim));
         }
+
+        return most;
     }
 
     /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>
@@ -325,22 +404,31 @@ public sealed unsafe class VulkanStage : IModelStage
         public Workspace(VulkanDevice device, int rows, ModelConfig c, int ropeHalf)
         {
             Rows = rows;
-            GpuBuffer Floats(long count) => device.Allocate(count * sizeof(float), hostVisible: false);
-            X = Floats((long)rows * c.HiddenSize);
-            Normed = Floats((long)rows * c.HiddenSize);
-            Q = Floats((long)rows * c.QueryDim);
-            K = Floats((long)rows * c.KvDim);
-            V = Floats((long)rows * c.KvDim);
-            Attention = Floats((long)rows * c.QueryDim);
-            Projected = Floats((long)rows * c.HiddenSize);
-            Gate = Floats((long)rows * c.IntermediateSize);
-            Up = Floats((long)rows * c.IntermediateSize);
             TokensAt = 0;
-            CosAt = Align(rows * sizeof(int));
+            CosAt = Align((long)rows * sizeof(int));
             SinAt = CosAt + Align((long)rows * ropeHalf * sizeof(float));
             HiddenAt = SinAt + Align((long)rows * ropeHalf * sizeof(float));
-            In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
-            Out = device.Allocate((long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+            GpuBuffer Floats(long count) => device.Allocate(count * sizeof(float), hostVisible: false);
+            try
+            {
+                X = Floats((long)rows * c.HiddenSize);
+                Normed = Floats((long)rows * c.HiddenSize);
+                Q = Floats((long)rows * c.QueryDim);
+                K = Floats((long)rows * c.KvDim);
+                V = Floats((long)rows * c.KvDim);
+                Attention = Floats((long)rows * c.QueryDim);
+                Projected = Floats((long)rows * c.HiddenSize);
+                Gate = Floats((long)rows * c.IntermediateSize);
+                Up = Floats((long)rows * c.IntermediateSize);
+                In = device.Allocate(HiddenAt + (long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+                Out = device.Allocate((long)rows * c.HiddenSize * sizeof(float), hostVisible: true);
+            }
+            catch
+            {
+                // Out of memory partway: the buffers already made are freed (those not made are still null).
+                Dispose();
+                throw;
+            }
         }
 
         private static long Align(long bytes) => (bytes + 255) & ~255L;
@@ -362,13 +450,15 @@ public sealed unsafe class VulkanStage : IModelStage
         public long HiddenAt { get; }            // [rows, hidden]
         public GpuBuffer Out { get; private set; }        // host-visible: hidden states or logits out
         public GpuBuffer? Logits { get; private set; }    // [outRows, vocab] on the device
-        public GpuBuffer? Scratch { get; private set; }   // attention's partial results, [rows * heads, spans, headDim + 2]
+        public GpuBuffer? Scratch { get; private set; }   // attention's partial results: per sequence, [slice rows * heads, spans, headDim + 2]
 
         /// <summary>Grows the attention scratch to <paramref name="values"/> floats.</summary>
         public void EnsureScratch(VulkanDevice device, long values)
         {
             if (Scratch is not null && Scratch.Size >= values * sizeof(float)) return;
+            // Null while allocating: a failed allocation must not leave the freed buffer in place for the next step.
             Scratch?.Dispose();
+            Scratch = null;
             Scratch = device.Allocate(values * sizeof(float), hostVisible: false);
         }
 
@@ -378,13 +468,16 @@ public sealed unsafe class VulkanStage : IModelStage
             var bytes = values * sizeof(float);
             if (Out.Size < bytes)
             {
+                // The new buffer first: a failed allocation leaves the old one in place, not freed.
+                var grown = device.Allocate(bytes, hostVisible: true);
                 Out.Dispose();
-                Out = device.Allocate(bytes, hostVisible: true);
+                Out = grown;
             }
 
             if (Logits is null || Logits.Size < bytes)
             {
                 Logits?.Dispose();
+                Logits = null;
                 Logits = device.Allocate(bytes, hostVisible: false);
             }
         }
@@ -403,6 +496,8 @@ internal sealed class GpuKvCache(VulkanStage owner, GpuBuffer buffer, int capaci
 
     public VulkanStage Owner { get; } = owner;
     public GpuBuffer Buffer { get; } = buffer;
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     public long KeysOffset(int layer) => 2L * layer * Capacity * kvDim * sizeof(float);
 

@@ -22,7 +22,7 @@ internal sealed unsafe class VulkanWeights : IDisposable
     internal const long StagingBytes = 64L << 20;
     private readonly List<GpuBuffer> _buffers = [];
 
-    public VulkanWeights(VulkanDevice device, CommandStream stream, StageWeights weights, ModelConfig config)
+    public VulkanWeights(VulkanDevice device, CommandStream stream, StageWeights weights)
     {
         try
         {
@@ -64,9 +64,6 @@ internal sealed unsafe class VulkanWeights : IDisposable
     public GpuMatrix? EmbedTokens { get; }
     public ulong FinalNorm { get; }
     public GpuMatrix? LmHead { get; }
-
-    /// <summary>Device bytes the weights take.</summary>
-    public long Bytes => _buffers.Sum(b => b.Size);
 
     /// <summary>Bytes of one packed row: the values part and the scales part.</summary>
     private static (int Values, int Scales) RowBytes(DType type, int columns)

@@ -135,4 +135,61 @@ public sealed class StageRuntimeTests
         Assert.Throws<ArgumentException>(() => a.Submit(new StageWork("x", [1, 2], null, 3)));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.Open("x", Greedy([1], 100_000)));
     }
+
+    [Fact]
+    public async Task DisposingTheRuntimeFreesTheCachesOfOpenRequests()
+    {
+        // An unloaded stage must give back its requests' KV caches: on a GPU they are device memory.
+        using var model = ModelStage.Load(Folder);
+        using var stage = new CacheCountingStage(model);
+        var runtime = new StageRuntime(stage, 1 << 24);
+        runtime.Open("a", Greedy([1, 2], 4));
+        runtime.Open("b", Greedy([3], 4));
+        Assert.True(runtime.Close("b"));
+        Assert.Equal(1, stage.Live);
+        await runtime.DisposeAsync();
+        Assert.Equal(0, stage.Live);
+        Assert.Equal(0, runtime.ActiveRequests);
+        Assert.Equal(0, runtime.KvBytesInUse);
+    }
+
+    /// <summary>A stage that only hands out caches, counting those not yet disposed.</summary>
+    private sealed class CacheCountingStage(IModelStage inner) : IModelStage
+    {
+        private int _live;
+
+        public int Live => Volatile.Read(ref _live);
+        public ModelConfig Config => inner.Config;
+        public LayerRange Layers => inner.Layers;
+        public string Backend => inner.Backend;
+        public long BytesPerToken => inner.BytesPerToken;
+        public bool BatchInvariant => inner.BatchInvariant;
+
+        public KvCache CreateCache(int capacity)
+        {
+            Interlocked.Increment(ref _live);
+            return new CountedCache(this, capacity);
+        }
+
+        public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
+            LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null) => throw new NotSupportedException();
+
+        public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
+            LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null) => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class CountedCache(CacheCountingStage owner, int capacity) : KvCache(capacity)
+        {
+            private int _disposed;
+
+            public override void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) == 0) Interlocked.Decrement(ref owner._live);
+                base.Dispose();
+            }
+        }
+    }
 }

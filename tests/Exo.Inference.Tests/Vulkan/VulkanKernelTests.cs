@@ -199,6 +199,21 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
         Close(expected, Read(gs, count), "add");
     }
 
+    [Fact]
+    public void AnAbandonedRecordingNeverRuns()
+    {
+        // A step that fails midway leaves commands recorded: they must not run with the next submission.
+        float[] values = [1, 2, 3, 4];
+        var (source, destination) = (Buffer(values), Output(values.Length));
+        _stream.Copy(source, 0, destination, 0, values.Length * sizeof(float));
+        _stream.Abandon();
+        _stream.Run();
+        Assert.Equal(new float[values.Length], Read(destination, values.Length));
+
+        Run(k => k.Stream.Copy(source, 0, destination, 0, values.Length * sizeof(float)));
+        Assert.Equal(values, Read(destination, values.Length));
+    }
+
     public void Dispose()
     {
         foreach (var b in _buffers) b.Dispose();

@@ -51,6 +51,37 @@ public sealed class VulkanModelTests : IDisposable
         Assert.True(error < (type == DType.Q5_K ? 2e-2 : 1e-4), $"{type}: relative logit error {error:0.00e+0}");
     }
 
+    [Fact]
+    public void LongPrefillsMatchTheReferenceKernels()
+    {
+        // Attention runs in slices of 256 rows a sequence: 600 rows take three rounds, beside a short sequence that has
+        // only the first; the short one then continues with 300 rows that start mid-span, after its cached prefix.
+        var gguf = _temp.File("long.gguf");
+        SyntheticModel.WriteGguf(gguf, new SyntheticShape(Dim: 128, Layers: 2, Ffn: 256, Heads: 4, KvHeads: 2, Vocab: 300, Seed: 9), DType.F32);
+        using var gpu = StageLoader.Load(gguf, null, Vulkan);
+        using var reference = StageLoader.Load(gguf, null, BackendOptions.Cpu(ReferenceKernels.Instance));
+        var random = new Random(4);
+        var tokens = Enumerable.Range(0, 940).Select(_ => random.Next(300)).ToArray();
+        using var gpuLong = gpu.CreateCache(600);
+        using var gpuShort = gpu.CreateCache(340);
+        using var referenceLong = reference.CreateCache(600);
+        using var referenceShort = reference.CreateCache(340);
+        (KvCache Gpu, KvCache Reference, int Rows)[][] steps = [[(gpuLong, referenceLong, 600), (gpuShort, referenceShort, 40)], [(gpuShort, referenceShort, 300)]];
+        var at = 0;
+        foreach (var step in steps)
+        {
+            var rows = step.Sum(s => s.Rows);
+            var stepTokens = tokens[at..(at + rows)];
+            at += rows;
+            var expected = new float[rows * reference.Config.VocabSize];
+            var actual = new float[expected.Length];
+            reference.ForwardTokens(step.Select(s => new SequenceChunk(s.Reference, s.Rows)).ToArray(), stepTokens, expected, LogitRows.All);
+            gpu.ForwardTokens(step.Select(s => new SequenceChunk(s.Gpu, s.Rows)).ToArray(), stepTokens, actual, LogitRows.All);
+            var error = ModelVerifier.RelativeError(actual, expected);
+            Assert.True(error < 1e-4, $"{rows} rows: relative logit error {error:0.00e+0}");
+        }
+    }
+
     private static float[] Logits(IModelStage stage, int[] tokens)
     {
         using var cache = stage.CreateCache(tokens.Length);
@@ -90,5 +121,18 @@ public sealed class VulkanModelTests : IDisposable
         using var cpu = StageLoader.Load(RepositoryPaths.Fixture("llama-tiny"), null, BackendOptions.Cpu());
         using var cache = cpu.CreateCache(4);
         Assert.Throws<ArgumentException>(() => gpu.ForwardTokens([new SequenceChunk(cache, 1)], [1], new float[gpu.Config.VocabSize]));
+    }
+
+    [Fact]
+    public void AFreedCacheIsRefusedAndTheStageRunsOn()
+    {
+        // A request closed before its step runs: its cache's memory is gone, so the step must not touch it.
+        using var gpu = StageLoader.Load(RepositoryPaths.Fixture("llama-tiny"), null, Vulkan);
+        var freed = gpu.CreateCache(4);
+        freed.Dispose();
+        var logits = new float[gpu.Config.VocabSize];
+        Assert.Throws<ObjectDisposedException>(() => gpu.ForwardTokens([new SequenceChunk(freed, 1)], [1], logits));
+        using var cache = gpu.CreateCache(4);
+        Assert.Equal(1, gpu.ForwardTokens([new SequenceChunk(cache, 1)], [1], logits));
     }
 }

@@ -3,7 +3,8 @@
 // compiled in (weights.glsl). Each weight is dequantized once per TM activation rows, not once per NB as in matmul.comp.
 // Launch: ceil(rows / TN) · ceil(n / TM) workgroups of 256 threads (16 × 16); workgroup (wn, wm) computes the output
 // tile rows [wm·TM, +TM) × columns [wn·TN, +TN). Per 32-value step, threads stage x's [TM, 32] and W's dequantized
-// [TN, 32] in shared memory; thread (ty, tx) then accumulates outputs (ty + 16i, tx + 16j), i, j < 4, in order of k.
+// [TN, 32] in shared memory, both transposed (k major); thread (ty, tx) then accumulates outputs (ty + 16i, tx + 16j),
+// i, j < 4, in order of k.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
@@ -25,8 +26,10 @@ layout(push_constant) uniform Push
 } p;
 
 const uint TM = 64u, TN = 64u;
-shared float xs[TM][33]; // [activation row, k], padded against bank conflicts
-shared float ws[TN][33]; // [weight row, k]
+// k major and unpadded: 16 KiB in all, the least shared memory Vulkan promises (maxComputeSharedMemorySize). For a
+// given k the inner loop's lanes read neighbouring words, which lie in distinct banks without padding.
+shared float xs[32][TM]; // [k, activation row]
+shared float ws[32][TN]; // [k, weight row]
 
 void main()
 {
@@ -45,10 +48,10 @@ void main()
             uint k = t + e * 256u, r = k / 8u, q = k % 8u;
             uint row = wm * TM + r;
             vec4 v = row < p.n ? p.x.v[(row * p.cols + c * 32u) / 4u + q] : vec4(0.0);
-            xs[r][q * 4u] = v.x;
-            xs[r][q * 4u + 1u] = v.y;
-            xs[r][q * 4u + 2u] = v.z;
-            xs[r][q * 4u + 3u] = v.w;
+            xs[q * 4u][r] = v.x;
+            xs[q * 4u + 1u][r] = v.y;
+            xs[q * 4u + 2u][r] = v.z;
+            xs[q * 4u + 3u][r] = v.w;
         }
         // W: 64 chunks of 32 values, one per thread of the first 64; rows past the matrix read as zero.
         if (t < TN)
@@ -57,14 +60,14 @@ void main()
             uint row = wn * TN + t;
             if (row < p.rows) dequantChunk(p.w, p.scales, p.cols, row, c, v);
             else [[unroll]] for (uint k = 0u; k < 32u; k++) v[k] = 0.0;
-            [[unroll]] for (uint k = 0u; k < 32u; k++) ws[t][k] = v[k];
+            [[unroll]] for (uint k = 0u; k < 32u; k++) ws[k][t] = v[k];
         }
         barrier();
         for (uint k = 0u; k < 32u; k++)
         {
             float a[4], b[4];
-            [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = xs[ty + 16u * i][k];
-            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = ws[tx + 16u * j][k];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = xs[k][ty + 16u * i];
+            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = ws[k][tx + 16u * j];
             [[unroll]] for (uint i = 0u; i < 4u; i++) [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
         }
         barrier();

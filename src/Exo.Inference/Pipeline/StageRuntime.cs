@@ -64,6 +64,10 @@ public sealed class StageRuntime : IAsyncDisposable
         public RequestOptions Options { get; } = options;
         public Sampler? Sampler { get; } = sampler;
         public int Produced { get; set; }
+
+        // Under _gate: the request is in the step being run, and was closed meanwhile (its cache is freed after the step).
+        public bool InStep { get; set; }
+        public bool ClosedInStep { get; set; }
     }
 
     public StageRuntime(IModelStage stage, long kvBudgetBytes, int maxBatchRows = 512)
@@ -143,7 +147,9 @@ public sealed class StageRuntime : IAsyncDisposable
         {
             if (!_requests.Remove(requestId, out var state)) return false;
             _kvBytesInUse -= KvBytesFor(state.Cache.Capacity);
-            state.Cache.Dispose();
+            // A step may be reading the cache right now (a GPU's memory cannot be freed under it): it goes after the step.
+            if (state.InStep) state.ClosedInStep = true;
+            else state.Cache.Dispose();
             return true;
         }
     }
@@ -161,7 +167,7 @@ public sealed class StageRuntime : IAsyncDisposable
                 Collect(batch, deferred);
                 try
                 {
-                    if (batch.Count > 0) Execute(batch);
+                    if (batch.Count > 0) ExecuteHoldingCaches(batch);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -223,6 +229,31 @@ public sealed class StageRuntime : IAsyncDisposable
 
             batch.Add((work, state));
             rows += work.Rows;
+        }
+    }
+
+    /// <summary>Runs a batch with its requests' caches held: one closed meanwhile is freed once the step is done.</summary>
+    private void ExecuteHoldingCaches(List<(StageWork Work, RequestState State)> batch)
+    {
+        lock (_gate)
+        {
+            foreach (var (_, state) in batch) state.InStep = true;
+        }
+
+        try
+        {
+            Execute(batch);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                foreach (var (_, state) in batch)
+                {
+                    state.InStep = false;
+                    if (state.ClosedInStep) state.Cache.Dispose();
+                }
+            }
         }
     }
 

@@ -144,9 +144,12 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Contains("context_length_exceeded", tooLong.GetRawResponse()!.Content.ToString());
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body)
+    private Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body) =>
+        Post(path, new StringContent(body, Encoding.UTF8, "application/json"));
+
+    private async Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, HttpContent body)
     {
-        var response = await _http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        var response = await _http.PostAsync(path, body);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         return (response.StatusCode, json.TryGetProperty("error", out var error) ? error : json);
     }
@@ -169,6 +172,24 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
         Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
         if (param is not null) Assert.Equal(param, error.GetProperty("param").GetString());
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "caf#"}]}""", "messages[0].content", "0xC3 at byte 67 of the body, followed by 0x28")]
+    [InlineData("/v1/completions", """{"model": "exo-tiny", "prompt": "caf#", "max_tokens": 3}""", "prompt", "0xC3 at byte 36")]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi", "na#me": "x"}]}""", "messages[0]", "0xC3 at byte 72")]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "\ud800"}]}""", "messages[0].content", "surrogate")]
+    public async Task InvalidUtf8IsA400NamingTheField(string path, string template, string param, string detail)
+    {
+        // '#' stands for 0xC3 0x28: the lead byte of a two-byte character followed by '(' instead of a continuation byte.
+        var body = Encoding.UTF8.GetBytes(template).SelectMany(b => b == (byte)'#' ? new byte[] { 0xC3, 0x28 } : [b]).ToArray();
+        var content = new ByteArrayContent(body) { Headers = { ContentType = new("application/json") } };
+        var (code, error) = await Post(path, content);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains(detail, error.GetProperty("message").GetString());
     }
 
     [Fact]

@@ -129,7 +129,7 @@ public static class OpenAiApi
         await stream.DoneAsync(cancellationToken);
     }
 
-    /// <summary>Reads a JSON body up to the configured size; anything else is OpenAI's 400 or 413.</summary>
+    /// <summary>Reads a JSON object body of valid UTF-8 text up to the configured size; anything else is OpenAI's 400 or 413.</summary>
     private static async Task<JsonElement> ReadBodyAsync(HttpContext http, CancellationToken cancellationToken)
     {
         const long limit = 8 * 1024 * 1024;
@@ -143,12 +143,13 @@ public static class OpenAiApi
             buffer.Write(chunk, 0, read);
         }
 
+        var json = buffer.ToArray();
         try
         {
-            using var document = JsonDocument.Parse(buffer.ToArray());
-            return document.RootElement.ValueKind == JsonValueKind.Object
-                ? document.RootElement.Clone()
-                : throw OpenAiException.BadRequest("the request body must be a JSON object");
+            using var document = JsonDocument.Parse(json);
+            if (document.RootElement.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest("the request body must be a JSON object");
+            JsonText.RequireValid(json);
+            return document.RootElement.Clone();
         }
         catch (JsonException e)
         {

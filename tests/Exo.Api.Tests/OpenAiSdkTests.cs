@@ -41,6 +41,29 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     }
 
     [Fact]
+    public async Task AModelIsFoundByIdAndAnUnknownOneIs404()
+    {
+        using var known = await _http.GetAsync("/v1/models/exo-tiny");
+        Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+        var model = JsonDocument.Parse(await known.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("exo-tiny", model.GetProperty("id").GetString());
+        Assert.Equal("model", model.GetProperty("object").GetString());
+        Assert.True(model.GetProperty("created").GetInt64() > 0);
+        Assert.Equal("exo", model.GetProperty("owned_by").GetString());
+
+        using var unknown = await _http.GetAsync("/v1/models/unknown-model");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        var error = JsonDocument.Parse(await unknown.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("model", error.GetProperty("param").GetString());
+        Assert.Contains("unknown-model", error.GetProperty("message").GetString());
+
+        var sdk = await Assert.ThrowsAsync<ClientResultException>(() => _client.GetOpenAIModelClient().GetModelAsync("unknown-model"));
+        Assert.Equal(404, sdk.Status);
+    }
+
+    [Fact]
     public async Task ChatCompletionEqualsLocalGreedyGeneration()
     {
         var expected = Expected("exo-tiny", Question, 32);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Exo.Api.Backends;
@@ -16,7 +17,10 @@ public static class OpenAiApi
         var api = app.MapGroup("/v1").AddEndpointFilter<OpenAiErrorFilter>();
         api.MapGet("/models", (ModelCatalog catalog, HttpContext http) => WriteJson(http, 200, w => OpenAiJson.Models(w, catalog.Models)));
         api.MapGet("/models/{id}", (string id, ModelCatalog catalog, HttpContext http) =>
-            WriteJson(http, 200, w => OpenAiJson.Model(w, catalog.Find(id) ?? throw ModelNotFound(id))));
+        {
+            var model = catalog.Find(id) ?? throw ModelNotFound(id);
+            return WriteJson(http, 200, w => OpenAiJson.Model(w, model));
+        });
         api.MapPost("/chat/completions", ChatCompletions);
         api.MapPost("/completions", TextCompletions);
         return app;
@@ -157,12 +161,17 @@ public static class OpenAiApi
         }
     }
 
+    /// <summary>
+    /// Writes the whole body before the response starts: a failure while writing then still gets its error answer,
+    /// where a response already begun (a 200 with no body) could only be cut off.
+    /// </summary>
     internal static async Task WriteJson(HttpContext http, int status, Action<Utf8JsonWriter> write)
     {
+        var body = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(body, OpenAiJson.WriterOptions)) write(writer);
         http.Response.StatusCode = status;
         http.Response.ContentType = "application/json";
-        await using var writer = new Utf8JsonWriter(http.Response.Body, OpenAiJson.WriterOptions);
-        write(writer);
-        await writer.FlushAsync(http.RequestAborted);
+        http.Response.ContentLength = body.WrittenCount;
+        await http.Response.Body.WriteAsync(body.WrittenMemory, http.RequestAborted);
     }
 }

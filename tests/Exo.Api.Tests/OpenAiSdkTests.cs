@@ -63,6 +63,25 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Equal(404, sdk.Status);
     }
 
+    [Theory]
+    [InlineData("GET", "/v1/nope", 404, "unknown_url", null)]
+    [InlineData("POST", "/v1/whatever", 404, "unknown_url", null)]
+    [InlineData("GET", "/v1/chat/completions", 405, "method_not_allowed", "POST")]
+    [InlineData("DELETE", "/v1/models", 405, "method_not_allowed", "GET")]
+    public async Task UnknownRoutesAndMethodsGetOpenAiErrors(string method, string path, int status, string code, string? allow)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST") request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains(path, error.GetProperty("message").GetString());
+        if (allow is not null) Assert.Equal([allow], response.Content.Headers.Allow);
+    }
+
     [Fact]
     public async Task ChatCompletionEqualsLocalGreedyGeneration()
     {

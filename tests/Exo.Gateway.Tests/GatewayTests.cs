@@ -70,6 +70,24 @@ public sealed class GatewayTests(Replicas replicas) : IClassFixture<Replicas>
         Assert.Equal(404, missing.Status);
     }
 
+    [Theory]
+    [InlineData("GET", "/v1/nope", HttpStatusCode.NotFound, "unknown_url")]
+    [InlineData("POST", "/v1/whatever", HttpStatusCode.NotFound, "unknown_url")]
+    [InlineData("GET", "/v1/chat/completions", HttpStatusCode.MethodNotAllowed, "method_not_allowed")]
+    public async Task UnknownRoutesAndMethodsGetTheApisOpenAiErrors(string method, string path, HttpStatusCode status, string code)
+    {
+        using var gateway = Service.Gateway([replicas.A, replicas.B], ("Gateway__ApiKeys__0", Key));
+        using var http = new HttpClient { BaseAddress = gateway.Address };
+        using var request = new HttpRequestMessage(new HttpMethod(method), path) { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", Key) } };
+        if (method == "POST") request.Content = JsonContent.Create(new { model = "exo-tiny" });
+        using var response = await http.SendAsync(request);
+        Assert.Equal(status, response.StatusCode);
+        var error = await Error(response);
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains(path, error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task StreamsPassThroughUnbufferedAndAreSpreadOverTheReplicas()
     {

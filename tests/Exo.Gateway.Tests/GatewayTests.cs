@@ -183,6 +183,19 @@ public sealed class GatewayTests(Replicas replicas) : IClassFixture<Replicas>
     }
 
     [Fact]
+    public async Task NoReachableReplicaIs503WithRetryAfter()
+    {
+        using var gateway = Service.Gateway([], ("services__api__http__0", $"http://127.0.0.1:{Ports.Free()}"));
+        using var http = new HttpClient { BaseAddress = gateway.Address };
+        using var response = await http.GetAsync("/v1/models");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), response.Headers.RetryAfter?.Delta);
+        var error = await Error(response);
+        Assert.Equal("api_unavailable", error.GetProperty("code").GetString());
+        Assert.Equal("server_error", error.GetProperty("type").GetString());
+    }
+
+    [Fact]
     public async Task AKilledReplicaIsRoutedAround()
     {
         using var doomed = Service.Api();

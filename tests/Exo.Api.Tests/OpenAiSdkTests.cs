@@ -1,8 +1,10 @@
 using System.ClientModel;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Exo.Inference.Generation;
 using Exo.Inference.Sampling;
 using TemplateMessage = Exo.Text.Templates.ChatMessage;
@@ -184,6 +186,31 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
             _client.GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage(string.Join(" ", Enumerable.Repeat("word", 2000)))]));
         Assert.Equal(400, tooLong.Status);
         Assert.Contains("context_length_exceeded", tooLong.GetRawResponse()!.Content.ToString());
+    }
+
+    [Theory]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1000], "max_tokens": 100}""", "prompt",
+        "the prompt has 1000 tokens; the model's context is 1024 tokens (max_tokens 100 leaves room for at most 924 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1020]}""", "prompt",
+        "the prompt has 1020 tokens; the model's context is 1024 tokens (the default max_tokens 16 leaves room for at most 1008 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1030], "max_tokens": 5}""", "prompt",
+        "the prompt has 1030 tokens; the model's context is 1024 tokens (max_tokens 5 leaves room for at most 1019 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#10], "max_tokens": 5000}""", "max_tokens",
+        "max_tokens is 5000, but the model's context is 1024 tokens and must hold the prompt as well; with this prompt of 10 tokens it can be at most 1014")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 1024}""", "max_completion_tokens",
+        "max_completion_tokens is 1024, but the model's context is 1024 tokens")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "#word"}]}""", "messages",
+        "the model's context is 1024 tokens (at least one token must be left for the completion, so the prompt can have at most 1023)")]
+    public async Task APromptTooLongForTheContextIsExplained(string template, string param, string message)
+    {
+        // '#N' stands for N token ids; '#word' for a text far longer than the context.
+        var body = Regex.Replace(template, "#([0-9]+)", m => string.Join(", ", Enumerable.Repeat(100, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))))
+            .Replace("#word", string.Join(" ", Enumerable.Repeat("word", 2000)), StringComparison.Ordinal);
+        var (code, error) = await Post(body.Contains("\"messages\"", StringComparison.Ordinal) ? "/v1/chat/completions" : "/v1/completions", body);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains(message, error.GetProperty("message").GetString());
     }
 
     private Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body) =>

@@ -48,7 +48,7 @@ public static class OpenAiApi
         }
 
         var ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
-        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options),
+        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options, "messages"),
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
@@ -61,7 +61,7 @@ public static class OpenAiApi
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
-        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options), echo, cancellationToken);
+        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options, "prompt"), echo, cancellationToken);
     }
 
     /// <summary>

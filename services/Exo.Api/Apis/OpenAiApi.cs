@@ -29,10 +29,10 @@ public static class OpenAiApi
     private static OpenAiException ModelNotFound(string id) =>
         new(404, $"The model '{id}' does not exist; GET /v1/models lists the models served here", "model", "model_not_found");
 
-    private static async Task ChatCompletions(HttpContext http, ModelCatalog catalog, IGenerationBackend backend, AdmissionControl admission,
-        ApiTelemetry telemetry, CancellationToken cancellationToken)
+    private static async Task ChatCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+        AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = ChatCompletionRequest.Parse(await ReadBodyAsync(http, cancellationToken));
+        var request = ChatCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
         var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
         if (model.Template is null)
             throw OpenAiException.BadRequest($"model '{model.Id}' has no chat template; use /v1/completions", "model", "no_chat_template");
@@ -52,10 +52,10 @@ public static class OpenAiApi
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
-    private static async Task TextCompletions(HttpContext http, ModelCatalog catalog, IGenerationBackend backend, AdmissionControl admission,
-        ApiTelemetry telemetry, CancellationToken cancellationToken)
+    private static async Task TextCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+        AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = TextCompletionRequest.Parse(await ReadBodyAsync(http, cancellationToken));
+        var request = TextCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
         var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
         var ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
         if (ids.Any(id => id >= model.Config.VocabSize))
@@ -131,34 +131,6 @@ public static class OpenAiApi
         await stream.SendAsync(new CompletionChunk(FinishReason: runner.FinishReason), cancellationToken);
         if (runner.Options.IncludeUsage) await stream.SendAsync(new CompletionChunk(Usage: runner.Usage), cancellationToken);
         await stream.DoneAsync(cancellationToken);
-    }
-
-    /// <summary>Reads a JSON object body of valid UTF-8 text up to the configured size; anything else is OpenAI's 400 or 413.</summary>
-    private static async Task<JsonElement> ReadBodyAsync(HttpContext http, CancellationToken cancellationToken)
-    {
-        const long limit = 8 * 1024 * 1024;
-        if (http.Request.ContentLength > limit) throw new OpenAiException(413, $"the request body is larger than {limit / (1024 * 1024)} MiB", null, "request_too_large");
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await http.Request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limit) throw new OpenAiException(413, $"the request body is larger than {limit / (1024 * 1024)} MiB", null, "request_too_large");
-            buffer.Write(chunk, 0, read);
-        }
-
-        var json = buffer.ToArray();
-        try
-        {
-            using var document = JsonDocument.Parse(json);
-            if (document.RootElement.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest("the request body must be a JSON object");
-            JsonText.RequireValid(json);
-            return document.RootElement.Clone();
-        }
-        catch (JsonException e)
-        {
-            throw OpenAiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}", null, "invalid_json");
-        }
     }
 
     /// <summary>

@@ -1,8 +1,8 @@
 namespace Exo.Api;
 
 /// <summary>
-/// The API service's settings (section "Api"), validated at start. API keys, body-size and rate limits belong to the
-/// gateway in front of it: the API trusts its gateway.
+/// The API service's settings (section "Api"), validated at start. API keys and rate limits belong to the gateway in
+/// front of it: the API trusts its gateway, but still bounds the bodies it reads, which it holds whole.
 /// </summary>
 public sealed class ApiOptions
 {
@@ -19,10 +19,15 @@ public sealed class ApiOptions
     /// <summary>How long a request waits for its next token from the cluster before it fails (a worker may have vanished).</summary>
     public int TokenTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>Longer request bodies are refused with 413 as they are read, before they are held in memory.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 8 * 1024 * 1024;
+
     public void Validate()
     {
         if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Api:Models:0 (or Api__Models__0) to a model folder");
         if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0 || TokenTimeoutSeconds <= 0)
             throw new InvalidOperationException("Api:MaxConcurrentRequests, KvCacheMegabytes and TokenTimeoutSeconds must be positive, MaxWaitingRequests not negative");
+        if (MaxRequestBodyBytes <= 0 || MaxRequestBodyBytes > Array.MaxLength)
+            throw new InvalidOperationException($"Api:MaxRequestBodyBytes must be between 1 and {Array.MaxLength}");
     }
 }

@@ -1,6 +1,7 @@
 using Exo.Api.Backends;
 using Exo.Api.Completions;
 using Exo.Api.Models;
+using Exo.Api.OpenAi;
 using Exo.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
@@ -23,6 +24,7 @@ public static class Extensions
             return new AdmissionControl(o.MaxConcurrentRequests, o.MaxWaitingRequests);
         });
         services.AddSingleton<ApiTelemetry>();
+        services.AddSingleton<RequestBodyReader>();
         if (builder.Configuration["services:planner:grpc:0"] is null)
         {
             // No cluster configured: the gateway runs the models itself, for one machine and for API tests.

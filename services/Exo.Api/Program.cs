@@ -1,5 +1,6 @@
 using Exo.Api;
 using Exo.Api.Apis;
+using Exo.Api.OpenAi;
 using Exo.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -9,6 +10,7 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
+app.UseOpenAiErrorsForUnmatchedRequests();
 app.MapOpenAiApi();
 app.MapClusterApi();
 app.Run();

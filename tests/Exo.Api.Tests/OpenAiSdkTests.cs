@@ -1,8 +1,10 @@
 using System.ClientModel;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Exo.Inference.Generation;
 using Exo.Inference.Sampling;
 using TemplateMessage = Exo.Text.Templates.ChatMessage;
@@ -38,6 +40,48 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Equal("exo", models.First().OwnedBy);
         var one = (await _client.GetOpenAIModelClient().GetModelAsync("exo-tiny")).Value;
         Assert.Equal("exo-tiny", one.Id);
+    }
+
+    [Fact]
+    public async Task AModelIsFoundByIdAndAnUnknownOneIs404()
+    {
+        using var known = await _http.GetAsync("/v1/models/exo-tiny");
+        Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+        var model = JsonDocument.Parse(await known.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("exo-tiny", model.GetProperty("id").GetString());
+        Assert.Equal("model", model.GetProperty("object").GetString());
+        Assert.True(model.GetProperty("created").GetInt64() > 0);
+        Assert.Equal("exo", model.GetProperty("owned_by").GetString());
+
+        using var unknown = await _http.GetAsync("/v1/models/unknown-model");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        var error = JsonDocument.Parse(await unknown.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("model", error.GetProperty("param").GetString());
+        Assert.Contains("unknown-model", error.GetProperty("message").GetString());
+
+        var sdk = await Assert.ThrowsAsync<ClientResultException>(() => _client.GetOpenAIModelClient().GetModelAsync("unknown-model"));
+        Assert.Equal(404, sdk.Status);
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/nope", 404, "unknown_url", null)]
+    [InlineData("POST", "/v1/whatever", 404, "unknown_url", null)]
+    [InlineData("GET", "/v1/chat/completions", 405, "method_not_allowed", "POST")]
+    [InlineData("DELETE", "/v1/models", 405, "method_not_allowed", "GET")]
+    public async Task UnknownRoutesAndMethodsGetOpenAiErrors(string method, string path, int status, string code, string? allow)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST") request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains(path, error.GetProperty("message").GetString());
+        if (allow is not null) Assert.Equal([allow], response.Content.Headers.Allow);
     }
 
     [Fact]
@@ -144,9 +188,37 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Contains("context_length_exceeded", tooLong.GetRawResponse()!.Content.ToString());
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body)
+    [Theory]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1000], "max_tokens": 100}""", "prompt",
+        "the prompt has 1000 tokens; the model's context is 1024 tokens (max_tokens 100 leaves room for at most 924 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1020]}""", "prompt",
+        "the prompt has 1020 tokens; the model's context is 1024 tokens (the default max_tokens 16 leaves room for at most 1008 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#1030], "max_tokens": 5}""", "prompt",
+        "the prompt has 1030 tokens; the model's context is 1024 tokens (max_tokens 5 leaves room for at most 1019 prompt tokens)")]
+    [InlineData("""{"model": "exo-tiny", "prompt": [#10], "max_tokens": 5000}""", "max_tokens",
+        "max_tokens is 5000, but the model's context is 1024 tokens and must hold the prompt as well; with this prompt of 10 tokens it can be at most 1014")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 1024}""", "max_completion_tokens",
+        "max_completion_tokens is 1024, but the model's context is 1024 tokens")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "#word"}]}""", "messages",
+        "the model's context is 1024 tokens (at least one token must be left for the completion, so the prompt can have at most 1023)")]
+    public async Task APromptTooLongForTheContextIsExplained(string template, string param, string message)
     {
-        var response = await _http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        // '#N' stands for N token ids; '#word' for a text far longer than the context.
+        var body = Regex.Replace(template, "#([0-9]+)", m => string.Join(", ", Enumerable.Repeat(100, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))))
+            .Replace("#word", string.Join(" ", Enumerable.Repeat("word", 2000)), StringComparison.Ordinal);
+        var (code, error) = await Post(body.Contains("\"messages\"", StringComparison.Ordinal) ? "/v1/chat/completions" : "/v1/completions", body);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains(message, error.GetProperty("message").GetString());
+    }
+
+    private Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, string body) =>
+        Post(path, new StringContent(body, Encoding.UTF8, "application/json"));
+
+    private async Task<(HttpStatusCode Status, JsonElement Error)> Post(string path, HttpContent body)
+    {
+        var response = await _http.PostAsync(path, body);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         return (response.StatusCode, json.TryGetProperty("error", out var error) ? error : json);
     }
@@ -169,6 +241,24 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
         Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
         if (param is not null) Assert.Equal(param, error.GetProperty("param").GetString());
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "caf#"}]}""", "messages[0].content", "0xC3 at byte 67 of the body, followed by 0x28")]
+    [InlineData("/v1/completions", """{"model": "exo-tiny", "prompt": "caf#", "max_tokens": 3}""", "prompt", "0xC3 at byte 36")]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi", "na#me": "x"}]}""", "messages[0]", "0xC3 at byte 72")]
+    [InlineData("/v1/chat/completions", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "\ud800"}]}""", "messages[0].content", "surrogate")]
+    public async Task InvalidUtf8IsA400NamingTheField(string path, string template, string param, string detail)
+    {
+        // '#' stands for 0xC3 0x28: the lead byte of a two-byte character followed by '(' instead of a continuation byte.
+        var body = Encoding.UTF8.GetBytes(template).SelectMany(b => b == (byte)'#' ? new byte[] { 0xC3, 0x28 } : [b]).ToArray();
+        var content = new ByteArrayContent(body) { Headers = { ContentType = new("application/json") } };
+        var (code, error) = await Post(path, content);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains(detail, error.GetProperty("message").GetString());
     }
 
     [Fact]

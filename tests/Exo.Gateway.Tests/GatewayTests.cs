@@ -70,6 +70,24 @@ public sealed class GatewayTests(Replicas replicas) : IClassFixture<Replicas>
         Assert.Equal(404, missing.Status);
     }
 
+    [Theory]
+    [InlineData("GET", "/v1/nope", HttpStatusCode.NotFound, "unknown_url")]
+    [InlineData("POST", "/v1/whatever", HttpStatusCode.NotFound, "unknown_url")]
+    [InlineData("GET", "/v1/chat/completions", HttpStatusCode.MethodNotAllowed, "method_not_allowed")]
+    public async Task UnknownRoutesAndMethodsGetTheApisOpenAiErrors(string method, string path, HttpStatusCode status, string code)
+    {
+        using var gateway = Service.Gateway([replicas.A, replicas.B], ("Gateway__ApiKeys__0", Key));
+        using var http = new HttpClient { BaseAddress = gateway.Address };
+        using var request = new HttpRequestMessage(new HttpMethod(method), path) { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", Key) } };
+        if (method == "POST") request.Content = JsonContent.Create(new { model = "exo-tiny" });
+        using var response = await http.SendAsync(request);
+        Assert.Equal(status, response.StatusCode);
+        var error = await Error(response);
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains(path, error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task StreamsPassThroughUnbufferedAndAreSpreadOverTheReplicas()
     {
@@ -162,6 +180,19 @@ public sealed class GatewayTests(Replicas replicas) : IClassFixture<Replicas>
 
         // Another key has its own allowance.
         Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(Models("other"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task NoReachableReplicaIs503WithRetryAfter()
+    {
+        using var gateway = Service.Gateway([], ("services__api__http__0", $"http://127.0.0.1:{Ports.Free()}"));
+        using var http = new HttpClient { BaseAddress = gateway.Address };
+        using var response = await http.GetAsync("/v1/models");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), response.Headers.RetryAfter?.Delta);
+        var error = await Error(response);
+        Assert.Equal("api_unavailable", error.GetProperty("code").GetString());
+        Assert.Equal("server_error", error.GetProperty("type").GetString());
     }
 
     [Fact]

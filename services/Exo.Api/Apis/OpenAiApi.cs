@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Exo.Api.Backends;
@@ -16,7 +17,10 @@ public static class OpenAiApi
         var api = app.MapGroup("/v1").AddEndpointFilter<OpenAiErrorFilter>();
         api.MapGet("/models", (ModelCatalog catalog, HttpContext http) => WriteJson(http, 200, w => OpenAiJson.Models(w, catalog.Models)));
         api.MapGet("/models/{id}", (string id, ModelCatalog catalog, HttpContext http) =>
-            WriteJson(http, 200, w => OpenAiJson.Model(w, catalog.Find(id) ?? throw ModelNotFound(id))));
+        {
+            var model = catalog.Find(id) ?? throw ModelNotFound(id);
+            return WriteJson(http, 200, w => OpenAiJson.Model(w, model));
+        });
         api.MapPost("/chat/completions", ChatCompletions);
         api.MapPost("/completions", TextCompletions);
         return app;
@@ -25,10 +29,10 @@ public static class OpenAiApi
     private static OpenAiException ModelNotFound(string id) =>
         new(404, $"The model '{id}' does not exist; GET /v1/models lists the models served here", "model", "model_not_found");
 
-    private static async Task ChatCompletions(HttpContext http, ModelCatalog catalog, IGenerationBackend backend, AdmissionControl admission,
-        ApiTelemetry telemetry, CancellationToken cancellationToken)
+    private static async Task ChatCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+        AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = ChatCompletionRequest.Parse(await ReadBodyAsync(http, cancellationToken));
+        var request = ChatCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
         var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
         if (model.Template is null)
             throw OpenAiException.BadRequest($"model '{model.Id}' has no chat template; use /v1/completions", "model", "no_chat_template");
@@ -44,20 +48,20 @@ public static class OpenAiApi
         }
 
         var ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
-        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options),
+        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options, "messages"),
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
-    private static async Task TextCompletions(HttpContext http, ModelCatalog catalog, IGenerationBackend backend, AdmissionControl admission,
-        ApiTelemetry telemetry, CancellationToken cancellationToken)
+    private static async Task TextCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+        AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = TextCompletionRequest.Parse(await ReadBodyAsync(http, cancellationToken));
+        var request = TextCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
         var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
         var ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
-        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options), echo, cancellationToken);
+        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options, "prompt"), echo, cancellationToken);
     }
 
     /// <summary>
@@ -129,39 +133,17 @@ public static class OpenAiApi
         await stream.DoneAsync(cancellationToken);
     }
 
-    /// <summary>Reads a JSON body up to the configured size; anything else is OpenAI's 400 or 413.</summary>
-    private static async Task<JsonElement> ReadBodyAsync(HttpContext http, CancellationToken cancellationToken)
-    {
-        const long limit = 8 * 1024 * 1024;
-        if (http.Request.ContentLength > limit) throw new OpenAiException(413, $"the request body is larger than {limit / (1024 * 1024)} MiB", null, "request_too_large");
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await http.Request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limit) throw new OpenAiException(413, $"the request body is larger than {limit / (1024 * 1024)} MiB", null, "request_too_large");
-            buffer.Write(chunk, 0, read);
-        }
-
-        try
-        {
-            using var document = JsonDocument.Parse(buffer.ToArray());
-            return document.RootElement.ValueKind == JsonValueKind.Object
-                ? document.RootElement.Clone()
-                : throw OpenAiException.BadRequest("the request body must be a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw OpenAiException.BadRequest($"We could not parse the JSON body of your request: {e.Message}", null, "invalid_json");
-        }
-    }
-
+    /// <summary>
+    /// Writes the whole body before the response starts: a failure while writing then still gets its error answer,
+    /// where a response already begun (a 200 with no body) could only be cut off.
+    /// </summary>
     internal static async Task WriteJson(HttpContext http, int status, Action<Utf8JsonWriter> write)
     {
+        var body = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(body, OpenAiJson.WriterOptions)) write(writer);
         http.Response.StatusCode = status;
         http.Response.ContentType = "application/json";
-        await using var writer = new Utf8JsonWriter(http.Response.Body, OpenAiJson.WriterOptions);
-        write(writer);
-        await writer.FlushAsync(http.RequestAborted);
+        http.Response.ContentLength = body.WrittenCount;
+        await http.Response.Body.WriteAsync(body.WrittenMemory, http.RequestAborted);
     }
 }

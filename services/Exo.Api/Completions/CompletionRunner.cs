@@ -26,24 +26,38 @@ internal sealed class CompletionRunner
     private readonly ServedModel _model;
     private readonly int[] _prompt;
 
-    /// <summary>Checks the request's length against the model's context, so a 400 goes out before any response starts.</summary>
-    public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options)
+    /// <summary>
+    /// Checks the request's length against the model's context, so a 400 goes out before any response starts;
+    /// <paramref name="promptParam"/> is the field the prompt came from (messages or prompt), named in the error.
+    /// </summary>
+    public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options, string promptParam)
     {
         var context = model.ContextLength;
-        if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", "messages");
-        var requested = options.MaxTokens ?? context - prompt.Length;
-        if (prompt.Length + Math.Max(requested, 1) > context)
+        if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", promptParam);
+        if (options.MaxTokens is { } max && max >= context)
         {
+            var room = prompt.Length < context
+                ? $"with this prompt of {prompt.Length} tokens it can be at most {context - prompt.Length}"
+                : $"and this prompt alone has {prompt.Length} tokens";
             throw OpenAiException.BadRequest(
-                $"This model's maximum context length is {context} tokens. However, you requested {prompt.Length + requested} tokens " +
-                $"({prompt.Length} in the messages, {requested} in the completion). Please reduce the length of the messages or completion.",
-                "messages", "context_length_exceeded");
+                $"{MaxTokensName(options)} is {max}, but the model's context is {context} tokens and must hold the prompt as well; {room}",
+                options.MaxTokensParam ?? "max_tokens", "context_length_exceeded");
+        }
+
+        // Without max_tokens a chat completion may fill what the prompt leaves, which must be one token at least.
+        if (prompt.Length + (options.MaxTokens ?? 1) > context)
+        {
+            var room = options.MaxTokens is { } limit
+                ? $"{MaxTokensName(options)} {limit} leaves room for at most {context - limit} prompt tokens"
+                : $"at least one token must be left for the completion, so the prompt can have at most {context - 1}";
+            throw OpenAiException.BadRequest($"the prompt has {prompt.Length} tokens; the model's context is {context} tokens ({room})",
+                promptParam, "context_length_exceeded");
         }
 
         _backend = backend;
         _model = model;
         _prompt = prompt;
-        MaxTokens = requested;
+        MaxTokens = options.MaxTokens ?? context - prompt.Length;
         Options = options;
     }
 
@@ -92,6 +106,8 @@ internal sealed class CompletionRunner
         var rest = stops.Push(decoder.Flush()) + stops.Flush();
         if (rest.Length > 0) yield return new CompletionDelta(rest, []);
     }
+
+    private static string MaxTokensName(GenerationOptions options) => options.MaxTokensParam ?? "the default max_tokens";
 
     private string TokenText(int token, out byte[] bytes)
     {

@@ -3,12 +3,16 @@ using Exo.Inference.Sampling;
 
 namespace Exo.Api.OpenAi;
 
-/// <summary>What chat and text completions share once validated.</summary>
+/// <summary>
+/// What chat and text completions share once validated. <paramref name="MaxTokensParam"/> is the field that set
+/// <paramref name="MaxTokens"/> (max_tokens or max_completion_tokens), for errors; null when it is the default.
+/// </summary>
 internal sealed record GenerationOptions(
     string Model,
     bool Stream,
     bool IncludeUsage,
     int? MaxTokens,
+    string? MaxTokensParam,
     SamplingParameters Sampling,
     IReadOnlyList<string> Stop,
     int? TopLogprobs)
@@ -29,7 +33,8 @@ internal sealed record GenerationOptions(
         }
 
         // max_completion_tokens supersedes max_tokens in the chat API; both are accepted.
-        var maxTokens = (int?)(r.Integer("max_completion_tokens", 1, int.MaxValue) ?? r.Integer("max_tokens", 1, int.MaxValue));
+        var maxTokensParam = r.Field("max_completion_tokens") is not null ? "max_completion_tokens" : r.Field("max_tokens") is not null ? "max_tokens" : null;
+        var maxTokens = (int?)(maxTokensParam is null ? null : r.Integer(maxTokensParam, 1, int.MaxValue));
         if (!chat) maxTokens ??= defaultMaxTokens;
 
         int? topLogprobs;
@@ -59,7 +64,7 @@ internal sealed record GenerationOptions(
         };
         if (sampling.TopP <= 0) throw OpenAiException.BadRequest("'top_p' must be greater than 0", "top_p", "invalid_value");
 
-        return new GenerationOptions(model, stream, includeUsage, maxTokens, sampling, r.Strings("stop", 4), topLogprobs);
+        return new GenerationOptions(model, stream, includeUsage, maxTokens, maxTokensParam, sampling, r.Strings("stop", 4), topLogprobs);
     }
 }
 

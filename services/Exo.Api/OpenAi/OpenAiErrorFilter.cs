@@ -1,3 +1,4 @@
+using System.Globalization;
 using Exo.Api.Backends;
 using Exo.Api.Completions;
 
@@ -19,9 +20,10 @@ internal sealed partial class OpenAiErrorFilter(ILogger<OpenAiErrorFilter> logge
             {
                 OpenAiException o => o,
                 BadHttpRequestException b => new OpenAiException(b.StatusCode, b.Message),
-                BackendSaturatedException s => new OpenAiException(429, $"the cluster is at capacity: {s.Message}; retry shortly", null, "rate_limit_exceeded", "rate_limit_error"),
-                AdmissionRejectedException a => new OpenAiException(429, a.Message, null, "rate_limit_exceeded", "rate_limit_error"),
-                BackendUnavailableException u => new OpenAiException(503, u.Message, null, "model_not_ready", "server_error"),
+                // A slot frees as soon as any generation ends; a placement takes a few seconds to load or re-plan.
+                BackendSaturatedException s => new OpenAiException(429, $"the cluster is at capacity: {s.Message}; retry shortly", null, "rate_limit_exceeded", "rate_limit_error") { RetryAfterSeconds = 1 },
+                AdmissionRejectedException a => new OpenAiException(429, a.Message, null, "rate_limit_exceeded", "rate_limit_error") { RetryAfterSeconds = 1 },
+                BackendUnavailableException u => new OpenAiException(503, u.Message, null, "model_not_ready", "server_error") { RetryAfterSeconds = 5 },
                 BackendFailedException f => new OpenAiException(502, f.Message, null, "generation_failed", "server_error"),
                 _ => null,
             };
@@ -31,6 +33,7 @@ internal sealed partial class OpenAiErrorFilter(ILogger<OpenAiErrorFilter> logge
                 error = new OpenAiException(500, "the server failed while handling the request; see the API log", null, "internal_error", "server_error");
             }
 
+            if (error.RetryAfterSeconds is { } seconds) http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
             await Apis.OpenAiApi.WriteJson(http, error.Status, w => OpenAiJson.Error(w, error));
             return Results.Empty;
         }

@@ -97,7 +97,8 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         var tooLong = await Assert.ThrowsAsync<ClientResultException>(() =>
             _client.GetChatClient(Cluster.Model).CompleteChatAsync([new UserChatMessage(string.Concat(Enumerable.Repeat("word ", 3000)))]));
         Assert.Equal(400, tooLong.Status);
-        Assert.Contains("context length", tooLong.Message);
+        Assert.Contains("context_length_exceeded", tooLong.Message);
+        Assert.Matches(@"the prompt has \d+ tokens; the model's context is \d+ tokens", tooLong.Message);
 
         using var http = new HttpClient { BaseAddress = cluster.Api };
         var broken = await http.PostAsync("/v1/chat/completions", new StringContent("{\"model\": ", Encoding.UTF8, "application/json"));

@@ -59,8 +59,8 @@ internal static class BenchCommand
             var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
                 Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference),
                 Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null), parse.GetValue(profile));
-            // A GPU run has no thread count to sweep: it is measured once.
-            var counts = settings.Backend.Kind == BackendKind.Cpu ? ParseThreads(parse.GetValue(threads)!) : [0];
+            // A GPU run has no thread count to sweep: it is measured once (auto may still fall back to the CPU's threads).
+            var counts = settings.Backend.Kind == BackendKind.Vulkan ? [0] : ParseThreads(parse.GetValue(threads)!);
             foreach (var count in counts)
             {
                 var result = Run(settings, count);

@@ -7,7 +7,10 @@ namespace Exo.Cli.Commands;
 /// <summary>A command-line input the user must fix (bad file, bad argument).</summary>
 internal sealed class CliInputException(string message) : Exception(message);
 
-/// <summary>Turns the errors a user can cause (bad files, bad options) into one line on stderr and exit code 2.</summary>
+/// <summary>
+/// Turns the errors a user can cause (bad files, bad options, a GPU asked for that is not there) into one line on
+/// stderr and exit code 2.
+/// </summary>
 internal static class CommandErrors
 {
     public const int InputError = 2;
@@ -19,7 +22,7 @@ internal static class CommandErrors
             return action();
         }
         catch (Exception e) when (e is ModelFormatException or TokenizerFormatException or TemplateException or ArgumentException
-                                      or CliInputException
+                                      or CliInputException or Inference.Vulkan.GpuUnavailableException
                                       or IOException or UnauthorizedAccessException)
         {
             // ArgumentException appends "(Parameter ...)" and the value on further lines: the first part is the message.

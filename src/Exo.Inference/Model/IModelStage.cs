@@ -43,7 +43,7 @@ public interface IModelStage : IDisposable
 
     /// <summary>
     /// First stage: runs token ids [rows] of the batch's sequences (rows in batch order) and writes hidden states
-    /// [rows, hidden], or on the last stage logits [<see cref="StageShape.OutputRows"/>, vocab]. Returns the rows written.
+    /// [rows, hidden], or on the last stage logits [<c>OutputRows</c>, vocab]. Returns the rows written.
     /// </summary>
     int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
         LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null);
@@ -66,14 +66,12 @@ public static class StageShape
         public int OutputWidth => stage.IsLast ? stage.Config.VocabSize : stage.Config.HiddenSize;
 
         /// <summary>Rows of output the given batch produces: all rows, or on the last stage one per sequence for sampling.</summary>
-        public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows) => OutputRows(stage.IsLast, batch, logitRows);
-    }
-
-    public static int OutputRows(bool isLast, ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows)
-    {
-        var rows = 0;
-        foreach (var chunk in batch) rows += chunk.Count;
-        return isLast && logitRows == LogitRows.LastOfEachSequence ? batch.Length : rows;
+        public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows)
+        {
+            var rows = 0;
+            foreach (var chunk in batch) rows += chunk.Count;
+            return stage.IsLast && logitRows == LogitRows.LastOfEachSequence ? batch.Length : rows;
+        }
     }
 
     /// <summary>

@@ -23,8 +23,6 @@ public sealed class ModelStage : IModelStage
 
     public ModelConfig Config { get; }
     public LayerRange Layers => _weights.Layers;
-    public bool IsFirst => Layers.Start == 0;
-    public bool IsLast => Layers.End == Config.LayerCount;
     public StageWeights Weights => _weights;
     public string Backend => "cpu " + (_kernels is FastKernels fast ? fast.Name : "reference");
     public long BytesPerToken => _weights.BytesPerToken;
@@ -47,12 +45,10 @@ public sealed class ModelStage : IModelStage
 
     public KvCache CreateCache(int capacity) => new HostKvCache(Layers.Count, Config.KvDim, capacity);
 
-    public int OutputWidth => IsLast ? Config.VocabSize : Config.HiddenSize;
-
     public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
         LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
     {
-        if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
+        if (!this.IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
         var rows = Prepare(batch, tokens.Length);
         StageShape.CheckTokens(tokens, Config.VocabSize);
 
@@ -69,8 +65,6 @@ public sealed class ModelStage : IModelStage
         hidden.CopyTo(_work!.X);
         return Run(batch, rows, output, logitRows, observe);
     }
-
-    public int OutputRows(ReadOnlySpan<SequenceChunk> batch, LogitRows logitRows) => StageShape.OutputRows(IsLast, batch, logitRows);
 
     private int Prepare(ReadOnlySpan<SequenceChunk> batch, int rows)
     {
@@ -92,8 +86,8 @@ public sealed class ModelStage : IModelStage
         var k = _kernels;
         var w = _work!;
         var eps = (float)c.RmsNormEps;
-        var outRows = OutputRows(batch, logitRows);
-        if (output.Length < outRows * OutputWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {OutputWidth} needed", nameof(output));
+        var outRows = this.OutputRows(batch, logitRows);
+        if (output.Length < outRows * this.OutputWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {this.OutputWidth} needed", nameof(output));
 
         var x = w.X.AsSpan(0, rows * c.HiddenSize);                 // [rows, hidden] residual stream
         var xn = w.Normed.AsSpan(0, rows * c.HiddenSize);           // [rows, hidden]
@@ -166,7 +160,7 @@ public sealed class ModelStage : IModelStage
 
         foreach (var chunk in batch) chunk.Cache.Advance(chunk.Count);
 
-        if (!IsLast)
+        if (!this.IsLast)
         {
             x.CopyTo(output);
             return rows;

@@ -67,9 +67,6 @@ public sealed class VulkanStage : IModelStage
     // but a long prefill runs the tiled kernel, whose sums are ordered otherwise: equal to rounding, not to the bit.
     public bool BatchInvariant => false;
 
-    private bool IsFirst => Layers.Start == 0;
-    private bool IsLast => Layers.End == Config.LayerCount;
-
     public KvCache CreateCache(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
@@ -80,24 +77,9 @@ public sealed class VulkanStage : IModelStage
     public int ForwardTokens(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, Span<float> output,
         LogitRows logitRows = LogitRows.LastOfEachSequence, HiddenStateObserver? observe = null)
     {
-        if (!IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
+        if (!this.IsFirst) throw new InvalidOperationException($"stage {Layers} does not hold the embeddings; send it hidden states");
         StageShape.CheckTokens(tokens, Config.VocabSize);
-        Enter(batch);
-        try
-        {
-            var w = Prepare(batch, tokens.Length);
-            tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
-            return Run(batch, tokens.Length, output, logitRows, observe);
-        }
-        catch
-        {
-            _stream.Abandon();
-            throw;
-        }
-        finally
-        {
-            Exit();
-        }
+        return Step(batch, tokens, [], tokens.Length, output, logitRows, observe);
     }
 
     public int ForwardHidden(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<float> hidden, Span<float> output,
@@ -105,12 +87,20 @@ public sealed class VulkanStage : IModelStage
     {
         var width = Config.HiddenSize;
         if (hidden.Length % width != 0) throw new ArgumentException($"hidden states of {hidden.Length} values are not rows of {width}", nameof(hidden));
+        return Step(batch, [], hidden, hidden.Length / width, output, logitRows, observe);
+    }
+
+    /// <summary>One step of either input (the other empty): marks it running, puts the input up, runs, and ends it however it ends.</summary>
+    private int Step(ReadOnlySpan<SequenceChunk> batch, ReadOnlySpan<int> tokens, ReadOnlySpan<float> hidden, int rows, Span<float> output,
+        LogitRows logitRows, HiddenStateObserver? observe)
+    {
         Enter(batch);
         try
         {
-            var w = Prepare(batch, hidden.Length / width);
+            var w = Prepare(batch, rows);
+            tokens.CopyTo(w.In.Host<int>(w.TokensAt, tokens.Length));
             hidden.CopyTo(w.In.Host<float>(w.HiddenAt, hidden.Length));
-            return Run(batch, hidden.Length / width, output, logitRows, observe);
+            return Run(batch, rows, output, logitRows, observe);
         }
         catch
         {
@@ -177,8 +167,8 @@ public sealed class VulkanStage : IModelStage
         var k = _k;
         var s = _stream;
         var eps = (float)c.RmsNormEps;
-        var outRows = StageShape.OutputRows(IsLast, batch, logitRows);
-        var outWidth = IsLast ? c.VocabSize : c.HiddenSize;
+        var outRows = this.OutputRows(batch, logitRows);
+        var outWidth = this.OutputWidth;
         if (output.Length < outRows * outWidth) throw new ArgumentException($"output holds {output.Length} values; {outRows} x {outWidth} needed", nameof(output));
         w.EnsureOutput(_context.Device, Math.Max((long)outRows * outWidth, (long)rows * c.HiddenSize));
         long scratch = 0;
@@ -208,14 +198,14 @@ public sealed class VulkanStage : IModelStage
         var sin = w.In.Address + (ulong)w.SinAt; // [rows, headDim / 2]
         var kvRowBytes = (long)c.KvDim * sizeof(float);
 
-        if (IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
+        if (this.IsFirst) k.Embed(w.In.Address + (ulong)w.TokensAt, rows, _weights.EmbedTokens!, x);
         else s.Copy(w.In, w.HiddenAt, w.X, 0, (long)rows * c.HiddenSize * sizeof(float));
         s.Barrier();
 
         for (var l = 0; l < Layers.Count; l++)
         {
             var lw = _weights.Layers[l];
-            if (observe is not null) Observe(observe, Layers.Start + l, rows);
+            if (observe is not null) Observe(observe, Layers.Start + l, w.X, rows);
 
             // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
             k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
@@ -267,7 +257,7 @@ public sealed class VulkanStage : IModelStage
             s.Barrier();
         }
 
-        if (!IsLast)
+        if (!this.IsLast)
         {
             s.Copy(w.X, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
         }
@@ -276,12 +266,7 @@ public sealed class VulkanStage : IModelStage
             // Last stage: final norm, then the lm head over the rows that need logits.
             k.RmsNorm(x, rows, c.HiddenSize, _weights.FinalNorm, eps, xn);
             s.Barrier();
-            if (observe is not null)
-            {
-                s.Copy(w.Normed, 0, w.Out, 0, (long)rows * c.HiddenSize * sizeof(float));
-                s.Run();
-                observe(c.LayerCount, w.Out.Host<float>(0, rows * c.HiddenSize));
-            }
+            if (observe is not null) Observe(observe, c.LayerCount, w.Normed, rows);
 
             var head = xn;
             if (outRows != rows)
@@ -371,11 +356,11 @@ public sealed class VulkanStage : IModelStage
         return most;
     }
 
-    /// <summary>Runs what is recorded so far and shows the residual stream at a layer boundary (verification only).</summary>
-    private void Observe(HiddenStateObserver observe, int boundary, int rows)
+    /// <summary>Runs what is recorded so far and shows hidden states [rows, hidden] at a layer boundary (verification only).</summary>
+    private void Observe(HiddenStateObserver observe, int boundary, GpuBuffer hidden, int rows)
     {
         var w = _work!;
-        _stream.Copy(w.X, 0, w.Out, 0, (long)rows * Config.HiddenSize * sizeof(float));
+        _stream.Copy(hidden, 0, w.Out, 0, (long)rows * Config.HiddenSize * sizeof(float));
         _stream.Barrier();
         _stream.Run();
         observe(boundary, w.Out.Host<float>(0, rows * Config.HiddenSize));

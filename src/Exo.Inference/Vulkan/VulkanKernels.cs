@@ -8,6 +8,11 @@ internal sealed record GpuMatrix(GpuBuffer Buffer, DType Type, int Rows, int Col
 {
     public ulong Values => Buffer.Address;
     public ulong Scales => Buffer.Address + (ulong)ScalesOffset;
+
+    // The kernels compiled for its type, named once here rather than at every launch.
+    public string MatVecKernel { get; } = "matmul_" + VulkanKernels.TypeName(Type);
+    public string TiledKernel { get; } = "matmul_tiled_" + VulkanKernels.TypeName(Type);
+    public string EmbedKernel { get; } = "embed_" + VulkanKernels.TypeName(Type);
 }
 
 /// <summary>
@@ -35,13 +40,13 @@ internal sealed class VulkanKernels(CommandStream stream)
     public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
     {
         var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
-        if (n >= TiledRows) stream.Dispatch("matmul_tiled_" + TypeName(w.Type), push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
-        else stream.Dispatch("matmul_" + TypeName(w.Type), push, (w.Rows + 1) / 2);
+        if (n >= TiledRows) stream.Dispatch(w.TiledKernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
+        else stream.Dispatch(w.MatVecKernel, push, (w.Rows + 1) / 2);
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>
     public void Embed(ulong tokens, int n, GpuMatrix table, ulong y) =>
-        stream.Dispatch("embed_" + TypeName(table.Type), new EmbedPush(tokens, table.Values, table.Scales, y, (uint)n, (uint)table.Columns), n);
+        stream.Dispatch(table.EmbedKernel, new EmbedPush(tokens, table.Values, table.Scales, y, (uint)n, (uint)table.Columns), n);
 
     public void RmsNorm(ulong x, int n, int width, ulong weight, float eps, ulong y) =>
         stream.Dispatch("rmsnorm", new RmsNormPush(x, weight, y, (uint)n, (uint)width, eps), n);

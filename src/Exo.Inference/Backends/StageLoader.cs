@@ -38,22 +38,20 @@ public sealed record ComputeDevice(string Name, GpuKind Kind, long MemoryBytes, 
 /// <summary>Loads a stage on the backend a choice names; the only place that turns a choice into a device.</summary>
 public static class StageLoader
 {
-    // One context per device and process: every stage on a GPU shares its queue and kernels.
-    private static readonly ConcurrentDictionary<(int?, bool), Lazy<GpuContext>> s_contexts = new();
+    // The machine's devices, listed once; one context per device and process: every stage on a GPU shares its queue
+    // and kernels, whichever choice named it.
+    private static readonly Lazy<IReadOnlyList<GpuInfo>> s_devices = new(VulkanDevice.List);
+    private static readonly ConcurrentDictionary<int, Lazy<GpuContext>> s_contexts = new();
 
     /// <summary>
     /// A stage of layers <paramref name="layers"/> (all when null). <c>auto</c> takes a discrete or integrated GPU and
     /// falls back to the CPU; it never takes a CPU implementation of Vulkan unless <c>--gpu</c> names it. An explicit
     /// <c>vulkan</c> fails with the reason when there is no usable device, and accepts a CPU implementation (as in CI).
     /// </summary>
-    public static IModelStage Load(string modelPath, LayerRange? layers, BackendOptions options, DType? quantize = null)
-    {
-        if (options.Kind == BackendKind.Cpu || (options.Kind == BackendKind.Auto && options.Gpu is null && Gpu(null, allowCpu: false) is null))
-            return ModelStage.Load(modelPath, layers, options.CpuKernels, quantize);
-
-        var context = Gpu(options.Gpu, allowCpu: options.Kind == BackendKind.Vulkan || options.Gpu is not null, throwIfNone: true)!;
-        return VulkanStage.Load(context, modelPath, layers, quantize);
-    }
+    public static IModelStage Load(string modelPath, LayerRange? layers, BackendOptions options, DType? quantize = null) =>
+        Gpu(options) is { } context
+            ? VulkanStage.Load(context, modelPath, layers, quantize)
+            : ModelStage.Load(modelPath, layers, options.CpuKernels, quantize);
 
     /// <summary>
     /// The GPU stages of this choice will run on, with its bandwidth measured; null when they run on the CPU. Fails with
@@ -61,24 +59,20 @@ public static class StageLoader
     /// </summary>
     public static ComputeDevice? Device(BackendOptions options)
     {
-        if (options.Kind == BackendKind.Cpu) return null;
-        var explicitGpu = options.Kind == BackendKind.Vulkan || options.Gpu is not null;
-        if (Gpu(options.Gpu, allowCpu: explicitGpu, throwIfNone: explicitGpu) is not { } context) return null;
+        if (Gpu(options) is not { } context) return null;
         var info = context.Device.Info;
         return new ComputeDevice(info.Name, info.Kind, info.MemoryBytes, context.MeasureBandwidth());
     }
 
-    /// <summary>The shared context of a device, or null (or the reason, when <paramref name="throwIfNone"/>) when there is none.</summary>
-    private static GpuContext? Gpu(int? index, bool allowCpu, bool throwIfNone = false)
+    /// <summary>The shared context of the device a choice runs on; null for the CPU, the reason when a named GPU cannot be used.</summary>
+    private static GpuContext? Gpu(BackendOptions options)
     {
-        var lazy = s_contexts.GetOrAdd((index, allowCpu), key => new Lazy<GpuContext>(() => GpuContext.Open(key.Item1, key.Item2)));
-        try
-        {
-            return lazy.Value;
-        }
-        catch (GpuUnavailableException) when (!throwIfNone)
-        {
-            return null;
-        }
+        if (options.Kind == BackendKind.Cpu) return null;
+        var named = options.Kind == BackendKind.Vulkan || options.Gpu is not null;
+        var index = options.Gpu ?? VulkanDevice.Preferred(s_devices.Value, allowCpu: named)?.Index;
+        if (index is null && !named) return null;
+        // A named device that is missing is opened anyway, so that the error says why (no loader, no device, index out of range).
+        var key = index ?? -1;
+        return s_contexts.GetOrAdd(key, i => new Lazy<GpuContext>(() => GpuContext.Open(i < 0 ? null : i, allowCpu: true))).Value;
     }
 }

@@ -96,6 +96,7 @@ internal static class BenchCommand
         var profile = KernelProfile.Active = s.Profile ? new KernelProfile() : null;
         using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });
         var gpu = stage as VulkanStage;
+        if (gpu is null) profile = null; // a CPU stage has no kernel timestamps to report
         // The roofline is the memory the weights are read from: the GPU's (a device-to-device copy) or the host's.
         var bandwidth = gpu?.Context.MeasureBandwidth(s.ProbeMegabytes * (1L << 20)) ?? MemoryBandwidth.Measure(threads, s.ProbeMegabytes * (1L << 20));
         if (!stage.IsFirst || !stage.IsLast) throw new CliInputException("bench needs the whole model");
@@ -104,11 +105,15 @@ internal static class BenchCommand
         var logits = new float[s.Batch * vocab];
         var capacity = s.Prompt + Math.Max(s.Generate, WarmupSteps) + 1;
 
-        // Warm-up: page the weights in and size every buffer, then start again from an empty cache.
-        Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out var warm);
-        Decode(stage, [warm], tokens[s.Prompt], WarmupSteps, logits);
+        // Warm-up: page the weights in and size every buffer, then start again from an empty cache. Caches are freed as
+        // they are done with: on a GPU they hold device memory.
+        using (var warmCache = stage.CreateCache(capacity))
+        {
+            Prefill(stage, warmCache, tokens[..s.Prompt], logits, out var warm);
+            Decode(stage, [warm], tokens[s.Prompt], WarmupSteps, logits);
+        }
 
-        var cache = stage.CreateCache(capacity);
+        using var cache = stage.CreateCache(capacity);
         profile?.Clear();
         var prefill = Stopwatch.StartNew();
         Prefill(stage, cache, tokens[..s.Prompt], logits, out var sequence);
@@ -121,8 +126,15 @@ internal static class BenchCommand
         if (s.Batch > 1)
         {
             var batch = new SequenceChunk[s.Batch];
-            for (var b = 0; b < s.Batch; b++) Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out batch[b]);
-            batchTokS = s.Batch * s.Generate / Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
+            try
+            {
+                for (var b = 0; b < s.Batch; b++) Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out batch[b]);
+                batchTokS = s.Batch * s.Generate / Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
+            }
+            finally
+            {
+                foreach (var chunk in batch) chunk.Cache?.Dispose();
+            }
         }
 
         var weightBytes = stage.BytesPerToken;

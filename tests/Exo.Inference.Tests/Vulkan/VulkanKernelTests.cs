@@ -47,6 +47,16 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
         Assert.True(error <= Tolerance, $"{what}: relative error {error:0.00e+0}");
     }
 
+    /// <summary>A random [rows, columns] matrix quantized to <paramref name="type"/>: on the host for the reference, packed on the GPU.</summary>
+    private (Tensor Host, GpuMatrix Gpu) RandomMatrix(Random random, NativeTensors store, int rows, int columns, DType type)
+    {
+        var host = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
+        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
+        var gpu = VulkanWeights.Upload(_device, _stream, staging, host);
+        _buffers.Add(gpu.Buffer);
+        return (host, gpu);
+    }
+
     public static TheoryData<DType> WeightTypes => [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K];
 
     [Theory]
@@ -55,13 +65,10 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     {
         var random = new Random(17 + (int)type);
         using var store = new NativeTensors();
-        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
         var columns = DTypes.BlockSize(type) == 256 ? 512 : 96;
         foreach (var rows in new[] { 1, 67, 130 })
         {
-            var w = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), type);
-            var matrix = VulkanWeights.Upload(_device, _stream, staging, w);
-            _buffers.Add(matrix.Buffer);
+            var (w, matrix) = RandomMatrix(random, store, rows, columns, type);
             var bias = RandomArray(random, rows);
             // Below TiledRows the matrix × vector kernel runs, from it on the tiled one; 70 is a partial second tile.
             foreach (var n in new[] { 1, 3, 11, VulkanKernels.TiledRows, 70 })
@@ -86,11 +93,8 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     {
         var random = new Random(5);
         using var store = new NativeTensors();
-        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
         const int rows = 45, columns = 256;
-        var w = store.Convert(store.Add("w", DType.F32, [rows, columns], MemoryMarshal.AsBytes(RandomArray(random, rows * columns).AsSpan())), DType.Q4_K);
-        var matrix = VulkanWeights.Upload(_device, _stream, staging, w);
-        _buffers.Add(matrix.Buffer);
+        var (_, matrix) = RandomMatrix(random, store, rows, columns, DType.Q4_K);
         var x = RandomArray(random, 13 * columns);
         var (xs, all) = (Buffer(x), Output(13 * rows));
         Run(k => k.MatMul(xs.Address, 13, matrix, 0, all.Address));
@@ -109,12 +113,9 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     {
         var random = new Random(3 + (int)type);
         using var store = new NativeTensors();
-        using var staging = _device.Allocate(VulkanWeights.StagingBytes, hostVisible: true);
         const int vocab = 37;
         var columns = DTypes.BlockSize(type) == 256 ? 256 : 64;
-        var table = store.Convert(store.Add("t", DType.F32, [vocab, columns], MemoryMarshal.AsBytes(RandomArray(random, vocab * columns).AsSpan())), type);
-        var matrix = VulkanWeights.Upload(_device, _stream, staging, table);
-        _buffers.Add(matrix.Buffer);
+        var (table, matrix) = RandomMatrix(random, store, vocab, columns, type);
         int[] tokens = [36, 0, 5, 5, 19];
         var expected = new float[tokens.Length * columns];
         ReferenceKernels.Instance.Embed(table, tokens, expected);

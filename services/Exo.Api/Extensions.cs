@@ -38,9 +38,12 @@ public static class Extensions
 
         services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
         services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
-        services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(
-            sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(),
-            TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ApiOptions>>().Value.TokenTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>()));
+        services.AddSingleton<IGenerationBackend>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<ApiOptions>>().Value;
+            return new ClusterBackend(sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(),
+                TimeSpan.FromSeconds(o.TokenTimeoutSeconds), TimeSpan.FromSeconds(o.ResumeTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>());
+        });
         return builder;
     }
 }

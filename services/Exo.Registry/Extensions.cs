@@ -1,3 +1,4 @@
+using Exo.Registry.Liveness;
 using Exo.Registry.Store;
 using Exo.ServiceDefaults;
 using StackExchange.Redis;
@@ -16,6 +17,7 @@ public static partial class Extensions
         builder.Services.AddGrpc();
         // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
+        builder.Services.AddSingleton<UnreachableNodes>();
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(RedisConnection)))
         {

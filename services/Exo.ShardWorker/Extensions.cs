@@ -1,5 +1,6 @@
 using Exo.Contracts;
 using Exo.Inference.Backends;
+using Exo.Ring;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker.Node;
 using Exo.ShardWorker.Stages;
@@ -36,6 +37,7 @@ public static class Extensions
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
+        builder.Services.AddSingleton<PeerReports>();
         builder.Services.AddSingleton<StageMetrics>();
         builder.Services.AddSingleton<StageHosts>();
         builder.Services.AddHostedService<NodeAgent>();

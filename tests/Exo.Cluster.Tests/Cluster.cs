@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace Exo.Cluster.Tests;
 
 /// <summary>One stage of a placement as the API's /api/cluster reports it.</summary>
-public sealed record StageInfo(string NodeId, int LayerStart, int LayerEnd);
+public sealed record StageInfo(string NodeId, string Endpoint, int LayerStart, int LayerEnd);
 
 /// <summary>The shipped model's placement as the API sees it.</summary>
 public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
@@ -25,6 +25,9 @@ public sealed class Cluster : IAsyncLifetime
 
     /// <summary>The API service, which drives the rings (the gateway in front of it has tests of its own).</summary>
     public Uri Api { get; private set; } = null!;
+
+    /// <summary>The API service's process, whose log tells what it did about a fault.</summary>
+    public ServiceProcess ApiProcess { get; private set; } = null!;
 
     public List<ServiceProcess> Workers { get; } = [];
 
@@ -68,7 +71,7 @@ public sealed class Cluster : IAsyncLifetime
             ["Api__Models__0"] = RepositoryPaths.ShippedModel,
         });
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
-        Api = api.WaitUntilListening(TimeSpan.FromSeconds(90));
+        (ApiProcess, Api) = (api, api.WaitUntilListening(TimeSpan.FromSeconds(90)));
         await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
     }
 
@@ -100,6 +103,9 @@ public sealed class Cluster : IAsyncLifetime
         return worker;
     }
 
+    /// <summary>The worker process that serves a stage.</summary>
+    public ServiceProcess WorkerOf(StageInfo stage) => WorkerEndpoints.Single(w => w.Value.TrimEnd('/') == stage.Endpoint.TrimEnd('/')).Key;
+
     public async Task<PlacementInfo?> PlacementAsync()
     {
         using var http = new HttpClient();
@@ -108,11 +114,23 @@ public sealed class Cluster : IAsyncLifetime
         {
             if (p.GetProperty("model").GetString() != Model) continue;
             var stages = p.GetProperty("stages").EnumerateArray()
-                .Select(s => new StageInfo(s.GetProperty("nodeId").GetString()!, s.GetProperty("layerStart").GetInt32(), s.GetProperty("layerEnd").GetInt32())).ToList();
+                .Select(s => new StageInfo(s.GetProperty("nodeId").GetString()!, s.GetProperty("endpoint").GetString()!, s.GetProperty("layerStart").GetInt32(), s.GetProperty("layerEnd").GetInt32())).ToList();
             return new PlacementInfo(p.GetProperty("version").GetInt64(), p.GetProperty("ready").GetBoolean(), stages, p.GetProperty("problem").GetString());
         }
 
         return null;
+    }
+
+    /// <summary>Waits until the API's cluster view lists <paramref name="count"/> nodes (registered, leases live).</summary>
+    public async Task WaitForNodesAsync(int count, TimeSpan timeout)
+    {
+        using var http = new HttpClient();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while ((await http.GetFromJsonAsync<JsonElement>(new Uri(Api, "/api/cluster"))).GetProperty("nodes").GetArrayLength() != count)
+        {
+            if (clock.Elapsed > timeout) throw new TimeoutException($"the cluster did not reach {count} nodes in {timeout.TotalSeconds} s");
+            await Task.Delay(50);
+        }
     }
 
     /// <summary>Polls the API's cluster view until the placement satisfies <paramref name="condition"/>.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Exo.Contracts.V1;
 using Exo.Inference.Pipeline;
 using Exo.Ring;
@@ -21,6 +22,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private readonly Contracts.V1.Planner.PlannerClient _planner;
     private readonly Contracts.V1.Registry.RegistryClient _registry;
     private readonly TimeSpan _tokenTimeout;
+    private readonly TimeSpan _resumeTimeout;
+    private readonly PeerReports _peers;
     private readonly ILogger<ClusterBackend> _logger;
     private readonly ConcurrentDictionary<string, ModelRing> _rings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
@@ -28,11 +31,18 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _followers;
 
-    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, TimeSpan tokenTimeout, ILogger<ClusterBackend> logger)
+    // Whether the placement and membership watches are connected now: a request that lost its ring needs both.
+    private volatile bool _plannerFollowed;
+    private volatile bool _registryFollowed;
+
+    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, TimeSpan tokenTimeout, TimeSpan resumeTimeout,
+        ILogger<ClusterBackend> logger)
     {
         _planner = planner;
         _registry = registry;
         _tokenTimeout = tokenTimeout;
+        _resumeTimeout = resumeTimeout;
+        _peers = new PeerReports(registry, TimeProvider.System);
         _logger = logger;
         // The first request that needs the backend creates it: without this its trace would adopt the watch streams, and
         // every ring link they open, for the life of the process.
@@ -40,8 +50,16 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         {
             _followers =
             [
-                Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e => LogPlannerLost(e.Message), _stopping.Token)),
-                Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e => LogRegistryLost(e.Message), _stopping.Token)),
+                Task.Run(() => StreamFollowing.FollowAsync(FollowPlacementsAsync, e =>
+                {
+                    _plannerFollowed = false;
+                    LogPlannerLost(e.Message);
+                }, _stopping.Token)),
+                Task.Run(() => StreamFollowing.FollowAsync(FollowMembersAsync, e =>
+                {
+                    _registryFollowed = false;
+                    LogRegistryLost(e.Message);
+                }, _stopping.Token)),
             ];
         }
     }
@@ -56,44 +74,142 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             throw new BackendUnavailableException(
                 $"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
 
-        var id = Guid.NewGuid().ToString("N");
-        var finished = false;
-        var replies = ring.Open(id) ?? throw new BackendUnavailableException($"model '{model}' is being re-planned; retry in a few seconds");
+        // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
+        var sent = new List<int>(request.MaxTokens);
+        var attempt = Start(ring, model, request, sent);
+        var resumed = 0;
         try
         {
-            ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(request.Prompt), Setup(model, request)));
             using var watchdog = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             while (true)
             {
-                watchdog.CancelAfter(_tokenTimeout);
-                RingPayload reply;
-                try
+                var reply = attempt.Replies is null
+                    ? new RingError(RingErrorCode.StalePlacement, $"placement v{attempt.Ring.Placement.Version} of '{model}' was being replaced")
+                    : await NextReplyAsync(attempt.Replies, watchdog, model, cancellationToken);
+                if (reply is RingError error)
                 {
-                    reply = await replies.ReadAsync(watchdog.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new BackendUnavailableException($"the ring for '{model}' sent nothing for {_tokenTimeout.TotalSeconds:0} s; a worker may have left — retry");
+                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
+                    var lost = Stopwatch.GetTimestamp();
+                    Close(attempt, finished: false);
+                    ring = await ResumableRingAsync(model, attempt.Ring, error, cancellationToken);
+                    attempt = Start(ring, model, request, sent);
+                    LogResumed(model, sent.Count, attempt.Ring.Placement.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
+                    continue;
                 }
 
-                if (reply is RingError error) throw Failure(error);
                 if (reply is not RingSampledToken sampled) continue;
+                sent.Add(sampled.Token);
                 yield return new GenerationEvent(sampled.Token, sampled.Finish, sampled.Logprobs);
                 if (sampled.Finish is not null)
                 {
-                    finished = true;
+                    attempt.Finished = true;
                     yield break;
                 }
             }
         }
         finally
         {
-            ring.Close(id);
-            // The first and last stages free a finished request themselves; only the middle ones never see its end.
-            // A request cut short (client gone, error, stop sequence) may be anywhere in the ring: every stage hears.
-            var stages = ring.Placement.Stages;
-            for (var i = finished ? 1 : 0; i < (finished ? stages.Count - 1 : stages.Count); i++) _ = CancelAsync(stages[i].GrpcEndpoint, id);
+            Close(attempt, attempt.Finished);
         }
+    }
+
+    /// <summary>How many times one request may move to another ring: enough for a few machines leaving one after another.</summary>
+    private const int MaxResumes = 8;
+
+    /// <summary>A request's run on one ring: resumed on another ring, it runs again under a new id.</summary>
+    private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies)
+    {
+        public ModelRing Ring { get; } = ring;
+
+        public string Id { get; } = id;
+
+        /// <summary>Null when the ring was already being replaced.</summary>
+        public ChannelReader<RingPayload>? Replies { get; } = replies;
+
+        public bool Finished { get; set; }
+
+        public bool Closed { get; set; }
+    }
+
+    /// <summary>Sends the prompt, and what the client has already been sent, round the ring.</summary>
+    private static Attempt Start(ModelRing ring, string model, GenerationRequest request, List<int> sent)
+    {
+        var id = Guid.NewGuid().ToString("N");
+        var replies = ring.Open(id);
+        if (replies is null) return new Attempt(ring, id, null);
+        var prompt = sent.Count == 0 ? request.Prompt : [.. request.Prompt, .. sent];
+        var resumed = request with { Prompt = prompt, MaxTokens = request.MaxTokens - sent.Count };
+        ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(prompt), Setup(model, resumed)));
+        return new Attempt(ring, id, replies);
+    }
+
+    /// <summary>The next reply; silence longer than the token timeout counts as a lost ring.</summary>
+    private async Task<RingPayload> NextReplyAsync(ChannelReader<RingPayload> replies, CancellationTokenSource watchdog, string model, CancellationToken cancellationToken)
+    {
+        watchdog.CancelAfter(_tokenTimeout);
+        try
+        {
+            return await replies.ReadAsync(watchdog.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new RingError(RingErrorCode.NotReady, $"the ring for '{model}' sent nothing for {_tokenTimeout.TotalSeconds:0} s");
+        }
+    }
+
+    /// <summary>A ring that was replaced or broke; a worker's own failure or a full cache is the client's to hear about.</summary>
+    private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
+
+    /// <summary>
+    /// Waits for a ring to resume a request on: the next placement, once every stage has loaded it, or the same ring when
+    /// its link came back and no member left. Fails at once, saying why, when the planner or registry cannot be reached
+    /// or the workers that are left cannot hold the model.
+    /// </summary>
+    private async Task<ModelRing> ResumableRingAsync(string model, ModelRing failed, RingError error, CancellationToken cancellationToken)
+    {
+        var since = Stopwatch.GetTimestamp();
+        var cause = $"'{model}' lost its ring mid-answer ({error.Message})";
+        while (true)
+        {
+            var waited = Stopwatch.GetElapsedTime(since);
+            if (_rings.TryGetValue(model, out var ring) && ring != failed)
+            {
+                if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {ring.Placement.Problem}");
+                if (ring.Ready) return ring;
+            }
+            else if (!failed.Lost && failed.Ready && waited > SameRingPatience)
+            {
+                return failed;
+            }
+
+            if (waited > DependencyPatience && !_plannerFollowed)
+                throw new BackendUnavailableException($"{cause}, and the planner (Exo.Planner) is unreachable, so no new ring can be planned: check that it is running");
+            if (waited > DependencyPatience && !_registryFollowed)
+                throw new BackendUnavailableException($"{cause}, and the registry (Exo.Registry) is unreachable, so the lost worker cannot be planned out: check that it is running");
+            if (waited > _resumeTimeout)
+                throw new BackendUnavailableException($"{cause}, and no new ring was ready within {_resumeTimeout.TotalSeconds:0} s; retry");
+            await Task.Delay(ResumePoll, cancellationToken);
+        }
+    }
+
+    private static readonly TimeSpan ResumePoll = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>A link that broke while its stage stays in the ring is given this long to come back (it retries every half second).</summary>
+    private static readonly TimeSpan SameRingPatience = TimeSpan.FromSeconds(1);
+
+    /// <summary>A watch stream that just broke may be reconnecting; one still down after this means the service is.</summary>
+    private static readonly TimeSpan DependencyPatience = TimeSpan.FromSeconds(1);
+
+    /// <summary>Stops an attempt: its replies, and its memory on every stage (the ends free a finished request themselves).</summary>
+    private void Close(Attempt attempt, bool finished)
+    {
+        if (attempt.Closed) return;
+        attempt.Closed = true;
+        attempt.Ring.Close(attempt.Id);
+        if (attempt.Replies is null) return;
+        // A request cut short (client gone, error, stop sequence, lost ring) may be anywhere in the ring: every stage hears.
+        var stages = attempt.Ring.Placement.Stages;
+        for (var i = finished ? 1 : 0; i < (finished ? stages.Count - 1 : stages.Count); i++) _ = CancelAsync(stages[i].GrpcEndpoint, attempt.Id);
     }
 
     /// <summary>The request's setup; the current span, when there is one, becomes the parent of every stage's spans.</summary>
@@ -127,6 +243,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private async Task FollowPlacementsAsync(CancellationToken stopping)
     {
         using var call = _planner.WatchPlacements(new WatchPlacementsRequest(), new CallOptions(cancellationToken: stopping));
+        await call.ResponseHeadersAsync;
+        _plannerFollowed = true;
         while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
     }
 
@@ -134,7 +252,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private async Task AdoptAsync(Placement placement)
     {
         if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
-        var ring = new ModelRing(placement, Shard, _logger);
+        var ring = new ModelRing(placement, Shard, _peers, _logger);
         _rings[placement.ModelId] = ring;
         LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
         if (current is not null) await current.DisposeAsync();
@@ -143,12 +261,21 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private async Task FollowMembersAsync(CancellationToken stopping)
     {
         using var call = _registry.Watch(new WatchNodesRequest(), new CallOptions(cancellationToken: stopping));
+        await call.ResponseHeadersAsync;
+        _registryFollowed = true;
         _nodes.Clear();
         while (await call.ResponseStream.MoveNext(stopping))
         {
             var change = call.ResponseStream.Current;
-            if (change.Kind == NodeEvent.Types.Kind.Removed) _nodes.TryRemove(change.Node.NodeId, out _);
-            else _nodes[change.Node.NodeId] = change.Node;
+            if (change.Kind != NodeEvent.Types.Kind.Removed)
+            {
+                _nodes[change.Node.NodeId] = change.Node;
+                continue;
+            }
+
+            _nodes.TryRemove(change.Node.NodeId, out _);
+            // Its requests are resumed as soon as the next ring is ready, without waiting for the planner to say so.
+            foreach (var ring in _rings.Values) ring.MemberLeft(change.Node.NodeId);
         }
     }
 
@@ -176,6 +303,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the registry's membership stream ({Reason}); reconnecting")]
     private partial void LogRegistryLost(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Resumed a request for {Model} after {Tokens} tokens on placement v{Version}, {Seconds:0.00} s after its ring was lost ({Reason})")]
+    private partial void LogResumed(string model, int tokens, ulong version, double seconds, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Could not cancel a request on {Endpoint}: {Reason}")]
     private partial void LogCancelFailed(string endpoint, string reason);

@@ -20,24 +20,29 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private readonly ShardStatus?[] _statuses;
     private readonly Task _probe;
     private readonly Lock _gate = new();
+    private readonly PeerReports _peers;
     private volatile bool _ready;
+    private volatile bool _lost;
     private bool _disposed;
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
-    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ILogger logger)
+    /// <param name="peers">Where a stage that stops answering is reported.</param>
+    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, PeerReports peers, ILogger logger)
     {
         Placement = placement;
         _shards = shards;
+        _peers = peers;
         _logger = logger;
         _statuses = new ShardStatus?[placement.Stages.Count];
         if (placement.Stages.Count > 0)
         {
-            var endpoint = placement.Stages[0].GrpcEndpoint;
-            _first = new ForwardLink(endpoint, Dispatch, e =>
+            var first = placement.Stages[0];
+            _first = new ForwardLink(first.GrpcEndpoint, Dispatch, e =>
             {
-                LogLinkBroken(endpoint, e.Message);
+                LogLinkBroken(first.GrpcEndpoint, e.Message);
+                _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));
                 // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
-                FailAll(RingErrorCode.NotReady, $"the stream to the first stage {endpoint} broke ({e.Message}); retry");
+                FailAll(RingErrorCode.NotReady, $"the stream to the first stage {first.GrpcEndpoint} broke ({e.Message})");
             });
         }
 
@@ -47,6 +52,18 @@ internal sealed partial class ModelRing : IAsyncDisposable
     public Placement Placement { get; }
 
     public bool Ready => _ready;
+
+    /// <summary>A stage's node left the cluster: this ring cannot serve again, only its successor can.</summary>
+    public bool Lost => _lost;
+
+    /// <summary>The registry removed a node: if it held a stage here, the requests on this ring have lost it.</summary>
+    public void MemberLeft(string nodeId)
+    {
+        if (Placement.Stages.All(s => s.NodeId != nodeId)) return;
+        _lost = true;
+        _ready = false;
+        FailAll(RingErrorCode.NotReady, $"worker {nodeId} left the cluster");
+    }
 
     /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
     public ChannelReader<RingPayload>? Open(string id)
@@ -96,7 +113,8 @@ internal sealed partial class ModelRing : IAsyncDisposable
             while (!stopping.IsCancellationRequested)
             {
                 for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
-                var ready = _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                var ready = !_lost && _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                if (_ready && Array.FindIndex(_statuses, s => s is null) is var silent and >= 0) Silent(Placement.Stages[silent]);
                 if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
                 _ready = ready;
                 await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);
@@ -105,6 +123,15 @@ internal sealed partial class ModelRing : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>A stage of a serving ring stopped answering: the registry checks it, and the requests waiting on it are
+    /// resumed once a ring answers again (a killed stage that no peer streams to is found this way).</summary>
+    private void Silent(Stage stage)
+    {
+        LogStageSilent(stage.NodeId, stage.GrpcEndpoint);
+        _peers.Lost(new PeerLoss(stage.NodeId, stage.GrpcEndpoint, "it did not answer a status request"));
+        FailAll(RingErrorCode.NotReady, $"worker {stage.NodeId} at {stage.GrpcEndpoint} does not answer");
     }
 
     private async Task<ShardStatus?> StatusAsync(string endpoint, CancellationToken cancellationToken)
@@ -138,6 +165,9 @@ internal sealed partial class ModelRing : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} is loaded on every stage; serving")]
     private partial void LogReady(string model, ulong version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {NodeId} at {Endpoint} does not answer; its requests wait for a ring that does")]
+    private partial void LogStageSilent(string nodeId, string endpoint);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to the first stage {Endpoint} broke ({Reason}); reconnecting")]
     private partial void LogLinkBroken(string endpoint, string reason);

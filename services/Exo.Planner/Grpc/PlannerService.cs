@@ -20,6 +20,8 @@ public sealed class PlannerService(PlacementBoard board, IHostApplicationLifetim
         var model = string.IsNullOrEmpty(request.ModelId) ? null : request.ModelId;
         // A watch lasts until the caller leaves or the planner stops: Kestrel's graceful stop waits for open calls.
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        // Headers at once: a watcher knows it is connected before the first placement exists.
+        await context.WriteResponseHeadersAsync([]);
         try
         {
             await foreach (var placement in board.WatchAsync(model, watching.Token))

@@ -1,11 +1,12 @@
 using Exo.Contracts.V1;
 using Grpc.Core;
+using Exo.Registry.Liveness;
 using Exo.Registry.Store;
 
 namespace Exo.Registry.Grpc;
 
 /// <summary><c>exo.v1.Registry</c>: membership with leases, over the node store.</summary>
-public sealed partial class RegistryService(INodeStore store, IHostApplicationLifetime lifetime, ILogger<RegistryService> logger) : Contracts.V1.Registry.RegistryBase
+public sealed partial class RegistryService(INodeStore store, UnreachableNodes unreachable, IHostApplicationLifetime lifetime, ILogger<RegistryService> logger) : Contracts.V1.Registry.RegistryBase
 {
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
@@ -46,6 +47,13 @@ public sealed partial class RegistryService(INodeStore store, IHostApplicationLi
         return new DeregisterResponse();
     }
 
+    public override async Task<ReportUnreachableResponse> ReportUnreachable(ReportUnreachableRequest request, ServerCallContext context)
+    {
+        if (request.NodeId.Length == 0 || request.GrpcEndpoint.Length == 0) throw Invalid("node_id and grpc_endpoint are required");
+        var reason = request.Reason.Length > 200 ? request.Reason[..200] : request.Reason;
+        return new ReportUnreachableResponse { Removed = await unreachable.CheckAsync(request.NodeId, request.GrpcEndpoint, reason, context.CancellationToken) };
+    }
+
     public override async Task<ListNodesResponse> List(ListNodesRequest request, ServerCallContext context)
     {
         var response = new ListNodesResponse();
@@ -57,6 +65,8 @@ public sealed partial class RegistryService(INodeStore store, IHostApplicationLi
     {
         // A watch lasts until the caller leaves or the registry stops: Kestrel's graceful stop waits for open calls.
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        // Headers at once: a watcher knows it is connected before any node has registered.
+        await context.WriteResponseHeadersAsync([]);
         try
         {
             await foreach (var change in store.WatchAsync(watching.Token))

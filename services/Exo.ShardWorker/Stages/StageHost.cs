@@ -31,13 +31,15 @@ public sealed partial class StageHost : IAsyncDisposable
     private readonly ConcurrentDictionary<string, long> _cancelledEarly = new(StringComparer.Ordinal);
 
     public StageHost(
-        string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ActivitySource tracing, StageMetrics metrics, TimeProvider time, ILogger<StageHost> logger)
+        string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ActivitySource tracing, StageMetrics metrics, TimeProvider time, ILogger<StageHost> logger,
+        Action<PeerLoss> onPeerLost)
     {
         (_modelId, _nodeId, _tracing, _metrics, _time, _logger) = (modelId, nodeId, tracing, metrics, time, logger);
         _placement = new StagePlacement(modelId, modelDirectory, nodeId, backend, kvBudgetBytes, time, logger,
             onReply: message => Receive(message, origin: null),
             onResult: OnResult,
-            onReplaced: version => FailAll(RingErrorCode.StalePlacement, $"the cluster was re-planned (placement v{version}); retry the request"));
+            onReplaced: version => FailAll(RingErrorCode.StalePlacement, $"the cluster was re-planned (placement v{version}); retry the request"),
+            onNextLost: onPeerLost);
     }
 
     /// <summary>One open request on this stage.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Exo.Contracts.V1;
+using Exo.Ring;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker.Node;
 using Microsoft.Extensions.Options;
@@ -8,7 +9,7 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
 public sealed partial class StageHosts(
-    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, PeerReports peers, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -39,7 +40,7 @@ public sealed partial class StageHosts(
             }
 
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
-                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>()));
+                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(), peers.Lost));
             metrics.Track(host);
         }
 

@@ -15,9 +15,10 @@ namespace Exo.ShardWorker.Stages;
 /// <param name="onReply">A message the next stage sent back on the link.</param>
 /// <param name="onResult">A result of the runtime that runs these layers.</param>
 /// <param name="onReplaced">A newer placement (its version given) is being applied: the ring of the open requests no longer exists.</param>
+/// <param name="onNextLost">The stream to the next stage broke: the node may be gone.</param>
 internal sealed partial class StagePlacement(
     string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, TimeProvider time, ILogger logger,
-    Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced)
+    Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced, Action<PeerLoss> onNextLost)
     : IAsyncDisposable
 {
     private readonly SemaphoreSlim _applying = new(1, 1);
@@ -68,7 +69,8 @@ internal sealed partial class StagePlacement(
 
             var stage = placement.Stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
-            var nextEndpoint = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count].GrpcEndpoint : null;
+            var nextStage = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count] : null;
+            var nextEndpoint = nextStage?.GrpcEndpoint;
             var loaded = old?.Loaded.Layers == layers ? old.Loaded : null;
             var next = nextEndpoint is not null && old?.Next?.Endpoint == nextEndpoint ? old.Next : null;
             // What is not reused goes before the new layers load: a node sized for one range has no room for two.
@@ -91,7 +93,11 @@ internal sealed partial class StagePlacement(
                 throw;
             }
 
-            next ??= nextEndpoint is null ? null : new ForwardLink(nextEndpoint, onReply, e => LogLinkBroken(nextEndpoint, e.Message));
+            next ??= nextStage is null ? null : new ForwardLink(nextStage.GrpcEndpoint, onReply, e =>
+            {
+                LogLinkBroken(nextStage.GrpcEndpoint, e.Message);
+                onNextLost(new PeerLoss(nextStage.NodeId, nextStage.GrpcEndpoint, e.Message));
+            });
             _serving = new Serving((long)placement.Version, loaded, next, index == 0, index == placement.Stages.Count - 1);
             Interlocked.Exchange(ref _version, (long)placement.Version);
             LogServing(modelId, layers.ToString(), placement.Version, index + 1, placement.Stages.Count, nextEndpoint ?? "itself");

@@ -56,8 +56,8 @@ public sealed class Cluster : IAsyncLifetime
         var planner = ServiceEndpoints.Free();
         (_registry, _planner) = (registry.Grpc, planner.Grpc);
         var redis = _redis.Configuration;
-        Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
-        Start("Exo.Planner.dll", planner.Args, new()
+        Registry = Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
+        Planner = Start("Exo.Planner.dll", planner.Args, new()
         {
             ["ConnectionStrings__redis"] = redis,
             ["services__registry__grpc__0"] = _registry,
@@ -79,6 +79,26 @@ public sealed class Cluster : IAsyncLifetime
     {
         var process = ServiceProcess.Start(assembly, args, Quiet(environment));
         _services.Add(process);
+        _commands[process] = (assembly, args, environment);
+        return process;
+    }
+
+    private readonly Dictionary<ServiceProcess, (string Assembly, string[] Args, Dictionary<string, string> Environment)> _commands = [];
+
+    public ServiceProcess Registry { get; private set; } = null!;
+
+    public ServiceProcess Planner { get; private set; } = null!;
+
+    /// <summary>Starts the registry or the planner again, as it was started, on the same address; it must have exited.</summary>
+    public ServiceProcess Restart(ServiceProcess service)
+    {
+        Assert.True(service.HasExited, "only a service that has stopped is started again");
+        var (assembly, args, environment) = _commands[service];
+        _services.Remove(service);
+        var process = Start(assembly, args, environment);
+        if (service == Registry) Registry = process;
+        if (service == Planner) Planner = process;
+        process.WaitUntilListening(TimeSpan.FromSeconds(60));
         return process;
     }
 

@@ -119,9 +119,45 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
         Assert.StartsWith(partial, expected.Text, StringComparison.Ordinal);
         Assert.Contains("cannot hold it", error, StringComparison.Ordinal);
 
-        // A machine comes back: the cluster serves again by itself.
+        // Machines come back: the cluster serves again by itself.
         cluster.StartWorker().WaitUntilListening(TimeSpan.FromSeconds(60));
-        await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 1, TimeSpan.FromSeconds(60));
+        cluster.StartWorker().WaitUntilListening(TimeSpan.FromSeconds(60));
+        await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 2, TimeSpan.FromSeconds(60));
+        Assert.Equal(expected.Text, (await StreamAsync(null)).Text);
+
+        // The registry dies mid-answer: the ring does not need it while it streams. Started again, it learns the
+        // members back from their heartbeats and the API's watch.
+        var registry = cluster.Registry;
+        var withoutRegistry = await StreamAsync(() =>
+        {
+            registry.Dispose();
+            return Task.CompletedTask;
+        });
+        Report("kill -9 the registry", withoutRegistry, expected);
+        Assert.Equal(expected.Text, withoutRegistry.Text);
+        var restarted = Stopwatch.StartNew();
+        cluster.Restart(registry);
+        await cluster.WaitForNodesAsync(2, TimeSpan.FromSeconds(30));
+        output.WriteLine($"| registry started again | {restarted.Elapsed.TotalSeconds:0.0} s until both workers were members again | – |");
+
+        // With the planner gone, a worker loss cannot be re-planned: the client hears which service is missing, at once.
+        cluster.Planner.Dispose();
+        var lostAt = Stopwatch.StartNew();
+        var pair = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 2, TimeSpan.FromSeconds(5));
+        var (_, plannerError) = await StreamRawAsync(() =>
+        {
+            cluster.WorkerOf(pair.Stages[1]).Dispose();
+            lostAt.Restart();
+        });
+        output.WriteLine($"| planner down, then kill -9 a worker | error after {lostAt.Elapsed.TotalSeconds:0.00} s: {plannerError} | – |");
+        Assert.Contains("Exo.Planner", plannerError, StringComparison.Ordinal);
+        Assert.True(lostAt.Elapsed < TimeSpan.FromSeconds(5), $"the client waited {lostAt.Elapsed.TotalSeconds:0.0} s to hear of it");
+
+        // The planner comes back, restores its placements from Redis and plans the worker out.
+        restarted.Restart();
+        cluster.Restart(cluster.Planner);
+        await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 1, TimeSpan.FromSeconds(30));
+        output.WriteLine($"| planner started again | serving again after {restarted.Elapsed.TotalSeconds:0.0} s | – |");
         Assert.Equal(expected.Text, (await StreamAsync(null)).Text);
     }
 

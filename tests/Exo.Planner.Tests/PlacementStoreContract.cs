@@ -56,7 +56,7 @@ public abstract class PlacementStoreContract
         Assert.False(await store.SaveAsync(Withdrawn("m", 5, "same version, other content"), CancellationToken.None));
         Assert.Equal(v5, Assert.Single(await store.LoadAsync(CancellationToken.None)));
 
-        var v7 = Withdrawn("m", 7, "no shard workers have joined yet");
+        var v7 = Withdrawn("m", 7, "no shard worker is in the cluster");
         Assert.True(await store.SaveAsync(v7, CancellationToken.None));
         Assert.Equal(v7, Assert.Single(await store.LoadAsync(CancellationToken.None)));
     }

@@ -28,6 +28,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private readonly ConcurrentDictionary<string, ModelRing> _rings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Shard.ShardClient> _shards = new(StringComparer.Ordinal);
+
+    // Models that have had a ready ring: a request for one waits out a re-plan instead of being told to retry.
+    private readonly ConcurrentDictionary<string, bool> _served = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _followers;
 
@@ -71,8 +74,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             throw new BackendUnavailableException($"model '{model}' has no placement yet: the planner has not answered; check that Exo.Planner is running");
         if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"model '{model}' cannot be served now: {ring.Placement.Problem}");
         if (!ring.Ready)
-            throw new BackendUnavailableException(
-                $"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
+        {
+            // Loading for the first time takes a while: the client is told to come back. A re-plan takes about a second.
+            if (!ring.HasServed && !_served.ContainsKey(model))
+                throw new BackendUnavailableException($"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
+            ring = await ReadyRingAsync(model, null, $"'{model}' is being re-planned", cancellationToken);
+        }
 
         // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
         var sent = new List<int>(request.MaxTokens);
@@ -91,7 +98,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
                     Close(attempt, finished: false);
-                    ring = await ResumableRingAsync(model, attempt.Ring, error, cancellationToken);
+                    ring = await ReadyRingAsync(model, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
                     attempt = Start(ring, model, request, sent);
                     LogResumed(model, sent.Count, attempt.Ring.Placement.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
                     continue;
@@ -161,33 +168,28 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
 
     /// <summary>
-    /// Waits for a ring to resume a request on: the next placement, once every stage has loaded it, or the same ring when
-    /// its link came back and no member left. Fails at once, saying why, when the planner or registry cannot be reached
-    /// or the workers that are left cannot hold the model.
+    /// Waits for a ring to run a request on: the model's current ring once every stage has loaded it, or the ring that
+    /// failed when its link came back and no member left. Fails at once, saying why, when the planner or registry cannot
+    /// be reached or the workers that are left cannot hold the model.
     /// </summary>
-    private async Task<ModelRing> ResumableRingAsync(string model, ModelRing failed, RingError error, CancellationToken cancellationToken)
+    private async Task<ModelRing> ReadyRingAsync(string model, ModelRing? failed, string cause, CancellationToken cancellationToken)
     {
         var since = Stopwatch.GetTimestamp();
-        var cause = $"'{model}' lost its ring mid-answer ({error.Message})";
         while (true)
         {
             var waited = Stopwatch.GetElapsedTime(since);
-            if (_rings.TryGetValue(model, out var ring) && ring != failed)
+            if (_rings.TryGetValue(model, out var ring))
             {
                 if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {ring.Placement.Problem}");
-                if (ring.Ready) return ring;
-            }
-            else if (!failed.Lost && failed.Ready && waited > SameRingPatience)
-            {
-                return failed;
+                if (ring.Ready && !ring.Lost && (ring != failed || waited > SameRingPatience)) return ring;
             }
 
             if (waited > DependencyPatience && !_plannerFollowed)
                 throw new BackendUnavailableException($"{cause}, and the planner (Exo.Planner) is unreachable, so no new ring can be planned: check that it is running");
             if (waited > DependencyPatience && !_registryFollowed)
-                throw new BackendUnavailableException($"{cause}, and the registry (Exo.Registry) is unreachable, so the lost worker cannot be planned out: check that it is running");
+                throw new BackendUnavailableException($"{cause}, and the registry (Exo.Registry) is unreachable, so a lost worker cannot be planned out: check that it is running");
             if (waited > _resumeTimeout)
-                throw new BackendUnavailableException($"{cause}, and no new ring was ready within {_resumeTimeout.TotalSeconds:0} s; retry");
+                throw new BackendUnavailableException($"{cause}, and no ring was ready within {_resumeTimeout.TotalSeconds:0} s; retry");
             await Task.Delay(ResumePoll, cancellationToken);
         }
     }
@@ -252,6 +254,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private async Task AdoptAsync(Placement placement)
     {
         if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
+        if (current is { HasServed: true }) _served.TryAdd(placement.ModelId, true);
         var ring = new ModelRing(placement, Shard, _peers, _logger);
         _rings[placement.ModelId] = ring;
         LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));

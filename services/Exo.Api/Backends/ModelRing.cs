@@ -23,6 +23,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private readonly PeerReports _peers;
     private volatile bool _ready;
     private volatile bool _lost;
+    private volatile bool _hasServed;
     private bool _disposed;
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
@@ -52,6 +53,9 @@ internal sealed partial class ModelRing : IAsyncDisposable
     public Placement Placement { get; }
 
     public bool Ready => _ready;
+
+    /// <summary>Whether every stage has been ready at some time (the ring may have lost one since).</summary>
+    public bool HasServed => _hasServed;
 
     /// <summary>A stage's node left the cluster: this ring cannot serve again, only its successor can.</summary>
     public bool Lost => _lost;
@@ -117,6 +121,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
                 if (_ready && Array.FindIndex(_statuses, s => s is null) is var silent and >= 0) Silent(Placement.Stages[silent]);
                 if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
                 _ready = ready;
+                _hasServed |= ready;
                 await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);
             }
         }

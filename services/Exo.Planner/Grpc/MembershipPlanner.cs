@@ -16,7 +16,7 @@ public sealed partial class MembershipPlanner(
     IReadOnlyList<(string Model, ModelProfile Profile)> models,
     ILogger<MembershipPlanner> logger) : BackgroundService
 {
-    private const string NoWorkers = "no shard workers have joined yet";
+    private const string NoWorkers = "no shard worker is in the cluster (none has joined, or every one has left)";
 
     private readonly Membership _membership = new();
 

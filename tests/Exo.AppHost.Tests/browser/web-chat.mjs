@@ -20,8 +20,10 @@ try {
   await page.fill('#input', question);
   await page.press('#input', 'Enter');
   const answer = page.locator('#log .msg.assistant').last();
-  await answer.locator('.stats').or(page.locator('#log .msg.assistant.error')).first().waitFor({ timeout: 60_000 });
-  if (await answer.evaluate(a => a.classList.contains('error'))) throw new Error(`the page shows an error: ${await answer.innerText()}`);
+  // An error before the first token replaces the answer; one after it is noted beneath the partial answer.
+  await answer.locator('.stats, .error').or(page.locator('#log .msg.assistant.error')).first().waitFor({ timeout: 60_000 });
+  if (await answer.evaluate(a => a.classList.contains('error') || a.querySelector('.error') !== null))
+    throw new Error(`the page shows an error: ${await answer.innerText()}`);
   const result = await answer.evaluate(a => ({ answer: a.firstChild.textContent, stats: a.querySelector('.stats').textContent }));
   console.log(JSON.stringify(result));
 } catch (e) {

@@ -25,6 +25,7 @@ public static class Extensions
         });
         services.AddSingleton<ApiTelemetry>();
         services.AddSingleton<RequestBodyReader>();
+        services.AddSingleton<PromptGate>();
         if (builder.Configuration["services:planner:grpc:0"] is null)
         {
             // No cluster configured: the gateway runs the models itself, for one machine and for API tests.

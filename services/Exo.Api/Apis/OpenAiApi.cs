@@ -29,35 +29,51 @@ public static class OpenAiApi
     private static OpenAiException ModelNotFound(string id) =>
         new(404, $"The model '{id}' does not exist; GET /v1/models lists the models served here", "model", "model_not_found");
 
-    private static async Task ChatCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+    private static async Task ChatCompletions(HttpContext http, RequestBodyReader body, PromptGate gate, ModelCatalog catalog, IGenerationBackend backend,
         AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = ChatCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
-        var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
-        if (model.Template is null)
-            throw OpenAiException.BadRequest($"model '{model.Id}' has no chat template; use /v1/completions", "model", "no_chat_template");
-
-        string prompt;
-        try
+        ChatCompletionRequest request;
+        ServedModel model;
+        int[] ids;
+        using (await gate.EnterAsync(http.Request, cancellationToken))
         {
-            prompt = model.Template.Render(request.Messages, request.Tools, addGenerationPrompt: true, request.TemplateArguments);
-        }
-        catch (TemplateException e)
-        {
-            throw OpenAiException.BadRequest($"the model's chat template refused these messages: {e.Message}", "messages", "invalid_messages");
+            request = ChatCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
+            model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
+            if (model.Template is null)
+                throw OpenAiException.BadRequest($"model '{model.Id}' has no chat template; use /v1/completions", "model", "no_chat_template");
+
+            string prompt;
+            try
+            {
+                prompt = model.Template.Render(request.Messages, request.Tools, addGenerationPrompt: true, request.TemplateArguments);
+            }
+            catch (TemplateException e)
+            {
+                throw OpenAiException.BadRequest($"the model's chat template refused these messages: {e.Message}", "messages", "invalid_messages");
+            }
+
+            model.RefuseHopeless(prompt, "messages");
+            ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
         }
 
-        var ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
         await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options, "messages"),
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
-    private static async Task TextCompletions(HttpContext http, RequestBodyReader body, ModelCatalog catalog, IGenerationBackend backend,
+    private static async Task TextCompletions(HttpContext http, RequestBodyReader body, PromptGate gate, ModelCatalog catalog, IGenerationBackend backend,
         AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var request = TextCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
-        var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
-        var ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
+        TextCompletionRequest request;
+        ServedModel model;
+        int[] ids;
+        using (await gate.EnterAsync(http.Request, cancellationToken))
+        {
+            request = TextCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
+            model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
+            if (request.PromptText is { } text) model.RefuseHopeless(text, "prompt");
+            ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
+        }
+
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;

@@ -1,3 +1,4 @@
+using Exo.Api.OpenAi;
 using Exo.Inference;
 using Exo.Inference.Model;
 using Exo.Text.Templates;
@@ -16,6 +17,22 @@ public sealed record ServedModel(
     DateTimeOffset Created)
 {
     public int ContextLength => Config.MaxPositionEmbeddings;
+
+    /// <summary>The most characters a prompt that fits the context can have.</summary>
+    public long LongestPrompt => (long)ContextLength * Math.Max(1, Tokenizer.LongestToken) * 4;
+
+    /// <summary>
+    /// Refuses a prompt text too long to fit the context before it is tokenized, which costs far more memory and time
+    /// than the text itself. Normalization can shrink text (composing characters, dropping spaces), hence the margin.
+    /// </summary>
+    public void RefuseHopeless(string text, string param)
+    {
+        var most = LongestPrompt;
+        if (text.Length > most)
+            throw OpenAiException.BadRequest(
+                $"the prompt has {text.Length} characters, more than the model's context of {ContextLength} tokens can hold (at most {most} characters)",
+                param, "context_length_exceeded");
+    }
 }
 
 /// <summary>The models this API serves, by id (the folder's name), loaded once at start.</summary>

@@ -6,7 +6,8 @@ namespace Exo.Gateway.Proxy;
 /// <summary>
 /// Sends a request once more, to another replica, when the one chosen failed before its response started (it is down:
 /// connection refused, reset before answering). Runs ahead of load balancing, so the second choice is made among
-/// the replicas left; passive health checking has already counted the failure by then. Needs the body buffered.
+/// the replicas left; passive health checking has already counted the failure by then. Only a buffered body can be
+/// sent twice: a huge one streamed through is not retried.
 /// </summary>
 internal sealed partial class RetryOnAnotherReplica(ILogger<RetryOnAnotherReplica> logger) : IMiddleware
 {
@@ -16,7 +17,7 @@ internal sealed partial class RetryOnAnotherReplica(ILogger<RetryOnAnotherReplic
         var candidates = proxy.AvailableDestinations;
         await next(context);
 
-        if (context.GetForwarderErrorFeature() is not { Error: ForwarderError.Request } failure || context.Response.HasStarted) return;
+        if (context.GetForwarderErrorFeature() is not { Error: ForwarderError.Request } failure || context.Response.HasStarted || !context.Request.Body.CanSeek) return;
         var failed = proxy.ProxiedDestination;
         var others = candidates.Where(d => d != failed).ToList();
         if (others.Count == 0) return;

@@ -54,8 +54,15 @@ public sealed class Tokenizer
             _isSpecial[token.Id] = token.Special;
             _tokenToId[token.Content] = token.Id;
         }
+        LongestToken = _idToToken.Max(t => t?.Length ?? 0);
         SpecialTokens = SpecialTokenInfo.Empty;
     }
+
+    /// <summary>
+    /// The most characters of one token's vocabulary string. A token stands for at most this many characters of
+    /// normalized text, so a text far longer than context × this cannot fit the context, whatever it says.
+    /// </summary>
+    public int LongestToken { get; }
 
     /// <summary>One more than the largest token id, added tokens included.</summary>
     public int VocabSize => _idToToken.Length;

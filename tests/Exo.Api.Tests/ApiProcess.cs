@@ -13,6 +13,8 @@ public sealed class ApiProcess : IDisposable
 
     public Uri BaseAddress { get; }
 
+    public int ProcessId => _process.Id;
+
     public Uri V1 => new(BaseAddress, "/v1");
 
     public static string Model(string name) => name == "exo-tiny" ? RepositoryPaths.ShippedModel : RepositoryPaths.Fixture(name);

@@ -1,4 +1,5 @@
 using Exo.Api.Backends;
+using Exo.Contracts;
 using Exo.Api.Completions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
@@ -39,7 +40,7 @@ public static class Extensions
         services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
         services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         services.AddSingleton<IGenerationBackend>(sp => new ClusterBackend(
-            sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(),
+            sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(), sp.GetRequiredService<ClusterSecret>(),
             TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ApiOptions>>().Value.TokenTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>()));
         return builder;
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Inference.Pipeline;
 using Exo.Ring;
@@ -20,6 +21,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 {
     private readonly Contracts.V1.Planner.PlannerClient _planner;
     private readonly Contracts.V1.Registry.RegistryClient _registry;
+    private readonly ClusterSecret _secret;
     private readonly TimeSpan _tokenTimeout;
     private readonly ILogger<ClusterBackend> _logger;
     private readonly ConcurrentDictionary<string, ModelRing> _rings = new(StringComparer.Ordinal);
@@ -28,10 +30,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _followers;
 
-    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, TimeSpan tokenTimeout, ILogger<ClusterBackend> logger)
+    public ClusterBackend(
+        Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, ClusterSecret secret, TimeSpan tokenTimeout, ILogger<ClusterBackend> logger)
     {
         _planner = planner;
         _registry = registry;
+        _secret = secret;
         _tokenTimeout = tokenTimeout;
         _logger = logger;
         // The first request that needs the backend creates it: without this its trace would adopt the watch streams, and
@@ -122,7 +126,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(GrpcChannel.ForAddress(e)));
+    private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(_secret.Attach(GrpcChannel.ForAddress(e))));
 
     private async Task FollowPlacementsAsync(CancellationToken stopping)
     {
@@ -134,7 +138,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private async Task AdoptAsync(Placement placement)
     {
         if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
-        var ring = new ModelRing(placement, Shard, _logger);
+        var ring = new ModelRing(placement, Shard, _secret, _logger);
         _rings[placement.ModelId] = ring;
         LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
         if (current is not null) await current.DisposeAsync();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Ring;
 using Grpc.Core;
@@ -24,7 +25,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private bool _disposed;
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
-    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ILogger logger)
+    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ClusterSecret secret, ILogger logger)
     {
         Placement = placement;
         _shards = shards;
@@ -33,7 +34,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
         if (placement.Stages.Count > 0)
         {
             var endpoint = placement.Stages[0].GrpcEndpoint;
-            _first = new ForwardLink(endpoint, Dispatch, e =>
+            _first = new ForwardLink(endpoint, secret, Dispatch, e =>
             {
                 LogLinkBroken(endpoint, e.Message);
                 // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.ServiceDefaults;
 using Exo.ShardWorker.Node;
@@ -8,7 +9,8 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
 public sealed partial class StageHosts(
-    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ClusterSecret secret, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time,
+    ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -39,7 +41,7 @@ public sealed partial class StageHosts(
             }
 
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
-                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>()));
+                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>()));
             metrics.Track(host);
         }
 

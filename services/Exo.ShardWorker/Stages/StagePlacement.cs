@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Inference;
 using Exo.Inference.Backends;
@@ -16,7 +17,7 @@ namespace Exo.ShardWorker.Stages;
 /// <param name="onResult">A result of the runtime that runs these layers.</param>
 /// <param name="onReplaced">A newer placement (its version given) is being applied: the ring of the open requests no longer exists.</param>
 internal sealed partial class StagePlacement(
-    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, TimeProvider time, ILogger logger,
+    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, TimeProvider time, ILogger logger,
     Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced)
     : IAsyncDisposable
 {
@@ -91,7 +92,7 @@ internal sealed partial class StagePlacement(
                 throw;
             }
 
-            next ??= nextEndpoint is null ? null : new ForwardLink(nextEndpoint, onReply, e => LogLinkBroken(nextEndpoint, e.Message));
+            next ??= nextEndpoint is null ? null : new ForwardLink(nextEndpoint, secret, onReply, e => LogLinkBroken(nextEndpoint, e.Message));
             _serving = new Serving((long)placement.Version, loaded, next, index == 0, index == placement.Stages.Count - 1);
             Interlocked.Exchange(ref _version, (long)placement.Version);
             LogServing(modelId, layers.ToString(), placement.Version, index + 1, placement.Stages.Count, nextEndpoint ?? "itself");

@@ -33,7 +33,12 @@ public sealed partial class StageHosts(
         if (host is null)
         {
             if (placement.Stages.All(s => s.NodeId != node.Value)) return;
-            var directory = Path.Combine(options.Value.ModelsDirectory, placement.ModelId);
+            if (ModelFolder.Resolve(options.Value.ModelsDirectory, placement.ModelId) is not { } directory)
+            {
+                LogNotAFolderName(placement.ModelId, placement.Version, options.Value.ModelsDirectory);
+                return;
+            }
+
             if (!Directory.Exists(directory))
             {
                 LogMissingModel(placement.ModelId, directory);
@@ -62,6 +67,10 @@ public sealed partial class StageHosts(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Placement assigns {Model} to this node, but {Directory} does not exist: copy the model folder there")]
     private partial void LogMissingModel(string model, string directory);
+
+    [LoggerMessage(Level = LogLevel.Error,
+        Message = "Placement v{Version} names model '{Model}', which is not a folder name: only the folders directly inside {Directory} are loaded; refused")]
+    private partial void LogNotAFolderName(string model, ulong version, string directory);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not load {Model} for placement v{Version}")]
     private partial void LogLoadFailed(Exception exception, string model, ulong version);

@@ -57,11 +57,14 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>/health</c> (ready: every check passes) and <c>/alive</c> (live: the checks tagged <see cref="LiveTag"/> pass).</summary>
+    /// <summary>
+    /// Maps <c>/health</c> (ready: every check passes) and <c>/alive</c> (live: the checks tagged <see cref="LiveTag"/>
+    /// pass), open to anonymous callers (probes carry no API key).
+    /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks(HealthPath);
-        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) });
+        app.MapHealthChecks(HealthPath).AllowAnonymous();
+        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) }).AllowAnonymous();
         return app;
     }
 

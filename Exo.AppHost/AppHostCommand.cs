@@ -7,8 +7,9 @@ namespace Exo.AppHost;
 /// <summary>What the user asked for, checked: an existing model folder, free ports, sensible counts.</summary>
 /// <param name="Public">Serve on every interface, the registry and planner on their well-known ports, so other machines' workers can join.</param>
 /// <param name="DashboardPort">The Aspire dashboard's port on localhost; null runs without the dashboard.</param>
+/// <param name="ApiKeys">Keys the gateway requires of every request but health and the web chat's page; none leaves it open.</param>
 public sealed record AppHostSettings(
-    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort);
+    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort, IReadOnlyList<string> ApiKeys);
 
 /// <summary>Something the user must fix before the cluster can start; reported as one <c>error:</c> line and exit code 2.</summary>
 public sealed class AppHostInputException(string message) : Exception(message);
@@ -59,12 +60,20 @@ public static class AppHostCommand
         var dataDir = new Option<DirectoryInfo>("--data-dir")
         {
             HelpName = "DIR",
-            Description = "Folder for the cluster's state: redis/ holds Redis's data, worker-N/ each worker's node id, all kept between runs [default: .exo of the repository]",
+            Description = "Folder for the cluster's state: redis/ holds Redis's data, worker-N/ each worker's node id, cluster-secret the join secret every node "
+                + "needs, all kept between runs [default: .exo of the repository]",
+        };
+        var apiKeys = new Option<string[]>("--api-key")
+        {
+            HelpName = "KEY",
+            Description = "An API key the gateway requires (Authorization: Bearer KEY) of every request but /health, /alive and the web chat's page, "
+                + "which asks for it; repeat for several keys. Without any the gateway is open to whoever reaches it",
         };
         var isPublic = new Option<bool>("--public")
         {
             Description = "Listen on every network interface, with the registry on port 52416 and the planner on 52417, so that shard workers "
-                + "on other machines can join (deploy/ installs them); by default everything listens on loopback only",
+                + "on other machines can join (deploy/ installs them, asking for the cluster's join secret, which this AppHost makes once and keeps in "
+            + "the data directory's cluster-secret file); by default everything listens on loopback only",
         };
 
         var root = new RootCommand(
@@ -74,7 +83,7 @@ public static class AppHostCommand
             + "dashboard. It prints the dashboard's login URL, the web chat and API URLs, then 'ready: ...' once the model's layers are "
             + "loaded on every worker. A service that crashes is restarted, with back-off. Ctrl-C (or SIGTERM) stops everything. Bad options exit 2.")
         {
-            model, workers, apiReplicas, port, dashboardPort, noDashboard, readyTimeout, dataDir, isPublic,
+            model, workers, apiReplicas, port, dashboardPort, noDashboard, readyTimeout, dataDir, apiKeys, isPublic,
         };
 
         var parse = root.Parse(args);
@@ -90,7 +99,7 @@ public static class AppHostCommand
             var settings = Check(
                 parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
                 parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName, parse.GetValue(isPublic),
-                parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort));
+                parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort), parse.GetValue(apiKeys) ?? []);
             return await run(settings, cancellationToken);
         }
         catch (AppHostInputException e)
@@ -102,13 +111,14 @@ public static class AppHostCommand
 
     /// <summary>Checks the options and fills in the defaults that live in the repository.</summary>
     public static AppHostSettings Check(
-        string? model, int workers, int apiReplicas, int port, int readyTimeoutSeconds, string? dataDir, bool isPublic, int? dashboardPort)
+        string? model, int workers, int apiReplicas, int port, int readyTimeoutSeconds, string? dataDir, bool isPublic, int? dashboardPort, IReadOnlyList<string> apiKeys)
     {
         if (workers is < 1 or > 64) throw new AppHostInputException($"--workers must be between 1 and 64, not {workers}");
         if (apiReplicas is < 1 or > 16) throw new AppHostInputException($"--api-replicas must be between 1 and 16, not {apiReplicas}");
         if (port is < 1 or > 65535) throw new AppHostInputException($"--port must be between 1 and 65535, not {port}");
         if (dashboardPort is < 1 or > 65534) throw new AppHostInputException($"--dashboard-port must be between 1 and 65534, not {dashboardPort}");
         if (readyTimeoutSeconds < 1) throw new AppHostInputException($"--ready-timeout must be at least 1 second, not {readyTimeoutSeconds}");
+        if (apiKeys.Any(string.IsNullOrWhiteSpace)) throw new AppHostInputException("--api-key must not be empty");
 
         var root = FindRepositoryRoot();
         model ??= root is null
@@ -139,7 +149,8 @@ public static class AppHostCommand
             throw new AppHostInputException($"port {clash.Key} is wanted by both {string.Join(" and ", clash.Select(w => w.What))}; pick other ports");
 
         dataDir ??= Path.Combine(root ?? Path.GetTempPath(), ".exo");
-        return new AppHostSettings(model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort);
+        return new AppHostSettings(
+            model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort, [.. apiKeys.Select(k => k.Trim())]);
     }
 
     /// <summary>The folder holding Exo.sln above the AppHost's own folder, else above the current directory.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Headers;
 using System.Text.Json;
 
 namespace Exo.AppHost;
@@ -74,6 +75,12 @@ public sealed class ClusterReadiness(
             var url = settings.Public ? $"http://{Environment.MachineName}:{settings.Port}" : local;
             Console.WriteLine($"web chat: {url}/");
             Console.WriteLine($"API base: {url}/v1");
+            if (settings.Public)
+            {
+                Console.WriteLine($"workers on other machines: deploy/linux/install-worker.sh (or deploy/macos/) {Environment.MachineName} asks for the "
+                    + $"cluster's join secret, which is in {ClusterSecretFile.Location(settings.DataDir)}");
+            }
+
             await WatchAsync(new Uri(local), stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -86,6 +93,7 @@ public sealed class ClusterReadiness(
     {
         var workerByPort = workers.ToDictionary(w => w.GetEndpoint(ServiceEndpoints.Grpc).Port, w => w.Resource.Name);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        if (settings.ApiKeys.Count > 0) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", settings.ApiKeys[0]);
         var clock = Stopwatch.StartNew();
         var said = "";
         var saidAt = TimeSpan.Zero;

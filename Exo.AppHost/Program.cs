@@ -8,15 +8,18 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
 
     // Infrastructure
     var redis = builder.AddClusterRedis("redis", Path.Combine(settings.DataDir, "redis"));
+    var secret = builder.AddParameter("cluster-secret", ClusterSecretFile.LoadOrCreate(settings.DataDir), secret: true);
 
     // Services
     var registry = builder.AddProject<Projects.Exo_Registry>("registry").AsExoService()
         .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicRegistryPort : null, grpcHost)
+        .WithClusterSecret(secret)
         .WithRedis(redis);
 
     var planner = builder.AddProject<Projects.Exo_Planner>("planner").AsExoService()
         .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, grpcHost)
         .WithEnvironment("Planner__Models__0", settings.Model)
+        .WithClusterSecret(secret)
         .WithRedis(redis)
         .WithReference(registry).WaitFor(registry);
 
@@ -25,17 +28,20 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
         // Each worker keeps its node id here between runs, so its identity in the cluster is stable.
         .WithEnvironment("ShardWorker__DataDir", Path.Combine(settings.DataDir, $"worker-{i}"))
         .WithEnvironment("ShardWorker__ModelsDir", Path.GetDirectoryName(settings.Model)!)
+        .WithClusterSecret(secret)
         .WithReference(registry).WaitFor(registry)
         .WithReference(planner).WaitFor(planner)).ToList();
 
     var apis = Enumerable.Range(1, settings.ApiReplicas).Select(i => builder.AddProject<Projects.Exo_Api>(settings.ApiReplicas == 1 ? "api" : $"api-{i}").AsExoService()
         .WithEnvironment("Api__Models__0", settings.Model)
+        .WithClusterSecret(secret)
         .WithReference(registry).WaitFor(registry)
         .WithReference(planner).WaitFor(planner)).ToList();
 
-    // Gateway
+    // Gateway: the only HTTP endpoint beyond loopback, so the API keys are checked there.
     var gateway = builder.AddProject<Projects.Exo_Gateway>("gateway").AsExoService(settings.Port, settings.Public ? "0.0.0.0" : "localhost")
         .WithExternalHttpEndpoints()
+        .WithApiKeys(settings.ApiKeys)
         .WithApiReplicas(apis);
 
     builder.AddSupervision(settings, gateway, workers);

@@ -7,6 +7,21 @@ public static class ServiceReferences
     public static IResourceBuilder<ProjectResource> WithRedis(this IResourceBuilder<ProjectResource> service, IResourceBuilder<IResourceWithConnectionString>? redis) =>
         redis is null ? service : service.WithReference(redis).WaitFor(redis);
 
+    /// <summary>The cluster's join secret as <c>Cluster__Secret</c>, which every node's gRPC calls carry and its gRPC services require.</summary>
+    public static IResourceBuilder<ProjectResource> WithClusterSecret(this IResourceBuilder<ProjectResource> service, IResourceBuilder<ParameterResource> secret) =>
+        service.WithEnvironment("Cluster__Secret", secret);
+
+    /// <summary>The API keys the gateway requires, <c>Gateway__ApiKeys__N</c>, each a secret parameter (masked in the dashboard).</summary>
+    public static IResourceBuilder<ProjectResource> WithApiKeys(this IResourceBuilder<ProjectResource> gateway, IReadOnlyList<string> keys)
+    {
+        for (var i = 0; i < keys.Count; i++)
+        {
+            gateway.WithEnvironment($"Gateway__ApiKeys__{i}", gateway.ApplicationBuilder.AddParameter($"api-key-{i + 1}", keys[i], secret: true));
+        }
+
+        return gateway;
+    }
+
     /// <summary>
     /// Every API replica as one service-discovery name, <c>services__api__http__N</c>, which the gateway's YARP cluster
     /// expands into its destinations: balanced, health-checked and retried one by one, as no single proxied address could be.

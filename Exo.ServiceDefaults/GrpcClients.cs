@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -10,7 +11,8 @@ public static class GrpcClients
     /// A client of <paramref name="service"/>'s <c>grpc</c> endpoint, at <c>http://_grpc.SERVICE</c>: the AppHost's
     /// reference gives it as <c>services__SERVICE__grpc__0</c>, and a worker started by hand sets the same key
     /// (<c>--registry URL</c>). The standard resilience handler is taken off: its total timeout would cut the
-    /// long-lived watch streams, which reconnect by themselves (<see cref="StreamFollowing"/>).
+    /// long-lived watch streams, which reconnect by themselves (<see cref="StreamFollowing"/>). Every call carries the
+    /// cluster's join secret.
     /// </summary>
     // RemoveAllResilienceHandlers is marked experimental (EXTEXP0001); it is the documented way to opt one client out.
 #pragma warning disable EXTEXP0001
@@ -24,6 +26,7 @@ public static class GrpcClients
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
                 EnableMultipleHttp2Connections = true,
             })
+            .AddInterceptor(sp => sp.GetRequiredService<ClusterSecret>().Interceptor)
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
 

@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
@@ -16,7 +17,9 @@ namespace Exo.ServiceDefaults;
 /// What every Exo service gets from one call, in the shape of Aspire's ServiceDefaults project: OpenTelemetry
 /// (ASP.NET Core, HttpClient, gRPC client and runtime instrumentation, the <c>Exo.*</c> sources and meters) sent over
 /// OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set and not collected when it is not; health checks on <c>/health</c>
-/// and <c>/alive</c>, service discovery, and the standard resilience handler on every HttpClient (gRPC clients opt out: see <see cref="GrpcClients"/>).
+/// and <c>/alive</c>, service discovery, the standard resilience handler on every HttpClient (gRPC clients opt out: see
+/// <see cref="GrpcClients"/>), and the cluster's join secret (<see cref="ClusterSecret"/>) that gRPC clients send and
+/// <see cref="ClusterSecretCheck"/> requires.
 /// Redis instrumentation comes with Aspire's <c>AddRedisClient</c>, which registers it itself.
 /// </summary>
 public static class ServiceDefaultsExtensions
@@ -43,6 +46,7 @@ public static class ServiceDefaultsExtensions
             if (builder.Configuration[$"Logging:LogLevel:{category}"] is null) builder.Logging.AddFilter(category, LogLevel.Warning);
         }
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
+        builder.Services.AddSingleton(new ClusterSecret(builder.Configuration[ClusterSecret.Setting])).AddSingleton<ClusterSecretCheck>();
 
         builder.Services.AddServiceDiscovery();
         builder.Services.ConfigureHttpClientDefaults(http =>
@@ -53,11 +57,14 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>/health</c> (ready: every check passes) and <c>/alive</c> (live: the checks tagged <see cref="LiveTag"/> pass).</summary>
+    /// <summary>
+    /// Maps <c>/health</c> (ready: every check passes) and <c>/alive</c> (live: the checks tagged <see cref="LiveTag"/>
+    /// pass), open to anonymous callers (probes carry no API key).
+    /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks(HealthPath);
-        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) });
+        app.MapHealthChecks(HealthPath).AllowAnonymous();
+        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) }).AllowAnonymous();
         return app;
     }
 

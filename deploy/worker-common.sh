@@ -1,17 +1,25 @@
 # Steps both install scripts share; sourced by them after they set: app, data, here, sdk_hint, glslc_hint.
-# Reads CLUSTER_HOST [--port N] from "$@", checks them and the SDK, publishes the worker into $app and sets
-# cluster, port and dotnet.
+# Reads CLUSTER_HOST [--port N] [--secret SECRET] from "$@" (asking for the secret when it is not given), checks them
+# and the SDK, publishes the worker into $app and sets cluster, port, secret and dotnet.
 
 cluster="$1"; shift
 port=52418
+secret=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --port) port="${2:-}"; shift 2 || true ;;
+    --secret) secret="${2:-}"; shift 2 || true ;;
     *) echo "error: unknown option $1" >&2; usage 2 ;;
   esac
 done
 [[ "$port" =~ ^[0-9]+$ && "$port" -ge 1 && "$port" -le 65535 ]] || { echo "error: --port must be a port number" >&2; exit 2; }
 [[ "$cluster" =~ ^[A-Za-z0-9.:_-]+$ ]] || { echo "error: '$cluster' is not a host name or address" >&2; exit 2; }
+# The registry, the planner and every worker refuse a node without the cluster's join secret. Asked for rather than
+# passed, it stays out of the shell's history and the process list.
+where="the cluster-secret file in the AppHost's data directory (.exo/ of its checkout by default) on $cluster"
+if [[ -z "$secret" && -t 0 ]]; then read -rsp "the cluster's join secret ($where): " secret; echo; fi
+[[ -n "$secret" ]] || { echo "error: the cluster's join secret is needed: pass --secret SECRET, from $where" >&2; exit 2; }
+[[ "$secret" =~ ^[A-Za-z0-9._~+/=-]+$ ]] || { echo "error: a join secret holds only letters, digits and . _ ~ + / = -" >&2; exit 2; }
 dotnet="$(command -v dotnet || true)"
 [[ -n "$dotnet" ]] || { echo "error: the .NET 10 SDK is needed: $sdk_hint" >&2; exit 2; }
 command -v glslc >/dev/null || { echo "error: glslc is needed to build the GPU kernels: $glslc_hint" >&2; exit 2; }
@@ -22,8 +30,8 @@ echo "building the shard worker into $app"
 "$dotnet" publish "$here/../../src/Exo.Cli" -c Release -o "$app/cli" --nologo -v quiet
 mkdir -p "$data/models"
 
-# Fills a service template's @NAME@ fields.
+# Fills a service template's @NAME@ fields. The result holds the join secret: callers write it readable by its owner only.
 render() {
   sed -e "s|@DOTNET@|$dotnet|g" -e "s|@APP@|$app|g" -e "s|@CLUSTER@|$cluster|g" -e "s|@DATA@|$data|g" \
-      -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" "$1"
+      -e "s|@PORT@|$port|g" -e "s|@HOST@|$host|g" -e "s|@SECRET@|$secret|g" "$1"
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs the Exo shard worker as a systemd user service that starts at boot (with lingering), restarts if it stops,
 # and joins the cluster whose registry and planner run on CLUSTER_HOST.
-#   deploy/linux/install-worker.sh CLUSTER_HOST [--port 52418]      install or update
+#   deploy/linux/install-worker.sh CLUSTER_HOST [--port 52418] [--secret SECRET]   install or update (asks for the secret)
 #   deploy/linux/install-worker.sh --uninstall                      stop and remove (the data directory stays)
 set -euo pipefail
 unit=exo-shardworker
@@ -26,7 +26,8 @@ glslc_hint="sudo apt-get install glslc libvulkan1 (Debian/Ubuntu; Fedora: sudo d
 source "$here/../worker-common.sh"
 mkdir -p "$(dirname "$target")"
 host="$(hostname -f 2>/dev/null || hostname)"
-render "$here/$unit.service.in" > "$target"
+rm -f "$target"
+(umask 077; render "$here/$unit.service.in" > "$target")
 systemctl --user daemon-reload
 systemctl --user enable --now "$unit"
 loginctl enable-linger "$USER" 2>/dev/null || echo "note: run 'loginctl enable-linger $USER' so the worker starts at boot without a login"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs the Exo shard worker on this Mac as a launchd agent that starts at login, restarts if it stops, and joins
 # the cluster whose registry and planner run on CLUSTER_HOST (e.g. the machine that runs `dotnet run --project Exo.AppHost -- --public`).
-#   deploy/macos/install-worker.sh CLUSTER_HOST [--port 52418]      install or update
+#   deploy/macos/install-worker.sh CLUSTER_HOST [--port 52418] [--secret SECRET]   install or update (asks for the secret)
 #   deploy/macos/install-worker.sh --uninstall                      stop and remove (the data directory stays)
 set -euo pipefail
 label=com.exo.shardworker
@@ -41,7 +41,8 @@ export PATH="$brew_prefix/bin:$PATH"
 source "$here/../worker-common.sh"
 mkdir -p "$(dirname "$agent")"
 host="$(scutil --get LocalHostName 2>/dev/null || hostname -s).local"
-render "$here/$label.plist.in" | sed -e "s|@BREW_LIB@|$brew_prefix/lib|g" -e "s|@ICD@|$icd|g" > "$agent"
+rm -f "$agent"
+(umask 077; render "$here/$label.plist.in" | sed -e "s|@BREW_LIB@|$brew_prefix/lib|g" -e "s|@ICD@|$icd|g" > "$agent")
 launchctl bootout "gui/$(id -u)/$label" 2>/dev/null || true
 launchctl bootstrap "gui/$(id -u)" "$agent"
 echo "installed $label: it joins the cluster at $cluster as http://$host:$port"

@@ -1,4 +1,5 @@
 using Exo.Api.Backends;
+using Exo.Contracts;
 using Exo.Api.Completions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
@@ -43,7 +44,8 @@ public static class Extensions
         {
             var o = sp.GetRequiredService<IOptions<ApiOptions>>().Value;
             return new ClusterBackend(sp.GetRequiredService<Contracts.V1.Planner.PlannerClient>(), sp.GetRequiredService<Contracts.V1.Registry.RegistryClient>(),
-                TimeSpan.FromSeconds(o.TokenTimeoutSeconds), TimeSpan.FromSeconds(o.ResumeTimeoutSeconds), sp.GetRequiredService<ILogger<ClusterBackend>>());
+                sp.GetRequiredService<ClusterSecret>(), TimeSpan.FromSeconds(o.TokenTimeoutSeconds), TimeSpan.FromSeconds(o.ResumeTimeoutSeconds),
+                sp.GetRequiredService<ILogger<ClusterBackend>>());
         });
         return builder;
     }

@@ -23,7 +23,7 @@ public static class Extensions
         // A line per proxied request, and a stack trace per failed probe, would bury the log; replica health changes stay.
         Quieter(builder, "Yarp", LogLevel.Warning);
         Quieter(builder, "Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", LogLevel.Error);
-        builder.Services.AddSingleton<ApiKeys>();
+        builder.Services.AddSingleton<ApiKeys>().AddSingleton<ApiKeyCheck>();
         builder.Services.AddEdgeRateLimits();
         builder.Services.AddApiProxy(options);
         return builder;

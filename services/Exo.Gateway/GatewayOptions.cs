@@ -5,7 +5,7 @@ public sealed class GatewayOptions
 {
     public const string Section = "Gateway";
 
-    /// <summary>When any are set, every proxied request needs "Authorization: Bearer KEY" with one of them.</summary>
+    /// <summary>When any are set, every request but health and the web chat's page needs "Authorization: Bearer KEY" with one of them.</summary>
     public List<string> ApiKeys { get; set; } = [];
 
     /// <summary>Larger request bodies are refused with 413 before they are read; smaller ones are buffered, for a retry.</summary>

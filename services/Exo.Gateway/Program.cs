@@ -1,4 +1,5 @@
 using Exo.Gateway;
+using Exo.Gateway.Edge;
 using Exo.Gateway.Proxy;
 using Exo.ServiceDefaults;
 
@@ -8,6 +9,7 @@ builder.AddServiceDefaults("Gateway");
 builder.AddApplicationServices();
 
 var app = builder.Build();
+app.UseEdgeChecks();
 app.MapDefaultEndpoints();
 app.MapChatUi();
 app.MapApiProxy();

@@ -20,7 +20,7 @@ public static partial class Extensions
     {
         var configuration = builder.Configuration;
         builder.AddDefaultEndpoints(httpPort: 52427, grpcPort: 52417);
-        builder.Services.AddGrpc();
+        builder.Services.AddGrpc(o => o.Interceptors.Add<ClusterSecretCheck>());
         // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
         if (!string.IsNullOrWhiteSpace(configuration.GetConnectionString(RedisConnection)))

@@ -14,7 +14,7 @@ public static partial class Extensions
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
         builder.AddDefaultEndpoints(httpPort: 52426, grpcPort: 52416);
-        builder.Services.AddGrpc();
+        builder.Services.AddGrpc(o => o.Interceptors.Add<ClusterSecretCheck>());
         // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddSingleton<UnreachableNodes>();

@@ -33,7 +33,11 @@ public static class Extensions
         builder.Services.AddSingleton(new WorkerCompute(options.BackendChoice, StageLoader.Device(options.BackendChoice)));
         builder.Services.AddSingleton(TimeProvider.System);
 
-        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 256 << 20);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 256 << 20;
+            o.Interceptors.Add<ClusterSecretCheck>();
+        });
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");

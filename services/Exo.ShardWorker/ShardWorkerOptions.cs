@@ -18,6 +18,9 @@ public sealed class ShardWorkerOptions
           --backend NAME        where layers run: auto (a GPU when the machine has one, else the CPU), cpu, or vulkan
           --gpu N               the Vulkan device to use (see `exo devices`); with a GPU, --memory-mb counts its memory
           --urls URL            plain HTTP for /health and /alive (e.g. http://127.0.0.1:52419)
+
+        The cluster's join secret, without which the registry refuses this node, is set as Cluster__Secret in the
+        environment: the cluster-secret file in the data directory of the AppHost that runs the cluster.
         """;
 
     /// <summary>Short command-line names for the settings above.</summary>

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -15,16 +16,19 @@ public sealed class ForwardLink : IAsyncDisposable
 {
     private readonly Channel<ForwardMessage> _outbox = Channel.CreateUnbounded<ForwardMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
+    private readonly ClusterSecret _secret;
     private readonly Action<ForwardMessage> _onReply;
     private readonly Action<Exception> _onBroken;
     private readonly Task _loop;
 
     /// <param name="endpoint">The stage's gRPC address.</param>
+    /// <param name="secret">The cluster's join secret, which the stage requires of the stream.</param>
     /// <param name="onReply">Called for each message the stage sends back, on the link's reader.</param>
     /// <param name="onBroken">Called when the stream fails (before it is opened again), for logging.</param>
-    public ForwardLink(string endpoint, Action<ForwardMessage> onReply, Action<Exception> onBroken)
+    public ForwardLink(string endpoint, ClusterSecret secret, Action<ForwardMessage> onReply, Action<Exception> onBroken)
     {
         Endpoint = endpoint;
+        _secret = secret;
         _onReply = onReply;
         _onBroken = onBroken;
         _loop = Task.Run(RunAsync);
@@ -38,7 +42,7 @@ public sealed class ForwardLink : IAsyncDisposable
     {
         var stopping = _stopping.Token;
         using var channel = GrpcChannel.ForAddress(Endpoint);
-        var client = new Shard.ShardClient(channel);
+        var client = new Shard.ShardClient(_secret.Attach(channel));
         while (!stopping.IsCancellationRequested)
         {
             using var broken = CancellationTokenSource.CreateLinkedTokenSource(stopping);

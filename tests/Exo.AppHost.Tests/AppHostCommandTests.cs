@@ -3,8 +3,9 @@ namespace Exo.AppHost.Tests;
 /// <summary>The AppHost's options: defaults from the repository and clear refusals of bad input.</summary>
 public sealed class AppHostCommandTests
 {
-    private static AppHostSettings Check(string? model = null, int workers = 1, int apiReplicas = 1, int? port = null, int readyTimeout = 10, int? dashboardPort = null) =>
-        AppHostCommand.Check(model, workers, apiReplicas, port ?? Ports.Free(), readyTimeout, dataDir: null, isPublic: false, dashboardPort);
+    private static AppHostSettings Check(
+        string? model = null, int workers = 1, int apiReplicas = 1, int? port = null, int readyTimeout = 10, int? dashboardPort = null, string[]? apiKeys = null) =>
+        AppHostCommand.Check(model, workers, apiReplicas, port ?? Ports.Free(), readyTimeout, dataDir: null, isPublic: false, dashboardPort, apiKeys ?? []);
 
     [Fact]
     public void DefaultsAreTheShippedModelAndTheRepositorysDataFolder()
@@ -26,6 +27,29 @@ public sealed class AppHostCommandTests
     [InlineData(1, 1, 1, 0, "--ready-timeout must be at least 1 second, not 0")]
     public void BadNumbersAreRefused(int workers, int apiReplicas, int port, int readyTimeout, string message) =>
         Assert.Equal(message, Assert.Throws<AppHostInputException>(() => Check(null, workers, apiReplicas, port == 1 ? null : port, readyTimeout)).Message);
+
+    [Fact]
+    public void ApiKeysAreTrimmedAndAnEmptyOneIsRefused()
+    {
+        Assert.Equal(["sesame", "other"], Check(apiKeys: [" sesame ", "other"]).ApiKeys);
+        Assert.Equal("--api-key must not be empty", Assert.Throws<AppHostInputException>(() => Check(apiKeys: ["sesame", " "])).Message);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void TheClusterSecretIsMadeOnceReadableByItsOwnerOnlyAndKept()
+    {
+        using var data = new TempDirectory();
+        var secret = ClusterSecretFile.LoadOrCreate(data.Path);
+
+        Assert.Matches("^[0-9a-f]{64}$", secret);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ClusterSecretFile.Location(data.Path)));
+        Assert.Equal(secret, ClusterSecretFile.LoadOrCreate(data.Path));
+        Assert.NotEqual(secret, ClusterSecretFile.LoadOrCreate(Path.Combine(data.Path, "another-cluster")));
+
+        File.WriteAllText(ClusterSecretFile.Location(data.Path), "\n");
+        Assert.StartsWith($"{ClusterSecretFile.Location(data.Path)} is empty", Assert.Throws<AppHostInputException>(() => ClusterSecretFile.LoadOrCreate(data.Path)).Message);
+    }
 
     [Fact]
     public void AFolderWithoutConfigIsNotAModel()

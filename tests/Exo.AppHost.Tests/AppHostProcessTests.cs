@@ -1,5 +1,7 @@
 using System.ClientModel;
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -11,13 +13,14 @@ namespace Exo.AppHost.Tests;
 
 /// <summary>
 /// The AppHost as a user runs it: a whole cluster of real processes under Aspire (Redis, registry, planner, three
-/// workers, the API and the gateway) with the dashboard, asked through the official OpenAI SDK and the web chat, looked
-/// at in the dashboard with headless Chromium, losing workers, and stopped with SIGTERM.
+/// workers, the API and the gateway) with the dashboard and an API key, asked through the official OpenAI SDK and the
+/// web chat, looked at in the dashboard with headless Chromium, losing workers, and stopped with SIGTERM.
 /// </summary>
 public sealed partial class AppHostProcessTests : IDisposable
 {
     private const string Question = "Tell me about Elizabeth.";
     private const int MaxTokens = 24;
+    private const string Key = "sesame";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
     private static readonly string[] Workers = ["worker-1", "worker-2", "worker-3"];
 
@@ -33,7 +36,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var port = Ports.Free();
         var dashboardPort = Ports.FreePair();
         using var apphost = ServiceProcess.Start("Exo.AppHost.dll",
-            ["--workers", "3", "--port", $"{port}", "--dashboard-port", $"{dashboardPort}", "--data-dir", _data.Path, "--ready-timeout", "150"]);
+            ["--workers", "3", "--port", $"{port}", "--dashboard-port", $"{dashboardPort}", "--data-dir", _data.Path, "--ready-timeout", "150", "--api-key", Key]);
         HashSet<int> owned = [];
         try
         {
@@ -49,9 +52,18 @@ public sealed partial class AppHostProcessTests : IDisposable
             Assert.Single(ProcessTree.Running(owned, "redis-server"));
             // Redis keeps the cluster's state on disk under the data directory: a restart loses nothing.
             Assert.True(Directory.Exists(Path.Combine(_data.Path, "redis", "appendonlydir")), "no append-only file under the data directory");
+            // Every service is given the cluster's join secret, made once in the data directory.
+            var secret = ClusterSecretFile.LoadOrCreate(_data.Path);
+            List<int> members = [.. ProcessTree.Running(owned, "Exo.ShardWorker"), .. ProcessTree.Running(owned, "Exo.Registry")];
+            Assert.Equal(4, members.Count);
+            Assert.All(members, pid => Assert.Equal(secret, ProcessTree.Environment(pid, "Cluster__Secret")));
 
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            var chat = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress, "/v1") }).GetChatClient("exo-tiny");
+            // The gateway wants the key of everything but health and the web chat's page.
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/cluster")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+            var chat = new OpenAIClient(new ApiKeyCredential(Key), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress, "/v1") }).GetChatClient("exo-tiny");
 
             // The official SDK, whole and streamed, gets exactly what one process's greedy generation gives.
             var expected = LocalChat();
@@ -59,11 +71,17 @@ public sealed partial class AppHostProcessTests : IDisposable
             Assert.Equal(expected, await CompleteAsync(chat));
             Assert.Equal(expected, await StreamAsync(chat));
 
-            // So does the web chat, typed into in a browser.
-            using (var page = Browser("web-chat.mjs", $"http://localhost:{port}/", Question, $"{MaxTokens}"))
+            // So does the web chat, typed into in a browser, once it has asked for the key (refusing a wrong one) and kept it.
+            using (var page = Browser("web-chat.mjs", $"http://localhost:{port}/", Question, $"{MaxTokens}", Key))
             {
                 Assert.Equal(expected, page.RootElement.GetProperty("answer").GetString());
                 Assert.Contains($"{MaxTokens} tokens", page.RootElement.GetProperty("stats").GetString());
+                var key = page.RootElement.GetProperty("key");
+                Assert.Equal("This gateway needs an API key", key.GetProperty("asked").GetString());
+                Assert.Equal("That API key was refused; enter another", key.GetProperty("refused").GetString());
+                Assert.True(key.GetProperty("hiddenOnceRight").GetBoolean());
+                Assert.False(key.GetProperty("askedAfterReload").GetBoolean());
+                Assert.Equal(Key, key.GetProperty("stored").GetString());
             }
 
             // The dashboard shows the request's trace through the gateway, the API and every stage.
@@ -132,7 +150,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var (exitCode, output, _) = ServiceProcess.Run("Exo.AppHost.dll", null, "--help");
 
         Assert.Equal(0, exitCode);
-        Assert.All(["--model", "--workers", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--public", "redis-server", "Ctrl-C"],
+        Assert.All(["--model", "--workers", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--api-key", "--public", "cluster-secret", "redis-server", "Ctrl-C"],
             text => Assert.Contains(text, output));
     }
 

@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text.Json;
 
 namespace Exo.Cluster.Tests;
@@ -11,7 +12,7 @@ public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<Stage
 
 /// <summary>
 /// A whole cluster on loopback, every part a real process: redis-server, the registry, the planner, shard workers
-/// and the API service, wired by the environment variables Aspire would set.
+/// and the API service, wired by the environment variables Aspire would set, the cluster's join secret included.
 /// </summary>
 public sealed class Cluster : IAsyncLifetime
 {
@@ -20,8 +21,13 @@ public sealed class Cluster : IAsyncLifetime
     private readonly List<ServiceProcess> _services = [];
     private readonly string _dataRoot = Directory.CreateTempSubdirectory("exo-cluster-").FullName;
     private string _registry = "";
-    private string _planner = "";
     private int _nextWorker;
+
+    /// <summary>The planner's gRPC address.</summary>
+    public string Planner { get; private set; } = "";
+
+    /// <summary>The join secret every member is given (<c>Cluster__Secret</c>).</summary>
+    public string Secret { get; } = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
 
     /// <summary>The API service, which drives the rings (the gateway in front of it has tests of its own).</summary>
     public Uri Api { get; private set; } = null!;
@@ -42,8 +48,10 @@ public sealed class Cluster : IAsyncLifetime
 
     public IEnumerable<ServiceProcess> All => _services.Concat(Workers);
 
-    private static Dictionary<string, string> Quiet(Dictionary<string, string> environment)
+    /// <summary>Quiet logs, and the join secret (none when null), as a member is given it.</summary>
+    private static Dictionary<string, string> Configured(Dictionary<string, string> environment, string? secret)
     {
+        if (secret is not null) environment["Cluster__Secret"] = secret;
         environment["Logging__Console__FormatterName"] = "simple";
         environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
         return environment;
@@ -54,10 +62,10 @@ public sealed class Cluster : IAsyncLifetime
         await _redis.InitializeAsync();
         var registry = ServiceEndpoints.Free();
         var planner = ServiceEndpoints.Free();
-        (_registry, _planner) = (registry.Grpc, planner.Grpc);
+        (_registry, Planner) = (registry.Grpc, planner.Grpc);
         var redis = _redis.Configuration;
-        Registry = Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
-        Planner = Start("Exo.Planner.dll", planner.Args, new()
+        RegistryProcess = Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
+        PlannerProcess = Start("Exo.Planner.dll", planner.Args, new()
         {
             ["ConnectionStrings__redis"] = redis,
             ["services__registry__grpc__0"] = _registry,
@@ -67,7 +75,7 @@ public sealed class Cluster : IAsyncLifetime
         var api = Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
         {
             ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = _planner,
+            ["services__planner__grpc__0"] = Planner,
             ["Api__Models__0"] = RepositoryPaths.ShippedModel,
         });
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
@@ -77,7 +85,7 @@ public sealed class Cluster : IAsyncLifetime
 
     private ServiceProcess Start(string assembly, string[] args, Dictionary<string, string> environment)
     {
-        var process = ServiceProcess.Start(assembly, args, Quiet(environment));
+        var process = ServiceProcess.Start(assembly, args, Configured(environment, Secret));
         _services.Add(process);
         _commands[process] = (assembly, args, environment);
         return process;
@@ -85,9 +93,9 @@ public sealed class Cluster : IAsyncLifetime
 
     private readonly Dictionary<ServiceProcess, (string Assembly, string[] Args, Dictionary<string, string> Environment)> _commands = [];
 
-    public ServiceProcess Registry { get; private set; } = null!;
+    public ServiceProcess RegistryProcess { get; private set; } = null!;
 
-    public ServiceProcess Planner { get; private set; } = null!;
+    public ServiceProcess PlannerProcess { get; private set; } = null!;
 
     /// <summary>Starts the registry or the planner again, as it was started, on the same address; it must have exited.</summary>
     public ServiceProcess Restart(ServiceProcess service)
@@ -96,8 +104,8 @@ public sealed class Cluster : IAsyncLifetime
         var (assembly, args, environment) = _commands[service];
         _services.Remove(service);
         var process = Start(assembly, args, environment);
-        if (service == Registry) Registry = process;
-        if (service == Planner) Planner = process;
+        if (service == RegistryProcess) RegistryProcess = process;
+        if (service == PlannerProcess) PlannerProcess = process;
         process.WaitUntilListening(TimeSpan.FromSeconds(60));
         return process;
     }
@@ -105,22 +113,32 @@ public sealed class Cluster : IAsyncLifetime
     /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
     public ServiceProcess StartWorker(string backend = "cpu")
     {
-        var n = ++_nextWorker;
         var endpoints = ServiceEndpoints.Free();
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, WorkerEnvironment(backend, Secret));
+        Workers.Add(worker);
+        WorkerEndpoints[worker] = endpoints.Grpc;
+        return worker;
+    }
+
+    /// <summary>
+    /// Starts a shard worker that tries to join with <paramref name="secret"/> (none when null) rather than the cluster's;
+    /// it is not one of <see cref="Workers"/>, and the caller disposes it.
+    /// </summary>
+    public ServiceProcess StartOutsider(string? secret) => ServiceProcess.Start("Exo.ShardWorker.dll", ServiceEndpoints.Free().Args, WorkerEnvironment("cpu", secret));
+
+    private Dictionary<string, string> WorkerEnvironment(string backend, string? secret)
+    {
         var environment = new Dictionary<string, string>
         {
             ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = _planner,
-            ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
+            ["services__planner__grpc__0"] = Planner,
+            ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{++_nextWorker}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
             ["ShardWorker__KvCacheMegabytes"] = "256",
             ["ShardWorker__Backend"] = backend,
         };
         if (WorkerMemoryMegabytes is { } mb) environment["ShardWorker__MemoryMegabytes"] = $"{mb}";
-        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, Quiet(environment));
-        Workers.Add(worker);
-        WorkerEndpoints[worker] = endpoints.Grpc;
-        return worker;
+        return Configured(environment, secret);
     }
 
     /// <summary>The worker process that serves a stage.</summary>

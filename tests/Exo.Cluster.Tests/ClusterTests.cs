@@ -4,6 +4,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Exo.Contracts;
+using Exo.Contracts.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
 using OpenAI;
 using OpenAI.Chat;
 
@@ -11,7 +15,8 @@ namespace Exo.Cluster.Tests;
 
 /// <summary>
 /// The product end to end: Redis, registry, planner, three shard workers and the API as real processes, spoken to
-/// with the official OpenAI SDK, against what single-process greedy generation (`exo chat`, `exo generate`) prints.
+/// with the official OpenAI SDK, against what single-process greedy generation (`exo chat`, `exo generate`) prints;
+/// and closed to processes without the cluster's join secret.
 /// </summary>
 public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
 {
@@ -113,8 +118,9 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         uint total = 0;
         foreach (var (worker, endpoint) in cluster.WorkerEndpoints.Where(w => !w.Key.HasExited))
         {
-            using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(endpoint);
-            total += (await new Contracts.V1.Shard.ShardClient(channel).StatusAsync(new Contracts.V1.ShardStatusRequest { ModelId = Cluster.Model })).ActiveRequests;
+            using var channel = GrpcChannel.ForAddress(endpoint);
+            var stage = new Shard.ShardClient(new ClusterSecret(cluster.Secret).Attach(channel));
+            total += (await stage.StatusAsync(new ShardStatusRequest { ModelId = Cluster.Model })).ActiveRequests;
         }
 
         return total;
@@ -146,6 +152,44 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
 
         Assert.Equal(3, updates);
         Assert.True(placement.Stages.Count >= 2);
+    }
+
+    [Fact]
+    public async Task WithoutTheJoinSecretNoNodeJoinsNorOpensARingStreamAndTheRefusalSaysWhatToSet()
+    {
+        var before = await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        const string Fix = "set Cluster__Secret to the value the cluster was started with";
+
+        // A worker with a wrong secret, and one with none, are refused by the registry: each says what to set and stops
+        // with exit code 3, which deploy/'s systemd unit does not restart.
+        using var wrong = cluster.StartOutsider("not-" + cluster.Secret);
+        using var none = cluster.StartOutsider(null);
+        Assert.Equal(3, wrong.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(3, none.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Contains($"The registry refused this node: this node's join secret is not the cluster's: {Fix}", wrong.Log);
+        Assert.Contains($"The registry refused this node: this node does not have the cluster's join secret: {Fix}", none.Log);
+        Assert.Contains(cluster.All, s => s.Log.Contains("Refused /exo.v1.Registry/Register from ", StringComparison.Ordinal));
+        var after = await cluster.PlacementAsync();
+        Assert.Equal(before.Version, after?.Version);
+
+        // Nor may anything open a ring stream to a stage, ask it anything, or follow the planner's placements.
+        var stage = cluster.WorkerEndpoints.First(w => !w.Key.HasExited).Value;
+        using var stageChannel = GrpcChannel.ForAddress(stage);
+        using var forward = new Shard.ShardClient(stageChannel).Forward();
+        var ring = await Assert.ThrowsAsync<RpcException>(() => forward.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.Unauthenticated, ring.StatusCode);
+        Assert.Equal($"this node does not have the cluster's join secret: {Fix} (the AppHost keeps it in the cluster-secret file of its data directory)", ring.Status.Detail);
+        var status = await Assert.ThrowsAsync<RpcException>(async () =>
+            await new Shard.ShardClient(new ClusterSecret("wrong").Attach(stageChannel)).StatusAsync(new ShardStatusRequest { ModelId = Cluster.Model }));
+        Assert.Equal(StatusCode.Unauthenticated, status.StatusCode);
+        Assert.Contains("this node's join secret is not the cluster's", status.Status.Detail);
+
+        using var plannerChannel = GrpcChannel.ForAddress(cluster.Planner);
+        using var watch = new Contracts.V1.Planner.PlannerClient(plannerChannel).WatchPlacements(new WatchPlacementsRequest());
+        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => watch.ResponseStream.MoveNext(CancellationToken.None))).StatusCode);
+
+        // With the secret, the same stage answers (the API, the planner and every worker send it on each of their calls).
+        Assert.Equal(0u, await ActiveRequestsAsync());
     }
 
     [Fact]

@@ -127,7 +127,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
 
         // The registry dies mid-answer: the ring does not need it while it streams. Started again, it learns the
         // members back from their heartbeats and the API's watch.
-        var registry = cluster.Registry;
+        var registry = cluster.RegistryProcess;
         var withoutRegistry = await StreamAsync(() =>
         {
             registry.Dispose();
@@ -141,7 +141,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
         output.WriteLine($"| registry started again | {restarted.Elapsed.TotalSeconds:0.0} s until both workers were members again | – |");
 
         // With the planner gone, a worker loss cannot be re-planned: the client hears which service is missing, at once.
-        cluster.Planner.Dispose();
+        cluster.PlannerProcess.Dispose();
         var lostAt = Stopwatch.StartNew();
         var pair = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 2, TimeSpan.FromSeconds(5));
         var (_, plannerError) = await StreamRawAsync(() =>
@@ -155,7 +155,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
 
         // The planner comes back, restores its placements from Redis and plans the worker out.
         restarted.Restart();
-        cluster.Restart(cluster.Planner);
+        cluster.Restart(cluster.PlannerProcess);
         await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 1, TimeSpan.FromSeconds(30));
         output.WriteLine($"| planner started again | serving again after {restarted.Elapsed.TotalSeconds:0.0} s | – |");
         Assert.Equal(expected.Text, (await StreamAsync(null)).Text);

@@ -122,17 +122,29 @@ public sealed class GatewayTests(Replicas replicas) : IClassFixture<Replicas>
         // Without a key, or with a wrong one: 401, which the SDK reports as such.
         var denied = await Assert.ThrowsAnyAsync<Exception>(() => Sdk(gateway.V1, "wrong").GetChatClient("exo-tiny").CompleteChatAsync([new UserChatMessage("hi")]));
         Assert.Equal(401, Assert.IsType<ClientResultException>(denied).Status);
-        using (var anonymous = await http.GetAsync("/v1/models"))
+        foreach (var path in new[] { "/v1/models", "/api/cluster", "/elsewhere" })
         {
+            using var anonymous = await http.GetAsync(path);
             Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
-            Assert.Equal("invalid_api_key", (await Error(anonymous)).GetProperty("code").GetString());
+            Assert.Equal("Bearer", anonymous.Headers.WwwAuthenticate.Single().Scheme);
+            var refusal = await Error(anonymous);
+            Assert.Equal("invalid_api_key", refusal.GetProperty("code").GetString());
+            Assert.Contains("Authorization: Bearer KEY", refusal.GetProperty("message").GetString());
         }
 
-        // Health and the web chat stay open.
+        using (var cluster = new HttpRequestMessage(HttpMethod.Get, "/api/cluster") { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", Key) } })
+        {
+            using var allowed = await http.SendAsync(cluster);
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        }
+
+        // Health and the web chat's page stay open: the page asks for the key itself.
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/alive")).StatusCode);
         var page = await http.GetStringAsync("/");
         Assert.Contains("<html", page, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("/v1/chat/completions", page);
+        Assert.Contains("id=\"keyInput\"", page);
 
         // A body over the limit: 413 at once when its length is declared, and when it comes chunked.
         var big = new { model = "exo-tiny", messages = new[] { new { role = "user", content = new string('a', 100_000) } } };

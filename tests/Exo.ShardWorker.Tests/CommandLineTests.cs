@@ -10,6 +10,7 @@ public sealed class CommandLineTests
         Assert.Equal(0, code);
         Assert.Contains("--registry URL", output);
         Assert.Contains("--models-dir DIR", output);
+        Assert.Contains("Cluster__Secret", output);
     }
 
     [Theory]

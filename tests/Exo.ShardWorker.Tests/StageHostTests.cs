@@ -24,7 +24,8 @@ public sealed class StageHostTests : IAsyncLifetime
     private const string Node = "node-a";
     private static readonly ActivitySource Tracing = new("Exo.ShardWorker.Tests");
     private static readonly StageMetrics Metrics = new(new ServiceTelemetry("Exo.ShardWorker.Tests"));
-    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64L << 20, Tracing, Metrics, TimeProvider.System, NullLogger<StageHost>.Instance, _ => { });
+    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64L << 20, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
+        NullLogger<StageHost>.Instance, _ => { });
     private readonly ReferenceCase _case = ReferenceFile.Load(RepositoryPaths.Fixture(Model)).Cases[0];
 
     /// <summary>Collects what the stage sends back on a gateway's stream.</summary>
@@ -171,7 +172,8 @@ public sealed class StageHostTests : IAsyncLifetime
     [Fact]
     public async Task ARequestBeyondTheKvBudgetIsRefusedAsCapacity()
     {
-        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64 << 10, Tracing, Metrics, TimeProvider.System, NullLogger<StageHost>.Instance, _ => { });
+        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64 << 10, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
+            NullLogger<StageHost>.Instance, _ => { });
         await small.ApplyAsync(OneStage(1), CancellationToken.None);
         var (outbox, replies, _) = Gateway();
         small.Receive(Prompt("huge", 1, maxTokens: 400, context: 512), outbox);

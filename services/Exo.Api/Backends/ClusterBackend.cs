@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Inference.Pipeline;
 using Exo.Ring;
@@ -21,6 +22,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 {
     private readonly Contracts.V1.Planner.PlannerClient _planner;
     private readonly Contracts.V1.Registry.RegistryClient _registry;
+    private readonly ClusterSecret _secret;
     private readonly TimeSpan _tokenTimeout;
     private readonly TimeSpan _resumeTimeout;
     private readonly PeerReports _peers;
@@ -38,11 +40,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private volatile bool _plannerFollowed;
     private volatile bool _registryFollowed;
 
-    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, TimeSpan tokenTimeout, TimeSpan resumeTimeout,
-        ILogger<ClusterBackend> logger)
+    public ClusterBackend(Contracts.V1.Planner.PlannerClient planner, Contracts.V1.Registry.RegistryClient registry, ClusterSecret secret, TimeSpan tokenTimeout,
+        TimeSpan resumeTimeout, ILogger<ClusterBackend> logger)
     {
         _planner = planner;
         _registry = registry;
+        _secret = secret;
         _tokenTimeout = tokenTimeout;
         _resumeTimeout = resumeTimeout;
         _peers = new PeerReports(registry, TimeProvider.System);
@@ -240,7 +243,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(GrpcChannel.ForAddress(e)));
+    private Shard.ShardClient Shard(string endpoint) => _shards.GetOrAdd(endpoint, e => new Shard.ShardClient(_secret.Attach(GrpcChannel.ForAddress(e))));
 
     private async Task FollowPlacementsAsync(CancellationToken stopping)
     {
@@ -255,7 +258,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
         if (current is { HasServed: true }) _served.TryAdd(placement.ModelId, true);
-        var ring = new ModelRing(placement, Shard, _peers, _logger);
+        var ring = new ModelRing(placement, Shard, _secret, _peers, _logger);
         _rings[placement.ModelId] = ring;
         LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
         if (current is not null) await current.DisposeAsync();

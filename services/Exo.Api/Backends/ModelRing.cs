@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Ring;
 using Grpc.Core;
@@ -28,7 +29,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
     /// <param name="peers">Where a stage that stops answering is reported.</param>
-    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, PeerReports peers, ILogger logger)
+    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ClusterSecret secret, PeerReports peers, ILogger logger)
     {
         Placement = placement;
         _shards = shards;
@@ -38,7 +39,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
         if (placement.Stages.Count > 0)
         {
             var first = placement.Stages[0];
-            _first = new ForwardLink(first.GrpcEndpoint, Dispatch, e =>
+            _first = new ForwardLink(first.GrpcEndpoint, secret, Dispatch, e =>
             {
                 LogLinkBroken(first.GrpcEndpoint, e.Message);
                 _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));

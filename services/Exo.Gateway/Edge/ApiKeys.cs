@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
 
 namespace Exo.Gateway.Edge;
@@ -26,12 +27,16 @@ public sealed class ApiKeys(IOptions<GatewayOptions> options)
     }
 }
 
-/// <summary>Lets a proxied request through only with a configured key, when keys are configured (401 otherwise, as OpenAI answers).</summary>
+/// <summary>
+/// Lets a request through only with a configured key, when keys are configured (401 otherwise, as OpenAI answers): every
+/// route but those mapped open to anonymous callers, which are health and the web chat's page (so that it can ask for a key).
+/// </summary>
 internal sealed class ApiKeyCheck(ApiKeys keys) : IMiddleware
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (!keys.Required || keys.Match(context.Request) is not null) return next(context);
+        if (!keys.Required || context.GetEndpoint()?.Metadata.GetMetadata<IAllowAnonymous>() is not null || keys.Match(context.Request) is not null)
+            return next(context);
         context.Response.Headers.WWWAuthenticate = "Bearer";
         return OpenAiError.WriteAsync(context, 401, ApiKeys.Presented(context.Request) is null
             ? "You didn't provide an API key: send it as 'Authorization: Bearer KEY'"

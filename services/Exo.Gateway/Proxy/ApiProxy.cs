@@ -25,7 +25,7 @@ public static partial class ApiProxy
     {
         // A replica that fails a connection is set aside at once for the reactivation period; active checks bring it back.
         services.Configure<TransportFailureRateHealthPolicyOptions>(o => o.MinimalTotalCountThreshold = 1);
-        services.AddSingleton<ApiKeyCheck>().AddSingleton<RequestBodyLimit>().AddSingleton<ProxyErrors>().AddSingleton<RetryOnAnotherReplica>();
+        services.AddSingleton<RequestBodyLimit>().AddSingleton<ProxyErrors>().AddSingleton<RetryOnAnotherReplica>();
         return services.AddReverseProxy()
             .LoadFromMemory(Routes(), [Cluster(options)])
             .AddServiceDiscoveryDestinationResolver();
@@ -78,15 +78,13 @@ public static partial class ApiProxy
         },
     };
 
-    /// <summary>Maps the proxy, with the edge's checks ahead of it: rate limit, API key, body size, then its errors, retry and balancing.</summary>
+    /// <summary>Maps the proxy, with the body-size check ahead of it (after the edge's rate limit and API key), then its errors, retry and balancing.</summary>
     public static WebApplication MapApiProxy(this WebApplication app)
     {
         var replicas = app.Configuration.GetSection("services:api:http").GetChildren().Select(c => c.Value);
         LogReplicas(app.Logger, string.Join(", ", replicas));
-        app.UseRateLimiter();
         app.MapReverseProxy(proxy =>
         {
-            proxy.UseMiddleware<ApiKeyCheck>();
             proxy.UseMiddleware<RequestBodyLimit>();
             proxy.UseMiddleware<ProxyErrors>();
             proxy.UseMiddleware<RetryOnAnotherReplica>();

@@ -10,7 +10,8 @@ namespace Exo.ShardWorker.Node;
 /// <summary>
 /// Keeps this node in the cluster: measures the machine, registers, renews the lease by heartbeat (registering again if
 /// the registry forgot it), and deregisters on the way out. A refusal because another machine holds this node id (a
-/// cloned data directory) stops the worker with the registry's explanation.
+/// cloned data directory) or because this node lacks the cluster's join secret stops the worker with the registry's
+/// explanation (exit code 3).
 /// </summary>
 public sealed partial class NodeAgent(
     Contracts.V1.Registry.RegistryClient registry,
@@ -62,9 +63,9 @@ public sealed partial class NodeAgent(
                 if (time.GetElapsedTime(heldSince.Value) < TimeSpan.FromSeconds(1)) LogIdHeld(node.Value, HeldIdPatience.TotalSeconds);
                 await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+            catch (RpcException e) when (e.StatusCode is StatusCode.InvalidArgument or StatusCode.Unauthenticated)
             {
-                // Retrying cannot help: a description the registry refuses.
+                // Retrying cannot help: a description the registry refuses, or a join secret that is missing or wrong.
                 Refused(e.Status.Detail);
                 return;
             }

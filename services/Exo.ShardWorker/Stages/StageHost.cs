@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Inference.Backends;
 using Exo.Inference.Pipeline;
@@ -31,11 +32,11 @@ public sealed partial class StageHost : IAsyncDisposable
     private readonly ConcurrentDictionary<string, long> _cancelledEarly = new(StringComparer.Ordinal);
 
     public StageHost(
-        string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ActivitySource tracing, StageMetrics metrics, TimeProvider time, ILogger<StageHost> logger,
-        Action<PeerLoss> onPeerLost)
+        string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, ActivitySource tracing, StageMetrics metrics, TimeProvider time,
+        ILogger<StageHost> logger, Action<PeerLoss> onPeerLost)
     {
         (_modelId, _nodeId, _tracing, _metrics, _time, _logger) = (modelId, nodeId, tracing, metrics, time, logger);
-        _placement = new StagePlacement(modelId, modelDirectory, nodeId, backend, kvBudgetBytes, time, logger,
+        _placement = new StagePlacement(modelId, modelDirectory, nodeId, backend, kvBudgetBytes, secret, time, logger,
             onReply: message => Receive(message, origin: null),
             onResult: OnResult,
             onReplaced: version => FailAll(RingErrorCode.StalePlacement, $"the cluster was re-planned (placement v{version}); retry the request"),

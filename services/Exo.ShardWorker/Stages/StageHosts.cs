@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Ring;
 using Exo.ServiceDefaults;
@@ -9,7 +10,8 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
 public sealed partial class StageHosts(
-    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, PeerReports peers, ServiceTelemetry telemetry, StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ClusterSecret secret, PeerReports peers, ServiceTelemetry telemetry, StageMetrics metrics,
+    TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -32,7 +34,12 @@ public sealed partial class StageHosts(
         if (host is null)
         {
             if (placement.Stages.All(s => s.NodeId != node.Value)) return;
-            var directory = Path.Combine(options.Value.ModelsDirectory, placement.ModelId);
+            if (ModelFolder.Resolve(options.Value.ModelsDirectory, placement.ModelId) is not { } directory)
+            {
+                LogNotAFolderName(placement.ModelId, placement.Version, options.Value.ModelsDirectory);
+                return;
+            }
+
             if (!Directory.Exists(directory))
             {
                 LogMissingModel(placement.ModelId, directory);
@@ -40,7 +47,8 @@ public sealed partial class StageHosts(
             }
 
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
-                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(), peers.Lost));
+                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(),
+                peers.Lost));
             metrics.Track(host);
         }
 
@@ -61,6 +69,10 @@ public sealed partial class StageHosts(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Placement assigns {Model} to this node, but {Directory} does not exist: copy the model folder there")]
     private partial void LogMissingModel(string model, string directory);
+
+    [LoggerMessage(Level = LogLevel.Error,
+        Message = "Placement v{Version} names model '{Model}', which is not a folder name: only the folders directly inside {Directory} are loaded; refused")]
+    private partial void LogNotAFolderName(string model, ulong version, string directory);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not load {Model} for placement v{Version}")]
     private partial void LogLoadFailed(Exception exception, string model, ulong version);

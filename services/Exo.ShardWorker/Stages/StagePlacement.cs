@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Inference;
 using Exo.Inference.Backends;
@@ -17,7 +18,7 @@ namespace Exo.ShardWorker.Stages;
 /// <param name="onReplaced">A newer placement (its version given) is being applied: the ring of the open requests no longer exists.</param>
 /// <param name="onNextLost">The stream to the next stage broke: the node may be gone.</param>
 internal sealed partial class StagePlacement(
-    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, TimeProvider time, ILogger logger,
+    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, TimeProvider time, ILogger logger,
     Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced, Action<PeerLoss> onNextLost)
     : IAsyncDisposable
 {
@@ -93,7 +94,7 @@ internal sealed partial class StagePlacement(
                 throw;
             }
 
-            next ??= nextStage is null ? null : new ForwardLink(nextStage.GrpcEndpoint, onReply, e =>
+            next ??= nextStage is null ? null : new ForwardLink(nextStage.GrpcEndpoint, secret, onReply, e =>
             {
                 LogLinkBroken(nextStage.GrpcEndpoint, e.Message);
                 onNextLost(new PeerLoss(nextStage.NodeId, nextStage.GrpcEndpoint, e.Message));

@@ -122,7 +122,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         var (planner, _, _) = StartPlanner(inRedis: false);
 
         // Before any worker joins, the planner says why it has no placement.
-        Assert.Contains("no shard workers", await Problem(planner));
+        Assert.Contains("no shard worker is in the cluster", await Problem(planner));
 
         using var watch = Watch(planner);
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Exo.Contracts.V1;
 using Exo.Ring;
@@ -21,6 +22,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private readonly Task _probe;
     private readonly Lock _gate = new();
     private volatile bool _ready;
+    private volatile KvRoom? _room;
     private bool _disposed;
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
@@ -47,6 +49,9 @@ internal sealed partial class ModelRing : IAsyncDisposable
     public Placement Placement { get; }
 
     public bool Ready => _ready;
+
+    /// <summary>The KV cache the stages had left at the last round of status polls; null unless every stage serves.</summary>
+    public KvRoom? Room => _room;
 
     /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
     public ChannelReader<RingPayload>? Open(string id)
@@ -95,8 +100,10 @@ internal sealed partial class ModelRing : IAsyncDisposable
         {
             while (!stopping.IsCancellationRequested)
             {
+                var sampled = Stopwatch.GetTimestamp();
                 for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
                 var ready = _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                _room = ready ? new KvRoom(_statuses.Min(s => (long)s!.KvCacheFreeTokens), _statuses.Min(s => (long)s!.KvCacheCapacityTokens), sampled) : null;
                 if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
                 _ready = ready;
                 await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);

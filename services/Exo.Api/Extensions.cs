@@ -19,7 +19,7 @@ public static class Extensions
         });
         services.AddSingleton(sp => new ModelCatalog(sp.GetRequiredService<IOptions<ApiOptions>>().Value.Models));
         services.AddSingleton(sp => new AdmissionControl(sp.GetRequiredService<IGenerationBackend>(),
-            sp.GetRequiredService<IOptions<ApiOptions>>().Value.MaxWaitingRequests, TimeProvider.System));
+            sp.GetRequiredService<IOptions<ApiOptions>>().Value.MaxWaitingRequests, TimeProvider.System, sp.GetRequiredService<ILogger<AdmissionControl>>()));
         services.AddSingleton<ApiTelemetry>();
         services.AddSingleton<RequestBodyReader>();
         if (builder.Configuration["services:planner:grpc:0"] is null)

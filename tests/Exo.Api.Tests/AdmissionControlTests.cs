@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Exo.Api.Backends;
 using Exo.Api.Completions;
 using Exo.Api.OpenAi;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Exo.Api.Tests;
 
@@ -34,7 +35,7 @@ public sealed class AdmissionControlTests
     public async Task RequestsRunWhileTheRingHasRoomAndWaitInOrderBeyondIt()
     {
         var backend = new ReportingBackend { Report = Report(free: 100) };
-        var admission = new AdmissionControl(backend, maxWaiting: 2, TimeProvider.System);
+        var admission = new AdmissionControl(backend, maxWaiting: 2, TimeProvider.System, NullLogger<AdmissionControl>.Instance);
         using var first = await admission.EnterAsync(Model, 60, CancellationToken.None);
         // The report still says 100 free: what was admitted since is taken off it.
         var second = admission.EnterAsync(Model, 50, CancellationToken.None);
@@ -57,7 +58,7 @@ public sealed class AdmissionControlTests
     public async Task AStageThatTurnsARequestAwayHoldsAdmissionsUntilItReportsAgain()
     {
         var backend = new ReportingBackend { Report = Report(free: 100) };
-        var admission = new AdmissionControl(backend, maxWaiting: 8, TimeProvider.System);
+        var admission = new AdmissionControl(backend, maxWaiting: 8, TimeProvider.System, NullLogger<AdmissionControl>.Instance);
         var turnedAway = await admission.EnterAsync(Model, 10, CancellationToken.None);
         turnedAway.Refused();
         Assert.Equal(0, admission.InFlight);
@@ -74,7 +75,7 @@ public sealed class AdmissionControlTests
     public async Task ARequestNoStageCouldEverHoldIsABadRequestAndAnUnknownRoomAdmitsAtOnce()
     {
         var backend = new ReportingBackend { Report = Report(free: 100, capacity: 500) };
-        var admission = new AdmissionControl(backend, maxWaiting: 8, TimeProvider.System);
+        var admission = new AdmissionControl(backend, maxWaiting: 8, TimeProvider.System, NullLogger<AdmissionControl>.Instance);
         var tooLarge = await Assert.ThrowsAsync<OpenAiException>(() => admission.EnterAsync(Model, 501, CancellationToken.None));
         Assert.Equal((400, "max_tokens"), (tooLarge.Status, tooLarge.Param));
 
@@ -87,7 +88,7 @@ public sealed class AdmissionControlTests
     public async Task AWaitingRequestWhoseClientLeftGivesUpItsPlace()
     {
         var backend = new ReportingBackend { Report = Report(free: 10) };
-        var admission = new AdmissionControl(backend, maxWaiting: 1, TimeProvider.System);
+        var admission = new AdmissionControl(backend, maxWaiting: 1, TimeProvider.System, NullLogger<AdmissionControl>.Instance);
         using var leaving = new CancellationTokenSource();
         var waiting = admission.EnterAsync(Model, 20, leaving.Token);
         await AssertWaitingAsync(waiting);

@@ -13,14 +13,14 @@ public sealed class AdmissionRejectedException(string message) : Exception(messa
 /// given back, so a burst is not admitted twice on one report and a finished request makes room at once. Requests that
 /// do not fit wait in arrival order, in a queue bounded over all models; beyond it they are refused with 429.
 /// </summary>
-public sealed class AdmissionControl(IGenerationBackend backend, int maxWaiting, TimeProvider time)
+public sealed partial class AdmissionControl(IGenerationBackend backend, int maxWaiting, TimeProvider time, ILogger<AdmissionControl> logger)
 {
     // Waiting requests look again this often without being woken: reports and other API replicas' releases wake nobody.
     private static readonly TimeSpan Recheck = TimeSpan.FromMilliseconds(100);
 
-    // After a stage turned a request away, nothing more is admitted on its model until a newer report, or this long: a
-    // finished request's cancel may reach a middle stage just after the next request's prefill.
-    private static readonly TimeSpan RefusalPause = TimeSpan.FromMilliseconds(250);
+    // After a stage turned a request away, nothing more is admitted on its model until a newer report, or this long (the
+    // stages are polled every 2 s), so a stale report does not send the same requests round again and again.
+    private static readonly TimeSpan RefusalPause = TimeSpan.FromSeconds(2);
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ModelQueue> _models = new(StringComparer.Ordinal);
@@ -162,11 +162,23 @@ public sealed class AdmissionControl(IGenerationBackend backend, int maxWaiting,
             var queue = _models[lease.Model];
             if (!queue.Running.Remove(lease)) return;
             queue.Reserved -= lease.Tokens;
-            if (refused) queue.RefusedAt = time.GetTimestamp();
+            if (refused)
+            {
+                // The stage never held it: its end frees nothing the report counted.
+                if (lease.AdmittedAt < queue.ReportSampledAt) queue.CountedInReport -= lease.Tokens;
+                queue.RefusedAt = time.GetTimestamp();
+            }
+
             _running--;
             Wake(queue);
         }
+
+        if (refused) LogRefused(lease.Model, lease.Tokens);
     }
+
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "A stage of {Model} had no room for a request of {Tokens} positions that its last report had room for; the request waits for admission again")]
+    private partial void LogRefused(string model, int tokens);
 }
 
 /// <summary>An admitted generation's reservation of KV cache positions; disposing it gives them back.</summary>

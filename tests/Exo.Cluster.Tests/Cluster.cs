@@ -10,21 +10,27 @@ public sealed record StageInfo(string NodeId, int LayerStart, int LayerEnd);
 public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
 
 /// <summary>
-/// A whole cluster on loopback, every part a real process: redis-server, the registry, the planner, shard workers
-/// and the API service, wired by the environment variables Aspire would set.
+/// A whole cluster on loopback, every part a real process: redis-server (keeping an append-only file, as the AppHost's
+/// does), the registry, the planner, shard workers and the API service, wired by the environment variables Aspire
+/// would set.
 /// </summary>
 public sealed class Cluster : IAsyncLifetime
 {
     public const string Model = "exo-tiny";
-    private readonly RedisServer _redis = new();
+    private readonly RedisServer _redis;
     private readonly List<ServiceProcess> _services = [];
     private readonly string _dataRoot = Directory.CreateTempSubdirectory("exo-cluster-").FullName;
-    private string _registry = "";
-    private string _planner = "";
+    private ServiceEndpoints _registry = null!;
+    private ServiceEndpoints _planner = null!;
+    private ServiceProcess _plannerProcess = null!;
     private int _nextWorker;
+
+    public Cluster() => _redis = new RedisServer { DataDirectory = Path.Combine(_dataRoot, "redis") };
 
     /// <summary>The API service, which drives the rings (the gateway in front of it has tests of its own).</summary>
     public Uri Api { get; private set; } = null!;
+
+    public ServiceProcess ApiProcess { get; private set; } = null!;
 
     public List<ServiceProcess> Workers { get; } = [];
 
@@ -49,27 +55,81 @@ public sealed class Cluster : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _redis.InitializeAsync();
-        var registry = ServiceEndpoints.Free();
-        var planner = ServiceEndpoints.Free();
-        (_registry, _planner) = (registry.Grpc, planner.Grpc);
-        var redis = _redis.Configuration;
-        Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
-        Start("Exo.Planner.dll", planner.Args, new()
-        {
-            ["ConnectionStrings__redis"] = redis,
-            ["services__registry__grpc__0"] = _registry,
-            ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
-        });
+        (_registry, _planner) = (ServiceEndpoints.Free(), ServiceEndpoints.Free());
+        Start("Exo.Registry.dll", _registry.Args, new() { ["ConnectionStrings__redis"] = _redis.Configuration });
+        _plannerProcess = StartPlanner();
         for (var i = 0; i < 3; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
-        var api = Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
-        {
-            ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = _planner,
-            ["Api__Models__0"] = RepositoryPaths.ShippedModel,
-        });
+        ApiProcess = StartApi();
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
-        Api = api.WaitUntilListening(TimeSpan.FromSeconds(90));
+        Api = ApiProcess.WaitUntilListening(TimeSpan.FromSeconds(90));
         await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
+    }
+
+    private ServiceProcess StartPlanner() => Start("Exo.Planner.dll", _planner.Args, new()
+    {
+        ["ConnectionStrings__redis"] = _redis.Configuration,
+        ["services__registry__grpc__0"] = _registry.Grpc,
+        ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
+    });
+
+    /// <summary>Starts an API service (the first is <see cref="Api"/>; more are replicas sharing the rings); wait for it to listen.</summary>
+    public ServiceProcess StartApi() => Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
+    {
+        ["services__registry__grpc__0"] = _registry.Grpc,
+        ["services__planner__grpc__0"] = _planner.Grpc,
+        ["Api__Models__0"] = RepositoryPaths.ShippedModel,
+    });
+
+    /// <summary>Starts the gateway in front of <see cref="Api"/>, as the AppHost does, once it listens.</summary>
+    public (ServiceProcess Process, Uri Address) StartGateway()
+    {
+        var gateway = Start("Exo.Gateway.dll", ["--Kestrel:Endpoints:http:Url=http://127.0.0.1:0"], new()
+        {
+            ["services__api__http__0"] = Api.ToString().TrimEnd('/'),
+        });
+        return (gateway, gateway.WaitUntilListening(TimeSpan.FromSeconds(90)));
+    }
+
+    /// <summary>Kills the planner, as a crash would, and starts it again on the same ports.</summary>
+    public async Task RestartPlannerAsync()
+    {
+        _services.Remove(_plannerProcess);
+        _plannerProcess.Dispose();
+        _plannerProcess = StartPlanner();
+        _plannerProcess.WaitUntilListening(TimeSpan.FromSeconds(90));
+        await WaitUntilHealthyAsync(_planner);
+    }
+
+    /// <summary>
+    /// Restarts Redis on the same port, with its data or empty, and waits until the registry and the planner answer
+    /// healthy again (their health includes Redis), so what the test does next reaches Redis.
+    /// </summary>
+    public async Task RestartRedisAsync(bool keepData)
+    {
+        await _redis.RestartAsync(keepData);
+        await WaitUntilHealthyAsync(_registry);
+        await WaitUntilHealthyAsync(_planner);
+    }
+
+    private static async Task WaitUntilHealthyAsync(ServiceEndpoints service)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var health = await http.GetAsync($"{service.Http}/health");
+                if (health.IsSuccessStatusCode) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"{service.Http}/health did not answer healthy within 60 s");
     }
 
     private ServiceProcess Start(string assembly, string[] args, Dictionary<string, string> environment)
@@ -80,17 +140,17 @@ public sealed class Cluster : IAsyncLifetime
     }
 
     /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
-    public ServiceProcess StartWorker(string backend = "cpu")
+    public ServiceProcess StartWorker(string backend = "cpu", int kvCacheMegabytes = 256)
     {
         var n = ++_nextWorker;
         var endpoints = ServiceEndpoints.Free();
         var environment = new Dictionary<string, string>
         {
-            ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = _planner,
+            ["services__registry__grpc__0"] = _registry.Grpc,
+            ["services__planner__grpc__0"] = _planner.Grpc,
             ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{n}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
-            ["ShardWorker__KvCacheMegabytes"] = "256",
+            ["ShardWorker__KvCacheMegabytes"] = $"{kvCacheMegabytes}",
             ["ShardWorker__Backend"] = backend,
         };
         if (WorkerMemoryMegabytes is { } mb) environment["ShardWorker__MemoryMegabytes"] = $"{mb}";
@@ -100,10 +160,11 @@ public sealed class Cluster : IAsyncLifetime
         return worker;
     }
 
-    public async Task<PlacementInfo?> PlacementAsync()
+    /// <summary>The shipped model's placement as <paramref name="api"/> (by default <see cref="Api"/>) sees it.</summary>
+    public async Task<PlacementInfo?> PlacementAsync(Uri? api = null)
     {
         using var http = new HttpClient();
-        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(Api, "/api/cluster"));
+        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(api ?? Api, "/api/cluster"));
         foreach (var p in cluster.GetProperty("placements").EnumerateArray())
         {
             if (p.GetProperty("model").GetString() != Model) continue;
@@ -116,7 +177,7 @@ public sealed class Cluster : IAsyncLifetime
     }
 
     /// <summary>Polls the API's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
-    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout)
+    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout, Uri? api = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         PlacementInfo? last = null;
@@ -124,7 +185,7 @@ public sealed class Cluster : IAsyncLifetime
         {
             try
             {
-                last = await PlacementAsync();
+                last = await PlacementAsync(api);
                 if (last is not null && condition(last)) return last;
             }
             catch (HttpRequestException)

@@ -9,8 +9,7 @@ public sealed class ApiOptions
     /// <summary>Model folders to serve; each is served under its folder name.</summary>
     public List<string> Models { get; set; } = [];
 
-    public int MaxConcurrentRequests { get; set; } = 16;
-
+    /// <summary>Requests waiting for KV cache on their model's ring, over all models; more are refused with 429.</summary>
     public int MaxWaitingRequests { get; set; } = 64;
 
     /// <summary>KV cache memory for in-process generation.</summary>
@@ -28,8 +27,8 @@ public sealed class ApiOptions
     public void Validate()
     {
         if (Models.Count == 0) throw new InvalidOperationException("no model is configured: set Api:Models:0 (or Api__Models__0) to a model folder");
-        if (MaxConcurrentRequests <= 0 || MaxWaitingRequests < 0 || KvCacheMegabytes <= 0 || TokenTimeoutSeconds <= 0 || ResumeTimeoutSeconds <= 0)
-            throw new InvalidOperationException("Api:MaxConcurrentRequests, KvCacheMegabytes, TokenTimeoutSeconds and ResumeTimeoutSeconds must be positive, MaxWaitingRequests not negative");
+        if (MaxWaitingRequests < 0 || KvCacheMegabytes <= 0 || TokenTimeoutSeconds <= 0 || ResumeTimeoutSeconds <= 0)
+            throw new InvalidOperationException("Api:KvCacheMegabytes, TokenTimeoutSeconds and ResumeTimeoutSeconds must be positive, MaxWaitingRequests not negative");
         if (MaxRequestBodyBytes <= 0 || MaxRequestBodyBytes > Array.MaxLength)
             throw new InvalidOperationException($"Api:MaxRequestBodyBytes must be between 1 and {Array.MaxLength}");
     }

@@ -19,11 +19,8 @@ public static class Extensions
             return true;
         });
         services.AddSingleton(sp => new ModelCatalog(sp.GetRequiredService<IOptions<ApiOptions>>().Value.Models));
-        services.AddSingleton(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<ApiOptions>>().Value;
-            return new AdmissionControl(o.MaxConcurrentRequests, o.MaxWaitingRequests);
-        });
+        services.AddSingleton(sp => new AdmissionControl(sp.GetRequiredService<IGenerationBackend>(),
+            sp.GetRequiredService<IOptions<ApiOptions>>().Value.MaxWaitingRequests, TimeProvider.System, sp.GetRequiredService<ILogger<AdmissionControl>>()));
         services.AddSingleton<ApiTelemetry>();
         services.AddSingleton<RequestBodyReader>();
         services.AddSingleton<PromptGate>();

@@ -42,6 +42,7 @@ public static partial class Extensions
             });
         }
 
+        builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<PlacementBoard>();
 
         var folders = configuration.GetSection("Planner:Models").Get<string[]>() ?? [];
@@ -55,6 +56,6 @@ public static partial class Extensions
     }
 
     [LoggerMessage(Level = LogLevel.Warning,
-        Message = "No Redis is configured (ConnectionStrings__redis): placements are kept in this process's memory, and versions start again from 1 when it restarts")]
+        Message = "No Redis is configured (ConnectionStrings__redis): placements are kept in this process's memory and lost when it restarts")]
     private static partial void LogInMemory(ILogger logger);
 }

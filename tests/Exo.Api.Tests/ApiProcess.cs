@@ -27,8 +27,7 @@ public sealed class ApiFixture : IDisposable
 {
     public ApiProcess Api { get; } = new(
         "--Api:Models:0=" + ApiProcess.Model("exo-tiny"),
-        "--Api:Models:1=" + ApiProcess.Model("qwen2-tiny"),
-        "--Api:MaxConcurrentRequests=4");
+        "--Api:Models:1=" + ApiProcess.Model("qwen2-tiny"));
 
     public void Dispose() => Api.Dispose();
 }

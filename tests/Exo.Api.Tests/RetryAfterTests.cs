@@ -4,7 +4,7 @@ using System.Text.Json;
 
 namespace Exo.Api.Tests;
 
-/// <summary>The refusals a client should retry tell it when: a full queue (429) and a model with no ready ring (503).</summary>
+/// <summary>The refusals a client should retry tell it when: no KV cache free and a full queue (429), and a model with no ready ring (503).</summary>
 public sealed class RetryAfterTests
 {
     private static readonly string Model = "--Api:Models:0=" + ApiProcess.Model("exo-tiny");
@@ -12,22 +12,28 @@ public sealed class RetryAfterTests
     [Fact]
     public async Task AFullQueueIs429WithRetryAfter()
     {
-        using var api = new ApiProcess(Model, "--Api:MaxConcurrentRequests=1", "--Api:MaxWaitingRequests=0");
+        // 5 MB of KV cache hold 640 positions of the whole model: room for the long stream, not for a second 200 tokens.
+        using var api = new ApiProcess(Model, "--Api:KvCacheMegabytes=5", "--Api:MaxWaitingRequests=0");
         using var http = new HttpClient { BaseAddress = api.BaseAddress };
 
-        // A long stream holds the only slot; a repetition "penalty" below 1 keeps it from ending early.
+        // A long stream holds most of the KV cache; a repetition "penalty" below 1 keeps it from ending early.
         var longAnswer = new { model = "exo-tiny", prompt = "Chapter 1", max_tokens = 500, temperature = 0, repetition_penalty = 0.05, stream = true };
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(longAnswer) };
         using var busy = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await busy.Content.ReadAsStreamAsync());
         Assert.StartsWith("data: ", await reader.ReadLineAsync());
 
-        using var refused = await http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "hi", max_tokens = 1 });
+        using var refused = await http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "hi", max_tokens = 200 });
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
         var error = await Error(refused);
         Assert.Equal("rate_limit_exceeded", error.GetProperty("code").GetString());
         Assert.Equal("rate_limit_error", error.GetProperty("type").GetString());
+
+        // More than the whole KV cache holds is no reason to retry: a 400 naming max_tokens.
+        using var tooLarge = await http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "hi", max_tokens = 700 });
+        Assert.Equal(HttpStatusCode.BadRequest, tooLarge.StatusCode);
+        Assert.Equal("max_tokens", (await Error(tooLarge)).GetProperty("param").GetString());
     }
 
     [Theory]

@@ -11,20 +11,25 @@ public sealed record StageInfo(string NodeId, string Endpoint, int LayerStart, i
 public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
 
 /// <summary>
-/// A whole cluster on loopback, every part a real process: redis-server, the registry, the planner, shard workers
-/// and the API service, wired by the environment variables Aspire would set, the cluster's join secret included.
+/// A whole cluster on loopback, every part a real process: redis-server (keeping an append-only file, as the AppHost's
+/// does), the registry, the planner, shard workers and the API service, wired by the environment variables Aspire
+/// would set, the cluster's join secret included.
 /// </summary>
 public sealed class Cluster : IAsyncLifetime
 {
     public const string Model = "exo-tiny";
-    private readonly RedisServer _redis = new();
+    private readonly RedisServer _redis;
     private readonly List<ServiceProcess> _services = [];
+    private readonly Dictionary<ServiceProcess, (string Assembly, string[] Args, Dictionary<string, string> Environment)> _commands = [];
     private readonly string _dataRoot = Directory.CreateTempSubdirectory("exo-cluster-").FullName;
-    private string _registry = "";
+    private ServiceEndpoints _registry = null!;
+    private ServiceEndpoints _planner = null!;
     private int _nextWorker;
 
+    public Cluster() => _redis = new RedisServer { DataDirectory = Path.Combine(_dataRoot, "redis") };
+
     /// <summary>The planner's gRPC address.</summary>
-    public string Planner { get; private set; } = "";
+    public string Planner => _planner.Grpc;
 
     /// <summary>The join secret every member is given (<c>Cluster__Secret</c>).</summary>
     public string Secret { get; } = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
@@ -34,6 +39,10 @@ public sealed class Cluster : IAsyncLifetime
 
     /// <summary>The API service's process, whose log tells what it did about a fault.</summary>
     public ServiceProcess ApiProcess { get; private set; } = null!;
+
+    public ServiceProcess RegistryProcess { get; private set; } = null!;
+
+    public ServiceProcess PlannerProcess { get; private set; } = null!;
 
     public List<ServiceProcess> Workers { get; } = [];
 
@@ -60,42 +69,38 @@ public sealed class Cluster : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _redis.InitializeAsync();
-        var registry = ServiceEndpoints.Free();
-        var planner = ServiceEndpoints.Free();
-        (_registry, Planner) = (registry.Grpc, planner.Grpc);
-        var redis = _redis.Configuration;
-        RegistryProcess = Start("Exo.Registry.dll", registry.Args, new() { ["ConnectionStrings__redis"] = redis });
-        PlannerProcess = Start("Exo.Planner.dll", planner.Args, new()
+        (_registry, _planner) = (ServiceEndpoints.Free(), ServiceEndpoints.Free());
+        RegistryProcess = Start("Exo.Registry.dll", _registry.Args, new() { ["ConnectionStrings__redis"] = _redis.Configuration });
+        PlannerProcess = Start("Exo.Planner.dll", _planner.Args, new()
         {
-            ["ConnectionStrings__redis"] = redis,
-            ["services__registry__grpc__0"] = _registry,
+            ["ConnectionStrings__redis"] = _redis.Configuration,
+            ["services__registry__grpc__0"] = _registry.Grpc,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
         });
         for (var i = 0; i < 3; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
-        var api = Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
-        {
-            ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = Planner,
-            ["Api__Models__0"] = RepositoryPaths.ShippedModel,
-        });
+        ApiProcess = StartApi();
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
-        (ApiProcess, Api) = (api, api.WaitUntilListening(TimeSpan.FromSeconds(90)));
+        Api = ApiProcess.WaitUntilListening(TimeSpan.FromSeconds(90));
         await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
     }
 
-    private ServiceProcess Start(string assembly, string[] args, Dictionary<string, string> environment)
+    /// <summary>Starts an API service (the first is <see cref="Api"/>; more are replicas sharing the rings); wait for it to listen.</summary>
+    public ServiceProcess StartApi() => Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}"], new()
     {
-        var process = ServiceProcess.Start(assembly, args, Configured(environment, Secret));
-        _services.Add(process);
-        _commands[process] = (assembly, args, environment);
-        return process;
+        ["services__registry__grpc__0"] = _registry.Grpc,
+        ["services__planner__grpc__0"] = _planner.Grpc,
+        ["Api__Models__0"] = RepositoryPaths.ShippedModel,
+    });
+
+    /// <summary>Starts the gateway in front of <see cref="Api"/>, as the AppHost does, once it listens.</summary>
+    public (ServiceProcess Process, Uri Address) StartGateway()
+    {
+        var gateway = Start("Exo.Gateway.dll", ["--Kestrel:Endpoints:http:Url=http://127.0.0.1:0"], new()
+        {
+            ["services__api__http__0"] = Api.ToString().TrimEnd('/'),
+        });
+        return (gateway, gateway.WaitUntilListening(TimeSpan.FromSeconds(90)));
     }
-
-    private readonly Dictionary<ServiceProcess, (string Assembly, string[] Args, Dictionary<string, string> Environment)> _commands = [];
-
-    public ServiceProcess RegistryProcess { get; private set; } = null!;
-
-    public ServiceProcess PlannerProcess { get; private set; } = null!;
 
     /// <summary>Starts the registry or the planner again, as it was started, on the same address; it must have exited.</summary>
     public ServiceProcess Restart(ServiceProcess service)
@@ -110,11 +115,59 @@ public sealed class Cluster : IAsyncLifetime
         return process;
     }
 
+    /// <summary>Kills the planner, as a crash would, and starts it again on the same ports.</summary>
+    public async Task RestartPlannerAsync()
+    {
+        PlannerProcess.Dispose();
+        Restart(PlannerProcess);
+        await WaitUntilHealthyAsync(_planner);
+    }
+
+    /// <summary>
+    /// Restarts Redis on the same port, with its data or empty, and waits until the registry and the planner answer
+    /// healthy again (their health includes Redis), so what the test does next reaches Redis.
+    /// </summary>
+    public async Task RestartRedisAsync(bool keepData)
+    {
+        await _redis.RestartAsync(keepData);
+        await WaitUntilHealthyAsync(_registry);
+        await WaitUntilHealthyAsync(_planner);
+    }
+
+    private static async Task WaitUntilHealthyAsync(ServiceEndpoints service)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var health = await http.GetAsync($"{service.Http}/health");
+                if (health.IsSuccessStatusCode) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"{service.Http}/health did not answer healthy within 60 s");
+    }
+
+    private ServiceProcess Start(string assembly, string[] args, Dictionary<string, string> environment)
+    {
+        var process = ServiceProcess.Start(assembly, args, Configured(environment, Secret));
+        _services.Add(process);
+        _commands[process] = (assembly, args, environment);
+        return process;
+    }
+
     /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
-    public ServiceProcess StartWorker(string backend = "cpu")
+    public ServiceProcess StartWorker(string backend = "cpu", int kvCacheMegabytes = 256)
     {
         var endpoints = ServiceEndpoints.Free();
-        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, WorkerEnvironment(backend, Secret));
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, WorkerEnvironment(backend, kvCacheMegabytes, Secret));
         Workers.Add(worker);
         WorkerEndpoints[worker] = endpoints.Grpc;
         return worker;
@@ -124,17 +177,17 @@ public sealed class Cluster : IAsyncLifetime
     /// Starts a shard worker that tries to join with <paramref name="secret"/> (none when null) rather than the cluster's;
     /// it is not one of <see cref="Workers"/>, and the caller disposes it.
     /// </summary>
-    public ServiceProcess StartOutsider(string? secret) => ServiceProcess.Start("Exo.ShardWorker.dll", ServiceEndpoints.Free().Args, WorkerEnvironment("cpu", secret));
+    public ServiceProcess StartOutsider(string? secret) => ServiceProcess.Start("Exo.ShardWorker.dll", ServiceEndpoints.Free().Args, WorkerEnvironment("cpu", 256, secret));
 
-    private Dictionary<string, string> WorkerEnvironment(string backend, string? secret)
+    private Dictionary<string, string> WorkerEnvironment(string backend, int kvCacheMegabytes, string? secret)
     {
         var environment = new Dictionary<string, string>
         {
-            ["services__registry__grpc__0"] = _registry,
-            ["services__planner__grpc__0"] = Planner,
+            ["services__registry__grpc__0"] = _registry.Grpc,
+            ["services__planner__grpc__0"] = _planner.Grpc,
             ["ShardWorker__DataDir"] = Path.Combine(_dataRoot, $"worker-{++_nextWorker}"),
             ["ShardWorker__ModelsDir"] = Path.GetDirectoryName(RepositoryPaths.ShippedModel)!,
-            ["ShardWorker__KvCacheMegabytes"] = "256",
+            ["ShardWorker__KvCacheMegabytes"] = $"{kvCacheMegabytes}",
             ["ShardWorker__Backend"] = backend,
         };
         if (WorkerMemoryMegabytes is { } mb) environment["ShardWorker__MemoryMegabytes"] = $"{mb}";
@@ -144,10 +197,11 @@ public sealed class Cluster : IAsyncLifetime
     /// <summary>The worker process that serves a stage.</summary>
     public ServiceProcess WorkerOf(StageInfo stage) => WorkerEndpoints.Single(w => w.Value.TrimEnd('/') == stage.Endpoint.TrimEnd('/')).Key;
 
-    public async Task<PlacementInfo?> PlacementAsync()
+    /// <summary>The shipped model's placement as <paramref name="api"/> (by default <see cref="Api"/>) sees it.</summary>
+    public async Task<PlacementInfo?> PlacementAsync(Uri? api = null)
     {
         using var http = new HttpClient();
-        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(Api, "/api/cluster"));
+        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(api ?? Api, "/api/cluster"));
         foreach (var p in cluster.GetProperty("placements").EnumerateArray())
         {
             if (p.GetProperty("model").GetString() != Model) continue;
@@ -172,7 +226,7 @@ public sealed class Cluster : IAsyncLifetime
     }
 
     /// <summary>Polls the API's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
-    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout)
+    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout, Uri? api = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         PlacementInfo? last = null;
@@ -180,7 +234,7 @@ public sealed class Cluster : IAsyncLifetime
         {
             try
             {
-                last = await PlacementAsync();
+                last = await PlacementAsync(api);
                 if (last is not null && condition(last)) return last;
             }
             catch (HttpRequestException)

@@ -17,7 +17,7 @@ public sealed class PlacementBoardTests
     [Fact]
     public async Task AWatcherThatFallsBehindStillGetsEveryModelsLatestPlacement()
     {
-        var board = new PlacementBoard(new InMemoryPlacementStore(), NullLogger<PlacementBoard>.Instance);
+        var board = new PlacementBoard(new InMemoryPlacementStore(), TimeProvider.System, NullLogger<PlacementBoard>.Instance);
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await using var watch = board.WatchAsync(null, stop.Token).GetAsyncEnumerator(stop.Token);
         var first = watch.MoveNextAsync();
@@ -40,5 +40,26 @@ public sealed class PlacementBoardTests
 
         Assert.Equal(40, seen.Count);
         Assert.All(seen.Values, p => Assert.Equal("node-1", p.Stages[0].NodeId));
+    }
+
+    [Fact]
+    public async Task VersionsStayAboveThoseHandedOutWhenTheStoreForgetsItsCounterOrTheClockGoesBack()
+    {
+        var clock = new ManualTimeProvider();
+        var board = new PlacementBoard(new InMemoryPlacementStore(), clock, NullLogger<PlacementBoard>.Instance);
+        var first = await board.NextVersionAsync(CancellationToken.None);
+        Assert.Equal(clock.GetUtcNow().ToUnixTimeMilliseconds(), first);
+        await board.PublishAsync(Ring("m", (ulong)first, "a"), CancellationToken.None);
+
+        // A planner that restarted on a store that lost everything (Redis restarted empty) a second later.
+        clock.Advance(TimeSpan.FromSeconds(1));
+        var restarted = new PlacementBoard(new InMemoryPlacementStore(), clock, NullLogger<PlacementBoard>.Instance);
+        var afterRestart = await restarted.NextVersionAsync(CancellationToken.None);
+        Assert.True(afterRestart > first, $"{afterRestart} after a restart on an empty store does not follow {first}");
+
+        // A clock behind the versions (set back, say): a planner goes on above the placements it published.
+        var setBack = new PlacementBoard(new InMemoryPlacementStore(), new ManualTimeProvider(), NullLogger<PlacementBoard>.Instance);
+        await setBack.PublishAsync(Ring("m", (ulong)afterRestart, "a"), CancellationToken.None);
+        Assert.Equal(afterRestart + 1, await setBack.NextVersionAsync(CancellationToken.None));
     }
 }

@@ -21,14 +21,25 @@ public abstract class PlacementStoreContract
     public async Task VersionsOnlyGrowAndAreNeverHandedOutTwice()
     {
         var store = await CreateStoreAsync();
-        var first = await store.NextVersionAsync(CancellationToken.None);
-        var second = await store.NextVersionAsync(CancellationToken.None);
+        var first = await store.NextVersionAsync(0, CancellationToken.None);
+        var second = await store.NextVersionAsync(0, CancellationToken.None);
         Assert.True(first >= 1);
         Assert.True(second > first);
 
-        var concurrent = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => store.NextVersionAsync(CancellationToken.None))));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => store.NextVersionAsync(0, CancellationToken.None))));
         Assert.Equal(50, concurrent.Distinct().Count());
         Assert.All(concurrent, v => Assert.True(v > second));
+    }
+
+    [Fact]
+    public async Task AFloorRaisesTheCounterAndVersionsGoOnAboveIt()
+    {
+        var store = await CreateStoreAsync();
+        var first = await store.NextVersionAsync(0, CancellationToken.None);
+        Assert.Equal(first + 1000, await store.NextVersionAsync(first + 1000, CancellationToken.None));
+        // A lower floor (another planner's, or none) does not take the counter back.
+        Assert.Equal(first + 1001, await store.NextVersionAsync(0, CancellationToken.None));
+        Assert.Equal(first + 1002, await store.NextVersionAsync(first + 5, CancellationToken.None));
     }
 
     [Fact]

@@ -35,8 +35,8 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         var versions = new List<long>();
         for (var i = 0; i < 3; i++)
         {
-            versions.Add(await first.NextVersionAsync(CancellationToken.None));
-            versions.Add(await second.NextVersionAsync(CancellationToken.None));
+            versions.Add(await first.NextVersionAsync(0, CancellationToken.None));
+            versions.Add(await second.NextVersionAsync(0, CancellationToken.None));
         }
 
         Assert.Equal(versions.Order(), versions);
@@ -48,7 +48,7 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         await _keys.CloseAllAsync();
 
         var restarted = await Start();
-        Assert.True(await restarted.NextVersionAsync(CancellationToken.None) > versions[^1]);
+        Assert.True(await restarted.NextVersionAsync(0, CancellationToken.None) > versions[^1]);
         Assert.Equal(ring, Assert.Single(await restarted.LoadAsync(CancellationToken.None)));
     }
 
@@ -56,7 +56,7 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     public async Task KeysFollowTheDocumentedLayout()
     {
         var store = await Start();
-        var version = await store.NextVersionAsync(CancellationToken.None);
+        var version = await store.NextVersionAsync(0, CancellationToken.None);
         var ring = Ring("m", (ulong)version, ("a", 0, 3), ("b", 3, 8));
         await store.SaveAsync(ring, CancellationToken.None);
 
@@ -87,7 +87,7 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         var store = await Start();
         await (await _keys.ConnectAsync(redis.Configuration)).GetDatabase().StringSetAsync(_keys.Prefix + "placements:version", "seven");
 
-        var error = await Assert.ThrowsAsync<InvalidDataException>(() => store.NextVersionAsync(CancellationToken.None));
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => store.NextVersionAsync(0, CancellationToken.None));
         Assert.StartsWith($"Redis key {_keys.Prefix}placements:version does not hold a version counter", error.Message);
     }
 

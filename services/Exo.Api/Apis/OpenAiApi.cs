@@ -56,7 +56,7 @@ public static class OpenAiApi
             ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
         }
 
-        await RunAsync(http, admission, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, model, ids, request.Options, "messages"),
+        await RunAsync(http, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, admission, model, ids, request.Options, "messages"),
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
 
@@ -77,21 +77,21 @@ public static class OpenAiApi
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
-        await RunAsync(http, admission, telemetry, CompletionFormat.Text, new CompletionRunner(backend, model, ids, request.Options, "prompt"), echo, cancellationToken);
+        await RunAsync(http, telemetry, CompletionFormat.Text, new CompletionRunner(backend, admission, model, ids, request.Options, "prompt"), echo, cancellationToken);
     }
 
     /// <summary>
-    /// Admits and runs one completion and answers it, whole or streamed, in <paramref name="format"/>. The
-    /// <paramref name="opening"/> chunk, if any, leads the text: the chat stream's role, or a text completion's echo.
+    /// Runs one completion (admitted as its first token is awaited) and answers it, whole or streamed, in
+    /// <paramref name="format"/>. The <paramref name="opening"/> chunk, if any, leads the text: the chat stream's role,
+    /// or a text completion's echo.
     /// </summary>
-    private static async Task RunAsync(HttpContext http, AdmissionControl admission, ApiTelemetry telemetry, CompletionFormat format,
+    private static async Task RunAsync(HttpContext http, ApiTelemetry telemetry, CompletionFormat format,
         CompletionRunner runner, CompletionChunk? opening, CancellationToken cancellationToken)
     {
         var options = runner.Options;
         using var trace = telemetry.Start(format.Operation, runner);
         try
         {
-            using var slot = await trace.AdmitAsync(admission, cancellationToken);
             var header = new CompletionHeader(format.IdPrefix + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), options.Model);
             if (options.Stream) await StreamAsync(http, format, header, runner, opening, trace, cancellationToken);
             else await AnswerAsync(http, format, header, runner, opening, trace, cancellationToken);

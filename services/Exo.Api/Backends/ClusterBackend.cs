@@ -285,6 +285,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
+    public KvRoom? Room(string model) => _rings.TryGetValue(model, out var ring) ? ring.Room : null;
+
     public ClusterView Describe()
     {
         var nodes = _nodes.Values.OrderBy(n => n.NodeId, StringComparer.Ordinal)

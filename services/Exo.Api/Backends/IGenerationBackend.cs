@@ -25,6 +25,13 @@ public sealed record NodeView(string NodeId, string Endpoint, string Host, strin
 /// <summary>A model's placement; <paramref name="Problem"/> says why it cannot be served when it has no stages.</summary>
 public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<StageView> Stages, string? Problem = null);
 
+/// <summary>
+/// The KV cache a model's ring has left, in positions of context (a request reserves prompt + max tokens of them on every
+/// stage): the fewest any stage has free, the fewest any stage holds with no request open, and when the stages were asked
+/// (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), which tells the requests admitted since from those counted.
+/// </summary>
+public sealed record KvRoom(long FreeTokens, long CapacityTokens, long SampledAt);
+
 /// <summary>No placement of the model is ready (no workers, or a re-plan in progress): the client should retry (503).</summary>
 public sealed class BackendUnavailableException(string message) : Exception(message);
 
@@ -42,6 +49,9 @@ public interface IGenerationBackend
     /// cancels the request everywhere it holds memory.
     /// </summary>
     IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The KV cache the model's ring has left, as last reported; null while no ring of it is ready.</summary>
+    KvRoom? Room(string model);
 
     ClusterView Describe();
 }

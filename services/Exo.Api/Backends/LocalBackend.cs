@@ -77,6 +77,12 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The whole budget, as of no time at all: the runtime serves this process alone, whose admission counts every request
+    /// it lets in, so it needs no report of what is in use.
+    /// </summary>
+    public KvRoom? Room(string model) => _models.TryGetValue(model, out var entry) ? new KvRoom(entry.Runtime.CapacityTokens, entry.Runtime.CapacityTokens, 0) : null;
+
     public ClusterView Describe()
     {
         var host = Environment.MachineName;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Exo.Contracts;
 using Exo.Contracts.V1;
@@ -25,6 +26,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private volatile bool _ready;
     private volatile bool _lost;
     private volatile bool _hasServed;
+    private volatile KvRoom? _room;
     private bool _disposed;
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
@@ -69,6 +71,9 @@ internal sealed partial class ModelRing : IAsyncDisposable
         _ready = false;
         FailAll(RingErrorCode.NotReady, $"worker {nodeId} left the cluster");
     }
+
+    /// <summary>The KV cache the stages had left at the last round of status polls; null unless every stage serves.</summary>
+    public KvRoom? Room => _room;
 
     /// <summary>Registers a request for replies; null once the ring is being replaced.</summary>
     public ChannelReader<RingPayload>? Open(string id)
@@ -117,9 +122,11 @@ internal sealed partial class ModelRing : IAsyncDisposable
         {
             while (!stopping.IsCancellationRequested)
             {
+                var sampled = Stopwatch.GetTimestamp();
                 for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
                 var ready = !_lost && _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
                 if (_ready && Array.FindIndex(_statuses, s => s is null) is var silent and >= 0) Silent(Placement.Stages[silent]);
+                _room = ready ? new KvRoom(_statuses.Min(s => (long)s!.KvCacheFreeTokens), _statuses.Min(s => (long)s!.KvCacheCapacityTokens), sampled) : null;
                 if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
                 _ready = ready;
                 _hasServed |= ready;

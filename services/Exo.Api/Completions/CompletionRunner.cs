@@ -23,6 +23,7 @@ internal sealed record CompletionDelta(string Text, IReadOnlyList<LogprobEntry> 
 internal sealed class CompletionRunner
 {
     private readonly IGenerationBackend _backend;
+    private readonly AdmissionControl _admission;
     private readonly ServedModel _model;
     private readonly int[] _prompt;
 
@@ -30,7 +31,7 @@ internal sealed class CompletionRunner
     /// Checks the request's length against the model's context, so a 400 goes out before any response starts;
     /// <paramref name="promptParam"/> is the field the prompt came from (messages or prompt), named in the error.
     /// </summary>
-    public CompletionRunner(IGenerationBackend backend, ServedModel model, int[] prompt, GenerationOptions options, string promptParam)
+    public CompletionRunner(IGenerationBackend backend, AdmissionControl admission, ServedModel model, int[] prompt, GenerationOptions options, string promptParam)
     {
         var context = model.ContextLength;
         if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", promptParam);
@@ -55,6 +56,7 @@ internal sealed class CompletionRunner
         }
 
         _backend = backend;
+        _admission = admission;
         _model = model;
         _prompt = prompt;
         MaxTokens = options.MaxTokens ?? context - prompt.Length;
@@ -68,43 +70,83 @@ internal sealed class CompletionRunner
     public string FinishReason { get; private set; } = "stop";
     public Usage Usage => new(PromptTokens, CompletionTokens);
 
-    /// <summary>Streams the completion's text; <paramref name="trace"/> hears of every token as it comes.</summary>
+    /// <summary>
+    /// Waits for room on the model's ring, then streams the completion's text; <paramref name="trace"/> hears of every
+    /// token as it comes. The room is given back when the enumeration ends.
+    /// </summary>
     public async IAsyncEnumerable<CompletionDelta> RunAsync(CompletionTrace trace, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var request = new GenerationRequest(_prompt, Options.Sampling, MaxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
         var decoder = _model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
         var stops = new StopSequenceBuffer(Options.Stop);
 
-        await foreach (var step in _backend.GenerateAsync(_model.Id, request, cancellationToken))
+        var (lease, steps, more) = await StartAsync(request, trace, cancellationToken);
+        using (lease)
+        await using (steps)
         {
-            CompletionTokens++;
-            trace.Token();
-            // Stop means an end token: it ends the text and is not part of it.
-            if (step.Finish == Inference.Generation.FinishReason.Stop) break;
-
-            // A token whose text is held back (half a character, a possible stop sequence) still reports its logprob.
-            IReadOnlyList<LogprobEntry> logprobs = step.Logprobs is { } lp
-                ? [new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
-                    lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList())]
-                : [];
-            var text = stops.Push(decoder.Add(step.Token));
-            if (text.Length > 0 || logprobs.Count > 0) yield return new CompletionDelta(text, logprobs);
-
-            if (stops.Stopped)
+            for (; more; more = await steps.MoveNextAsync())
             {
-                FinishReason = "stop";
-                yield break;
-            }
+                var step = steps.Current;
+                CompletionTokens++;
+                trace.Token();
+                // Stop means an end token: it ends the text and is not part of it.
+                if (step.Finish == Inference.Generation.FinishReason.Stop) break;
 
-            if (step.Finish == Inference.Generation.FinishReason.Length)
-            {
-                FinishReason = "length";
-                break;
+                // A token whose text is held back (half a character, a possible stop sequence) still reports its logprob.
+                IReadOnlyList<LogprobEntry> logprobs = step.Logprobs is { } lp
+                    ? [new LogprobEntry(TokenText(step.Token, out var bytes), lp.Logprob, bytes,
+                        lp.Top.Select(t => new LogprobCandidate(TokenText(t.Token, out var b), t.Logprob, b)).ToList())]
+                    : [];
+                var text = stops.Push(decoder.Add(step.Token));
+                if (text.Length > 0 || logprobs.Count > 0) yield return new CompletionDelta(text, logprobs);
+
+                if (stops.Stopped)
+                {
+                    FinishReason = "stop";
+                    yield break;
+                }
+
+                if (step.Finish == Inference.Generation.FinishReason.Length)
+                {
+                    FinishReason = "length";
+                    break;
+                }
             }
         }
 
         var rest = stops.Push(decoder.Flush()) + stops.Flush();
         if (rest.Length > 0) yield return new CompletionDelta(rest, []);
+    }
+
+    /// <summary>
+    /// Admits the request and starts its generation, up to its first token. A stage that turns it away for want of KV
+    /// cache (the ring's report was out of date, or another API replica took the room) sends it back to the queue rather
+    /// than failing it: nothing has been generated yet.
+    /// </summary>
+    private async Task<(AdmissionLease Lease, IAsyncEnumerator<GenerationEvent> Steps, bool More)> StartAsync(
+        GenerationRequest request, CompletionTrace trace, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var lease = await trace.AdmitAsync(_admission, _model.Id, request.Prompt.Length + request.MaxTokens, cancellationToken);
+            var steps = _backend.GenerateAsync(_model.Id, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            try
+            {
+                return (lease, steps, await steps.MoveNextAsync());
+            }
+            catch (BackendSaturatedException e)
+            {
+                await steps.DisposeAsync();
+                lease.Refused();
+                trace.Refused(e.Message);
+            }
+            catch
+            {
+                await steps.DisposeAsync();
+                lease.Dispose();
+                throw;
+            }
+        }
     }
 
     private static string MaxTokensName(GenerationOptions options) => options.MaxTokensParam ?? "the default max_tokens";

@@ -39,25 +39,29 @@ internal sealed class CompletionTrace : IDisposable
 
     private double Milliseconds(long since, long until) => Math.Round(Stopwatch.GetElapsedTime(since, until).TotalMilliseconds, 2);
 
-    /// <summary>Waits for a generation slot, counted in the model's queue depth meanwhile.</summary>
-    public async Task<IDisposable> AdmitAsync(AdmissionControl admission, CancellationToken cancellationToken)
+    /// <summary>Waits for room on the model's ring, counted in the model's queue depth meanwhile.</summary>
+    public async Task<AdmissionLease> AdmitAsync(AdmissionControl admission, string model, int contextTokens, CancellationToken cancellationToken)
     {
         _telemetry.Waiting.Add(1, _model);
-        IDisposable slot;
+        AdmissionLease lease;
         try
         {
-            slot = await admission.EnterAsync(cancellationToken);
+            lease = await admission.EnterAsync(model, contextTokens, cancellationToken);
         }
         finally
         {
             _telemetry.Waiting.Add(-1, _model);
         }
 
+        // A request a stage turned away is admitted again: it still counts once.
+        if (!_running) _telemetry.Running.Add(1, _model);
         _running = true;
-        _telemetry.Running.Add(1, _model);
         _span?.AddEvent(new ActivityEvent("admitted", tags: new ActivityTagsCollection { ["exo.queue.wait_ms"] = Milliseconds(_started, Stopwatch.GetTimestamp()) }));
-        return slot;
+        return lease;
     }
+
+    /// <summary>A stage had no room for the request after all; it waits for admission again.</summary>
+    public void Refused(string reason) => _span?.AddEvent(new ActivityEvent("refused by a stage", tags: new ActivityTagsCollection { ["exo.refusal"] = reason }));
 
     /// <summary>A token came from the backend.</summary>
     public void Token()

@@ -9,11 +9,15 @@ namespace Exo.Planner.Grpc;
 /// The current placement of each model, and everyone watching them. Every placement is written through the store
 /// first, so a restarted planner answers with the last one at once. A model without a ready placement has an
 /// explanation instead (no nodes yet, or "needs 9.1 GB, the cluster has 6.0 GB free").
+/// Versions never go backwards, even when the store forgets its counter (Redis restarted empty) while workers and APIs
+/// hold the versions it gave, since they ignore any placement not newer than theirs: each version is at least the Unix
+/// time in milliseconds when it was made, and above every version this planner has handed out, restored or published.
 /// </summary>
-public sealed partial class PlacementBoard(IPlacementStore store, ILogger<PlacementBoard> logger)
+public sealed partial class PlacementBoard(IPlacementStore store, TimeProvider time, ILogger<PlacementBoard> logger)
 {
     private readonly ConcurrentDictionary<string, Contracts.V1.Placement> _placements = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Watcher, byte> _watchers = new();
+    private long _highest;
 
     /// <summary>
     /// One watcher's undelivered placements, the newest per model: a watcher that falls behind skips versions it no
@@ -48,7 +52,23 @@ public sealed partial class PlacementBoard(IPlacementStore store, ILogger<Placem
         }
     }
 
-    public Task<long> NextVersionAsync(CancellationToken cancellationToken) => store.NextVersionAsync(cancellationToken);
+    /// <summary>The next version: the store's, raised to the clock and above every version this planner has seen.</summary>
+    public async Task<long> NextVersionAsync(CancellationToken cancellationToken)
+    {
+        // The clock covers a planner that restarted as well (nothing seen yet); the versions seen cover a clock set back.
+        var floor = Math.Max(time.GetUtcNow().ToUnixTimeMilliseconds(), Interlocked.Read(ref _highest) + 1);
+        var version = await store.NextVersionAsync(floor, cancellationToken);
+        Seen(version);
+        return version;
+    }
+
+    private void Seen(long version)
+    {
+        for (var held = Interlocked.Read(ref _highest); version > held; held = Interlocked.Read(ref _highest))
+        {
+            if (Interlocked.CompareExchange(ref _highest, version, held) == held) return;
+        }
+    }
 
     public Contracts.V1.Placement? Current(string model) => _placements.GetValueOrDefault(model);
 
@@ -59,7 +79,12 @@ public sealed partial class PlacementBoard(IPlacementStore store, ILogger<Placem
     public async Task<IReadOnlyList<Contracts.V1.Placement>> RestoreAsync(Func<Contracts.V1.Placement, bool> usable, CancellationToken cancellationToken)
     {
         var restored = (await store.LoadAsync(cancellationToken)).Where(usable).ToArray();
-        foreach (var placement in restored) _placements[placement.ModelId] = placement;
+        foreach (var placement in restored)
+        {
+            _placements[placement.ModelId] = placement;
+            Seen((long)placement.Version);
+        }
+
         return restored;
     }
 
@@ -76,6 +101,7 @@ public sealed partial class PlacementBoard(IPlacementStore store, ILogger<Placem
         }
 
         _placements[placement.ModelId] = placement;
+        Seen((long)placement.Version);
         foreach (var watcher in _watchers.Keys) watcher.Offer(placement);
     }
 

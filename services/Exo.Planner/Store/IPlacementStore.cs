@@ -8,8 +8,11 @@ namespace Exo.Planner.Store;
 /// </summary>
 public interface IPlacementStore
 {
-    /// <summary>A version greater than every one handed out before by this store, whichever planner instance asked.</summary>
-    Task<long> NextVersionAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// A version greater than every one handed out before by this store, whichever planner instance asked, and at least
+    /// <paramref name="atLeast"/>: the counter moves up to it, so every planner sharing the store goes on from there.
+    /// </summary>
+    Task<long> NextVersionAsync(long atLeast, CancellationToken cancellationToken);
 
     /// <summary>
     /// Keeps the placement as its model's latest, unless the store already holds one of the same or a higher version

@@ -4,7 +4,8 @@ namespace Exo.Planner.Store;
 
 /// <summary>
 /// Placements kept in this process only, with the same rules as <see cref="RedisPlacementStore"/>: the fallback for a
-/// single-machine cluster without Redis. Versions start again from 1 when the process restarts.
+/// single-machine cluster without Redis. The counter starts again from 0 when the process restarts (the floor each caller
+/// gives keeps versions rising).
 /// </summary>
 public sealed class InMemoryPlacementStore : IPlacementStore
 {
@@ -12,7 +13,14 @@ public sealed class InMemoryPlacementStore : IPlacementStore
     private readonly Dictionary<string, Placement> _placements = new(StringComparer.Ordinal);
     private long _version;
 
-    public Task<long> NextVersionAsync(CancellationToken cancellationToken) => Task.FromResult(Interlocked.Increment(ref _version));
+    public Task<long> NextVersionAsync(long atLeast, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _version = Math.Max(_version + 1, atLeast);
+            return Task.FromResult(_version);
+        }
+    }
 
     public Task<bool> SaveAsync(Placement placement, CancellationToken cancellationToken)
     {

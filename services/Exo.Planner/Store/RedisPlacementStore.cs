@@ -6,7 +6,7 @@ namespace Exo.Planner.Store;
 
 /// <summary>
 /// Placements in Redis, shared by every planner instance that points at it and kept across their restarts. The
-/// counter <c>{prefix}placements:version</c> hands out versions (INCR); the hash <c>{prefix}placements</c> maps each
+/// counter <c>{prefix}placements:version</c> hands out versions (INCR, raised to the caller's floor); the hash <c>{prefix}placements</c> maps each
 /// model id to its latest placement (a protobuf <c>exo.v1.Placement</c>) and the hash <c>{prefix}placements:versions</c>
 /// to that placement's version, so that one Lua script can refuse to replace a newer placement with an older one.
 /// </summary>
@@ -19,6 +19,17 @@ public sealed partial class RedisPlacementStore : IPlacementStore, IHostedServic
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
         redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
         return 1
+        """;
+
+    // INCR fails on a counter that is not an integer, so a damaged one is reported rather than overwritten.
+    private const string NextVersionScript = """
+        local version = redis.call('INCR', KEYS[1])
+        local floor = tonumber(ARGV[1])
+        if version < floor then
+          redis.call('SET', KEYS[1], ARGV[1])
+          version = floor
+        end
+        return version
         """;
 
     private readonly IConnectionMultiplexer _redis;
@@ -66,11 +77,11 @@ public sealed partial class RedisPlacementStore : IPlacementStore, IHostedServic
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task<long> NextVersionAsync(CancellationToken cancellationToken)
+    public async Task<long> NextVersionAsync(long atLeast, CancellationToken cancellationToken)
     {
         try
         {
-            return await _db.StringIncrementAsync(_counter).WaitAsync(cancellationToken);
+            return (long)await _db.ScriptEvaluateAsync(NextVersionScript, [_counter], [atLeast]).WaitAsync(cancellationToken);
         }
         catch (RedisServerException e)
         {

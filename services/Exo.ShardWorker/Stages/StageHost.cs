@@ -12,7 +12,9 @@ namespace Exo.ShardWorker.Stages;
 /// <summary>
 /// Routes the requests of this node's part of one model's ring through the layers its <see cref="StagePlacement"/> serves.
 /// The first stage takes prompts from gateways and relays each sampled token back to the gateway that sent the request;
-/// the last stage samples. Errors travel on round the ring until they reach the first stage, which tells the gateway.
+/// the last stage samples. Errors travel on round the ring until they reach the first stage, which tells the gateway;
+/// one the next stage sends back (it never opened the request, so the stages after it cannot carry it) goes back the way
+/// the request came.
 /// </summary>
 public sealed partial class StageHost : IAsyncDisposable
 {
@@ -44,12 +46,15 @@ public sealed partial class StageHost : IAsyncDisposable
     }
 
     /// <summary>One open request on this stage.</summary>
-    private sealed class Route(StagePlacement.Loaded loaded, Outbox? gateway, RingSetup? setupToForward, StageTrace? trace, long now)
+    private sealed class Route(StagePlacement.Loaded loaded, Outbox? origin, bool first, RingSetup? setupToForward, StageTrace? trace, long now)
     {
         public StagePlacement.Loaded Loaded { get; } = loaded;
 
+        /// <summary>The stream the request came on: the gateway's, or the previous stage's.</summary>
+        public Outbox? Origin { get; } = origin;
+
         /// <summary>On the first stage, the gateway stream the request came on.</summary>
-        public Outbox? Gateway { get; } = gateway;
+        public Outbox? Gateway => first ? Origin : null;
 
         /// <summary>The setup still to send with the request's first message to the next stage.</summary>
         public RingSetup? SetupToForward { get; set; } = setupToForward;
@@ -84,7 +89,7 @@ public sealed partial class StageHost : IAsyncDisposable
         var id = header.RequestId;
         if (header.Kind == RingPayloadKind.Error)
         {
-            Relay(wire, id);
+            Relay(wire, id, back: origin is null);
             return;
         }
 
@@ -115,9 +120,9 @@ public sealed partial class StageHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Passes an error on towards the gateway. One for a request this stage no longer holds has already been
-    /// delivered: dropping it ends the relay.</summary>
-    private void Relay(ForwardMessage wire, string id)
+    /// <summary>Passes an error on towards the gateway, <paramref name="back"/> the way the request came when the next stage
+    /// sent it back. One for a request this stage no longer holds has already been delivered: dropping it ends the relay.</summary>
+    private void Relay(ForwardMessage wire, string id, bool back)
     {
         if (!End(id, out var failed)) return;
         RingMessage error;
@@ -131,7 +136,8 @@ public sealed partial class StageHost : IAsyncDisposable
             error = RingMessage.Failure(id, RingErrorCode.Failed, $"a malformed error came round the ring: {e.Message}");
         }
 
-        Deliver(failed, _placement.Current, error);
+        if (back) failed.Origin?.Post(error);
+        else Deliver(failed, _placement.Current, error);
     }
 
     private void Handle(ForwardMessage wire, RingHeader header, StagePlacement.Serving serving, Outbox? origin)
@@ -188,7 +194,7 @@ public sealed partial class StageHost : IAsyncDisposable
             && parent.TraceFlags.HasFlag(ActivityTraceFlags.Recorded)
             ? new StageTrace(_tracing, parent, id, serving.Loaded.LayersText, _time)
             : null;
-        var route = new Route(serving.Loaded, serving.IsFirst ? origin : null, serving.IsLast ? null : setup, trace, _time.GetTimestamp());
+        var route = new Route(serving.Loaded, origin, serving.IsFirst, serving.IsLast ? null : setup, trace, _time.GetTimestamp());
         if (!_routes.TryAdd(id, route)) throw new RingMessageException($"request '{id}' is already open on node {_nodeId}");
         try
         {

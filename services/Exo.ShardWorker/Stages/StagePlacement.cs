@@ -152,6 +152,8 @@ internal sealed partial class StagePlacement(
             PlacementVersion = (ulong)(serving?.Version ?? 0),
             ActiveRequests = (uint)(serving?.Loaded.Runtime.ActiveRequests ?? 0),
             KvCacheBytes = (ulong)(serving?.Loaded.Runtime.KvBytesInUse ?? 0),
+            KvCacheFreeTokens = (ulong)(serving?.Loaded.Runtime.FreeTokens ?? 0),
+            KvCacheCapacityTokens = (ulong)(serving?.Loaded.Runtime.CapacityTokens ?? 0),
             Ready = serving is not null,
         };
     }

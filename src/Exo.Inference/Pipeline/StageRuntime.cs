@@ -92,6 +92,12 @@ public sealed class StageRuntime : IAsyncDisposable
 
     public long KvBytesInUse => Interlocked.Read(ref _kvBytesInUse);
 
+    /// <summary>Positions of context still free in the budget: a request of that many or fewer is admitted.</summary>
+    public long FreeTokens => (_kvBudgetBytes - KvBytesInUse) / KvBytesFor(1);
+
+    /// <summary>Positions of context the whole budget holds: a longer request is never admitted.</summary>
+    public long CapacityTokens => _kvBudgetBytes / KvBytesFor(1);
+
     /// <summary>Bytes one request of <paramref name="contextTokens"/> positions holds in this stage's KV cache.</summary>
     public long KvBytesFor(int contextTokens) => 2L * _stage.Layers.Count * _stage.Config.KvDim * sizeof(float) * contextTokens;
 

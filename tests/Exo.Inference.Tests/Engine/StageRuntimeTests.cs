@@ -89,9 +89,12 @@ public sealed class StageRuntimeTests
         await using var runtime = new StageRuntime(model, 1);
         var perRequest = runtime.KvBytesFor(8);
         await using var bounded = new StageRuntime(model, perRequest * 2);
+        Assert.Equal((16L, 16L), (bounded.CapacityTokens, bounded.FreeTokens));
 
         bounded.Open("a", Greedy(prompt, 5));
+        Assert.Equal(8L, bounded.FreeTokens);
         bounded.Open("b", Greedy(prompt, 5));
+        Assert.Equal((16L, 0L), (bounded.CapacityTokens, bounded.FreeTokens));
         var refused = Assert.Throws<StageCapacityException>(() => bounded.Open("c", Greedy(prompt, 5)));
         Assert.Contains("KV cache free", refused.Message);
         Assert.True(bounded.Close("a"));

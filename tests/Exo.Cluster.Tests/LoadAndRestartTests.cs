@@ -84,7 +84,7 @@ public sealed class LoadAndRestartTests(Cluster cluster, ITestOutputHelper outpu
         var replica = cluster.StartApi().WaitUntilListening(TimeSpan.FromSeconds(90));
         await cluster.WaitForPlacementAsync(p => p.Ready && p.Version == withTiny.Version, TimeSpan.FromSeconds(60), replica);
         using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(cluster.WorkerEndpoints[tiny]);
-        var capacity = (int)(await new Contracts.V1.Shard.ShardClient(channel).StatusAsync(new Contracts.V1.ShardStatusRequest { ModelId = Cluster.Model })).KvCacheCapacityTokens;
+        var capacity = (int)(await new Contracts.V1.Shard.ShardClient(new Contracts.ClusterSecret(cluster.Secret).Attach(channel)).StatusAsync(new Contracts.V1.ShardStatusRequest { ModelId = Cluster.Model })).KvCacheCapacityTokens;
 
         // A long answer on the replica takes all but a few positions of the tiny stage; a repetition "penalty" below 1
         // keeps it from ending early. It is read as it comes, or the replica would stop generating it.

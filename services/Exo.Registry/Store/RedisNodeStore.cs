@@ -69,6 +69,7 @@ public sealed class RedisNodeStore : INodeStore, IHostedService
     private readonly TimeProvider _time;
     private readonly ILogger<RedisNodeStore> _logger;
     private LeaseSweeper? _sweeper;
+    private ChannelMessageQueue? _changeQueue;
     private int _stopped;
 
     /// <param name="redis">The service's connection (Aspire's <c>AddRedisClient</c>); the store uses it and leaves closing it to its owner.</param>
@@ -102,7 +103,9 @@ public sealed class RedisNodeStore : INodeStore, IHostedService
         try
         {
             await _db.PingAsync().WaitAsync(cancellationToken);
-            await _subscriber.SubscribeAsync(_changes, OnChangeMessage).WaitAsync(cancellationToken);
+            // A queue, not a handler: handlers may run concurrently and reorder the changes; a queue hands them on in order.
+            _changeQueue = await _subscriber.SubscribeAsync(_changes).WaitAsync(cancellationToken);
+            _changeQueue.OnMessage(m => OnChangeMessage(m.Channel, m.Message));
         }
         catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
         {
@@ -124,7 +127,7 @@ public sealed class RedisNodeStore : INodeStore, IHostedService
         {
             await _sweeper.DisposeAsync();
             // Fire and forget: a stopping registry must not wait on a Redis that may be gone.
-            await _subscriber.UnsubscribeAsync(_changes, OnChangeMessage, CommandFlags.FireAndForget);
+            if (_changeQueue is not null) await _changeQueue.UnsubscribeAsync(CommandFlags.FireAndForget);
         }
 
         _feed.Complete();

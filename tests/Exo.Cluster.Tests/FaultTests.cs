@@ -22,6 +22,9 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
     /// <summary>Where the fault strikes: after this many tokens have reached the client.</summary>
     private const int FaultAfter = 4;
 
+    private const int SigStop = 19;
+    private const int SigCont = 18;
+
     private readonly OpenAIClient _client = new(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(cluster.Api, "/v1") });
 
     private sealed record Streamed(string Text, int Tokens, TimeSpan LongestGap, string? Finish);
@@ -88,13 +91,18 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
             placement = await cluster.WaitForPlacementAsync(p => p.Ready && p.Version > before.Version && p.Stages.Count == before.Stages.Count - 1, TimeSpan.FromSeconds(30));
         }
 
-        // A machine joins: the ring is re-planned over one more stage while an answer streams (the planner waits for a
-        // quiet moment after a registration, long enough for the answer to begin).
+        // A machine joins: the ring is re-planned over one more stage while an answer streams. The planner is paused
+        // (SIGSTOP) while the worker registers and let go mid-answer, so the re-plan lands then, not before.
         var grownFrom = placement;
         var resumedBefore = Resumes();
+        Assert.True(ServiceProcess.Signal(cluster.PlannerProcess.Id, SigStop));
         cluster.StartWorker().WaitUntilListening(TimeSpan.FromSeconds(60));
         await cluster.WaitForNodesAsync(grownFrom.Stages.Count + 1, TimeSpan.FromSeconds(30));
-        var joined = await StreamAsync(null);
+        var joined = await StreamAsync(() =>
+        {
+            Assert.True(ServiceProcess.Signal(cluster.PlannerProcess.Id, SigCont));
+            return Task.CompletedTask;
+        });
         Report("a worker joins", joined, expected);
         Assert.Equal(expected.Text, joined.Text);
         Assert.True(Resumes() > resumedBefore, "the re-plan landed while the answer streamed, and the answer moved to the new ring");

@@ -37,11 +37,14 @@ internal sealed class VulkanKernels(CommandStream stream)
     public const int TiledRows = 32;
 
     /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
+    /// <summary>Output rows one workgroup of the matrix × vector kernel computes (ROWS in matmul.comp).</summary>
+    private const int MatVecRows = 4;
+
     public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
     {
         var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
         if (n >= TiledRows) stream.Dispatch(w.TiledKernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
-        else stream.Dispatch(w.MatVecKernel, push, (w.Rows + 1) / 2);
+        else stream.Dispatch(w.MatVecKernel, push, (w.Rows + MatVecRows - 1) / MatVecRows);
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>

@@ -4,18 +4,20 @@
 // workgroups; attention_merge.comp combines the spans.
 //   out[i, h, :] = softmax_p(q[i, h, :] · k[p, h / group, :] / sqrt(headDim)) · v[p, h / group, :]
 // over positions p in [start, first + i], start = first + i − window + 1 when a sliding window is set, else 0.
-// Launch: (count · heads) × spans workgroups of one subgroup (S lanes); workgroup (g, s) takes positions
-// [s · SPAN, (s + 1) · SPAN) of row g / heads, head g % heads, in tiles of S (one position per lane) with a running
-// maximum and sum; lane t keeps output dimensions t, t + S, ... (headDim ≤ 256). It writes its partial result
-// [max, sum, acc[headDim]] to partials[g, s]. Spans are fixed in absolute positions, so a row's arithmetic is the same
-// however the sequence was batched. No shared memory and no barriers: lanes exchange weights by subgroup shuffles.
+// Launch: (count · heads) × spans workgroups of 256 threads: SUBGROUPS subgroups of S lanes. Workgroup (g, s) takes
+// positions [s · SPAN, (s + 1) · SPAN) of row g / heads, head g % heads; subgroup k takes the k-th tile of S positions
+// of the span (one position per lane), its maximum and sum, and lane t keeps output dimensions t, t + S, ...
+// (headDim ≤ 256). The subgroups' results are then folded into one, in subgroup order, in
+// shared memory, and written as the span's partial result [max, sum, acc[headDim]] to partials[g, s]. Spans and
+// tiles are fixed in absolute positions, so a row's arithmetic is the same however the sequence was batched.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #include "common.glsl"
 
-layout(local_size_x_id = 0) in;
+layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint S = 32u;  // the subgroup size, as every kernel is given it
 
 layout(push_constant) uniform Push
 {
@@ -33,13 +35,17 @@ layout(push_constant) uniform Push
 } p;
 
 const uint SPAN = 256u;
-const uint MAX_DIMS = 32u; // 256 / the smallest subgroup (8)
+const uint SUBGROUPS = 256u / S;
+const uint MAX_DIMS = 256u / S; // headDim ≤ 256 over S lanes
+
+shared float foldMax, foldSum;
+shared float foldAcc[256];
 
 void main()
 {
     uint g = groupIndex() / p.spans, span = groupIndex() % p.spans;
     if (g >= p.count * p.heads) return;
-    uint t = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;
+    uint t = gl_SubgroupInvocationID, lanes = S, sg = gl_SubgroupID;
     uint i = g / p.heads, h = g % p.heads;
     uint kvDim = p.kvHeads * p.headDim;
     uint kvOffset = h / (p.heads / p.kvHeads) * p.headDim;
@@ -53,11 +59,14 @@ void main()
     float runningMax = -1.0 / 0.0, runningSum = 0.0;
     float acc[MAX_DIMS];
     [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++) acc[d] = 0.0;
-    for (uint tile = start; tile < end; tile += lanes)
+    // This subgroup's tile of the span, [tile, tile + S); only positions in [start, end) count.
+    uint tile = span * SPAN + sg * lanes;
+    if (tile + lanes > start && tile < end)
     {
         uint pos = tile + t;
+        bool counts = pos >= start && pos < end;
         float score = -1.0 / 0.0;
-        if (pos < end)
+        if (counts)
         {
             uint kAt = pos * kvDim + kvOffset;
             float dot = 0.0;
@@ -65,14 +74,10 @@ void main()
             score = dot * scale;
         }
 
-        float newMax = max(runningMax, subgroupMax(score));
-        float e = pos < end ? exp(score - newMax) : 0.0;
-        float alpha = exp(runningMax - newMax);
-        runningSum = runningSum * alpha + subgroupAdd(e);
-        runningMax = newMax;
-        uint last = min(lanes, end - tile);
-        [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++) acc[d] *= alpha;
-        for (uint j = 0u; j < last; j++)
+        runningMax = subgroupMax(score);
+        float e = counts ? exp(score - runningMax) : 0.0;
+        runningSum = subgroupAdd(e);
+        for (uint j = max(start, tile) - tile; j < min(lanes, end - tile); j++)
         {
             float weight = subgroupShuffle(e, j);
             uint vAt = (tile + j) * kvDim + kvOffset;
@@ -83,15 +88,35 @@ void main()
         }
     }
 
-    // An empty span (all of it after the row's position or before its window) leaves max −∞ and sum 0.
+    // Fold the subgroups' results in subgroup order. A subgroup with no positions has max −∞ and sum 0, and an empty
+    // span leaves max −∞ and sum 0 in its partial.
+    for (uint k = 0u; k < SUBGROUPS; k++)
+    {
+        if (sg == k)
+        {
+            float top = k == 0u ? runningMax : max(foldMax, runningMax);
+            float mine = runningMax == top ? 1.0 : exp(runningMax - top);
+            float theirs = k == 0u || foldMax == top ? 1.0 : exp(foldMax - top);
+            [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++)
+            {
+                uint dim = d * lanes + t;
+                if (d < dims && dim < p.headDim) foldAcc[dim] = k == 0u ? acc[d] : foldAcc[dim] * theirs + acc[d] * mine;
+            }
+            subgroupBarrier();
+            if (t == 0u)
+            {
+                foldSum = k == 0u ? runningSum : foldSum * theirs + runningSum * mine;
+                foldMax = top;
+            }
+        }
+        barrier();
+    }
+
     uint at = (g * p.spans + span) * (p.headDim + 2u);
-    if (t == 0u)
+    if (gl_LocalInvocationIndex == 0u)
     {
-        p.partials.v[at] = runningMax;
-        p.partials.v[at + 1u] = runningSum;
+        p.partials.v[at] = foldMax;
+        p.partials.v[at + 1u] = foldSum;
     }
-    [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++)
-    {
-        if (d < dims && d * lanes + t < p.headDim) p.partials.v[at + 2u + d * lanes + t] = acc[d];
-    }
+    for (uint dim = gl_LocalInvocationIndex; dim < p.headDim; dim += 256u) p.partials.v[at + 2u + dim] = foldAcc[dim];
 }

@@ -26,7 +26,7 @@ layout(push_constant) uniform Push
     uint hasBias;
 } p;
 
-const uint ROWS = 2u;
+const uint ROWS = 4u; // VulkanKernels.MatVecRows
 const uint NB = 8u;
 
 void main()
@@ -40,28 +40,30 @@ void main()
         uint nb = min(NB, p.n - b0);
         float acc[NB * ROWS];
         [[unroll]] for (uint i = 0u; i < NB * ROWS; i++) acc[i] = 0.0;
-        // Constant-length loops with the tails masked keep acc in registers.
+        // Constant-length loops with the tails masked keep acc in registers. A chunk of x is read once for all ROWS
+        // rows (the weights are dequantized again for each activation row of a batch: cheap beside the reads).
         for (uint c = t; c < chunks; c += lanes)
         {
-            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+            [[unroll]] for (uint b = 0u; b < NB; b++)
             {
-                if (row0 + r < p.rows)
+                if (b < nb)
                 {
-                    float v[32];
-                    dequantChunk(p.w, p.scales, p.cols, row0 + r, c, v);
-                    [[unroll]] for (uint b = 0u; b < NB; b++)
+                    uint xi = ((b0 + b) * p.cols + c * 32u) / 4u;
+                    vec4 xv[8];
+                    [[unroll]] for (uint k = 0u; k < 8u; k++) xv[k] = p.x.v[xi + k];
+                    [[unroll]] for (uint r = 0u; r < ROWS; r++)
                     {
-                        if (b < nb)
+                        if (row0 + r < p.rows)
                         {
-                            uint xi = ((b0 + b) * p.cols + c * 32u) / 4u;
+                            float v[32];
+                            dequantChunk(p.w, p.scales, p.cols, row0 + r, c, v);
                             float s = 0.0;
                             [[unroll]] for (uint k = 0u; k < 8u; k++)
                             {
-                                vec4 xv = p.x.v[xi + k];
-                                s = fma(v[k * 4u], xv.x, s);
-                                s = fma(v[k * 4u + 1u], xv.y, s);
-                                s = fma(v[k * 4u + 2u], xv.z, s);
-                                s = fma(v[k * 4u + 3u], xv.w, s);
+                                s = fma(v[k * 4u], xv[k].x, s);
+                                s = fma(v[k * 4u + 1u], xv[k].y, s);
+                                s = fma(v[k * 4u + 2u], xv[k].z, s);
+                                s = fma(v[k * 4u + 3u], xv[k].w, s);
                             }
                             acc[b * ROWS + r] += s;
                         }

@@ -11,6 +11,7 @@ internal sealed record GpuMatrix(GpuBuffer Buffer, DType Type, int Rows, int Col
 
     // The kernels compiled for its type, named once here rather than at every launch.
     public string MatVecKernel { get; } = "matmul_" + VulkanKernels.TypeName(Type);
+    public string MatVec1Kernel { get; } = "matmul1_" + VulkanKernels.TypeName(Type);
     public string TiledKernel { get; } = "matmul_tiled_" + VulkanKernels.TypeName(Type);
     public string EmbedKernel { get; } = "embed_" + VulkanKernels.TypeName(Type);
 }
@@ -44,7 +45,7 @@ internal sealed class VulkanKernels(CommandStream stream)
     {
         var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
         if (n >= TiledRows) stream.Dispatch(w.TiledKernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
-        else stream.Dispatch(w.MatVecKernel, push, (w.Rows + MatVecRows - 1) / MatVecRows);
+        else stream.Dispatch(n == 1 ? w.MatVec1Kernel : w.MatVecKernel, push, (w.Rows + MatVecRows - 1) / MatVecRows);
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>

@@ -2,7 +2,7 @@
 // y[n, rows] = x[n, cols] · W[rows, cols]ᵀ (+ bias[rows]), W of the type compiled in (weights.glsl).
 // Launch: ceil(rows / ROWS) workgroups of one subgroup each (S lanes, the device's subgroup size, set at pipeline
 // creation). A workgroup computes ROWS output rows for NB activation rows at a time, so a decode batch reads each weight
-// once. Lane t sums the 32-value chunks t, t + S, ... of a row in order and the subgroup adds the lanes' sums: each
+// once (compiled with -DSINGLE_ROW, NB is 1: the kernel for one row). Lane t sums the 32-value chunks t, t + S, ... of a row in order and the subgroup adds the lanes' sums: each
 // output's arithmetic depends only on its own input row, never on n. No shared memory and no barriers: a workgroup
 // is one subgroup.
 #extension GL_GOOGLE_include_directive : require
@@ -27,7 +27,12 @@ layout(push_constant) uniform Push
 } p;
 
 const uint ROWS = 4u; // VulkanKernels.MatVecRows
+// One activation row needs no room for eight: fewer registers, more workgroups resident (the decode of one sequence).
+#if defined(SINGLE_ROW)
+const uint NB = 1u;
+#else
 const uint NB = 8u;
+#endif
 
 void main()
 {

@@ -32,9 +32,10 @@ public sealed class PeerReports(Contracts.V1.Registry.RegistryClient registry, T
             var request = new ReportUnreachableRequest { NodeId = loss.NodeId, GrpcEndpoint = loss.Endpoint, Reason = loss.Reason };
             await registry.ReportUnreachableAsync(request, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5)));
         }
-        catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+        catch (Exception)
         {
-            // The registry is out of reach too: the node's lease still runs out, and whoever follows the registry says so.
+            // Fire and forget, so nothing may escape unobserved. The registry out of reach, the node's lease still runs
+            // out, and whoever follows the registry says so.
         }
     }
 }

@@ -86,7 +86,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
             Report(name, seen, expected);
             Assert.Equal(expected.Text, seen.Text);
             Assert.True(Resumes() > resumes, $"{name}: the answer moved to the re-planned ring");
-            Assert.True(seen.LongestGap < TimeSpan.FromSeconds(5), $"{name}: the answer stalled {seen.LongestGap.TotalSeconds:0.0} s");
+            Assert.True(seen.LongestGap < TimeSpan.FromSeconds(6), $"{name}: the answer stalled {seen.LongestGap.TotalSeconds:0.0} s");
             var before = placement;
             placement = await cluster.WaitForPlacementAsync(p => p.Ready && p.Version > before.Version && p.Stages.Count == before.Stages.Count - 1, TimeSpan.FromSeconds(30));
         }
@@ -118,7 +118,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
         Report("kill -9 the first stage", seenFirst, expected);
         Assert.Equal(expected.Text, seenFirst.Text);
         Assert.True(Resumes() > resumedFirst, "the answer moved to the re-planned ring");
-        Assert.True(seenFirst.LongestGap < TimeSpan.FromSeconds(5), $"the answer stalled {seenFirst.LongestGap.TotalSeconds:0.0} s when the first stage died");
+        Assert.True(seenFirst.LongestGap < TimeSpan.FromSeconds(6), $"the answer stalled {seenFirst.LongestGap.TotalSeconds:0.0} s when the first stage died");
 
         // The last worker goes: nothing can hold the model, and the client is told so in the stream, keeping what it got.
         var survivors = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 1, TimeSpan.FromSeconds(30));
@@ -159,7 +159,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
         });
         output.WriteLine($"| planner down, then kill -9 a worker | error after {lostAt.Elapsed.TotalSeconds:0.00} s: {plannerError} | – |");
         Assert.Contains("Exo.Planner", plannerError, StringComparison.Ordinal);
-        Assert.True(lostAt.Elapsed < TimeSpan.FromSeconds(5), $"the client waited {lostAt.Elapsed.TotalSeconds:0.0} s to hear of it");
+        Assert.True(lostAt.Elapsed < TimeSpan.FromSeconds(6), $"the client waited {lostAt.Elapsed.TotalSeconds:0.0} s to hear of it");
 
         // The planner comes back, restores its placements from Redis and plans the worker out.
         restarted.Restart();

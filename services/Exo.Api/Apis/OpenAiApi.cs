@@ -32,13 +32,10 @@ public static class OpenAiApi
     private static async Task ChatCompletions(HttpContext http, RequestBodyReader body, PromptGate gate, ModelCatalog catalog, IGenerationBackend backend,
         AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        ChatCompletionRequest request;
-        ServedModel model;
-        int[] ids;
-        using (await gate.EnterAsync(http.Request, cancellationToken))
+        var (request, model, ids) = await PrepareAsync(http, body, gate, json =>
         {
-            request = ChatCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
-            model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
+            var request = ChatCompletionRequest.Parse(json);
+            var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
             if (model.Template is null)
                 throw OpenAiException.BadRequest($"model '{model.Id}' has no chat template; use /v1/completions", "model", "no_chat_template");
 
@@ -53,9 +50,8 @@ public static class OpenAiApi
             }
 
             model.RefuseHopeless(prompt, "messages");
-            ids = model.Tokenizer.Encode(prompt, addSpecialTokens: false);
-        }
-
+            return (request, model, model.Tokenizer.Encode(prompt, addSpecialTokens: false));
+        }, cancellationToken);
         await RunAsync(http, telemetry, CompletionFormat.Chat, new CompletionRunner(backend, admission, model, ids, request.Options, "messages"),
             new CompletionChunk(Role: "assistant", Text: ""), cancellationToken);
     }
@@ -63,21 +59,27 @@ public static class OpenAiApi
     private static async Task TextCompletions(HttpContext http, RequestBodyReader body, PromptGate gate, ModelCatalog catalog, IGenerationBackend backend,
         AdmissionControl admission, ApiTelemetry telemetry, CancellationToken cancellationToken)
     {
-        TextCompletionRequest request;
-        ServedModel model;
-        int[] ids;
-        using (await gate.EnterAsync(http.Request, cancellationToken))
+        var (request, model, ids) = await PrepareAsync(http, body, gate, json =>
         {
-            request = TextCompletionRequest.Parse(await body.ReadAsync(http, cancellationToken));
-            model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
+            var request = TextCompletionRequest.Parse(json);
+            var model = catalog.Find(request.Options.Model) ?? throw ModelNotFound(request.Options.Model);
             if (request.PromptText is { } text) model.RefuseHopeless(text, "prompt");
-            ids = request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!);
-        }
-
+            return (request, model, request.PromptIds ?? model.Tokenizer.Encode(request.PromptText!));
+        }, cancellationToken);
         if (ids.Any(id => id >= model.Config.VocabSize))
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
         await RunAsync(http, telemetry, CompletionFormat.Text, new CompletionRunner(backend, admission, model, ids, request.Options, "prompt"), echo, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads the body (bounded by the reader), then parses, renders and tokenizes it in the gate's turn: a slow upload
+    /// holds no turn while it arrives.
+    /// </summary>
+    private static async Task<T> PrepareAsync<T>(HttpContext http, RequestBodyReader body, PromptGate gate, Func<JsonElement, T> prepare, CancellationToken cancellationToken)
+    {
+        var json = await body.ReadAsync(http, cancellationToken);
+        using (await gate.EnterAsync(http.Request, cancellationToken)) return prepare(json);
     }
 
     /// <summary>

@@ -85,24 +85,23 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
 
         // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
-        var sent = new List<int>(request.MaxTokens);
-        var attempt = Start(ring, model, request, sent);
+        var sent = new List<int>();
+        var attempt = Start(ring, model, request, sent, cancellationToken);
         var resumed = 0;
         try
         {
-            using var watchdog = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             while (true)
             {
                 var reply = attempt.Replies is null
                     ? new RingError(RingErrorCode.StalePlacement, $"placement v{attempt.Ring.Placement.Version} of '{model}' was being replaced")
-                    : await NextReplyAsync(attempt.Replies, watchdog, model, cancellationToken);
+                    : await NextReplyAsync(attempt, model, cancellationToken);
                 if (reply is RingError error)
                 {
                     if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
                     Close(attempt, finished: false);
                     ring = await ReadyRingAsync(model, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
-                    attempt = Start(ring, model, request, sent);
+                    attempt = Start(ring, model, request, sent, cancellationToken);
                     LogResumed(model, sent.Count, attempt.Ring.Placement.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
                     continue;
                 }
@@ -127,8 +126,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private const int MaxResumes = 8;
 
     /// <summary>A request's run on one ring: resumed on another ring, it runs again under a new id.</summary>
-    private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies)
+    private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies, CancellationToken cancellationToken)
     {
+        /// <summary>Cancelled when the ring is silent too long; an attempt that timed out is over, and the next has its own.</summary>
+        public CancellationTokenSource Watchdog { get; } = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
         public ModelRing Ring { get; } = ring;
 
         public string Id { get; } = id;
@@ -142,24 +144,24 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     }
 
     /// <summary>Sends the prompt, and what the client has already been sent, round the ring.</summary>
-    private static Attempt Start(ModelRing ring, string model, GenerationRequest request, List<int> sent)
+    private static Attempt Start(ModelRing ring, string model, GenerationRequest request, List<int> sent, CancellationToken cancellationToken)
     {
         var id = Guid.NewGuid().ToString("N");
         var replies = ring.Open(id);
-        if (replies is null) return new Attempt(ring, id, null);
+        if (replies is null) return new Attempt(ring, id, null, cancellationToken);
         var prompt = sent.Count == 0 ? request.Prompt : [.. request.Prompt, .. sent];
         var resumed = request with { Prompt = prompt, MaxTokens = request.MaxTokens - sent.Count };
         ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(prompt), Setup(model, resumed)));
-        return new Attempt(ring, id, replies);
+        return new Attempt(ring, id, replies, cancellationToken);
     }
 
     /// <summary>The next reply; silence longer than the token timeout counts as a lost ring.</summary>
-    private async Task<RingPayload> NextReplyAsync(ChannelReader<RingPayload> replies, CancellationTokenSource watchdog, string model, CancellationToken cancellationToken)
+    private async Task<RingPayload> NextReplyAsync(Attempt attempt, string model, CancellationToken cancellationToken)
     {
-        watchdog.CancelAfter(_tokenTimeout);
+        attempt.Watchdog.CancelAfter(_tokenTimeout);
         try
         {
-            return await replies.ReadAsync(watchdog.Token);
+            return await attempt.Replies!.ReadAsync(attempt.Watchdog.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -210,6 +212,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         if (attempt.Closed) return;
         attempt.Closed = true;
+        attempt.Watchdog.Dispose();
         attempt.Ring.Close(attempt.Id);
         if (attempt.Replies is null) return;
         // A request cut short (client gone, error, stop sequence, lost ring) may be anywhere in the ring: every stage hears.
@@ -276,6 +279,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (change.Kind != NodeEvent.Types.Kind.Removed)
             {
                 _nodes[change.Node.NodeId] = change.Node;
+                // Back before the planner re-planned (it publishes nothing when its ring is unchanged): the ring may serve again.
+                if (change.Kind == NodeEvent.Types.Kind.Added) foreach (var ring in _rings.Values) ring.MemberBack(change.Node.NodeId);
                 continue;
             }
 

@@ -55,7 +55,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
 
     public Placement Placement { get; }
 
-    public bool Ready => _ready;
+    public bool Ready => _ready && !_lost;
 
     /// <summary>Whether every stage has been ready at some time (the ring may have lost one since).</summary>
     public bool HasServed => _hasServed;
@@ -70,6 +70,12 @@ internal sealed partial class ModelRing : IAsyncDisposable
         _lost = true;
         _ready = false;
         FailAll(RingErrorCode.NotReady, $"worker {nodeId} left the cluster");
+    }
+
+    /// <summary>A node of this ring registered again: once every stage reports ready, the ring serves again.</summary>
+    public void MemberBack(string nodeId)
+    {
+        if (Placement.Stages.Any(s => s.NodeId == nodeId)) _lost = false;
     }
 
     /// <summary>The KV cache the stages had left at the last round of status polls; null unless every stage serves.</summary>
@@ -138,13 +144,12 @@ internal sealed partial class ModelRing : IAsyncDisposable
         }
     }
 
-    /// <summary>A stage of a serving ring stopped answering: the registry checks it, and the requests waiting on it are
-    /// resumed once a ring answers again (a killed stage that no peer streams to is found this way).</summary>
+    /// <summary>A stage of a serving ring did not answer a status request: the registry checks it (a killed stage that no
+    /// peer streams to is found this way). A busy stage that answers late keeps its requests: only a removal fails them.</summary>
     private void Silent(Stage stage)
     {
         LogStageSilent(stage.NodeId, stage.GrpcEndpoint);
         _peers.Lost(new PeerLoss(stage.NodeId, stage.GrpcEndpoint, "it did not answer a status request"));
-        FailAll(RingErrorCode.NotReady, $"worker {stage.NodeId} at {stage.GrpcEndpoint} does not answer");
     }
 
     private async Task<ShardStatus?> StatusAsync(string endpoint, CancellationToken cancellationToken)
@@ -179,7 +184,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} is loaded on every stage; serving")]
     private partial void LogReady(string model, ulong version);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {NodeId} at {Endpoint} does not answer; its requests wait for a ring that does")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {NodeId} at {Endpoint} did not answer a status request; the registry checks it")]
     private partial void LogStageSilent(string nodeId, string endpoint);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The stream to the first stage {Endpoint} broke ({Reason}); reconnecting")]

@@ -128,7 +128,8 @@ public sealed partial class AdmissionControl(IGenerationBackend backend, int max
     private AdmissionLease? TryAdmit(string model, ModelQueue queue, int contextTokens)
     {
         // No ready ring: the backend gives the request its own answer (503 with the reason) without waiting here.
-        if (backend.Room(model) is { } room)
+        // A capacity of 0 is a worker too old to report its KV cache: unknown, not full.
+        if (backend.Room(model) is { CapacityTokens: > 0 } room)
         {
             if (contextTokens > room.CapacityTokens)
             {

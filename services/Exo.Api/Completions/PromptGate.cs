@@ -1,9 +1,9 @@
 namespace Exo.Api.Completions;
 
 /// <summary>
-/// Lets one large request at a time read, parse and tokenize its body. Each holds several copies of its text while it
-/// does (the bytes, the parsed JSON, the rendered prompt), so eight 7 MB bodies at once would take the API from tens of
-/// megabytes to gigabytes; one after another they cost one body's worth. Small requests pass straight through.
+/// Lets one large request at a time parse, render and tokenize its body. Each makes several copies of its text while it
+/// does (the request's strings, the rendered prompt, the tokenizer's pieces), so eight 7 MB bodies at once would take
+/// the API from tens of megabytes to gigabytes; one after another they cost one body's worth. Small requests pass straight through.
 /// </summary>
 public sealed class PromptGate
 {

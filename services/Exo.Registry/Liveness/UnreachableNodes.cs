@@ -38,7 +38,8 @@ public sealed partial class UnreachableNodes(INodeStore store, ILogger<Unreachab
 
     private async Task<bool> RemoveIfSilentAsync(string nodeId, string endpoint, string reason)
     {
-        // The check outlives the reporter's call: a reporter that gives up must not leave a dead node in the ring.
+        // Yields first, so the check is in the dictionary before it can remove itself. It takes no cancellation token:
+        // a reporter that gives up must not leave a dead node in the ring.
         await Task.Yield();
         var node = (await store.ListAsync(CancellationToken.None)).FirstOrDefault(n => n.NodeId == nodeId && n.GrpcEndpoint == endpoint);
         if (node is null) return false;

@@ -11,7 +11,7 @@ internal sealed unsafe class ComputePipelines : IDisposable
 {
     public const uint PushConstantBytes = 128;
 
-    /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, add, silu_mul).</summary>
+    /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, attention, rmsnorm, add, silu_mul).</summary>
     public const uint LargestWorkgroup = 256;
 
     private readonly VulkanDevice _device;
@@ -57,7 +57,8 @@ internal sealed unsafe class ComputePipelines : IDisposable
         try
         {
             var entry = stackalloc byte[] { (byte)'m', (byte)'a', (byte)'i', (byte)'n', 0 };
-            // Constant 0 is the workgroup size of the kernels whose workgroup is one subgroup.
+            // Constant 0 is the subgroup size: the workgroup size of the kernels whose workgroup is one subgroup, and S of
+            // those whose workgroup is several (attention, rmsnorm).
             var subgroupSize = _device.SubgroupSize;
             var mapEntry = new SpecializationMapEntry(0, 0, sizeof(uint));
             var specialization = new SpecializationInfo(1, &mapEntry, sizeof(uint), &subgroupSize);

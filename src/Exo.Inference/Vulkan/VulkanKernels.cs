@@ -37,10 +37,10 @@ internal sealed class VulkanKernels(CommandStream stream)
     /// </summary>
     public const int TiledRows = 32;
 
-    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
     /// <summary>Output rows one workgroup of the matrix × vector kernel computes (ROWS in matmul.comp).</summary>
     private const int MatVecRows = 4;
 
+    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
     public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
     {
         var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);

@@ -32,7 +32,7 @@ void main()
     float s = 0.0;
     for (uint i = gl_LocalInvocationIndex; i < p.width; i += 256u) s = fma(p.x.v[at + i], p.x.v[at + i], s);
     s = subgroupAdd(s);
-    if (subgroupElect()) sums[gl_SubgroupID] = s;
+    if (subgroupElect() && gl_SubgroupID < SUBGROUPS) sums[gl_SubgroupID] = s;
     barrier();
     if (gl_LocalInvocationIndex == 0u)
     {

@@ -26,6 +26,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     private volatile bool _ready;
     private volatile bool _lost;
     private volatile bool _hasServed;
+    private long _silentSince;
     private volatile KvRoom? _room;
     private bool _disposed;
 
@@ -131,7 +132,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
                 var sampled = Stopwatch.GetTimestamp();
                 for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
                 var ready = !_lost && _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
-                if (_ready && Array.FindIndex(_statuses, s => s is null) is var silent and >= 0) Silent(Placement.Stages[silent]);
+                Watch(Array.FindIndex(_statuses, s => s is null));
                 _room = ready ? new KvRoom(_statuses.Min(s => (long)s!.KvCacheFreeTokens), _statuses.Min(s => (long)s!.KvCacheCapacityTokens), sampled) : null;
                 if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
                 _ready = ready;
@@ -144,13 +145,34 @@ internal sealed partial class ModelRing : IAsyncDisposable
         }
     }
 
-    /// <summary>A stage of a serving ring did not answer a status request: the registry checks it (a killed stage that no
-    /// peer streams to is found this way). A busy stage that answers late keeps its requests: only a removal fails them.</summary>
-    private void Silent(Stage stage)
+    /// <summary>
+    /// Follows the stages' answers to the status polls of a ring that has served. A stage that stops answering is reported
+    /// to the registry at once (a killed stage that no peer streams to is found this way); its requests fail (to be resumed)
+    /// only when it stays silent for <see cref="SilencePatience"/>, so a busy stage that answers late keeps them, and a
+    /// removal the registry could not make, or the API missed, still ends them.
+    /// </summary>
+    private void Watch(int silent)
     {
-        LogStageSilent(stage.NodeId, stage.GrpcEndpoint);
-        _peers.Lost(new PeerLoss(stage.NodeId, stage.GrpcEndpoint, "it did not answer a status request"));
+        if (silent < 0 || !_hasServed || _lost)
+        {
+            _silentSince = 0;
+            return;
+        }
+
+        var stage = Placement.Stages[silent];
+        if (_silentSince == 0)
+        {
+            _silentSince = Stopwatch.GetTimestamp();
+            LogStageSilent(stage.NodeId, stage.GrpcEndpoint);
+            _peers.Lost(new PeerLoss(stage.NodeId, stage.GrpcEndpoint, "it did not answer a status request"));
+        }
+        else if (Stopwatch.GetElapsedTime(_silentSince) >= SilencePatience)
+        {
+            FailAll(RingErrorCode.NotReady, $"worker {stage.NodeId} at {stage.GrpcEndpoint} has not answered for {SilencePatience.TotalSeconds:0} s");
+        }
     }
+
+    private static readonly TimeSpan SilencePatience = TimeSpan.FromSeconds(2);
 
     private async Task<ShardStatus?> StatusAsync(string endpoint, CancellationToken cancellationToken)
     {

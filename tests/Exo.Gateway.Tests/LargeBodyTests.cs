@@ -82,6 +82,7 @@ public sealed class LargeBodyTests(ITestOutputHelper output) : IDisposable
         Assert.All(answers, a => Assert.InRange(a.Item1, 400, 499));
         Assert.True(peak.Gateway <= 2 * idle.Gateway, $"the gateway grew from {idle.Gateway / 1e6:0} MB to {peak.Gateway / 1e6:0} MB");
         Assert.True(peak.Api <= 2 * idle.Api, $"the API grew from {idle.Api / 1e6:0} MB to {peak.Api / 1e6:0} MB");
-        Assert.True(busy < TimeSpan.FromSeconds(2), $"another user waited {busy.TotalSeconds:0.0} s for a first token");
+        // Beside the same request alone, not an absolute time: a machine busy with other work is slower at both.
+        Assert.True(busy < quiet + TimeSpan.FromSeconds(1), $"another user waited {busy.TotalSeconds:0.0} s for a first token, {quiet.TotalSeconds:0.0} s alone");
     }
 }

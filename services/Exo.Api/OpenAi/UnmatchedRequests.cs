@@ -26,6 +26,6 @@ internal static class UnmatchedRequests
                 $"{request.Method} is not allowed on {request.Path}; use {http.Response.Headers.Allow}", null, "method_not_allowed"),
             _ => new OpenAiException(status, ReasonPhrases.GetReasonPhrase(status), null, null, status >= 500 ? "server_error" : "invalid_request_error"),
         };
-        return Apis.OpenAiApi.WriteJson(http, status, w => OpenAiJson.Error(w, error));
+        return Apis.EndpointIo.WriteJson(http, status, w => OpenAiJson.Error(w, error));
     }
 }

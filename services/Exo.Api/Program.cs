@@ -12,6 +12,7 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.UseOpenAiErrorsForUnmatchedRequests();
 app.MapOpenAiApi();
+app.MapOllamaApi();
 app.MapClusterApi();
 app.Run();
 

@@ -30,6 +30,12 @@ public sealed class RetryAfterTests
         Assert.Equal("rate_limit_exceeded", error.GetProperty("code").GetString());
         Assert.Equal("rate_limit_error", error.GetProperty("type").GetString());
 
+        // Ollama's API is refused alike, in Ollama's error shape.
+        using var ollama = await http.PostAsJsonAsync("/api/generate", new { model = "exo-tiny", prompt = "hi", options = new { num_predict = 200 } });
+        Assert.Equal(HttpStatusCode.TooManyRequests, ollama.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), ollama.Headers.RetryAfter?.Delta);
+        Assert.Contains("no KV cache free", await OllamaError(ollama));
+
         // More than the whole KV cache holds is no reason to retry: a 400 naming max_tokens.
         using var tooLarge = await http.PostAsJsonAsync("/v1/completions", new { model = "exo-tiny", prompt = "hi", max_tokens = 700 });
         Assert.Equal(HttpStatusCode.BadRequest, tooLarge.StatusCode);
@@ -53,7 +59,19 @@ public sealed class RetryAfterTests
         var error = await Error(refused);
         Assert.Equal("model_not_ready", error.GetProperty("code").GetString());
         Assert.Contains("exo-tiny", error.GetProperty("message").GetString());
+
+        // Ollama's API too, streaming by default: the status comes before any line of the stream.
+        using var ollama = await http.PostAsJsonAsync("/api/chat",
+            new { model = "exo-tiny", messages = new[] { new { role = "user", content = "hi" } }, options = new { num_predict = 3 }, stream });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ollama.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), ollama.Headers.RetryAfter?.Delta);
+        Assert.Contains("exo-tiny", await OllamaError(ollama));
+        // No placement is ready, so Ollama's list of running models is empty.
+        Assert.Equal(0, JsonDocument.Parse(await http.GetStringAsync("/api/ps")).RootElement.GetProperty("models").GetArrayLength());
     }
+
+    private static async Task<string?> OllamaError(HttpResponseMessage response) =>
+        JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
 
     private static async Task<JsonElement> Error(HttpResponseMessage response) =>
         JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Exo.Api.Backends;
@@ -6,6 +5,7 @@ using Exo.Api.Completions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
 using Exo.Text.Templates;
+using static Exo.Api.Apis.EndpointIo;
 
 namespace Exo.Api.Apis;
 
@@ -70,16 +70,6 @@ public static class OpenAiApi
             throw OpenAiException.BadRequest($"token ids in 'prompt' must be below the vocabulary size {model.Config.VocabSize}", "prompt", "invalid_value");
         var echo = request.Echo ? new CompletionChunk(Text: request.PromptText ?? model.Tokenizer.Decode(ids)) : null;
         await RunAsync(http, telemetry, CompletionFormat.Text, new CompletionRunner(backend, admission, model, ids, request.Options, "prompt"), echo, cancellationToken);
-    }
-
-    /// <summary>
-    /// Reads the body (bounded by the reader), then parses, renders and tokenizes it in the gate's turn: a slow upload
-    /// holds no turn while it arrives.
-    /// </summary>
-    private static async Task<T> PrepareAsync<T>(HttpContext http, RequestBodyReader body, PromptGate gate, Func<JsonElement, T> prepare, CancellationToken cancellationToken)
-    {
-        var json = await body.ReadAsync(http, cancellationToken);
-        using (await gate.EnterAsync(http.Request, cancellationToken)) return prepare(json);
     }
 
     /// <summary>
@@ -149,19 +139,5 @@ public static class OpenAiApi
         await stream.SendAsync(new CompletionChunk(FinishReason: runner.FinishReason), cancellationToken);
         if (runner.Options.IncludeUsage) await stream.SendAsync(new CompletionChunk(Usage: runner.Usage), cancellationToken);
         await stream.DoneAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// Writes the whole body before the response starts: a failure while writing then still gets its error answer,
-    /// where a response already begun (a 200 with no body) could only be cut off.
-    /// </summary>
-    internal static async Task WriteJson(HttpContext http, int status, Action<Utf8JsonWriter> write)
-    {
-        var body = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(body, OpenAiJson.WriterOptions)) write(writer);
-        http.Response.StatusCode = status;
-        http.Response.ContentType = "application/json";
-        http.Response.ContentLength = body.WrittenCount;
-        await http.Response.Body.WriteAsync(body.WrittenMemory, http.RequestAborted);
     }
 }

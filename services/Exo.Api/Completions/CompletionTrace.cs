@@ -3,6 +3,12 @@ using System.Diagnostics;
 namespace Exo.Api.Completions;
 
 /// <summary>
+/// Where a completion's time went: waiting for admission, from admission to the first token (the prompt's prefill), and
+/// from the first token to the last (decoding).
+/// </summary>
+internal readonly record struct CompletionTimings(TimeSpan Queued, TimeSpan PromptEval, TimeSpan Eval);
+
+/// <summary>
 /// One completion's span and measurements. The span holds the request's parameters, its wait for admission, and the
 /// time of every token as span events, <see cref="TokensPerEvent"/> tokens to an event ("tokens 0-15", with each
 /// token's milliseconds since the request arrived), so a long answer stays a trace someone can read.
@@ -17,6 +23,7 @@ internal sealed class CompletionTrace : IDisposable
     private readonly TagList _model;
     private readonly long _started = Stopwatch.GetTimestamp();
     private readonly List<double> _pending = new(TokensPerEvent);
+    private long _admitted;
     private long _firstToken;
     private long _lastToken;
     private int _tokens;
@@ -56,7 +63,8 @@ internal sealed class CompletionTrace : IDisposable
         // A request a stage turned away is admitted again: it still counts once.
         if (!_running) _telemetry.Running.Add(1, _model);
         _running = true;
-        _span?.AddEvent(new ActivityEvent("admitted", tags: new ActivityTagsCollection { ["exo.queue.wait_ms"] = Milliseconds(_started, Stopwatch.GetTimestamp()) }));
+        _admitted = Stopwatch.GetTimestamp();
+        _span?.AddEvent(new ActivityEvent("admitted", tags: new ActivityTagsCollection { ["exo.queue.wait_ms"] = Milliseconds(_started, _admitted) }));
         return lease;
     }
 
@@ -90,6 +98,13 @@ internal sealed class CompletionTrace : IDisposable
             ["exo.tokens.at_ms"] = _pending.ToArray(),
         }));
         _pending.Clear();
+    }
+
+    /// <summary>The completion's timings so far; a phase not reached yet counts as zero.</summary>
+    public CompletionTimings Timings()
+    {
+        TimeSpan Between(long from, long to) => from == 0 || to == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(from, to);
+        return new CompletionTimings(Between(_started, _admitted), Between(_admitted, _firstToken), Between(_firstToken, _lastToken));
     }
 
     public void Completed()

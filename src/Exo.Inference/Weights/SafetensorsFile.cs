@@ -33,6 +33,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public bool Contains(string name) => _entries.ContainsKey(name);
 
+    /// <summary>The names of the tensors the file holds, each one for <see cref="Get"/>.</summary>
+    public IReadOnlyCollection<string> Names => _entries.Keys;
+
     public static SafetensorsFile Open(string path)
     {
         var mapped = MappedFile.Open(path, 8, "a safetensors file");

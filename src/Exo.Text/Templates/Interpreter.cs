@@ -13,21 +13,31 @@ internal sealed class Interpreter
     }
 
     private readonly List<Dictionary<string, object?>> _scopes;
+    private readonly StringBuilder _root;
+    private readonly List<CharSpan> _generation;
     private int _line;
 
     public Interpreter(Dictionary<string, object?> globals, Dictionary<string, object?> variables)
     {
         _scopes = [globals, variables];
+        _root = new StringBuilder();
+        _generation = [];
     }
 
-    private Interpreter(List<Dictionary<string, object?>> scopes)
+    private Interpreter(List<Dictionary<string, object?>> scopes, Interpreter parent)
     {
         _scopes = scopes;
+        _root = parent._root;
+        _generation = parent._generation;
+        _line = parent._line;
     }
+
+    /// <summary>Where the text of each <c>{% generation %}</c> block landed in the output, in render order.</summary>
+    public IReadOnlyList<CharSpan> Generation => _generation;
 
     public string Render(IReadOnlyList<Node> template)
     {
-        var output = new StringBuilder();
+        var output = _root;
         try
         {
             ExecuteBody(template, output);
@@ -102,8 +112,9 @@ internal sealed class Interpreter
             case FilterBlockNode filter:
                 output.Append(Py.Str(ApplyFilters(filter.Filters, Capture(filter.Body))));
                 return Flow.Normal;
-            case ScopeNode scope:
-                return ExecuteBody(scope.Body, output);
+            case GenerationNode generation:
+                output.Append(RenderGeneration(generation.Body));
+                return Flow.Normal;
             case BreakNode:
                 return Flow.Break;
             case ContinueNode:
@@ -111,6 +122,23 @@ internal sealed class Interpreter
             default:
                 throw new TemplateRuntimeException(TemplateErrorKind.Syntax, $"unsupported node {node.GetType().Name}");
         }
+    }
+
+    /// <summary>
+    /// transformers' AssistantTracker: the body renders in a scope of its own (it is a caller macro) and its span starts
+    /// at the length of what the template has output at top level so far, so text buffered by an enclosing macro or set
+    /// block is not counted. Like transformers, nothing is recorded while there is no output and no span yet.
+    /// </summary>
+    private string RenderGeneration(IReadOnlyList<Node> body)
+    {
+        _scopes.Add([]);
+        var text = Capture(body);
+        _scopes.RemoveAt(_scopes.Count - 1);
+        if (_root.Length > 0 || _generation.Count > 0)
+        {
+            _generation.Add(new CharSpan(_root.Length, _root.Length + text.Length));
+        }
+        return text;
     }
 
     private string Capture(IReadOnlyList<Node> body)
@@ -223,7 +251,7 @@ internal sealed class Interpreter
         {
             var locals = new Dictionary<string, object?>();
             var scopes = new List<Dictionary<string, object?>>(closure) { locals };
-            var inner = new Interpreter(scopes) { _line = _line };
+            var inner = new Interpreter(scopes, this);
             for (var p = 0; p < parameters.Count; p++)
             {
                 var (parameter, fallback) = parameters[p];

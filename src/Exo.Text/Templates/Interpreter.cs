@@ -300,7 +300,7 @@ internal sealed class Interpreter
                 var result = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
                 foreach (var (key, value) in dict.Items)
                 {
-                    result[Evaluate(key) as string ?? throw new TemplateRuntimeException(TemplateErrorKind.Type, "dict keys must be strings")] = Evaluate(value);
+                    result[Py.Text(Evaluate(key)) ?? throw new TemplateRuntimeException(TemplateErrorKind.Type, "dict keys must be strings")] = Evaluate(value);
                 }
                 return result;
             case AttributeExpr attribute:

@@ -106,4 +106,17 @@ public sealed class ChatEncoderTests
         Assert.True(encoded.InputIds.Length > 1);
         Assert.All(encoded.AssistantMask!, bit => Assert.Equal(1, bit));
     }
+
+    [Fact]
+    public void TextTheNormalizerChangesCannotBeMaskedAndSaysSo()
+    {
+        // Qwen's NFC normalizer composes "e" + U+0301, so the tokens no longer spell the rendered text character for character.
+        var tokenizer = Tokenizer.FromModelDirectory(Folder("qwen2.5-instruct"));
+        var messages = JsonDocument.Parse("[{\"role\": \"assistant\", \"content\": \"caf\\u0065\\u0301\"}]").RootElement;
+        var rendering = ChatTemplate.FromSource(Generation).Apply(messages, new ChatTemplateOptions());
+        var error = Assert.Throws<TemplateException>(() =>
+            ChatEncoder.Encode(tokenizer, TokenizerCallDefaults.FromModelDirectory(Folder("qwen2.5-instruct"), tokenizer), rendering, new ChatEncodingOptions { AssistantMask = true }));
+        Assert.Equal("cannot build the assistant mask: the tokens do not decode back to the rendered text", error.Detail);
+        Assert.NotEmpty(ChatEncoder.Encode(tokenizer, TokenizerCallDefaults.FromModelDirectory(Folder("qwen2.5-instruct"), tokenizer), rendering, new ChatEncodingOptions()).InputIds);
+    }
 }

@@ -58,13 +58,14 @@ public sealed class ModelCatalog
 
     private static ChatTemplate? TryTemplate(string directory)
     {
+        // A folder without a chat template still serves /v1/completions; /v1/chat/completions says why it cannot.
         try
         {
-            return ChatTemplate.FromModelDirectory(directory);
+            var template = ChatTemplate.FromModelDirectory(directory);
+            return template.Sources.IsEmpty ? null : template;
         }
         catch (TemplateException)
         {
-            // A folder without a chat template still serves /v1/completions; /v1/chat/completions says why it cannot.
             return null;
         }
     }

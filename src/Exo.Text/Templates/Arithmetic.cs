@@ -19,6 +19,10 @@ internal static class Arithmetic
         }
         switch (op, a, b)
         {
+            case ("+", Markup x, string or Markup):
+                return new Markup(x.Text + Markup.Escape(b).Text);
+            case ("+", string x, Markup y):
+                return new Markup(Markup.EscapeText(x) + y.Text);
             case ("+", string x, string y):
                 return x + y;
             case ("+", string, _):
@@ -31,10 +35,16 @@ internal static class Arithmetic
                 return Repeat(x, n);
             case ("*", long n, string x):
                 return Repeat(x, n);
+            case ("*", Markup x, long n):
+                return new Markup(Repeat(x.Text, n));
+            case ("*", long n, Markup x):
+                return new Markup(Repeat(x.Text, n));
             case ("*", List<object?> x, long n):
                 return Enumerable.Repeat(x, (int)Math.Max(0, Math.Min(n, 1_000_000))).SelectMany(l => l).ToList();
             case ("%", string format, _):
-                return PercentFormat(format, b);
+                return PercentFormat(format, b, escape: false);
+            case ("%", Markup format, _):
+                return new Markup(PercentFormat(format.Text, b, escape: true));
         }
         throw new TemplateRuntimeException(TemplateErrorKind.Type, $"unsupported operand type(s) for {op}: '{Py.TypeName(a)}' and '{Py.TypeName(b)}'");
     }
@@ -82,8 +92,11 @@ internal static class Arithmetic
 
     private static TemplateRuntimeException ZeroDivision() => new(TemplateErrorKind.Value, "division by zero");
 
-    /// <summary>printf-style <c>"%s" % value</c> for %s, %d, %i, %r and %%.</summary>
-    private static string PercentFormat(string format, object? args)
+    /// <summary>
+    /// printf-style <c>"%s" % value</c> for %s, %d, %i, %r and %%; a Markup format escapes what %s and %r insert
+    /// (MarkupSafe's escape helper), leaving Markup arguments as they are.
+    /// </summary>
+    private static string PercentFormat(string format, object? args, bool escape)
     {
         var values = args is List<object?> list ? list : [args];
         var builder = new System.Text.StringBuilder();
@@ -108,11 +121,15 @@ internal static class Arithmetic
             var value = values[next++];
             builder.Append(spec switch
             {
-                's' => Py.Str(value),
-                'r' => Py.Repr(value),
+                's' => escape ? Markup.Escape(value).Text : Py.Str(value),
+                'r' => escape ? Markup.Escape(Py.Repr(value)).Text : Py.Repr(value),
                 'd' or 'i' => Py.ToLong(value).ToString(System.Globalization.CultureInfo.InvariantCulture),
                 _ => throw new TemplateRuntimeException(TemplateErrorKind.Value, $"unsupported format character '{spec}'"),
             });
+        }
+        if (next < values.Count)
+        {
+            throw new TemplateRuntimeException(TemplateErrorKind.Type, "not all arguments converted during string formatting");
         }
         return builder.ToString();
     }

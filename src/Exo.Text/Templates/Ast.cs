@@ -24,7 +24,8 @@ internal sealed record CallBlockNode(CallExpr Call, IReadOnlyList<(string Name, 
 
 internal sealed record FilterBlockNode(IReadOnlyList<FilterExpr> Filters, IReadOnlyList<Node> Body, int Line) : Node(Line);
 
-internal sealed record ScopeNode(IReadOnlyList<Node> Body, int Line) : Node(Line);
+/// <summary>transformers' <c>{% generation %}</c> block: renders its body and records where that text lies.</summary>
+internal sealed record GenerationNode(IReadOnlyList<Node> Body, int Line) : Node(Line);
 
 internal sealed record BreakNode(int Line) : Node(Line);
 

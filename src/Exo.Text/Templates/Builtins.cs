@@ -22,6 +22,8 @@ internal static class Builtins
                 return ns.Attributes.TryGetValue(name, out var attribute) ? attribute : new Undefined(name);
             case string s:
                 return (object?)StringMethods.Get(s, name) ?? new Undefined(name);
+            case Markup m:
+                return (object?)m.Method(name) ?? new Undefined(name);
             case List<object?> list:
                 return (object?)ListMethod(list, name) ?? new Undefined(name);
             default:
@@ -36,19 +38,19 @@ internal static class Builtins
             case Undefined u:
                 throw u.Error();
             case OrderedDictionary<string, object?> dict:
-                return key is string k && dict.TryGetValue(k, out var value) ? value : new Undefined(Py.Str(key));
+                return Py.Text(key) is { } k && dict.TryGetValue(k, out var value) ? value : new Undefined(Py.Str(key));
             case Namespace ns:
-                return key is string a && ns.Attributes.TryGetValue(a, out var attribute) ? attribute : new Undefined(Py.Str(key));
+                return Py.Text(key) is { } a && ns.Attributes.TryGetValue(a, out var attribute) ? attribute : new Undefined(Py.Str(key));
             case List<object?> list when key is long or bool:
                 var index = Py.ToLong(key);
                 index = index < 0 ? index + list.Count : index;
                 return index >= 0 && index < list.Count ? list[(int)index] : new Undefined($"[{key}]");
-            case string s when key is long or bool:
-                var chars = Py.TextElements(s);
+            case string or Markup when key is long or bool:
+                var chars = Py.TextElements(Py.Text(target)!);
                 var i = Py.ToLong(key);
                 i = i < 0 ? i + chars.Count : i;
-                return i >= 0 && i < chars.Count ? chars[(int)i] : new Undefined($"[{key}]");
-            case not null when key is string name:
+                return i >= 0 && i < chars.Count ? Markup.KeepSafe(target, (string)chars[(int)i]!) : new Undefined($"[{key}]");
+            case not null when Py.Text(key) is { } name:
                 return GetAttribute(target, name);
             default:
                 return new Undefined($"[{Py.Str(key)}]");
@@ -60,7 +62,7 @@ internal static class Builtins
         var items = target switch
         {
             List<object?> list => list,
-            string s => Py.TextElements(s),
+            string or Markup => Py.Iterate(target),
             Undefined u => throw u.Error(),
             _ => throw new TemplateRuntimeException(TemplateErrorKind.Type, $"'{Py.TypeName(target)}' object is not subscriptable"),
         };
@@ -90,7 +92,7 @@ internal static class Builtins
         {
             result.Add(items[(int)i]);
         }
-        return target is string ? string.Concat(result.Cast<string>()) : result;
+        return Py.Text(target) is null ? result : Markup.KeepSafe(target, string.Concat(result.Cast<string>()));
     }
 
     private static Callable DictMethod(OrderedDictionary<string, object?> dict, string name) => name switch
@@ -126,7 +128,7 @@ internal static class Builtins
             "defined" => value is not Undefined,
             "undefined" => value is Undefined,
             "none" => value is null,
-            "string" => value is string,
+            "string" => value is string or Markup,
             "number" => value is long or double or bool,
             "integer" => value is long,
             "float" => value is double,
@@ -134,8 +136,8 @@ internal static class Builtins
             "true" => value is true,
             "false" => value is false,
             "mapping" => value is OrderedDictionary<string, object?>,
-            "iterable" => value is string or List<object?> or OrderedDictionary<string, object?> or Undefined,
-            "sequence" => value is string or List<object?> or OrderedDictionary<string, object?>,
+            "iterable" => value is string or Markup or List<object?> or OrderedDictionary<string, object?> or Undefined,
+            "sequence" => value is string or Markup or List<object?> or OrderedDictionary<string, object?>,
             "callable" => value is Callable,
             "sameas" => ReferenceEquals(value, Arg()) || (value is null && Arg() is null) || (value is bool b && Arg() is bool c && b == c),
             "eq" or "equalto" or "==" => Py.Eq(value, Arg()),
@@ -148,8 +150,8 @@ internal static class Builtins
             "odd" => Py.ToLong(value) % 2 != 0,
             "even" => Py.ToLong(value) % 2 == 0,
             "divisibleby" => Py.ToLong(value) % Py.ToLong(Arg()) == 0,
-            "lower" => value is string s && s == s.ToLowerInvariant(),
-            "upper" => value is string t && t == t.ToUpperInvariant(),
+            "lower" => Py.Text(value) is { } s && s == s.ToLowerInvariant(),
+            "upper" => Py.Text(value) is { } t && t == t.ToUpperInvariant(),
             "filter" => Arg() is string f && Filters.Exists(f),
             "test" => Arg() is string g && TestNames.Contains(g),
             _ => throw new TemplateRuntimeException(TemplateErrorKind.Syntax, $"no test named '{name}'"),

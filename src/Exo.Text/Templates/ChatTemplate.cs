@@ -7,107 +7,67 @@ namespace Exo.Text.Templates;
 public sealed record ChatMessage(string Role, string? Content);
 
 /// <summary>
-/// A model's chat template (tokenizer_config.json's <c>chat_template</c>, or chat_template.jinja), rendered as
-/// transformers' <c>apply_chat_template</c> does, with the special tokens of tokenizer_config.json as variables.
+/// A model's chat templates, loaded from its folder as transformers loads them (see <see cref="ChatTemplateFiles"/>) and
+/// rendered as its <c>apply_chat_template</c> does, with the special tokens of tokenizer_config.json as variables.
+/// Templates are parsed on first use, as transformers compiles them, so a broken template fails the renders that use it.
 /// </summary>
 public sealed class ChatTemplate
 {
-    private readonly JinjaTemplate _default;
-    private readonly JinjaTemplate? _toolUse;
-    private readonly Dictionary<string, object?> _specialTokens;
+    private static readonly string[] SpecialTokenNames = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
 
-    private ChatTemplate(JinjaTemplate template, JinjaTemplate? toolUse, Dictionary<string, object?> specialTokens)
+    /// <summary>Names that apply_chat_template passes to the template itself: a variable of that name is Python's TypeError.</summary>
+    private static readonly string[] ReservedVariables = ["messages", "tools", "documents", "add_generation_prompt"];
+
+    private readonly ChatTemplateSources _sources;
+    private readonly Dictionary<string, object?> _specialTokens;
+    private readonly TimeProvider? _clock;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<JinjaTemplate>> _parsed = new(StringComparer.Ordinal);
+
+    private ChatTemplate(ChatTemplateSources sources, Dictionary<string, object?> specialTokens, TimeProvider? clock)
     {
-        _default = template;
-        _toolUse = toolUse;
+        _sources = sources;
         _specialTokens = specialTokens;
+        _clock = clock;
     }
+
+    /// <summary>What the model holds: one template, named ones, or none.</summary>
+    public ChatTemplateSources Sources => _sources;
 
     /// <summary>A template from its source, with the special-token variables it sees (null ones are left undefined).</summary>
     public static ChatTemplate FromSource(string source, string? bosToken = null, string? eosToken = null, TimeProvider? clock = null)
     {
+        ArgumentNullException.ThrowIfNull(source);
         var tokens = new Dictionary<string, object?>(StringComparer.Ordinal);
         AddIfPresent(tokens, "bos_token", bosToken);
         AddIfPresent(tokens, "eos_token", eosToken);
-        return new ChatTemplate(JinjaTemplate.Parse(source, clock), null, tokens);
+        var template = new ChatTemplate(new ChatTemplateSources(source, null), tokens, clock);
+        template.Parse(source);
+        return template;
     }
 
+    /// <summary>
+    /// The chat templates of a model folder. A folder without one loads (as in transformers) and says so when rendered
+    /// without a template argument; <see cref="ChatTemplateSources.IsEmpty"/> tells beforehand.
+    /// </summary>
     public static ChatTemplate FromModelDirectory(string directory, TimeProvider? clock = null)
     {
-        var configPath = Path.Combine(directory, "tokenizer_config.json");
-        var config = SpecialTokenInfo.ReadOptionalJson(configPath);
+        var config = SpecialTokenInfo.ReadOptionalJson(Path.Combine(directory, "tokenizer_config.json"));
         var tokens = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var name in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
+        foreach (var name in SpecialTokenNames)
         {
             AddIfPresent(tokens, name, SpecialTokenInfo.TokenText(config, name));
         }
-
-        var jinjaPath = Path.Combine(directory, "chat_template.jinja");
-        if (File.Exists(jinjaPath))
-        {
-            return new ChatTemplate(JinjaTemplate.Parse(ReadText(jinjaPath), clock), null, tokens);
-        }
-        if (config is not { } root || !root.TryGetProperty("chat_template", out var template) || template.ValueKind == JsonValueKind.Null)
-        {
-            throw new TemplateException(TemplateErrorKind.Value, $"{directory} has no chat template (no chat_template in tokenizer_config.json and no chat_template.jinja)", 0);
-        }
-        switch (template.ValueKind)
-        {
-            case JsonValueKind.String:
-                return new ChatTemplate(JinjaTemplate.Parse(template.GetString()!, clock), null, tokens);
-            case JsonValueKind.Array:
-                var named = new Dictionary<string, JinjaTemplate>(StringComparer.Ordinal);
-                foreach (var entry in template.EnumerateArray())
-                {
-                    if (entry.ValueKind != JsonValueKind.Object
-                        || !entry.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String
-                        || !entry.TryGetProperty("template", out var text) || text.ValueKind != JsonValueKind.String)
-                    {
-                        throw new TemplateException(TemplateErrorKind.Value, $"{configPath}: each chat_template entry needs string 'name' and 'template'", 0);
-                    }
-                    named[name.GetString()!] = JinjaTemplate.Parse(text.GetString()!, clock);
-                }
-                var fallback = named.GetValueOrDefault("default")
-                    ?? throw new TemplateException(TemplateErrorKind.Value, $"{configPath}: the chat_template list has no 'default' entry", 0);
-                return new ChatTemplate(fallback, named.GetValueOrDefault("tool_use"), tokens);
-            default:
-                throw new TemplateException(TemplateErrorKind.Value, $"{configPath}: chat_template must be a string or a list of {{name, template}}", 0);
-        }
+        return new ChatTemplate(ChatTemplateFiles.Read(directory, config), tokens, clock);
     }
 
     /// <summary>The default template's source text in a model folder (what GGUF's tokenizer.chat_template holds), or null.</summary>
-    public static string? DefaultSource(string directory)
-    {
-        var jinjaPath = Path.Combine(directory, "chat_template.jinja");
-        if (File.Exists(jinjaPath)) return ReadText(jinjaPath);
-        if (SpecialTokenInfo.ReadOptionalJson(Path.Combine(directory, "tokenizer_config.json")) is not { } config
-            || !config.TryGetProperty("chat_template", out var template)) return null;
-        return template.ValueKind switch
-        {
-            JsonValueKind.String => template.GetString(),
-            JsonValueKind.Array => template.EnumerateArray()
-                .Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == "default")
-                .Select(e => e.TryGetProperty("template", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null)
-                .FirstOrDefault(),
-            _ => null,
-        };
-    }
-
-    private static string ReadText(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new TemplateException(TemplateErrorKind.Value, $"cannot read '{path}': {e.Message}", 0, e);
-        }
-    }
+    public static string? DefaultSource(string directory) =>
+        ChatTemplateFiles.Read(directory, SpecialTokenInfo.ReadOptionalJson(Path.Combine(directory, "tokenizer_config.json"))).Default;
 
     private static void AddIfPresent(Dictionary<string, object?> variables, string name, string? value)
     {
-        if (value is not null)
+        // transformers' special_tokens_map leaves out tokens that are unset or empty.
+        if (!string.IsNullOrEmpty(value))
         {
             variables[name] = value;
         }
@@ -122,44 +82,92 @@ public sealed class ChatTemplate
             ["role"] = m.Role,
             ["content"] = m.Content,
         }).ToList();
-        return RenderValues(list, tools, addGenerationPrompt, extraVariables, continueFinalMessage);
+        return Apply(list, Options(tools, addGenerationPrompt, extraVariables, continueFinalMessage)).Text;
     }
 
     /// <summary>Renders OpenAI-style messages given as a JSON array (content, tool_calls, name, ... kept as they are).</summary>
     public string Render(JsonElement messages, JsonElement? tools, bool addGenerationPrompt,
-        IReadOnlyDictionary<string, object?>? extraVariables = null, bool continueFinalMessage = false)
+        IReadOnlyDictionary<string, object?>? extraVariables = null, bool continueFinalMessage = false) =>
+        Apply(messages, Options(tools, addGenerationPrompt, extraVariables, continueFinalMessage)).Text;
+
+    private static ChatTemplateOptions Options(JsonElement? tools, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables, bool continueFinalMessage) =>
+        new() { Tools = tools, AddGenerationPrompt = addGenerationPrompt, Variables = variables, ContinueFinalMessage = continueFinalMessage };
+
+    /// <summary>Renders OpenAI-style messages (a JSON array) with every rendering argument of apply_chat_template.</summary>
+    public ChatRendering Apply(JsonElement messages, ChatTemplateOptions options)
     {
         if (messages.ValueKind != JsonValueKind.Array)
         {
             throw new TemplateException(TemplateErrorKind.Value, "messages must be a JSON array", 0);
         }
-        return RenderValues((List<object?>)PyJson.FromJson(messages)!, tools, addGenerationPrompt, extraVariables, continueFinalMessage);
+        return Apply((List<object?>)PyJson.FromJson(messages)!, options);
     }
 
-    private string RenderValues(List<object?> messages, JsonElement? tools, bool addGenerationPrompt,
-        IReadOnlyDictionary<string, object?>? extraVariables, bool continueFinalMessage)
+    private ChatRendering Apply(List<object?> messages, ChatTemplateOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         if (messages.Count == 0)
         {
             throw new TemplateException(TemplateErrorKind.Value, "Cannot apply chat template to an empty conversation. Provide at least one message.", 0);
         }
-        if (continueFinalMessage && addGenerationPrompt)
+        var toolValue = options.Tools is { ValueKind: not JsonValueKind.Null } t ? PyJson.FromJson(t) : null;
+        if (toolValue is not null && (toolValue is not List<object?> toolList || toolList.Any(tool => tool is not OrderedDictionary<string, object?>)))
+        {
+            throw new TemplateException(TemplateErrorKind.Value, "Tools should either be a JSON schema, or a callable function with type hints and a docstring suitable for auto-conversion to a schema.", 0);
+        }
+        var source = SelectSource(options.Template, toolValue is not null);
+        if (options.ContinueFinalMessage && options.AddGenerationPrompt)
         {
             throw new TemplateException(TemplateErrorKind.Value, "continue_final_message and add_generation_prompt are not compatible. Use continue_final_message when you want the model to continue the final message, and add_generation_prompt when you want to add a header that will prompt it to start a new assistant message instead.", 0);
         }
-        var toolValue = tools is { ValueKind: not JsonValueKind.Null } t ? PyJson.FromJson(t) : null;
         var variables = new Dictionary<string, object?>(_specialTokens, StringComparer.Ordinal);
-        foreach (var (name, value) in extraVariables ?? new Dictionary<string, object?>())
+        foreach (var (name, value) in options.Variables ?? new Dictionary<string, object?>())
         {
+            if (ReservedVariables.Contains(name))
+            {
+                throw new TemplateException(TemplateErrorKind.Type, $"render() got multiple values for keyword argument '{name}'", 0);
+            }
             variables[name] = value;
         }
         variables["messages"] = messages;
         variables["tools"] = toolValue;
-        variables["documents"] = null;
-        variables["add_generation_prompt"] = addGenerationPrompt;
-        var template = toolValue is not null && _toolUse is not null ? _toolUse : _default;
-        var rendered = template.Render(variables);
-        return continueFinalMessage ? CutAfterFinalMessage(rendered, messages[^1]) : rendered;
+        variables["documents"] = options.Documents is { } documents ? PyJson.FromJson(documents) : null;
+        variables["add_generation_prompt"] = options.AddGenerationPrompt;
+        var (rendered, generation) = Parse(source).RenderTracked(variables);
+        var text = options.ContinueFinalMessage ? CutAfterFinalMessage(rendered, messages[^1]) : rendered;
+        return new ChatRendering(text, generation, source);
+    }
+
+    /// <summary>
+    /// transformers' get_chat_template: a name of the model's set picks that template; otherwise the argument is template
+    /// text. Without one, a named set gives "tool_use" when tools are given and it exists, else "default".
+    /// </summary>
+    private string SelectSource(string? argument, bool hasTools)
+    {
+        if (_sources.Named is { } named)
+        {
+            if (argument is not null)
+            {
+                return named.GetValueOrDefault(argument) ?? argument;
+            }
+            if (hasTools && named.TryGetValue("tool_use", out var toolUse))
+            {
+                return toolUse;
+            }
+            return named.GetValueOrDefault("default")
+                ?? throw new TemplateException(TemplateErrorKind.Value, "This model has multiple chat templates with no default specified! Please either pass a chat template or the name of the template you wish to use to the `chat_template` argument. Available template names are " + Py.Repr(named.Keys.Order(StringComparer.Ordinal).Cast<object?>().ToList()) + ".", 0);
+        }
+        return argument ?? _sources.Single
+            ?? throw new TemplateException(TemplateErrorKind.Value, "Cannot use chat template functions because tokenizer.chat_template is not set and no template argument was passed! For information about writing templates and setting the tokenizer.chat_template attribute, please see the documentation at https://huggingface.co/docs/transformers/main/en/chat_templating", 0);
+    }
+
+    /// <summary>Parses a template once; template text passed as an argument is parsed each time, so it is never kept.</summary>
+    private JinjaTemplate Parse(string source)
+    {
+        var known = source == _sources.Single || (_sources.Named?.Values.Contains(source) ?? false);
+        return known
+            ? _parsed.GetOrAdd(source, s => new Lazy<JinjaTemplate>(() => JinjaTemplate.Parse(s, _clock))).Value
+            : JinjaTemplate.Parse(source, _clock);
     }
 
     /// <summary>transformers' continue_final_message: drop what the template wrote after the last message's content.</summary>

@@ -10,13 +10,13 @@ internal static class Filters
 
     private static readonly Dictionary<string, Filter> Table = new(StringComparer.Ordinal)
     {
-        ["trim"] = (v, a, _) => StringMethods.Strip(Py.Str(v), a.Get(0, "chars") as string, left: true, right: true),
+        ["trim"] = (v, a, _) => Markup.KeepSafe(v, StringMethods.Strip(Py.Str(v), Py.Text(a.Get(0, "chars")), left: true, right: true)),
         ["tojson"] = (v, a, _) => ToJson(v, a),
         ["length"] = (v, _, _) => (long)Py.Length(v),
         ["count"] = (v, _, _) => (long)Py.Length(v),
-        ["upper"] = (v, _, _) => Py.Str(v).ToUpperInvariant(),
-        ["lower"] = (v, _, _) => Py.Str(v).ToLowerInvariant(),
-        ["capitalize"] = (v, _, _) => StringMethods.Capitalize(Py.Str(v)),
+        ["upper"] = (v, _, _) => Markup.KeepSafe(v, Py.Str(v).ToUpperInvariant()),
+        ["lower"] = (v, _, _) => Markup.KeepSafe(v, Py.Str(v).ToLowerInvariant()),
+        ["capitalize"] = (v, _, _) => Markup.KeepSafe(v, StringMethods.Capitalize(Py.Str(v))),
         ["title"] = (v, _, _) => StringMethods.Title(Py.Str(v)),
         ["replace"] = (v, a, _) => StringMethods.Replace(Py.Str(v), Py.Str(a.Get(0, "old")), Py.Str(a.Get(1, "new")), a.Get(2, "count") is { } c ? Py.ToLong(c) : -1),
         ["join"] = (v, a, i) => string.Join(Py.Str(a.Get(0, "d", "")), Attribute(Py.Iterate(v), a.Get(1, "attribute")).Select(Py.Str)),
@@ -36,13 +36,13 @@ internal static class Filters
         ["select"] = (v, a, i) => Select(v, a, i, byAttribute: false, keep: true),
         ["reject"] = (v, a, i) => Select(v, a, i, byAttribute: false, keep: false),
         ["list"] = (v, _, _) => Py.Iterate(v).ToList(),
-        ["string"] = (v, _, _) => Py.Str(v),
-        ["safe"] = (v, _, _) => Py.Str(v),
+        ["string"] = (v, _, _) => v as Markup ?? (object)Py.Str(v),
+        ["safe"] = (v, _, _) => v as Markup ?? new Markup(Py.Str(v)),
         ["int"] = (v, a, _) => ToInt(v, a.Get(0, "default", 0L)),
         ["float"] = (v, a, _) => ToFloat(v, a.Get(0, "default", 0.0)),
         ["abs"] = (v, _, _) => v is double d ? Math.Abs(d) : (object)Math.Abs(Py.ToLong(v)),
         ["round"] = (v, a, _) => Round(Py.ToDouble(v), (int)Py.ToLong(a.Get(0, "precision", 0L)), Py.Str(a.Get(1, "method", "common"))),
-        ["reverse"] = (v, _, _) => v is string s ? string.Concat(Py.TextElements(s).AsEnumerable().Reverse().Cast<string>()) : Py.Iterate(v).AsEnumerable().Reverse().ToList(),
+        ["reverse"] = (v, _, _) => Py.Text(v) is { } s ? Markup.KeepSafe(v, string.Concat(Py.TextElements(s).AsEnumerable().Reverse().Cast<string>())) : Py.Iterate(v).AsEnumerable().Reverse().ToList(),
         ["sort"] = (v, a, _) => Sort(Py.Iterate(v), Py.Truthy(a.Get(0, "reverse", false)), a.Get(2, "attribute")),
         ["unique"] = (v, _, _) => Py.Iterate(v).Aggregate(new List<object?>(), (acc, x) => { if (!acc.Any(y => Py.Eq(x, y))) { acc.Add(x); } return acc; }),
         ["min"] = (v, a, _) => Sort(Py.Iterate(v), false, a.Get(1, "attribute")) is { Count: > 0 } s ? s[0] : new Undefined("min"),
@@ -52,13 +52,14 @@ internal static class Filters
             ? Sort(dict.Select(p => (object?)new List<object?> { p.Key, p.Value }).ToList(), Py.Truthy(a.Get(2, "reverse", false)), Py.Str(a.Get(1, "by", "key")) == "value" ? 1L : 0L)
             : throw new TemplateRuntimeException(TemplateErrorKind.Type, "dictsort expects a mapping"),
         ["batch"] = (v, a, _) => Py.Iterate(v).Chunk((int)Math.Max(1, Py.ToLong(a.Get(0, "linecount")))).Select(c => (object?)c.ToList()).ToList(),
-        ["indent"] = (v, a, _) => Indent(Py.Str(v), a.Get(0, "width", 4L), Py.Truthy(a.Get(1, "first", false)), Py.Truthy(a.Get(2, "blank", false))),
-        ["center"] = (v, a, _) => Center(Py.Str(v), (int)Py.ToLong(a.Get(0, "width", 80L))),
+        ["indent"] = (v, a, _) => Markup.KeepSafe(v, Indent(Py.Str(v), a.Get(0, "width", 4L), Py.Truthy(a.Get(1, "first", false)), Py.Truthy(a.Get(2, "blank", false)))),
+        ["center"] = (v, a, _) => Markup.KeepSafe(v, Center(Py.Str(v), (int)Py.ToLong(a.Get(0, "width", 80L)))),
         ["wordcount"] = (v, _, _) => (long)Py.Str(v).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length,
-        ["escape"] = (v, _, _) => Escape(Py.Str(v)),
-        ["e"] = (v, _, _) => Escape(Py.Str(v)),
+        ["escape"] = (v, _, _) => Markup.Escape(v),
+        ["e"] = (v, _, _) => Markup.Escape(v),
+        ["forceescape"] = (v, _, _) => new Markup(Markup.EscapeText(Py.Str(v))),
         ["attr"] = (v, a, _) => Builtins.GetAttribute(v, Py.Str(a.Get(0, "name"))),
-        ["format"] = (v, a, _) => Arithmetic.Apply("%", Py.Str(v), a.Positional.ToList()),
+        ["format"] = (v, a, _) => Arithmetic.Apply("%", v as Markup ?? (object)Py.Str(v), a.Positional.ToList()),
         ["pprint"] = (v, _, _) => Py.Repr(v),
     };
 
@@ -70,7 +71,8 @@ internal static class Filters
         {
             throw new TemplateRuntimeException(TemplateErrorKind.Syntax, $"no filter named '{name}'");
         }
-        if (value is Undefined u && name is not ("default" or "d" or "length" or "count" or "list" or "join" or "string" or "trim" or "items" or "tojson" or "first" or "last"))
+        if (value is Undefined u && name is not ("default" or "d" or "length" or "count" or "list" or "join" or "string" or "trim" or "items" or "tojson" or "first" or "last"
+            or "safe" or "escape" or "e" or "forceescape"))
         {
             throw u.Error();
         }
@@ -154,7 +156,7 @@ internal static class Filters
     {
         var keyed = items.Select(item => (Key: attribute is null ? item : attribute is long i ? Builtins.GetItem(item, i) : AttributePath(item, Py.Str(attribute)), Item: item)).ToList();
         var comparer = Comparer<object?>.Create((x, y) =>
-            x is string a && y is string b ? string.Compare(a, b, StringComparison.OrdinalIgnoreCase) : Py.Compare(x, y, "<"));
+            Py.Text(x) is { } a && Py.Text(y) is { } b ? string.Compare(a, b, StringComparison.OrdinalIgnoreCase) : Py.Compare(x, y, "<"));
         var sorted = keyed.OrderBy(p => p.Key, comparer).Select(p => p.Item).ToList();
         if (reverse)
         {
@@ -168,15 +170,15 @@ internal static class Filters
         long l => l,
         bool b => b ? 1L : 0L,
         double d => (long)Math.Truncate(d),
-        string s when long.TryParse(s.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => l,
-        string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => (long)Math.Truncate(d),
+        _ when Py.Text(value) is { } s && long.TryParse(s.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => l,
+        _ when Py.Text(value) is { } s && double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => (long)Math.Truncate(d),
         _ => fallback!,
     };
 
     private static object ToFloat(object? value, object? fallback) => value switch
     {
         long or bool or double => Py.ToDouble(value),
-        string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+        _ when Py.Text(value) is { } s && double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
         _ => fallback!,
     };
 
@@ -193,7 +195,7 @@ internal static class Filters
 
     private static string Indent(string text, object? width, bool first, bool blank)
     {
-        var prefix = width is string s ? s : new string(' ', (int)Math.Clamp(Py.ToLong(width), 0, 256));
+        var prefix = Py.Text(width) is { } s ? s : new string(' ', (int)Math.Clamp(Py.ToLong(width), 0, 256));
         var lines = text.Split('\n');
         var builder = new StringBuilder();
         for (var i = 0; i < lines.Length; i++)
@@ -221,11 +223,4 @@ internal static class Filters
         var left = total / 2 + (total & width & 1);
         return new string(' ', left) + text + new string(' ', total - left);
     }
-
-    private static string Escape(string text) => text
-        .Replace("&", "&amp;", StringComparison.Ordinal)
-        .Replace("<", "&lt;", StringComparison.Ordinal)
-        .Replace(">", "&gt;", StringComparison.Ordinal)
-        .Replace("\"", "&#34;", StringComparison.Ordinal)
-        .Replace("'", "&#39;", StringComparison.Ordinal);
 }

@@ -13,21 +13,28 @@ internal sealed class Interpreter
     }
 
     private readonly List<Dictionary<string, object?>> _scopes;
+    private readonly GenerationTracker _tracker;
     private int _line;
 
     public Interpreter(Dictionary<string, object?> globals, Dictionary<string, object?> variables)
     {
         _scopes = [globals, variables];
+        _tracker = new GenerationTracker();
     }
 
-    private Interpreter(List<Dictionary<string, object?>> scopes)
+    private Interpreter(List<Dictionary<string, object?>> scopes, Interpreter parent)
     {
         _scopes = scopes;
+        _tracker = parent._tracker;
+        _line = parent._line;
     }
+
+    /// <summary>Where the text of each <c>{% generation %}</c> block landed in the output, in render order.</summary>
+    public IReadOnlyList<CharSpan> Generation => _tracker.Spans;
 
     public string Render(IReadOnlyList<Node> template)
     {
-        var output = new StringBuilder();
+        var output = _tracker.Root;
         try
         {
             ExecuteBody(template, output);
@@ -62,10 +69,10 @@ internal sealed class Interpreter
         switch (node)
         {
             case TextNode text:
-                output.Append(text.Text);
+                Write(output, text.Text);
                 return Flow.Normal;
             case OutputNode o:
-                output.Append(Py.Str(Evaluate(o.Value)));
+                Write(output, Py.Str(Evaluate(o.Value)));
                 return Flow.Normal;
             case IfNode branch:
                 foreach (var (condition, body) in branch.Branches)
@@ -97,13 +104,14 @@ internal sealed class Interpreter
                 return Flow.Normal;
             case CallBlockNode call:
                 var caller = MakeMacro("caller", call.Parameters, call.Body);
-                output.Append(Py.Str(EvaluateCall(call.Call, caller)));
+                Write(output, Py.Str(EvaluateCall(call.Call, caller)));
                 return Flow.Normal;
             case FilterBlockNode filter:
-                output.Append(Py.Str(ApplyFilters(filter.Filters, Capture(filter.Body))));
+                Write(output, Py.Str(ApplyFilters(filter.Filters, Capture(filter.Body))));
                 return Flow.Normal;
-            case ScopeNode scope:
-                return ExecuteBody(scope.Body, output);
+            case GenerationNode generation:
+                Write(output, RenderGeneration(generation.Body));
+                return Flow.Normal;
             case BreakNode:
                 return Flow.Break;
             case ContinueNode:
@@ -111,6 +119,40 @@ internal sealed class Interpreter
             default:
                 throw new TemplateRuntimeException(TemplateErrorKind.Syntax, $"unsupported node {node.GetType().Name}");
         }
+    }
+
+    /// <summary>
+    /// transformers' AssistantTracker: the body renders in a scope of its own (it is a caller macro) and its span starts
+    /// at the length of what the template has output at top level so far, so text buffered by an enclosing macro or set
+    /// block is not counted. Like transformers, nothing is recorded before the first top-level output or span.
+    /// </summary>
+    private string RenderGeneration(IReadOnlyList<Node> body)
+    {
+        _scopes.Add([]);
+        var text = Capture(body);
+        _scopes.RemoveAt(_scopes.Count - 1);
+        if (_tracker.RootWritten || _tracker.Spans.Count > 0)
+        {
+            _tracker.Spans.Add(new CharSpan(_tracker.Root.Length, _tracker.Root.Length + text.Length));
+        }
+        return text;
+    }
+
+    /// <summary>Appends output; what reaches the top level counts as yielded even when empty, as Jinja yields "" too.</summary>
+    private void Write(StringBuilder output, string text)
+    {
+        output.Append(text);
+        _tracker.RootWritten |= ReferenceEquals(output, _tracker.Root);
+    }
+
+    /// <summary>The top-level output and the generation spans, shared by a render and the macros it calls.</summary>
+    private sealed class GenerationTracker
+    {
+        public StringBuilder Root { get; } = new();
+
+        public List<CharSpan> Spans { get; } = [];
+
+        public bool RootWritten { get; set; }
     }
 
     private string Capture(IReadOnlyList<Node> body)
@@ -223,7 +265,7 @@ internal sealed class Interpreter
         {
             var locals = new Dictionary<string, object?>();
             var scopes = new List<Dictionary<string, object?>>(closure) { locals };
-            var inner = new Interpreter(scopes) { _line = _line };
+            var inner = new Interpreter(scopes, this);
             for (var p = 0; p < parameters.Count; p++)
             {
                 var (parameter, fallback) = parameters[p];
@@ -272,7 +314,7 @@ internal sealed class Interpreter
                 var result = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
                 foreach (var (key, value) in dict.Items)
                 {
-                    result[Evaluate(key) as string ?? throw new TemplateRuntimeException(TemplateErrorKind.Type, "dict keys must be strings")] = Evaluate(value);
+                    result[Py.Text(Evaluate(key)) ?? throw new TemplateRuntimeException(TemplateErrorKind.Type, "dict keys must be strings")] = Evaluate(value);
                 }
                 return result;
             case AttributeExpr attribute:

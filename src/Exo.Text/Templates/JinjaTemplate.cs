@@ -32,7 +32,10 @@ public sealed class JinjaTemplate
     /// Renders with the given variables: null, bool, int/long, double, string, lists and string-keyed dictionaries
     /// (nested freely), or <see cref="System.Text.Json.JsonElement"/> values.
     /// </summary>
-    public string Render(IReadOnlyDictionary<string, object?> variables)
+    public string Render(IReadOnlyDictionary<string, object?> variables) => RenderTracked(variables).Text;
+
+    /// <summary>Renders and also returns where the output of each <c>{% generation %}</c> block lies in the text.</summary>
+    internal (string Text, IReadOnlyList<CharSpan> Generation) RenderTracked(IReadOnlyDictionary<string, object?> variables)
     {
         ArgumentNullException.ThrowIfNull(variables);
         var scope = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -40,7 +43,9 @@ public sealed class JinjaTemplate
         {
             scope[name] = ToTemplateValue(value);
         }
-        return new Interpreter(Globals(), scope).Render(_nodes);
+        var interpreter = new Interpreter(Globals(), scope);
+        var text = interpreter.Render(_nodes);
+        return (text, interpreter.Generation);
     }
 
     /// <summary>Converts .NET and JSON values into the interpreter's Python-like values.</summary>

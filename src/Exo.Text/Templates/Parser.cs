@@ -97,7 +97,7 @@ internal sealed class Parser(List<Token> tokens)
                 Expect(TokenKind.BlockEnd);
                 var generated = ParseBody(["endgeneration"], out _);
                 Expect(TokenKind.BlockEnd);
-                return new ScopeNode(generated, line);
+                return new GenerationNode(generated, line);
             default:
                 throw new TemplateException(TemplateErrorKind.Syntax, $"unknown statement '{keyword.Value}'", line);
         }

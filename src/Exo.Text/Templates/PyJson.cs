@@ -37,6 +37,9 @@ internal static class PyJson
             case string s:
                 WriteString(builder, s);
                 return;
+            case Markup m:
+                WriteString(builder, m.Text);
+                return;
             case List<object?> list:
                 WriteContainer(builder, '[', ']', list.Count, indent, itemSeparator, depth, i =>
                     Write(builder, list[i], indent, itemSeparator, keySeparator, sortKeys, depth + 1));

@@ -35,6 +35,7 @@ internal static class Py
         long => "int",
         double => "float",
         string => "str",
+        Markup => "Markup",
         List<object?> => "list",
         OrderedDictionary<string, object?> => "dict",
         Undefined => "Undefined",
@@ -50,15 +51,25 @@ internal static class Py
         long l => l != 0,
         double d => d != 0,
         string s => s.Length > 0,
+        Markup m => m.Text.Length > 0,
         List<object?> list => list.Count > 0,
         OrderedDictionary<string, object?> dict => dict.Count > 0,
         _ => true,
+    };
+
+    /// <summary>The text of a str, Markup included (a Markup is a str in Python); null for other values.</summary>
+    public static string? Text(object? value) => value switch
+    {
+        string s => s,
+        Markup m => m.Text,
+        _ => null,
     };
 
     /// <summary>Python's <c>str()</c>, with Undefined as the empty string.</summary>
     public static string Str(object? value) => value switch
     {
         string s => s,
+        Markup m => m.Text,
         Undefined => "",
         _ => Repr(value),
     };
@@ -90,6 +101,11 @@ internal static class Py
                 AppendStringRepr(builder, s);
                 break;
             case Undefined:
+                break;
+            case Markup m:
+                builder.Append("Markup(");
+                AppendStringRepr(builder, m.Text);
+                builder.Append(')');
                 break;
             case List<object?> list:
                 builder.Append('[');
@@ -239,7 +255,7 @@ internal static class Py
         {
             (null, null) => true,
             (Undefined, Undefined) => true,
-            (string a, string b) => a == b,
+            _ when Text(left) is { } a && Text(right) is { } b => a == b,
             (List<object?> a, List<object?> b) => a.Count == b.Count && a.Zip(b).All(p => Eq(p.First, p.Second)),
             (OrderedDictionary<string, object?> a, OrderedDictionary<string, object?> b) =>
                 a.Count == b.Count && a.All(p => b.TryGetValue(p.Key, out var v) && Eq(p.Value, v)),
@@ -261,7 +277,7 @@ internal static class Py
         {
             return left is double || right is double ? ToDouble(left).CompareTo(ToDouble(right)) : ToLong(left).CompareTo(ToLong(right));
         }
-        if (left is string a && right is string b)
+        if (Text(left) is { } a && Text(right) is { } b)
         {
             return string.CompareOrdinal(a, b);
         }
@@ -290,8 +306,8 @@ internal static class Py
     /// <summary>Python's <c>in</c>: substring, list membership or dict key.</summary>
     public static bool Contains(object? container, object? item) => container switch
     {
-        string s when item is string sub => s.Contains(sub, StringComparison.Ordinal),
-        string => throw new TemplateRuntimeException(TemplateErrorKind.Type, $"'in <string>' requires string as left operand, not {TypeName(item)}"),
+        string or Markup when Text(item) is { } sub => Text(container)!.Contains(sub, StringComparison.Ordinal),
+        string or Markup => throw new TemplateRuntimeException(TemplateErrorKind.Type, $"'in <string>' requires string as left operand, not {TypeName(item)}"),
         List<object?> list => list.Any(x => Eq(x, item)),
         OrderedDictionary<string, object?> dict => item is string key && dict.ContainsKey(key),
         Namespace ns => item is string key && ns.Attributes.ContainsKey(key),
@@ -305,6 +321,7 @@ internal static class Py
         List<object?> list => list,
         OrderedDictionary<string, object?> dict => dict.Keys.Cast<object?>().ToList(),
         string s => TextElements(s),
+        Markup m => TextElements(m.Text),
         Undefined => [],
         Namespace ns => ns.Attributes.Keys.Cast<object?>().ToList(),
         _ => throw new TemplateRuntimeException(TemplateErrorKind.Type, $"'{TypeName(value)}' object is not iterable"),
@@ -324,6 +341,7 @@ internal static class Py
     public static int Length(object? value) => value switch
     {
         string s => s.EnumerateRunes().Count(),
+        Markup m => m.Text.EnumerateRunes().Count(),
         List<object?> list => list.Count,
         OrderedDictionary<string, object?> dict => dict.Count,
         Undefined => 0,

@@ -11,7 +11,7 @@ internal sealed class GrammarRunner
 {
     public const int Dead = -1;
     private const int Root = -1;
-    private const int ChunkConfigs = 64;
+    private const int ChunkConfigs = 64;   // configurations allocated at a time
 
     private readonly Grammar _grammar;
     private readonly Dictionary<long, int> _nodeIds = [];
@@ -28,8 +28,7 @@ internal sealed class GrammarRunner
     private int[] _leafPool = new int[1024];
     private int _leafPoolCount;
     private int[] _buckets = new int[256];     // config id + 1, 0 empty; open addressing
-    private int[][] _transitions = new int[4][];   // [config / 64][(config % 64) * 256 + byte]: next + 2, 0 unknown
-    private int _chunks;
+    private int[] _transitions = new int[ChunkConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
 
     private int[] _leaves = new int[64];
     private int _leafCount;
@@ -62,16 +61,25 @@ internal sealed class GrammarRunner
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public int Next(int config, byte value)
     {
-        var chunk = _transitions[config / ChunkConfigs];
-        var slot = ((config % ChunkConfigs) << 8) | value;
-        var next = chunk[slot];
+        var slot = (config << 8) | value;
+        var next = _transitions[slot];
         if (next == 0)
         {
+            // Advance may grow the table: index it afresh.
             next = Advance(config, value) + 2;
-            chunk[slot] = next;
+            _transitions[slot] = next;
         }
         return next - 2;
     }
+
+    /// <summary>
+    /// The memo behind <see cref="Next"/>, [config * 256 + byte] = next + 2 (0 unknown, 1 dead), for loops that read it
+    /// directly; it is replaced whenever <see cref="Next"/> grows it.
+    /// </summary>
+    public int[] Transitions => _transitions;
+
+    /// <summary>Each configuration's <see cref="Cost"/>; replaced whenever <see cref="Next"/> grows it.</summary>
+    public int[] Costs => _configCost;
 
     /// <summary>Whether the bytes read so far are a whole sentence of the grammar.</summary>
     public bool Accepts(int config) => _configAccepts[config];
@@ -102,7 +110,7 @@ internal sealed class GrammarRunner
         ConfigCount = 0;
         _leafPoolCount = 0;
         Array.Clear(_buckets);
-        for (var c = 0; c < _chunks; c++) Array.Clear(_transitions[c]);
+        Array.Clear(_transitions);
         BeginStep();
         foreach (var chain in stacks)
         {
@@ -240,11 +248,7 @@ internal sealed class GrammarRunner
             Array.Resize(ref _configCost, size);
             Array.Resize(ref _configAccepts, size);
         }
-        if (id / ChunkConfigs == _chunks)
-        {
-            if (_chunks == _transitions.Length) Array.Resize(ref _transitions, _chunks * 2);
-            _transitions[_chunks++] ??= new int[ChunkConfigs * 256];
-        }
+        if (id * 256 == _transitions.Length) Array.Resize(ref _transitions, _transitions.Length * 2);
         if (_leafPoolCount + leaves.Length > _leafPool.Length) Array.Resize(ref _leafPool, Math.Max(_leafPool.Length * 2, _leafPoolCount + leaves.Length));
         leaves.CopyTo(_leafPool.AsSpan(_leafPoolCount));
         _configStart[id] = _leafPoolCount;

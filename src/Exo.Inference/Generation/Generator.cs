@@ -1,5 +1,6 @@
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
+using Exo.Text.Constraints;
 
 namespace Exo.Inference.Generation;
 
@@ -29,42 +30,114 @@ public sealed class Generator(IModelStage model)
     /// end-of-sequence token itself, which callers usually do not print).
     /// </summary>
     public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, SamplingParameters sampling, int maxNewTokens,
-        IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
+        IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default) =>
+        Generate(prompt, sampling, maxNewTokens, endTokens, null, cancellationToken);
+
+    /// <summary>
+    /// As above; with <paramref name="output"/> every token obeys its grammar, whose text is whole by the last token
+    /// the limit allows (a grammar whose shortest text does not fit throws <see cref="GrammarException"/>). Once the
+    /// text is whole and nothing may follow, generation stops even if the model has no end tokens.
+    /// </summary>
+    public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, SamplingParameters sampling, int maxNewTokens,
+        IReadOnlySet<int> endTokens, StructuredOutput? output, CancellationToken cancellationToken = default)
     {
-        if (prompt.Count == 0) throw new ArgumentException("the prompt has no tokens", nameof(prompt));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
-        var context = Model.Config.MaxPositionEmbeddings;
-        if (prompt.Count >= context)
-            throw new ArgumentException($"the prompt has {prompt.Count} tokens; the model's context is {context}", nameof(prompt));
-
-        var budget = Math.Min(maxNewTokens, context - prompt.Count);
-        using var cache = Model.CreateCache(prompt.Count + budget);
-        var sampler = new Sampler(sampling, Model.Config.VocabSize);
-        var promptTokens = prompt.ToArray();
-        sampler.Observe(promptTokens);
-
+        using var run = new Run(Model, new GenerationRequest(prompt, sampling, maxNewTokens, output), endTokens);
         var logits = new float[Model.Config.VocabSize];     // [vocab]
         int[] next = [0];
-        Model.ForwardTokens([new SequenceChunk(cache, promptTokens.Length)], promptTokens, logits);
-        for (var produced = 1; ; produced++)
+        Model.ForwardTokens([new SequenceChunk(run.Cache, run.Prompt.Length)], run.Prompt, logits);
+        while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var token = sampler.Sample(logits);
-            if (endTokens.Contains(token))
-            {
-                yield return new GeneratedToken(token, FinishReason.Stop);
-                yield break;
-            }
+            var step = run.Next(logits);
+            yield return step;
+            if (step.Finish is not null) yield break;
+            next[0] = step.Token;
+            Model.ForwardTokens([new SequenceChunk(run.Cache, 1)], next, logits);
+        }
+    }
 
-            if (produced == budget)
+    /// <summary>
+    /// Runs several generations in lock step, one batched forward pass per step for all that are still going: the
+    /// same tokens per request as <see cref="Generate(IReadOnlyList{int}, SamplingParameters, int, IReadOnlySet{int}, StructuredOutput?, CancellationToken)"/>
+    /// up to the batch's rounding, at a fraction of the passes. Every request's cache is held until all end.
+    /// </summary>
+    public List<GeneratedToken>[] GenerateBatch(IReadOnlyList<GenerationRequest> requests, IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
+    {
+        var runs = new List<Run>(requests.Count);
+        try
+        {
+            foreach (var request in requests) runs.Add(new Run(Model, request, endTokens));
+            var vocab = Model.Config.VocabSize;
+            var logits = new float[runs.Count * vocab];     // [active sequences, vocab]
+            var results = runs.Select(_ => new List<GeneratedToken>()).ToArray();
+            Model.ForwardTokens([.. runs.Select(r => new SequenceChunk(r.Cache, r.Prompt.Length))], [.. runs.SelectMany(r => r.Prompt)], logits);
+            var active = Enumerable.Range(0, runs.Count).ToList();
+            while (active.Count > 0)
             {
-                yield return new GeneratedToken(token, FinishReason.Length);
-                yield break;
+                cancellationToken.ThrowIfCancellationRequested();
+                var going = new List<int>(active.Count);
+                var tokens = new List<int>(active.Count);
+                for (var row = 0; row < active.Count; row++)
+                {
+                    var step = runs[active[row]].Next(logits.AsSpan(row * vocab, vocab));
+                    results[active[row]].Add(step);
+                    if (step.Finish is not null) continue;
+                    going.Add(active[row]);
+                    tokens.Add(step.Token);
+                }
+                active = going;
+                if (active.Count > 0) Model.ForwardTokens([.. active.Select(i => new SequenceChunk(runs[i].Cache, 1))], [.. tokens], logits);
             }
+            return results;
+        }
+        finally
+        {
+            foreach (var run in runs) run.Dispose();
+        }
+    }
 
-            yield return new GeneratedToken(token, null);
-            next[0] = token;
-            Model.ForwardTokens([new SequenceChunk(cache, 1)], next, logits);
+    /// <summary>One generation's cache, sampler and count, and the rule for when it ends.</summary>
+    private sealed class Run : IDisposable
+    {
+        private readonly Sampler _sampler;
+        private readonly TokenConstraint? _constraint;
+        private readonly IReadOnlySet<int> _endTokens;
+        private readonly int _budget;
+        private int _produced;
+
+        public Run(IModelStage model, GenerationRequest request, IReadOnlySet<int> endTokens)
+        {
+            if (request.Prompt.Count == 0) throw new ArgumentException("the prompt has no tokens", nameof(request));
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.MaxNewTokens);
+            var context = model.Config.MaxPositionEmbeddings;
+            if (request.Prompt.Count >= context)
+                throw new ArgumentException($"the prompt has {request.Prompt.Count} tokens; the model's context is {context}", nameof(request));
+
+            _budget = Math.Min(request.MaxNewTokens, context - request.Prompt.Count);
+            _endTokens = endTokens;
+            _constraint = request.Output?.Grammar.Start(request.Output.Vocabulary, endTokens, _budget);
+            _sampler = new Sampler(request.Sampling, model.Config.VocabSize, _constraint);
+            Prompt = [.. request.Prompt];
+            _sampler.Observe(Prompt);
+            Cache = model.CreateCache(Prompt.Length + _budget);
+        }
+
+        public int[] Prompt { get; }
+        public KvCache Cache { get; }
+
+        /// <summary>Samples the next token from the logits of the last position.</summary>
+        public GeneratedToken Next(ReadOnlySpan<float> logits)
+        {
+            var token = _sampler.Sample(logits);
+            _produced++;
+            if (_endTokens.Contains(token) || (_constraint is { IsComplete: true } && _endTokens.Count == 0)) return new GeneratedToken(token, FinishReason.Stop);
+            return new GeneratedToken(token, _produced == _budget ? FinishReason.Length : null);
+        }
+
+        public void Dispose()
+        {
+            Cache.Dispose();
+            _constraint?.Dispose();
         }
     }
 }

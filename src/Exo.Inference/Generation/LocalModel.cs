@@ -1,6 +1,7 @@
 using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Weights;
+using Exo.Text.Constraints;
 using Exo.Text.Templates;
 using Exo.Text.Tokenization;
 
@@ -13,6 +14,7 @@ namespace Exo.Inference.Generation;
 public sealed class LocalModel : IDisposable
 {
     private readonly Lazy<ChatTemplate> _template;
+    private readonly Lazy<TokenVocabulary> _vocabulary;
 
     private LocalModel(string directory, IModelStage model, Tokenizer tokenizer, SpecialTokenInfo special, Func<ChatTemplate> template)
     {
@@ -22,6 +24,7 @@ public sealed class LocalModel : IDisposable
         Special = special;
         Generator = new Generator(model);
         _template = new Lazy<ChatTemplate>(template);
+        _vocabulary = new Lazy<TokenVocabulary>(() => TokenVocabulary.FromTokenizer(tokenizer));
     }
 
     public string Directory { get; }
@@ -29,6 +32,9 @@ public sealed class LocalModel : IDisposable
     public Tokenizer Tokenizer { get; }
     public SpecialTokenInfo Special { get; }
     public Generator Generator { get; }
+
+    /// <summary>The bytes each token writes, for structured output: built on first use, then shared.</summary>
+    public TokenVocabulary Vocabulary => _vocabulary.Value;
 
     /// <summary>The model's own chat template; a folder without one is an error when first asked for.</summary>
     public ChatTemplate ChatTemplate => _template.Value;

@@ -21,10 +21,21 @@ public sealed record SamplingParameters
     public float FrequencyPenalty { get; init; }
     /// <summary>OpenAI's: subtracted once from every token that occurred.</summary>
     public float PresencePenalty { get; init; }
+    /// <summary>
+    /// OpenAI's logit_bias: added to a token's logit before the penalties, each in [-100, 100]; -100 bans the token
+    /// outright (its logit becomes negative infinity), unless an output grammar leaves nothing else.
+    /// </summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// <summary>Seed of the sampler's random stream; the same seed gives the same tokens.</summary>
     public ulong? Seed { get; init; }
 
+    /// <summary>The lowest logit bias, which bans a token.</summary>
+    public const float MinLogitBias = -100f;
+
     public bool IsGreedy => Temperature <= 0f;
+
+    /// <summary>Only temperature shapes the distribution: no top-k, top-p or min-p filter cuts it.</summary>
+    public bool IsUnfiltered => TopK == 0 && TopP >= 1f && MinP == 0f;
 
     /// <summary>Throws a clear error for values outside their meaningful range.</summary>
     public void Validate()
@@ -36,5 +47,10 @@ public sealed record SamplingParameters
         if (!(RepetitionPenalty > 0) || !float.IsFinite(RepetitionPenalty)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition_penalty must be positive");
         if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(FrequencyPenalty), FrequencyPenalty, "frequency_penalty must be in [-2, 2]");
         if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(PresencePenalty), PresencePenalty, "presence_penalty must be in [-2, 2]");
+        foreach (var (token, bias) in LogitBias ?? new Dictionary<int, float>())
+        {
+            if (token < 0) throw new ArgumentOutOfRangeException(nameof(LogitBias), token, "logit_bias token ids must not be negative");
+            if (!(bias >= MinLogitBias && bias <= -MinLogitBias)) throw new ArgumentOutOfRangeException(nameof(LogitBias), bias, $"logit_bias of token {token} must be in [-100, 100]");
+        }
     }
 }

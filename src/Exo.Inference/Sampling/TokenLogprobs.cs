@@ -10,7 +10,8 @@ public sealed record TokenLogprobs(float Logprob, TokenLogprob[] Top)
 
     /// <summary>
     /// Log-softmax of the raw logits (before penalties and temperature, as OpenAI reports them) for
-    /// <paramref name="token"/> and the <paramref name="top"/> most likely tokens, most likely first.
+    /// <paramref name="token"/> and the <paramref name="top"/> most likely tokens, most likely first. Tokens masked out
+    /// (negative infinity: an output grammar refuses them) are never among the top.
     /// </summary>
     public static TokenLogprobs Compute(ReadOnlySpan<float> logits, int token, int top)
     {
@@ -27,6 +28,7 @@ public sealed record TokenLogprobs(float Logprob, TokenLogprob[] Top)
         var count = 0;
         for (var i = 0; i < logits.Length; i++)
         {
+            if (float.IsNegativeInfinity(logits[i])) continue;
             if (count == best.Length && (best.Length == 0 || logits[i] <= best[^1].Logprob)) continue;
             var at = Math.Min(count, best.Length - 1);
             while (at > 0 && best[at - 1].Logprob < logits[i])
@@ -39,6 +41,7 @@ public sealed record TokenLogprobs(float Logprob, TokenLogprob[] Top)
             if (count < best.Length) count++;
         }
 
+        if (count < best.Length) best = best[..count];
         for (var i = 0; i < best.Length; i++) best[i] = best[i] with { Logprob = (float)(best[i].Logprob - logNormaliser) };
         return new TokenLogprobs((float)(logits[token] - logNormaliser), best);
     }

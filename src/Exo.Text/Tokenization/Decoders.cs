@@ -12,6 +12,8 @@ internal interface IDecoder
 
 internal sealed class SequenceDecoder(IReadOnlyList<IDecoder> steps) : IDecoder
 {
+    public IReadOnlyList<IDecoder> Steps => steps;
+
     public List<string> DecodeChain(List<string> tokens)
     {
         foreach (var step in steps)
@@ -41,6 +43,9 @@ internal sealed class ByteLevelDecoder : IDecoder
 
 internal sealed class ReplaceDecoder(string pattern, string content) : IDecoder
 {
+    public string Pattern => pattern;
+    public string Content => content;
+
     public List<string> DecodeChain(List<string> tokens) =>
         tokens.ConvertAll(t => t.Replace(pattern, content, StringComparison.Ordinal));
 }
@@ -101,7 +106,9 @@ internal sealed class FuseDecoder : IDecoder
 /// <summary>Removes up to <c>start</c> leading and <c>stop</c> trailing copies of a character from each piece.</summary>
 internal sealed class StripDecoder(char content, int start, int stop) : IDecoder
 {
-    public List<string> DecodeChain(List<string> tokens) => tokens.ConvertAll(token =>
+    public List<string> DecodeChain(List<string> tokens) => tokens.ConvertAll(Apply);
+
+    public string Apply(string token)
     {
         var from = 0;
         while (from < start && from < token.Length && token[from] == content)
@@ -114,12 +121,14 @@ internal sealed class StripDecoder(char content, int start, int stop) : IDecoder
             to--;
         }
         return token[from..to];
-    });
+    }
 }
 
 /// <summary>SentencePiece's Metaspace decoder: the replacement character becomes a space, dropped at the very start.</summary>
 internal sealed class MetaspaceDecoder(char replacement, bool stripLeading) : IDecoder
 {
+    public char Replacement => replacement;
+
     public List<string> DecodeChain(List<string> tokens)
     {
         var result = new List<string>(tokens.Count);

@@ -90,6 +90,16 @@ public sealed class Tokenizer
         return tokenizer;
     }
 
+    /// <summary>
+    /// The bytes token <paramref name="id"/> adds to decoded text after other tokens; null for a special token or an
+    /// unused id, which write no text of their own.
+    /// </summary>
+    internal byte[]? WrittenBytes(int id)
+    {
+        var token = IdToToken(id);
+        return token is null || _isSpecial[id] || _decoder is null ? null : TokenBytes.Of(_decoder, token);
+    }
+
     public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out var id) ? id : null;
 
     public string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;

@@ -1,0 +1,282 @@
+namespace Exo.Text.Constraints;
+
+/// <summary>
+/// Runs a <see cref="Grammar"/> over bytes as a deterministic automaton built lazily. A parse stack is a chain of
+/// interned nodes (a position in the code and the node to return to); a configuration is the set of stacks alive
+/// after the bytes read so far, each with a terminal on top, interned so that equal sets share one id. Each
+/// configuration's 256 transitions are computed on first use and remembered, so stepping a byte is usually one
+/// array read. One instance serves one request; it is not thread-safe.
+/// </summary>
+internal sealed class GrammarRunner
+{
+    public const int Dead = -1;
+    private const int Root = -1;
+    private const int ChunkConfigs = 64;   // configurations allocated at a time
+
+    private readonly Grammar _grammar;
+    private readonly Dictionary<long, int> _nodeIds = [];
+    private int[] _nodePosition = new int[256];
+    private int[] _nodeParent = new int[256];
+    private int[] _nodeCost = new int[256];
+    private int[] _nodeMark = new int[256];
+    private int _nodeCount;
+
+    private int[] _configStart = new int[ChunkConfigs];
+    private int[] _configLength = new int[ChunkConfigs];
+    private int[] _configCost = new int[ChunkConfigs];
+    private bool[] _configAccepts = new bool[ChunkConfigs];
+    private int[] _leafPool = new int[1024];
+    private int _leafPoolCount;
+    private int[] _buckets = new int[256];     // config id + 1, 0 empty; open addressing
+    private int[] _transitions = new int[ChunkConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
+
+    private int[] _leaves = new int[64];
+    private int _leafCount;
+    private bool _accepting;
+    private int[] _work = new int[64];
+    private int _workCount;
+    private int _stamp;
+
+    public GrammarRunner(Grammar grammar)
+    {
+        _grammar = grammar;
+    }
+
+    public int ConfigCount { get; private set; }
+
+    /// <summary>The configuration before any byte.</summary>
+    public int Start()
+    {
+        BeginStep();
+        var g = _grammar;
+        for (var a = g.RuleAlts[g.Start]; a < g.RuleAlts[g.Start + 1]; a++)
+        {
+            Continue(g.AltStarts[a], Root);
+        }
+        Drain();
+        return Intern();
+    }
+
+    /// <summary>The configuration after <paramref name="value"/>, or <see cref="Dead"/> where the grammar refuses it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public int Next(int config, byte value)
+    {
+        var slot = (config << 8) | value;
+        var next = _transitions[slot];
+        if (next == 0)
+        {
+            // Advance may grow the table: index it afresh.
+            next = Advance(config, value) + 2;
+            _transitions[slot] = next;
+        }
+        return next - 2;
+    }
+
+    /// <summary>
+    /// The memo behind <see cref="Next"/>, [config * 256 + byte] = next + 2 (0 unknown, 1 dead), for loops that read it
+    /// directly; it is replaced whenever <see cref="Next"/> grows it.
+    /// </summary>
+    public int[] Transitions => _transitions;
+
+    /// <summary>Each configuration's <see cref="Cost"/>; replaced whenever <see cref="Next"/> grows it.</summary>
+    public int[] Costs => _configCost;
+
+    /// <summary>Whether the bytes read so far are a whole sentence of the grammar.</summary>
+    public bool Accepts(int config) => _configAccepts[config];
+
+    /// <summary>Whether some byte may still follow.</summary>
+    public bool CanContinue(int config) => _configLength[config] > 0;
+
+    /// <summary>The fewest bytes that complete the sentence from this configuration.</summary>
+    public int Cost(int config) => _configCost[config];
+
+    /// <summary>
+    /// Forgets every configuration but <paramref name="config"/> (memory stays bounded over a long generation)
+    /// and returns its new id.
+    /// </summary>
+    public int Rebase(int config)
+    {
+        var stacks = new List<int[]>();
+        for (var i = 0; i < _configLength[config]; i++)
+        {
+            var chain = new List<int>();
+            for (var n = _leafPool[_configStart[config] + i]; n != Root; n = _nodeParent[n]) chain.Add(_nodePosition[n]);
+            chain.Reverse();
+            stacks.Add([.. chain]);
+        }
+        var accepts = _configAccepts[config];
+        _nodeIds.Clear();
+        _nodeCount = 0;
+        ConfigCount = 0;
+        _leafPoolCount = 0;
+        Array.Clear(_buckets);
+        Array.Clear(_transitions);
+        BeginStep();
+        foreach (var chain in stacks)
+        {
+            var node = Root;
+            foreach (var position in chain) node = NodeId(position, node);
+            AddLeaf(node);
+        }
+        _accepting = accepts;
+        return Intern();
+    }
+
+    private int Advance(int config, byte value)
+    {
+        BeginStep();
+        var g = _grammar;
+        var start = _configStart[config];
+        for (var i = 0; i < _configLength[config]; i++)
+        {
+            var node = _leafPool[start + i];
+            var position = _nodePosition[node];
+            if (g.Matches(g.Code[position], value)) Continue(position + 1, _nodeParent[node]);
+        }
+        Drain();
+        return Intern();
+    }
+
+    private void BeginStep()
+    {
+        _leafCount = 0;
+        _workCount = 0;
+        _accepting = false;
+        _stamp++;
+    }
+
+    /// <summary>Goes on at <paramref name="position"/> of an alternative: at its end, back to the caller.</summary>
+    private void Continue(int position, int parent)
+    {
+        if (_grammar.Code[position] != Grammar.End) Push(NodeId(position, parent));
+        else if (parent == Root) _accepting = true;
+        else Push(parent);
+    }
+
+    /// <summary>Expands the queued nodes down to terminals: a rule reference becomes one stack per alternative.</summary>
+    private void Drain()
+    {
+        var g = _grammar;
+        while (_workCount > 0)
+        {
+            var node = _work[--_workCount];
+            if (_nodeMark[node] == _stamp || _nodeCost[node] >= Grammar.Infinite) continue;
+            _nodeMark[node] = _stamp;
+            var position = _nodePosition[node];
+            var element = g.Code[position];
+            if (element >= 0)
+            {
+                AddLeaf(node);
+                continue;
+            }
+            // A call in tail position returns straight to this node's caller, so right recursion keeps stacks flat.
+            var parent = _nodeParent[node];
+            var caller = g.Code[position + 1] == Grammar.End ? parent : NodeId(position + 1, parent);
+            var rule = ~element;
+            for (var a = g.RuleAlts[rule]; a < g.RuleAlts[rule + 1]; a++)
+            {
+                var first = g.AltStarts[a];
+                if (g.Code[first] != Grammar.End) Push(NodeId(first, caller));
+                else if (caller == Root) _accepting = true;
+                else Push(caller);
+            }
+        }
+    }
+
+    private void Push(int node)
+    {
+        if (_workCount == _work.Length) Array.Resize(ref _work, _work.Length * 2);
+        _work[_workCount++] = node;
+    }
+
+    private void AddLeaf(int node)
+    {
+        if (_leafCount == _leaves.Length) Array.Resize(ref _leaves, _leaves.Length * 2);
+        _leaves[_leafCount++] = node;
+    }
+
+    private int NodeId(int position, int parent)
+    {
+        var key = ((long)position << 32) | (uint)(parent + 1);
+        if (_nodeIds.TryGetValue(key, out var id)) return id;
+        id = _nodeCount++;
+        if (id == _nodePosition.Length)
+        {
+            var size = id * 2;
+            Array.Resize(ref _nodePosition, size);
+            Array.Resize(ref _nodeParent, size);
+            Array.Resize(ref _nodeCost, size);
+            Array.Resize(ref _nodeMark, size);
+        }
+        _nodePosition[id] = position;
+        _nodeParent[id] = parent;
+        _nodeCost[id] = Grammar.Saturate((long)_grammar.PositionCost[position] + (parent == Root ? 0 : _nodeCost[parent]));
+        _nodeMark[id] = 0;
+        _nodeIds.Add(key, id);
+        return id;
+    }
+
+    /// <summary>The id of the configuration in the scratch leaves, added if new.</summary>
+    private int Intern()
+    {
+        if (_leafCount == 0 && !_accepting) return Dead;
+        var leaves = _leaves.AsSpan(0, _leafCount);
+        leaves.Sort();
+        var mask = _buckets.Length - 1;
+        for (var slot = Hash(_accepting, leaves) & mask; ; slot = (slot + 1) & mask)
+        {
+            var entry = _buckets[slot] - 1;
+            if (entry < 0)
+            {
+                var id = Add(leaves);
+                _buckets[slot] = id + 1;
+                if (ConfigCount * 2 > _buckets.Length) Rehash();
+                return id;
+            }
+            if (_configAccepts[entry] == _accepting && _leafPool.AsSpan(_configStart[entry], _configLength[entry]).SequenceEqual(leaves)) return entry;
+        }
+    }
+
+    private int Add(ReadOnlySpan<int> leaves)
+    {
+        var id = ConfigCount++;
+        if (id == _configStart.Length)
+        {
+            var size = id * 2;
+            Array.Resize(ref _configStart, size);
+            Array.Resize(ref _configLength, size);
+            Array.Resize(ref _configCost, size);
+            Array.Resize(ref _configAccepts, size);
+        }
+        if (id * 256 == _transitions.Length) Array.Resize(ref _transitions, _transitions.Length * 2);
+        if (_leafPoolCount + leaves.Length > _leafPool.Length) Array.Resize(ref _leafPool, Math.Max(_leafPool.Length * 2, _leafPoolCount + leaves.Length));
+        leaves.CopyTo(_leafPool.AsSpan(_leafPoolCount));
+        _configStart[id] = _leafPoolCount;
+        _configLength[id] = leaves.Length;
+        _leafPoolCount += leaves.Length;
+        _configAccepts[id] = _accepting;
+        var cost = _accepting ? 0 : Grammar.Infinite;
+        foreach (var leaf in leaves) cost = Math.Min(cost, _nodeCost[leaf]);
+        _configCost[id] = cost;
+        return id;
+    }
+
+    private void Rehash()
+    {
+        _buckets = new int[_buckets.Length * 2];
+        var mask = _buckets.Length - 1;
+        for (var id = 0; id < ConfigCount; id++)
+        {
+            var slot = Hash(_configAccepts[id], _leafPool.AsSpan(_configStart[id], _configLength[id])) & mask;
+            while (_buckets[slot] != 0) slot = (slot + 1) & mask;
+            _buckets[slot] = id + 1;
+        }
+    }
+
+    private static int Hash(bool accepts, ReadOnlySpan<int> leaves)
+    {
+        var hash = accepts ? 1 : 0;
+        foreach (var leaf in leaves) hash = hash * -1640531535 + leaf;
+        return hash;
+    }
+}

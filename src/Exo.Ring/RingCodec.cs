@@ -116,7 +116,15 @@ public static class RingCodec
             Traceparent = setup.Traceparent ?? "",
         };
         if (sampling.Seed is { } seed) wire.Sampling.Seed = seed;
+        foreach (var (token, bias) in sampling.LogitBias ?? new Dictionary<int, float>()) wire.Sampling.LogitBias[checked((uint)token)] = bias;
         if (options.TopLogprobs is { } top) wire.TopLogprobs = checked((uint)top);
+        if (options.Output is { } output)
+        {
+            wire.Output = new Contracts.V1.OutputConstraint { Prefix = output.Prefix, Suffix = output.Suffix };
+            if (output.Schema is { } schema) wire.Output.Schema = schema;
+            wire.GeneratedTokens = checked((uint)options.Generated);
+        }
+
         return wire;
     }
 
@@ -130,6 +138,8 @@ public static class RingCodec
             throw new RingMessageException($"max_tokens {setup.MaxTokens} must be in [1, context {setup.ContextTokens}]");
         if (setup.Prompt.Count == 0 || setup.Prompt.Count + setup.MaxTokens > setup.ContextTokens)
             throw new RingMessageException($"a prompt of {setup.Prompt.Count} tokens plus {setup.MaxTokens} new ones does not fit a context of {setup.ContextTokens}");
+        if (setup.GeneratedTokens > setup.Prompt.Count || (setup.GeneratedTokens > 0 && setup.Output is null))
+            throw new RingMessageException($"{setup.GeneratedTokens} generated tokens at the end of a prompt of {setup.Prompt.Count}, with{(setup.Output is null ? "out" : "")} an output constraint");
         if (setup.HasTopLogprobs && setup.TopLogprobs > TokenLogprobs.MaxTop)
             throw new RingMessageException($"top_logprobs {setup.TopLogprobs} is above {TokenLogprobs.MaxTop}");
 
@@ -143,6 +153,7 @@ public static class RingCodec
             FrequencyPenalty = sampling.FrequencyPenalty,
             PresencePenalty = sampling.PresencePenalty,
             Seed = sampling.HasSeed ? sampling.Seed : null,
+            LogitBias = LogitBias(sampling.LogitBias, limits),
         };
         try
         {
@@ -159,8 +170,37 @@ public static class RingCodec
             (int)setup.MaxTokens,
             TokenIds(setup.EndTokenIds, limits, "end_token_ids").ToHashSet(),
             TokenIds(setup.Prompt, limits, "the setup's prompt"),
-            setup.HasTopLogprobs ? (int)setup.TopLogprobs : null);
+            setup.HasTopLogprobs ? (int)setup.TopLogprobs : null,
+            Decode(setup.Output),
+            (int)setup.GeneratedTokens);
         return new RingSetup(setup.ModelId, options, setup.Traceparent.Length == 0 ? null : setup.Traceparent);
+    }
+
+    private static Dictionary<int, float>? LogitBias(Google.Protobuf.Collections.MapField<uint, float> wire, RingLimits limits)
+    {
+        if (wire.Count == 0) return null;
+        if (wire.Count > SamplingParameters.MostBiasedTokens) throw new RingMessageException($"a logit_bias of {wire.Count} tokens; at most {SamplingParameters.MostBiasedTokens} are taken");
+        var bias = new Dictionary<int, float>(wire.Count);
+        foreach (var (token, value) in wire)
+        {
+            if (token > int.MaxValue || (limits.VocabSize is { } vocab && token >= vocab))
+                throw new RingMessageException($"logit_bias names token {token}, outside the vocabulary{(limits.VocabSize is { } v ? $" of {v}" : "")}");
+            if (!(value >= -100 && value <= 100)) throw new RingMessageException($"logit_bias {value} for token {token} is outside [-100, 100]");
+            bias[(int)token] = value;
+        }
+
+        return bias;
+    }
+
+    /// <summary>The most characters of an output constraint's text (its schema, prefix and suffix together) the codec takes.</summary>
+    public const int MostConstraintChars = 1 << 20;
+
+    private static Inference.Sampling.OutputConstraint? Decode(Contracts.V1.OutputConstraint? output)
+    {
+        if (output is null) return null;
+        var length = (long)output.Prefix.Length + output.Suffix.Length + (output.HasSchema ? output.Schema.Length : 0);
+        if (length > MostConstraintChars) throw new RingMessageException($"an output constraint of {length} characters; at most {MostConstraintChars} are taken");
+        return new Inference.Sampling.OutputConstraint(output.Prefix, output.HasSchema ? output.Schema : null, output.Suffix);
     }
 
     private static RingTokens Decode(TokenIds tokens, RingLimits limits, int maxPositions)

@@ -56,6 +56,22 @@ public sealed class OllamaApiTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     }
 
     [Fact]
+    public async Task FormatConstrainsTheAnswerToJsonOrASchema()
+    {
+        var request = Chat(Question, new RequestOptions { NumPredict = 48 }, stream: false);
+        request.Format = "json";
+        var json = Assert.IsType<ChatDoneResponseStream>(Assert.Single(await All(_ollama.ChatAsync(request))));
+        Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(json.Message.Content!).RootElement.ValueKind);
+
+        var schema = JsonDocument.Parse("""{"type": "object", "properties": {"name": {"type": "string", "maxLength": 16}, "age": {"type": "integer"}}, "required": ["name", "age"]}""").RootElement;
+        var answer = string.Concat((await All(_ollama.GenerateAsync(new GenerateRequest { Model = "exo-tiny", Prompt = Question, Format = schema, Options = new RequestOptions { NumPredict = 48 } })))
+            .Select(c => c.Response));
+        var person = JsonDocument.Parse(answer).RootElement;
+        Assert.Equal(JsonValueKind.String, person.GetProperty("name").ValueKind);
+        Assert.True(person.GetProperty("age").TryGetInt64(out _), answer);
+    }
+
+    [Fact]
     public async Task ChatAtTemperatureZeroAnswersWhatTheOpenAiEndpointDoes()
     {
         var (expected, promptTokens) = await ChatGreedy(this, Question, 24);
@@ -260,8 +276,7 @@ public sealed class OllamaApiTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": 5}]}""", 400, "'messages[0].content' must be a string")]
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi", "images": ["aGk="]}]}""", 400, "images are not supported")]
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}""", 400, "tools are not supported yet")]
-    [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "format": "json"}""", 400, "format is not supported yet")]
-    [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "format": {"type": "object"}}""", 400, "format is not supported yet")]
+    [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "format": {"type": "object", "properties": {"a": {"type": "wat"}}}}""", 400, "'format' cannot be enforced")]
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "format": "xml"}""", 400, "'format' must be")]
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "think": true}""", 400, "does not support thinking")]
     [InlineData("/api/chat", """{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}""", 400, "'stream' must be a boolean")]

@@ -228,7 +228,7 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     [InlineData("[1, 2]", 400, null)]
     [InlineData("""{"model": "exo-tiny"}""", 400, "messages")]
     [InlineData("""{"model": "exo-tiny", "messages": [{"role": "wizard", "content": "hi"}]}""", 400, "messages[0].role")]
-    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "n": 2}""", 400, "n")]
+    [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "n": 17}""", 400, "n")]
     [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}""", 400, "max_tokens")]
     [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}""", 400, "top_logprobs")]
     [InlineData("""{"model": "exo-tiny", "messages": [{"role": "user", "content": "hi"}], "stop": 7}""", 400, "stop")]

@@ -44,7 +44,7 @@ public static class OllamaApi
         var common = request.Common;
         var reply = new OllamaReply(chat: true, common.Name, started);
         if (ids is null) await WriteJson(http, 200, w => reply.Done(w, common.Unload ? "unload" : "load"));
-        else await RunAsync(http, telemetry, "chat", reply, new CompletionRunner(backend, admission, common.Model, ids, common.Options, "messages"), null, cancellationToken);
+        else await RunAsync(http, telemetry, "chat", reply, Runner(backend, admission, common, ids, "messages"), null, cancellationToken);
     }
 
     private static async Task Generate(HttpContext http, RequestBodyReader body, PromptGate gate, ModelCatalog catalog, IGenerationBackend backend,
@@ -67,7 +67,15 @@ public static class OllamaApi
 
         // The context for a next request: this prompt and the answer, which is tokenized again. A raw prompt returns none, as Ollama's.
         Func<string, int[]>? context = request.Raw ? null : text => [.. ids, .. common.Model.Tokenizer.Encode(text, addSpecialTokens: false)];
-        await RunAsync(http, telemetry, "text_completion", reply, new CompletionRunner(backend, admission, common.Model, ids, common.Options, "prompt"), context, cancellationToken);
+        await RunAsync(http, telemetry, "text_completion", reply, Runner(backend, admission, common, ids, "prompt"), context, cancellationToken);
+    }
+
+    /// <summary>The generation, its format checked before anything runs.</summary>
+    private static CompletionRunner Runner(IGenerationBackend backend, AdmissionControl admission, OllamaRequest common, int[] ids, string promptParam)
+    {
+        var runner = new CompletionRunner(backend, admission, common.Model, ids, common.Options, promptParam, common.Output);
+        if (common.Output is { } output) common.Model.CheckOutput(output, runner.MaxTokens, "format");
+        return runner;
     }
 
     private static async Task Show(HttpContext http, RequestBodyReader body, ModelCatalog catalog, CancellationToken cancellationToken)

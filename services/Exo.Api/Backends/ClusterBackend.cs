@@ -150,7 +150,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         var replies = ring.Open(id);
         if (replies is null) return new Attempt(ring, id, null, cancellationToken);
         var prompt = sent.Count == 0 ? request.Prompt : [.. request.Prompt, .. sent];
-        var resumed = request with { Prompt = prompt, MaxTokens = request.MaxTokens - sent.Count };
+        var resumed = request with { Prompt = prompt, MaxTokens = request.MaxTokens - sent.Count, Generated = request.Generated + sent.Count };
         ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(prompt), Setup(model, resumed)));
         return new Attempt(ring, id, replies, cancellationToken);
     }
@@ -223,7 +223,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     /// <summary>The request's setup; the current span, when there is one, becomes the parent of every stage's spans.</summary>
     private static RingSetup Setup(string model, GenerationRequest request) => new(
         model,
-        new RequestOptions(request.Prompt.Length + request.MaxTokens, request.Sampling, request.MaxTokens, request.EndTokens, request.Prompt, request.TopLogprobs),
+        new RequestOptions(request.Prompt.Length + request.MaxTokens, request.Sampling, request.MaxTokens, request.EndTokens, request.Prompt, request.TopLogprobs,
+            request.Output, request.Generated),
         Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity ? activity.Id : null);
 
     private static Exception Failure(RingError error) => error.Code switch

@@ -3,13 +3,19 @@ using Exo.Inference.Sampling;
 
 namespace Exo.Api.Backends;
 
-/// <summary>What the gateway asks of whatever runs the model: token ids in, sampled tokens out.</summary>
+/// <summary>
+/// What the gateway asks of whatever runs the model: token ids in, sampled tokens out, the output constrained to
+/// <paramref name="Output"/> when given. A request resumed on another ring carries the <paramref name="Generated"/> tokens
+/// it had produced at the end of its prompt, which the constraint takes as its output so far.
+/// </summary>
 public sealed record GenerationRequest(
     int[] Prompt,
     SamplingParameters Sampling,
     int MaxTokens,
     IReadOnlySet<int> EndTokens,
-    int? TopLogprobs);
+    int? TopLogprobs,
+    OutputConstraint? Output = null,
+    int Generated = 0);
 
 /// <summary>One sampled token; the last carries the finish reason.</summary>
 public readonly record struct GenerationEvent(int Token, FinishReason? Finish, TokenLogprobs? Logprobs);

@@ -23,7 +23,7 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
         foreach (var model in catalog.Models)
         {
             var stage = StageLoader.Load(model.Directory, null, new BackendOptions());
-            var runtime = new StageRuntime(stage, kvBudgetBytes);
+            var runtime = new StageRuntime(stage, kvBudgetBytes, model.Grammars);
             _models.Add(model.Id, (stage, runtime));
             _dispatchers.Add(Task.Run(() => DispatchAsync(runtime)));
         }
@@ -45,7 +45,7 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
         var runtime = entry.Runtime;
         var id = Guid.NewGuid().ToString("N");
         var options = new RequestOptions(request.Prompt.Length + request.MaxTokens, request.Sampling, request.MaxTokens,
-            request.EndTokens, request.Prompt, request.TopLogprobs);
+            request.EndTokens, request.Prompt, request.TopLogprobs, request.Output, request.Generated);
         var channel = Channel.CreateUnbounded<StageResult>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         _requests[id] = channel;
         try

@@ -4,6 +4,7 @@ using Exo.Api.Backends;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
 using Exo.Inference.Generation;
+using Exo.Inference.Sampling;
 
 namespace Exo.Api.Completions;
 
@@ -26,12 +27,15 @@ internal sealed class CompletionRunner
     private readonly AdmissionControl _admission;
     private readonly ServedModel _model;
     private readonly int[] _prompt;
+    private readonly OutputConstraint? _output;
 
     /// <summary>
     /// Checks the request's length against the model's context, so a 400 goes out before any response starts;
-    /// <paramref name="promptParam"/> is the field the prompt came from (messages or prompt), named in the error.
+    /// <paramref name="promptParam"/> is the field the prompt came from (messages or prompt), named in the error. The
+    /// <paramref name="output"/>, if any, is what the text must be (a JSON format or a forced tool call).
     /// </summary>
-    public CompletionRunner(IGenerationBackend backend, AdmissionControl admission, ServedModel model, int[] prompt, GenerationOptions options, string promptParam)
+    public CompletionRunner(IGenerationBackend backend, AdmissionControl admission, ServedModel model, int[] prompt, GenerationOptions options, string promptParam,
+        OutputConstraint? output = null)
     {
         var context = model.ContextLength;
         if (prompt.Length == 0) throw OpenAiException.BadRequest("the prompt is empty", promptParam);
@@ -55,10 +59,14 @@ internal sealed class CompletionRunner
                 promptParam, "context_length_exceeded");
         }
 
+        if (options.Sampling.LogitBias?.Keys.FirstOrDefault(t => t >= model.Config.VocabSize, -1) is >= 0 and var outside)
+            throw OpenAiException.BadRequest($"'logit_bias' names token {outside}; the model's vocabulary has {model.Config.VocabSize}", "logit_bias", "invalid_value");
+
         _backend = backend;
         _admission = admission;
         _model = model;
         _prompt = prompt;
+        _output = output;
         MaxTokens = options.MaxTokens ?? context - prompt.Length;
         Options = options;
     }
@@ -76,7 +84,7 @@ internal sealed class CompletionRunner
     /// </summary>
     public async IAsyncEnumerable<CompletionDelta> RunAsync(CompletionTrace trace, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var request = new GenerationRequest(_prompt, Options.Sampling, MaxTokens, _model.Special.StopTokenIds, Options.TopLogprobs);
+        var request = new GenerationRequest(_prompt, Options.Sampling, MaxTokens, _model.Special.StopTokenIds, Options.TopLogprobs, _output);
         var decoder = _model.Tokenizer.CreateDecoder(skipSpecialTokens: true);
         var stops = new StopSequenceBuffer(Options.Stop);
 

@@ -1,8 +1,11 @@
 using Exo.Api.OpenAi;
 using Exo.Inference;
 using Exo.Inference.Model;
+using Exo.Inference.Sampling;
+using Exo.Text.Constraints;
 using Exo.Text.Templates;
 using Exo.Text.Tokenization;
+using Exo.Text.ToolCalls;
 
 namespace Exo.Api.Models;
 
@@ -14,6 +17,8 @@ public sealed record ServedModel(
     Tokenizer Tokenizer,
     SpecialTokenInfo Special,
     ChatTemplate? Template,
+    ToolCallSyntax ToolSyntax,
+    OutputGrammars Grammars,
     DateTimeOffset Created)
 {
     public int ContextLength => Config.MaxPositionEmbeddings;
@@ -33,6 +38,22 @@ public sealed record ServedModel(
                 $"the prompt has {text.Length} characters, more than the model's context of {ContextLength} tokens can hold (at most {most} characters)",
                 param, "context_length_exceeded");
     }
+
+    /// <summary>
+    /// Refuses, before anything runs, an output constraint the last stage could not start: a schema it cannot enforce, or
+    /// one whose shortest answer does not fit <paramref name="maxTokens"/>.
+    /// </summary>
+    public void CheckOutput(OutputConstraint output, int maxTokens, string param)
+    {
+        try
+        {
+            Grammars.Start(output, Special.StopTokenIds, maxTokens);
+        }
+        catch (GrammarException e)
+        {
+            throw OpenAiException.BadRequest($"'{param}' cannot be enforced: {e.Message}", param, "invalid_value");
+        }
+    }
 }
 
 /// <summary>The models this API serves, by id (the folder's name), loaded once at start.</summary>
@@ -49,8 +70,12 @@ public sealed class ModelCatalog
             if (!System.IO.Directory.Exists(full)) throw new ModelFormatException($"model folder '{full}' does not exist");
             var id = Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar));
             var tokenizer = Tokenizer.FromModelDirectory(full);
+            var template = TryTemplate(full);
+            // Calls are read in the form of the template that renders tools: tool_use where there is one.
+            var toolTemplate = template?.Sources is { } sources ? sources.Named?.GetValueOrDefault("tool_use") ?? sources.Default : null;
             _models[id] = new ServedModel(id, full, ModelConfig.Load(full), tokenizer, SpecialTokenInfo.FromModelDirectory(full, tokenizer),
-                TryTemplate(full), new DateTimeOffset(System.IO.Directory.GetLastWriteTimeUtc(full)));
+                template, ToolCallSyntax.ForTemplate(toolTemplate), new OutputGrammars(TokenVocabulary.FromTokenizer(tokenizer)),
+                new DateTimeOffset(System.IO.Directory.GetLastWriteTimeUtc(full)));
         }
 
         if (_models.Count == 0) throw new ModelFormatException("no model folders are configured (Api:Models)");

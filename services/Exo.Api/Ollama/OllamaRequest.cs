@@ -2,16 +2,17 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Exo.Api.Models;
 using Exo.Api.OpenAi;
+using Exo.Inference.Sampling;
 
 namespace Exo.Api.Ollama;
 
 /// <summary>
 /// The fields /api/chat and /api/generate share, validated: the model by its Ollama name (<see cref="Name"/>, as the
-/// answers repeat it), <c>stream</c> (true unless false), <c>options</c>, and <c>keep_alive</c> (a duration or seconds;
-/// models stay loaded here whatever it says, but a zero asks to unload). <c>format</c>, <c>think</c> and
-/// <c>template</c> are refused unless neutral.
+/// answers repeat it), <c>stream</c> (true unless false), <c>options</c>, <c>format</c> (the output constrained to JSON
+/// or a schema), and <c>keep_alive</c> (a duration or seconds; models stay loaded here whatever it says, but a zero asks
+/// to unload). <c>think</c> and <c>template</c> are refused unless neutral.
 /// </summary>
-internal sealed partial record OllamaRequest(string Name, ServedModel Model, bool Unload, GenerationOptions Options)
+internal sealed partial record OllamaRequest(string Name, ServedModel Model, bool Unload, GenerationOptions Options, OutputConstraint? Output)
 {
     public static OllamaRequest Read(RequestReader r, ModelCatalog catalog)
     {
@@ -22,34 +23,25 @@ internal sealed partial record OllamaRequest(string Name, ServedModel Model, boo
         var template = r.String("template");
         var model = OllamaModel.Find(catalog, name);
 
-        RefuseFormat(r.Field("format"));
+        var output = Format(r.Field("format"));
         RefuseThinking(r.Field("think"), name);
         if (!string.IsNullOrEmpty(template))
             throw OpenAiException.BadRequest("'template' is not supported: the model's own chat template renders prompts; to send a prompt rendered yourself, use /api/generate with raw: true",
                 "template", "unsupported_value");
 
         var options = new GenerationOptions(model.Id, stream, IncludeUsage: false, sampling.MaxTokens, OllamaSampling.MaxTokensParam, sampling.Parameters, sampling.Stop, TopLogprobs: null);
-        return new OllamaRequest(name, model, unload, options);
+        return new OllamaRequest(name, model, unload, options, output);
     }
 
-    /// <summary>
-    /// Constrained decoding plugs in here: "json" or a JSON schema object would become a constraint on
-    /// <see cref="GenerationOptions"/>; until the engine has one they are refused rather than ignored.
-    /// </summary>
-    private static void RefuseFormat(JsonElement? format)
+    /// <summary>"json": any JSON object; a JSON schema object: a value matching it; both enforced by constrained decoding.</summary>
+    private static OutputConstraint? Format(JsonElement? format) => format switch
     {
-        switch (format)
-        {
-            case null:
-            case { ValueKind: JsonValueKind.String } empty when empty.GetString() == "":
-                return;
-            case { ValueKind: JsonValueKind.String } json when json.GetString() == "json":
-            case { ValueKind: JsonValueKind.Object }:
-                throw OpenAiException.BadRequest("format is not supported yet: the output cannot be constrained to JSON or a schema", "format", "unsupported_value");
-            default:
-                throw OpenAiException.BadRequest("'format' must be \"json\" or a JSON schema object", "format", "invalid_value");
-        }
-    }
+        null => null,
+        { ValueKind: JsonValueKind.String } empty when empty.GetString() == "" => null,
+        { ValueKind: JsonValueKind.String } json when json.GetString() == "json" => new OutputConstraint("", null, ""),
+        { ValueKind: JsonValueKind.Object } schema => new OutputConstraint("", schema.GetRawText(), ""),
+        _ => throw OpenAiException.BadRequest("'format' must be \"json\" or a JSON schema object", "format", "invalid_value"),
+    };
 
     /// <summary>No model served here thinks: think may be false (or absent), nothing else.</summary>
     private static void RefuseThinking(JsonElement? think, string name)

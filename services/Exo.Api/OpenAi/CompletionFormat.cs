@@ -1,20 +1,26 @@
 using System.Text.Json;
 using Exo.Api.Completions;
+using Exo.Text.ToolCalls;
 
 namespace Exo.Api.OpenAi;
 
 /// <summary>What every completion object and chunk of one response shares.</summary>
 internal sealed record CompletionHeader(string Id, long Created, string Model);
 
+/// <summary>A tool call with its place among the calls of its choice (a stream's delta.tool_calls[].index).</summary>
+internal sealed record IndexedToolCall(int Index, ToolCall Call);
+
 /// <summary>
-/// A piece of a completion in the terms both OpenAI APIs share: where its text starts in the whole completion, the
-/// speaker's role (the chat stream's first chunk), text, the logprobs of the tokens behind it, the finish reason, and
-/// usage (a stream's last chunk). A whole, unstreamed completion is one chunk too.
+/// A piece of one choice of a completion in the terms both OpenAI APIs share: the choice's index, where its text starts
+/// in the choice's whole text, the speaker's role (the chat stream's first chunk), text, tool calls, the logprobs of the
+/// tokens behind it, the finish reason, and usage (a stream's last chunk). A whole, unstreamed choice is one chunk too.
 /// </summary>
 internal sealed record CompletionChunk(
+    int Index = 0,
     int Offset = 0,
     string? Role = null,
     string? Text = null,
+    IReadOnlyList<IndexedToolCall>? ToolCalls = null,
     IReadOnlyList<LogprobEntry>? Logprobs = null,
     string? FinishReason = null,
     Usage? Usage = null);
@@ -30,8 +36,8 @@ internal abstract class CompletionFormat
     /// <summary>The operation, as OpenTelemetry's gen_ai conventions name it; the span is named after it.</summary>
     public abstract string Operation { get; }
 
-    /// <summary>The answer to a request that did not ask to stream.</summary>
-    public abstract void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, CompletionChunk whole);
+    /// <summary>The answer to a request that did not ask to stream: each choice whole, then the usage of them all.</summary>
+    public abstract void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, IReadOnlyList<CompletionChunk> choices, Usage usage);
 
     /// <summary>One event of a stream; on a stream asked for usage every chunk carries "usage", null until the last.</summary>
     public abstract void WriteChunk(Utf8JsonWriter w, CompletionHeader header, CompletionChunk chunk, bool includeUsage);
@@ -56,24 +62,51 @@ internal abstract class CompletionFormat
         public override string IdPrefix => "chatcmpl-";
         public override string Operation => "chat";
 
-        public override void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, CompletionChunk whole)
+        public override void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, IReadOnlyList<CompletionChunk> choices, Usage usage)
         {
             w.WriteStartObject();
             Envelope(w, header, "chat.completion");
             w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", 0);
-            w.WriteStartObject("message");
-            w.WriteString("role", "assistant");
-            w.WriteString("content", whole.Text ?? "");
-            w.WriteNull("refusal");
-            w.WriteEndObject();
-            OpenAiJson.ChatLogprobs(w, whole.Logprobs);
-            OpenAiJson.WriteStringOrNull(w, "finish_reason", whole.FinishReason);
-            w.WriteEndObject();
+            foreach (var choice in choices)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("index", choice.Index);
+                w.WriteStartObject("message");
+                w.WriteString("role", "assistant");
+                // A message that only calls functions has no content, as OpenAI sends it.
+                if (choice.ToolCalls is { Count: > 0 } && string.IsNullOrEmpty(choice.Text)) w.WriteNull("content");
+                else w.WriteString("content", choice.Text ?? "");
+                w.WriteNull("refusal");
+                if (choice.ToolCalls is { Count: > 0 } calls) ToolCalls(w, calls, streamed: false);
+                w.WriteEndObject();
+                OpenAiJson.ChatLogprobs(w, choice.Logprobs);
+                OpenAiJson.WriteStringOrNull(w, "finish_reason", choice.FinishReason);
+                w.WriteEndObject();
+            }
+
             w.WriteEndArray();
-            if (whole.Usage is { } usage) OpenAiJson.UsageObject(w, usage);
+            OpenAiJson.UsageObject(w, usage);
             w.WriteEndObject();
+        }
+
+        /// <summary>tool_calls: whole in a message; in a stream each call comes whole in one delta, with its index.</summary>
+        private static void ToolCalls(Utf8JsonWriter w, IReadOnlyList<IndexedToolCall> calls, bool streamed)
+        {
+            w.WriteStartArray("tool_calls");
+            foreach (var (index, call) in calls)
+            {
+                w.WriteStartObject();
+                if (streamed) w.WriteNumber("index", index);
+                w.WriteString("id", call.Id);
+                w.WriteString("type", "function");
+                w.WriteStartObject("function");
+                w.WriteString("name", call.Name);
+                w.WriteString("arguments", call.Arguments);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
         }
 
         /// <summary>A delta (role on the first, content after), or the finish, or (choices empty) usage.</summary>
@@ -85,10 +118,11 @@ internal abstract class CompletionFormat
             if (chunk.Usage is null)
             {
                 w.WriteStartObject();
-                w.WriteNumber("index", 0);
+                w.WriteNumber("index", chunk.Index);
                 w.WriteStartObject("delta");
                 if (chunk.Role is not null) w.WriteString("role", chunk.Role);
                 if (chunk.Text is not null) w.WriteString("content", chunk.Text);
+                if (chunk.ToolCalls is { Count: > 0 } calls) ToolCalls(w, calls, streamed: true);
                 w.WriteEndObject();
                 OpenAiJson.ChatLogprobs(w, chunk.Logprobs);
                 OpenAiJson.WriteStringOrNull(w, "finish_reason", chunk.FinishReason);
@@ -106,27 +140,37 @@ internal abstract class CompletionFormat
         public override string IdPrefix => "cmpl-";
         public override string Operation => "text_completion";
 
-        public override void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, CompletionChunk whole) => Write(w, header, whole, false);
+        public override void WriteCompletion(Utf8JsonWriter w, CompletionHeader header, IReadOnlyList<CompletionChunk> choices, Usage usage)
+        {
+            w.WriteStartObject();
+            Envelope(w, header, "text_completion");
+            w.WriteStartArray("choices");
+            foreach (var choice in choices) Choice(w, choice);
+            w.WriteEndArray();
+            OpenAiJson.UsageObject(w, usage);
+            w.WriteEndObject();
+        }
 
         public override void WriteChunk(Utf8JsonWriter w, CompletionHeader header, CompletionChunk chunk, bool includeUsage) => Write(w, header, chunk, includeUsage);
 
-        /// <summary>The legacy API uses one shape for objects and chunks; a stream's usage chunk has no choices.</summary>
+        private static void Choice(Utf8JsonWriter w, CompletionChunk chunk)
+        {
+            w.WriteStartObject();
+            w.WriteString("text", chunk.Text ?? "");
+            w.WriteNumber("index", chunk.Index);
+            OpenAiJson.TextLogprobs(w, chunk.Logprobs, chunk.Offset);
+            OpenAiJson.WriteStringOrNull(w, "finish_reason", chunk.FinishReason);
+            w.WriteEndObject();
+        }
+
+        /// <summary>A chunk has the shape of an object of one choice; a stream's usage chunk has no choices.</summary>
         private static void Write(Utf8JsonWriter w, CompletionHeader header, CompletionChunk chunk, bool includeUsage)
         {
             var usageOnly = includeUsage && chunk.Usage is not null;
             w.WriteStartObject();
             Envelope(w, header, "text_completion");
             w.WriteStartArray("choices");
-            if (!usageOnly)
-            {
-                w.WriteStartObject();
-                w.WriteString("text", chunk.Text ?? "");
-                w.WriteNumber("index", 0);
-                OpenAiJson.TextLogprobs(w, chunk.Logprobs, chunk.Offset);
-                OpenAiJson.WriteStringOrNull(w, "finish_reason", chunk.FinishReason);
-                w.WriteEndObject();
-            }
-
+            if (!usageOnly) Choice(w, chunk);
             w.WriteEndArray();
             ChunkUsage(w, chunk.Usage, includeUsage);
             w.WriteEndObject();

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Exo.Inference.Sampling;
+using Exo.Text.ToolCalls;
 
 namespace Exo.Api.OpenAi;
 
@@ -15,13 +16,16 @@ internal sealed record GenerationOptions(
     string? MaxTokensParam,
     SamplingParameters Sampling,
     IReadOnlyList<string> Stop,
-    int? TopLogprobs)
+    int? TopLogprobs,
+    int Choices = 1)
 {
+    /// <summary>Most choices (n) one request may ask for: each runs as its own generation.</summary>
+    public const int MostChoices = 16;
+
     public static GenerationOptions Read(RequestReader r, int defaultMaxTokens, bool chat)
     {
         var model = r.RequiredString("model");
-        var n = r.Integer("n", 1, 128) ?? 1;
-        if (n != 1) throw OpenAiException.BadRequest("only n = 1 is supported", "n", "unsupported_value");
+        var n = (int)(r.Integer("n", 1, MostChoices) ?? 1);
 
         var stream = r.Bool("stream") ?? false;
         var includeUsage = false;
@@ -61,15 +65,44 @@ internal sealed record GenerationOptions(
             FrequencyPenalty = (float)(r.Number("frequency_penalty", -2, 2) ?? 0),
             PresencePenalty = (float)(r.Number("presence_penalty", -2, 2) ?? 0),
             Seed = seed is { } s ? unchecked((ulong)s) : null,
+            LogitBias = LogitBias(r),
         };
         if (sampling.TopP <= 0) throw OpenAiException.BadRequest("'top_p' must be greater than 0", "top_p", "invalid_value");
 
-        return new GenerationOptions(model, stream, includeUsage, maxTokens, maxTokensParam, sampling, r.Strings("stop", 4), topLogprobs);
+        return new GenerationOptions(model, stream, includeUsage, maxTokens, maxTokensParam, sampling, r.Strings("stop", 4), topLogprobs, n);
+    }
+
+    /// <summary>OpenAI's logit_bias: token ids (as strings) to a bias in [-100, 100]; checked against the vocabulary once the model is known.</summary>
+    private static Dictionary<int, float>? LogitBias(RequestReader r)
+    {
+        if (r.Field("logit_bias") is not { } field) return null;
+        if (field.ValueKind != JsonValueKind.Object) throw OpenAiException.BadRequest("'logit_bias' must be an object of token ids to biases", "logit_bias", "invalid_type");
+        var bias = new Dictionary<int, float>();
+        foreach (var entry in field.EnumerateObject())
+        {
+            if (bias.Count == SamplingParameters.MostBiasedTokens) throw OpenAiException.BadRequest($"'logit_bias' may name at most {SamplingParameters.MostBiasedTokens} tokens", "logit_bias", "invalid_value");
+            if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var token))
+                throw OpenAiException.BadRequest($"'logit_bias' key '{entry.Name}' is not a token id", "logit_bias", "invalid_value");
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetDouble(out var value) || value < -100 || value > 100)
+                throw OpenAiException.BadRequest($"'logit_bias' for token {token} must be a number between -100 and 100", "logit_bias", "invalid_value");
+            bias[token] = (float)value;
+        }
+
+        return bias.Count == 0 ? null : bias;
     }
 }
 
-/// <summary>A validated POST /v1/chat/completions body.</summary>
-internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElement Messages, JsonElement? Tools, IReadOnlyDictionary<string, object?> TemplateArguments)
+/// <summary>
+/// A validated POST /v1/chat/completions body: <paramref name="ToolsJson"/> as the template sees them, <paramref name="Tools"/>
+/// as the answer is read for calls, and the output the response_format asks for.
+/// </summary>
+internal sealed record ChatCompletionRequest(
+    GenerationOptions Options,
+    JsonElement Messages,
+    JsonElement? ToolsJson,
+    ChatTools Tools,
+    OutputConstraint? Format,
+    IReadOnlyDictionary<string, object?> TemplateArguments)
 {
     private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
 
@@ -80,9 +113,10 @@ internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElem
         if (r.Field("messages") is not { ValueKind: JsonValueKind.Array } messages || messages.GetArrayLength() == 0)
             throw OpenAiException.BadRequest("'messages' must be a non-empty array", "messages", "invalid_value");
 
-        var tools = r.Field("tools") is { } t
-            ? t.ValueKind == JsonValueKind.Array ? t : throw OpenAiException.BadRequest("'tools' must be an array", "tools", "invalid_type")
-            : (JsonElement?)null;
+        var tools = ChatTools.Parse(r);
+        var format = ResponseFormat.Parse(r);
+        if (format is not null && tools.Forced is not null)
+            throw OpenAiException.BadRequest("a forced tool call (tool_choice 'required' or a function) is its own format; it cannot be combined with a JSON 'response_format'", "response_format", "invalid_value");
 
         // chat_template_kwargs (as vLLM names it) reach the template, e.g. enable_thinking.
         var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -92,7 +126,7 @@ internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElem
             foreach (var p in kwargs.EnumerateObject()) arguments[p.Name] = p.Value.Clone();
         }
 
-        return new ChatCompletionRequest(options, Normalize(messages), tools, arguments);
+        return new ChatCompletionRequest(options, Normalize(messages), tools.Functions.Count > 0 ? r.Field("tools") : null, tools, format, arguments);
     }
 
     /// <summary>
@@ -117,6 +151,13 @@ internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElem
                 w.WriteStartObject();
                 foreach (var property in message.EnumerateObject())
                 {
+                    if (property.Name == "tool_calls" && property.Value.ValueKind != JsonValueKind.Null)
+                    {
+                        w.WritePropertyName("tool_calls");
+                        ToolCallHistory(w, property.Value, param + ".tool_calls");
+                        continue;
+                    }
+
                     if (property.Name != "content")
                     {
                         property.WriteTo(w);
@@ -145,6 +186,72 @@ internal sealed record ChatCompletionRequest(GenerationOptions Options, JsonElem
         }
 
         return JsonDocument.Parse(buffer.ToArray()).RootElement.Clone();
+    }
+
+    /// <summary>
+    /// An assistant turn's calls, as transformers hands them to templates: each function's arguments an object (OpenAI
+    /// sends them as a JSON string), since templates write them with tojson.
+    /// </summary>
+    private static void ToolCallHistory(Utf8JsonWriter w, JsonElement calls, string param)
+    {
+        if (calls.ValueKind != JsonValueKind.Array) throw OpenAiException.BadRequest($"'{param}' must be an array", param, "invalid_type");
+        w.WriteStartArray();
+        var i = 0;
+        foreach (var call in calls.EnumerateArray())
+        {
+            var at = $"{param}[{i++}]";
+            if (call.ValueKind != JsonValueKind.Object || !call.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object)
+                throw OpenAiException.BadRequest($"'{at}' must be an object with a 'function'", at, "invalid_type");
+            var f = new RequestReader(function);
+            f.RequiredString("name");
+            w.WriteStartObject();
+            foreach (var property in call.EnumerateObject())
+            {
+                if (property.Name != "function")
+                {
+                    property.WriteTo(w);
+                    continue;
+                }
+
+                w.WriteStartObject("function");
+                foreach (var field in function.EnumerateObject())
+                {
+                    if (field.Name != "arguments")
+                    {
+                        field.WriteTo(w);
+                        continue;
+                    }
+
+                    w.WritePropertyName("arguments");
+                    Arguments(field.Value, at + ".function.arguments").WriteTo(w);
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static JsonElement Arguments(JsonElement arguments, string param)
+    {
+        if (arguments.ValueKind == JsonValueKind.Object) return arguments;
+        if (arguments.ValueKind == JsonValueKind.String)
+        {
+            try
+            {
+                using var parsed = JsonDocument.Parse(arguments.GetString()!);
+                if (parsed.RootElement.ValueKind == JsonValueKind.Object) return parsed.RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                // Said below.
+            }
+        }
+
+        throw OpenAiException.BadRequest($"'{param}' must be a JSON object, or a string holding one", param, "invalid_value");
     }
 
     private static string TextPart(JsonElement part, string param)

@@ -3,13 +3,13 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Exo.Api.OpenAi;
 
 /// <summary>
-/// A completion streamed as server-sent events: each chunk in the request's format, told where its text starts in the
-/// whole completion (the legacy API's logprob offsets), flushed at once so every token reaches the client as it comes.
+/// A completion streamed as server-sent events: each chunk in the request's format, told where its text starts in its
+/// choice's whole text (the legacy API's logprob offsets), flushed at once so every token reaches the client as it comes.
 /// </summary>
-internal sealed class CompletionStream(HttpResponse response, CompletionFormat format, CompletionHeader header, bool includeUsage)
+internal sealed class CompletionStream(HttpResponse response, CompletionFormat format, CompletionHeader header, bool includeUsage, int choices)
 {
     private readonly SseWriter _events = new(response.Body);
-    private int _offset;
+    private readonly int[] _offsets = new int[choices];
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -22,8 +22,8 @@ internal sealed class CompletionStream(HttpResponse response, CompletionFormat f
 
     public Task SendAsync(CompletionChunk chunk, CancellationToken cancellationToken)
     {
-        var placed = chunk with { Offset = _offset };
-        _offset += chunk.Text?.Length ?? 0;
+        var placed = chunk with { Offset = _offsets[chunk.Index] };
+        _offsets[chunk.Index] += chunk.Text?.Length ?? 0;
         return _events.WriteAsync(w => format.WriteChunk(w, header, placed, includeUsage), cancellationToken);
     }
 

@@ -4,6 +4,9 @@ using Exo.Inference;
 using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Pipeline;
+using Exo.Inference.Sampling;
+using Exo.Text.Constraints;
+using Exo.Text.Tokenization;
 using Exo.Ring;
 
 namespace Exo.ShardWorker.Stages;
@@ -114,10 +117,25 @@ internal sealed partial class StagePlacement(
         LogLoading(modelId, layers.ToString(), modelDirectory);
         var started = time.GetTimestamp();
         var stage = await Task.Run(() => StageLoader.Load(modelDirectory, layers, backend), cancellationToken);
-        var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes));
+        var grammars = stage.IsLast ? await Task.Run(Grammars, cancellationToken) : null;
+        var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes, grammars));
         loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
         LogLoaded(modelId, layers.ToString(), stage.Backend, time.GetElapsedTime(started).TotalSeconds);
         return loaded;
+    }
+
+    /// <summary>The last stage constrains output over the model's vocabulary; without a tokenizer it serves free text only.</summary>
+    private OutputGrammars? Grammars()
+    {
+        try
+        {
+            return new OutputGrammars(TokenVocabulary.FromTokenizer(Tokenizer.FromModelDirectory(modelDirectory)));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogNoTokenizer(modelId, e.Message);
+            return null;
+        }
     }
 
     /// <summary>Hands each of the runtime's results on, until the runtime is disposed.</summary>
@@ -180,6 +198,9 @@ internal sealed partial class StagePlacement(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Serving {Model} layers {Layers} for placement v{Version}: stage {Index} of {Count}, next stage {Next}")]
     private partial void LogServing(string model, string layers, ulong version, int index, int count, string next);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Model}'s last stage cannot read the model's tokenizer ({Reason}): requests with a JSON format or a forced tool call will fail here")]
+    private partial void LogNoTokenizer(string model, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} does not include this node; its layers are unloaded")]
     private partial void LogNotPlaced(string model, ulong version);

@@ -41,7 +41,7 @@ public sealed class Generator(IModelStage model)
     public IEnumerable<GeneratedToken> Generate(IReadOnlyList<int> prompt, SamplingParameters sampling, int maxNewTokens,
         IReadOnlySet<int> endTokens, StructuredOutput? output, CancellationToken cancellationToken = default)
     {
-        using var run = new Run(Model, new GenerationRequest(prompt, sampling, maxNewTokens, output), endTokens);
+        using var run = new Run(Model, new GenerationJob(prompt, sampling, maxNewTokens, output), endTokens);
         var logits = new float[Model.Config.VocabSize];     // [vocab]
         int[] next = [0];
         Model.ForwardTokens([new SequenceChunk(run.Cache, run.Prompt.Length)], run.Prompt, logits);
@@ -61,7 +61,7 @@ public sealed class Generator(IModelStage model)
     /// same tokens per request as <see cref="Generate(IReadOnlyList{int}, SamplingParameters, int, IReadOnlySet{int}, StructuredOutput?, CancellationToken)"/>
     /// up to the batch's rounding, at a fraction of the passes. Every request's cache is held until all end.
     /// </summary>
-    public List<GeneratedToken>[] GenerateBatch(IReadOnlyList<GenerationRequest> requests, IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
+    public List<GeneratedToken>[] GenerateBatch(IReadOnlyList<GenerationJob> requests, IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
     {
         var runs = new List<Run>(requests.Count);
         try
@@ -105,7 +105,7 @@ public sealed class Generator(IModelStage model)
         private readonly int _budget;
         private int _produced;
 
-        public Run(IModelStage model, GenerationRequest request, IReadOnlySet<int> endTokens)
+        public Run(IModelStage model, GenerationJob request, IReadOnlySet<int> endTokens)
         {
             if (request.Prompt.Count == 0) throw new ArgumentException("the prompt has no tokens", nameof(request));
             ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.MaxNewTokens);

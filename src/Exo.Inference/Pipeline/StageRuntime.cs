@@ -2,12 +2,14 @@ using System.Threading.Channels;
 using Exo.Inference.Generation;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
+using Exo.Text.Constraints;
 
 namespace Exo.Inference.Pipeline;
 
 /// <summary>
 /// What a request asks of every stage it passes through; sent with its prefill. The prompt rides along because the
-/// last stage's penalties look at it, and only the first stage sees token ids.
+/// last stage's penalties look at it, and only the first stage sees token ids. The last stage constrains its sampling
+/// to <paramref name="Output"/>, whose text so far is the last <paramref name="Generated"/> tokens of the prompt.
 /// </summary>
 public sealed record RequestOptions(
     int ContextTokens,
@@ -15,7 +17,9 @@ public sealed record RequestOptions(
     int MaxNewTokens,
     IReadOnlySet<int> EndTokens,
     IReadOnlyList<int> Prompt,
-    int? TopLogprobs = null);
+    int? TopLogprobs = null,
+    OutputConstraint? Output = null,
+    int Generated = 0);
 
 /// <summary>Work for one stage: the next positions of one request, as token ids (first stage) or hidden states.</summary>
 public sealed record StageWork(string RequestId, int[]? Tokens, float[]? Hidden, int Rows);
@@ -43,6 +47,7 @@ public sealed class StageRuntime : IAsyncDisposable
 {
     private readonly IModelStage _stage;
     private readonly long _kvBudgetBytes;
+    private readonly OutputGrammars? _grammars;
     private readonly int _maxBatchRows;
     private readonly Channel<StageWork> _queue = Channel.CreateUnbounded<StageWork>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<StageResult> _results = Channel.CreateUnbounded<StageResult>(new UnboundedChannelOptions { SingleReader = true });
@@ -70,12 +75,17 @@ public sealed class StageRuntime : IAsyncDisposable
         public bool ClosedInStep { get; set; }
     }
 
-    public StageRuntime(IModelStage stage, long kvBudgetBytes, int maxBatchRows = 512)
+    /// <summary>
+    /// A runtime for <paramref name="stage"/> with <paramref name="kvBudgetBytes"/> of KV cache; a last stage given the
+    /// model's <paramref name="grammars"/> constrains the output of requests that ask for it.
+    /// </summary>
+    public StageRuntime(IModelStage stage, long kvBudgetBytes, OutputGrammars? grammars = null, int maxBatchRows = 512)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvBudgetBytes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatchRows);
         _stage = stage;
         _kvBudgetBytes = kvBudgetBytes;
+        _grammars = grammars;
         _maxBatchRows = maxBatchRows;
         _loop = Task.Run(RunAsync);
     }
@@ -126,12 +136,29 @@ public sealed class StageRuntime : IAsyncDisposable
             Sampler? sampler = null;
             if (_stage.IsLast)
             {
-                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize);
+                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize, Constraint(options));
                 sampler.Observe(options.Prompt.ToArray());
             }
 
             _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler));
             _kvBytesInUse += bytes;
+        }
+    }
+
+    /// <summary>The request's output constraint, past the output it already has (a request resumed on a new ring); null when it has none.</summary>
+    private TokenConstraint? Constraint(RequestOptions options)
+    {
+        if (options.Output is not { } output) return null;
+        if (_grammars is null) throw new ArgumentException("this stage cannot constrain output: its model folder has no tokenizer", nameof(options));
+        try
+        {
+            var constraint = _grammars.Start(output, options.EndTokens, options.MaxNewTokens + options.Generated);
+            for (var i = options.Prompt.Count - options.Generated; i < options.Prompt.Count; i++) constraint.Accept(options.Prompt[i]);
+            return constraint;
+        }
+        catch (Exception e) when (e is GrammarException or InvalidOperationException)
+        {
+            throw new ArgumentException($"the output constraint: {e.Message}", nameof(options), e);
         }
     }
 

@@ -32,6 +32,9 @@ public sealed record SamplingParameters
     /// <summary>The lowest logit bias, which bans a token.</summary>
     public const float MinLogitBias = -100f;
 
+    /// <summary>The most tokens one logit_bias may name.</summary>
+    public const int MostBiasedTokens = 1024;
+
     public bool IsGreedy => Temperature <= 0f;
 
     /// <summary>Only temperature shapes the distribution: no top-k, top-p or min-p filter cuts it.</summary>
@@ -47,6 +50,7 @@ public sealed record SamplingParameters
         if (!(RepetitionPenalty > 0) || !float.IsFinite(RepetitionPenalty)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition_penalty must be positive");
         if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(FrequencyPenalty), FrequencyPenalty, "frequency_penalty must be in [-2, 2]");
         if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(PresencePenalty), PresencePenalty, "presence_penalty must be in [-2, 2]");
+        if (LogitBias?.Count > MostBiasedTokens) throw new ArgumentOutOfRangeException(nameof(LogitBias), LogitBias.Count, $"logit_bias may name at most {MostBiasedTokens} tokens");
         foreach (var (token, bias) in LogitBias ?? new Dictionary<int, float>())
         {
             if (token < 0) throw new ArgumentOutOfRangeException(nameof(LogitBias), token, "logit_bias token ids must not be negative");

@@ -6,6 +6,9 @@ using System.Text;
 using System.Text.Json;
 using Exo.Contracts;
 using Exo.Contracts.V1;
+using Exo.Inference.Generation;
+using Exo.Inference.Sampling;
+using Exo.Text.Constraints;
 using Grpc.Core;
 using Grpc.Net.Client;
 using OpenAI;
@@ -71,6 +74,33 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), "a stage still holds a finished request");
             await Task.Delay(50);
         }
+    }
+
+    /// <summary>A JSON schema and a logit bias travel round the ring to the last stage, which samples as one process does.</summary>
+    [Fact]
+    public async Task StructuredOutputOverTheRingEqualsSingleProcessConstrainedGeneration()
+    {
+        await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        const string schema = """{"type": "object", "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}}, "required": ["name", "age"]}""";
+        var bias = new Dictionary<int, float> { [300] = 4f, [301] = -100f };
+
+        using var local = LocalModel.Load(RepositoryPaths.ShippedModel);
+        var output = new StructuredOutput(OutputGrammar.Json(JsonDocument.Parse(schema).RootElement), local.Vocabulary);
+        var tokens = local.Generator.Generate(local.EncodeChat([new Text.Templates.ChatMessage("user", Question)]), new SamplingParameters { LogitBias = bias }, 64,
+            local.Special.StopTokenIds, output).Where(t => t.Finish != Inference.Generation.FinishReason.Stop).Select(t => t.Token).ToArray();
+        var expected = local.Tokenizer.Decode(tokens, skipSpecialTokens: true);
+        Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(expected).RootElement.ValueKind);
+
+        using var http = new HttpClient { BaseAddress = cluster.Api };
+        var response = await http.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            model = Cluster.Model, messages = new[] { new { role = "user", content = Question } }, temperature = 0, max_tokens = 64,
+            logit_bias = bias.ToDictionary(b => b.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), b => b.Value),
+            response_format = new { type = "json_schema", json_schema = new { name = "person", schema = JsonDocument.Parse(schema).RootElement } },
+        });
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(expected, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
     }
 
     [Fact]

@@ -40,6 +40,16 @@ public sealed class RingCodecRejectionTests
         ["a setup's prompt beyond the vocabulary"] =
             (Spoil("a prompt with every option", m => m.Setup.Prompt[1] = 100), "the setup's prompt holds token id 100; the vocabulary has 100"),
 
+        ["more generated tokens than the prompt has"] =
+            (Spoil("a resumed prompt with an output constraint and a logit bias", m => m.Setup.GeneratedTokens = 5), "5 generated tokens at the end of a prompt of 4"),
+        ["generated tokens without an output constraint"] =
+            (Spoil("a resumed prompt with an output constraint and a logit bias", m => m.Setup.Output = null), "2 generated tokens at the end of a prompt of 4, without an output constraint"),
+        ["an output constraint beyond the codec's bound"] =
+            (Spoil("a resumed prompt with an output constraint and a logit bias", m => m.Setup.Output.Schema = new string(' ', RingCodec.MostConstraintChars)), "at most 1048576 are taken"),
+        ["a logit bias beyond the vocabulary"] =
+            (Spoil("a resumed prompt with an output constraint and a logit bias", m => m.Setup.Sampling.LogitBias[100] = 1), "logit_bias names token 100, outside the vocabulary of 100"),
+        ["a logit bias out of range"] =
+            (Spoil("a resumed prompt with an output constraint and a logit bias", m => m.Setup.Sampling.LogitBias[4] = float.NaN), "is outside [-100, 100]"),
         ["an empty prompt"] = (Spoil("a prompt with every option", m => m.Tokens.Ids.Clear()), "a prompt of 0 token ids"),
         ["a prompt token beyond the vocabulary"] = (Spoil("a prompt with every option", m => m.Tokens.Ids[0] = 100), "the prompt holds token id 100; the vocabulary has 100"),
 

@@ -36,8 +36,16 @@ public static class RingSamples
     /// <summary>Greedy, no seed, no end tokens, no logprobs, no trace.</summary>
     public static readonly RingSetup PlainSetup = new("exo-tiny", new RequestOptions(4, SamplingParameters.Greedy, 1, new HashSet<int>(), [7, 7, 7], null), null);
 
+    /// <summary>A request resumed on a new ring: its output so far (the prompt's last 2 tokens) held to a schema, some tokens biased.</summary>
+    public static readonly RingSetup ConstrainedSetup = new(
+        "exo-tiny",
+        new RequestOptions(16, new SamplingParameters { LogitBias = new Dictionary<int, float> { [3] = -100f, [42] = 2.5f } }, 6,
+            new HashSet<int> { 2 }, [5, 9, 11, 12], null, new OutputConstraint("<tool_call>\n", """{"type": "object"}""", "\n</tool_call>"), 2),
+        null);
+
     public static readonly Dictionary<string, RingMessage> Messages = new()
     {
+        ["a resumed prompt with an output constraint and a logit bias"] = new("r4", 3, 0, new RingTokens([5, 9, 11, 12]), ConstrainedSetup),
         ["a prompt with every option"] = new("r1", 7, 0, new RingTokens([5, 9, 2]), FullSetup),
         ["a plain prompt"] = new("r2", 1, 0, new RingTokens([7, 7, 7]), PlainSetup),
         ["a prompt asking for the sampled token's logprob only"] =

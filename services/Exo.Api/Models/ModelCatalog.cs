@@ -47,7 +47,7 @@ public sealed record ServedModel(
     {
         try
         {
-            Grammars.Start(output, Special.StopTokenIds, maxTokens);
+            using var started = Grammars.Start(output, Special.StopTokenIds, maxTokens);
         }
         catch (GrammarException e)
         {

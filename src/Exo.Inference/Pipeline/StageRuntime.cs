@@ -63,11 +63,20 @@ public sealed class StageRuntime : IAsyncDisposable
     private float[] _hidden = [];    // [rows, hidden]
     private float[] _output = [];    // [rows or sequences, hidden or vocab]
 
-    private sealed class RequestState(KvCache cache, RequestOptions options, Sampler? sampler)
+    private sealed class RequestState(KvCache cache, RequestOptions options, Sampler? sampler, TokenConstraint? constraint)
     {
         public KvCache Cache { get; } = cache;
         public RequestOptions Options { get; } = options;
         public Sampler? Sampler { get; } = sampler;
+
+        /// <summary>The sampler's output constraint, if any: its automaton goes back to the grammar when the request ends.</summary>
+        public TokenConstraint? Constraint { get; } = constraint;
+
+        public void Free()
+        {
+            Cache.Dispose();
+            Constraint?.Dispose();
+        }
         public int Produced { get; set; }
 
         // Under _gate: the request is in the step being run, and was closed meanwhile (its cache is freed after the step).
@@ -134,13 +143,15 @@ public sealed class StageRuntime : IAsyncDisposable
             }
 
             Sampler? sampler = null;
+            TokenConstraint? constraint = null;
             if (_stage.IsLast)
             {
-                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize, Constraint(options));
+                constraint = Constraint(options);
+                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize, constraint);
                 sampler.Observe(options.Prompt.ToArray());
             }
 
-            _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler));
+            _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler, constraint));
             _kvBytesInUse += bytes;
         }
     }
@@ -182,7 +193,7 @@ public sealed class StageRuntime : IAsyncDisposable
             _kvBytesInUse -= KvBytesFor(state.Cache.Capacity);
             // A step may be reading the cache right now (a GPU's memory cannot be freed under it): it goes after the step.
             if (state.InStep) state.ClosedInStep = true;
-            else state.Cache.Dispose();
+            else state.Free();
             return true;
         }
     }
@@ -284,7 +295,7 @@ public sealed class StageRuntime : IAsyncDisposable
                 foreach (var (_, state) in batch)
                 {
                     state.InStep = false;
-                    if (state.ClosedInStep) state.Cache.Dispose();
+                    if (state.ClosedInStep) state.Free();
                 }
             }
         }
@@ -402,7 +413,7 @@ public sealed class StageRuntime : IAsyncDisposable
         // otherwise outlives the stage).
         lock (_gate)
         {
-            foreach (var state in _requests.Values) state.Cache.Dispose();
+            foreach (var state in _requests.Values) state.Free();
             _requests.Clear();
             _kvBytesInUse = 0;
         }

@@ -11,8 +11,10 @@ namespace Exo.Text.Constraints;
 /// </summary>
 internal sealed class ConstraintEngine
 {
-    // Bounds on what an engine remembers: automaton configurations (1 KB of transitions each) and cached masks.
+    // Bounds on what an engine remembers: automaton configurations (1 KB of transitions each), parse-stack nodes
+    // (12 bytes and a dictionary entry each) and cached masks.
     private const int MaxConfigs = 8192;
+    private const int MaxNodes = 1 << 20;
     private const int MaxCachedMasks = 256;
 
     private readonly GrammarRunner _runner;
@@ -53,7 +55,7 @@ internal sealed class ConstraintEngine
     /// <summary>Where memory has grown past its bound: forgets all but <paramref name="config"/>, whose new id it returns.</summary>
     public int Trim(int config)
     {
-        if (_runner.ConfigCount <= MaxConfigs) return config;
+        if (_runner.ConfigCount <= MaxConfigs && _runner.NodeCount <= MaxNodes) return config;
         ForgetMasks();
         config = _runner.Rebase(config);
         Start = _runner.Start();

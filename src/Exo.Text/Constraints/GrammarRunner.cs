@@ -12,6 +12,8 @@ internal sealed class GrammarRunner
     public const int Dead = -1;
     private const int Root = -1;
     private const int ChunkConfigs = 64;   // configurations allocated at a time
+    /// <summary>The most parse stacks a configuration keeps: an ambiguous schema could otherwise double them per byte.</summary>
+    private const int MaxStacks = 1024;
 
     private readonly Grammar _grammar;
     private readonly Dictionary<long, int> _nodeIds = [];
@@ -38,6 +40,9 @@ internal sealed class GrammarRunner
     }
 
     public int ConfigCount { get; private set; }
+
+    /// <summary>Parse-stack nodes interned so far.</summary>
+    public int NodeCount => _nodeCount;
 
     /// <summary>The configuration before any byte.</summary>
     public int Start()
@@ -209,6 +214,12 @@ internal sealed class GrammarRunner
     {
         if (_leafCount == 0 && !_accepting) return Dead;
         var leaves = _leaves.AsSpan(0, _leafCount);
+        if (leaves.Length > MaxStacks)
+        {
+            // Keep the cheapest stacks: each is a real parse, so what follows stays valid and can still be finished.
+            leaves.Sort((a, b) => _nodes[a].Cost != _nodes[b].Cost ? _nodes[a].Cost.CompareTo(_nodes[b].Cost) : a.CompareTo(b));
+            leaves = leaves[..MaxStacks];
+        }
         leaves.Sort();
         var mask = _buckets.Length - 1;
         for (var slot = Hash(_accepting, leaves) & mask; ; slot = (slot + 1) & mask)

@@ -5,13 +5,13 @@ namespace Exo.Text.Constraints;
 /// interned nodes (a position in the code and the node to return to); a configuration is the set of stacks alive
 /// after the bytes read so far, each with a terminal on top, interned so that equal sets share one id. Each
 /// configuration's 256 transitions are computed on first use and remembered, so stepping a byte is usually one
-/// array read. One instance serves one request; it is not thread-safe.
+/// array read. Nothing in it belongs to a request; it serves one request at a time and is not thread-safe.
 /// </summary>
 internal sealed class GrammarRunner
 {
     public const int Dead = -1;
     private const int Root = -1;
-    private const int ChunkConfigs = 64;   // configurations allocated at a time
+    private const int InitialConfigs = 64;
     /// <summary>The most parse stacks a configuration keeps: an ambiguous schema could otherwise double them per byte.</summary>
     private const int MaxStacks = 1024;
 
@@ -21,11 +21,11 @@ internal sealed class GrammarRunner
     private int[] _nodeMark = new int[256];     // the step that last expanded each node
     private int _nodeCount;
 
-    private Configuration[] _configs = new Configuration[ChunkConfigs];
+    private Configuration[] _configs = new Configuration[InitialConfigs];
     private int[] _leafPool = new int[1024];
     private int _leafPoolCount;
     private int[] _buckets = new int[256];     // config id + 1, 0 empty; open addressing
-    private int[] _transitions = new int[ChunkConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
+    private int[] _transitions = new int[InitialConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
 
     private int[] _leaves = new int[64];
     private int _leafCount;

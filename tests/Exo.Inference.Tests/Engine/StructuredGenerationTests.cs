@@ -31,7 +31,7 @@ public sealed class StructuredGenerationTests(ITestOutputHelper output)
         {
             var (name, _, grammar) = schemas[i % schemas.Length];
             var sampling = new SamplingParameters { Temperature = temperatures[i / schemas.Length % temperatures.Length], TopP = i % 3 == 0 ? 0.9f : 1f, Seed = (ulong)i };
-            return new GenerationRequest(Prompt(model, name), sampling, 64 + i % 65, new StructuredOutput(grammar, model.Vocabulary));
+            return new GenerationJob(Prompt(model, name), sampling, 64 + i % 65, new StructuredOutput(grammar, model.Vocabulary));
         }).ToArray();
         var failures = new List<string>();
         var tokens = 0;
@@ -56,7 +56,7 @@ public sealed class StructuredGenerationTests(ITestOutputHelper output)
     {
         var model = Shipped.Value;
         var grammar = OutputGrammar.Json(JsonSchemas.Element(JsonSchemas.Acceptance[1].Schema));
-        var requests = Enumerable.Range(0, 3).Select(i => new GenerationRequest(Prompt(model, "score " + i), SamplingParameters.Greedy, 48,
+        var requests = Enumerable.Range(0, 3).Select(i => new GenerationJob(Prompt(model, "score " + i), SamplingParameters.Greedy, 48,
             i == 1 ? null : new StructuredOutput(grammar, model.Vocabulary))).ToArray();
         var batch = model.Generator.GenerateBatch(requests, model.Special.StopTokenIds);
         for (var i = 0; i < requests.Length; i++)

@@ -160,5 +160,5 @@ internal sealed class ConstraintEngine
         }
     }
 
-    private sealed record CachedMask(ulong[] Bits, int MaxCost);
+    private readonly record struct CachedMask(ulong[] Bits, int MaxCost);
 }

@@ -76,8 +76,14 @@ public sealed class StructuredGenerationTests(ITestOutputHelper output)
         Measure(model, prompt, structured, SamplingParameters.Greedy);     // warm up: code, caches, the grammar's automaton
         foreach (var temperature in (float[])[0f, 0.8f])
         {
-            var free = Measure(model, prompt, null, new SamplingParameters { Temperature = temperature });
-            var constrained = Measure(model, prompt, structured, new SamplingParameters { Temperature = temperature });
+            // Interleaved rounds, the best of each kept: other work on the machine only ever slows a round down.
+            var sampling = new SamplingParameters { Temperature = temperature };
+            double free = 0, constrained = 0;
+            for (var round = 0; round < 3; round++)
+            {
+                free = Math.Max(free, Measure(model, prompt, null, sampling));
+                constrained = Math.Max(constrained, Measure(model, prompt, structured, sampling));
+            }
             output.WriteLine($"exo-tiny decode, temperature {temperature}: {free:0} tok/s unconstrained, {constrained:0} tok/s with a json_schema constraint ({(constrained / free - 1) * 100:+0.0;-0.0} %)");
             Assert.True(constrained > free * 0.75, $"{constrained:0} tok/s constrained against {free:0} tok/s");
         }

@@ -13,7 +13,7 @@ public static class JsonSchemas
         ("person", """
             {"type": "object", "properties": {
               "name": {"type": "string", "minLength": 1, "maxLength": 20},
-              "age": {"type": "integer"},
+              "age": {"type": "integer", "minimum": 0, "maximum": 150},
               "email": {"type": ["string", "null"]},
               "active": {"type": "boolean", "description": "whether the account is live"}},
              "required": ["name", "age", "active"], "additionalProperties": false}

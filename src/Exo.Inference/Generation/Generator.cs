@@ -61,12 +61,12 @@ public sealed class Generator(IModelStage model)
     /// same tokens per request as <see cref="Generate(IReadOnlyList{int}, SamplingParameters, int, IReadOnlySet{int}, StructuredOutput?, CancellationToken)"/>
     /// up to the batch's rounding, at a fraction of the passes. Every request's cache is held until all end.
     /// </summary>
-    public List<GeneratedToken>[] GenerateBatch(IReadOnlyList<GenerationJob> requests, IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
+    public List<GeneratedToken>[] GenerateBatch(IReadOnlyList<GenerationJob> jobs, IReadOnlySet<int> endTokens, CancellationToken cancellationToken = default)
     {
-        var runs = new List<Run>(requests.Count);
+        var runs = new List<Run>(jobs.Count);
         try
         {
-            foreach (var request in requests) runs.Add(new Run(Model, request, endTokens));
+            foreach (var job in jobs) runs.Add(new Run(Model, job, endTokens));
             var vocab = Model.Config.VocabSize;
             var logits = new float[runs.Count * vocab];     // [active sequences, vocab]
             var results = runs.Select(_ => new List<GeneratedToken>()).ToArray();
@@ -105,19 +105,19 @@ public sealed class Generator(IModelStage model)
         private readonly int _budget;
         private int _produced;
 
-        public Run(IModelStage model, GenerationJob request, IReadOnlySet<int> endTokens)
+        public Run(IModelStage model, GenerationJob job, IReadOnlySet<int> endTokens)
         {
-            if (request.Prompt.Count == 0) throw new ArgumentException("the prompt has no tokens", nameof(request));
-            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.MaxNewTokens);
+            if (job.Prompt.Count == 0) throw new ArgumentException("the prompt has no tokens", nameof(job));
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(job.MaxNewTokens);
             var context = model.Config.MaxPositionEmbeddings;
-            if (request.Prompt.Count >= context)
-                throw new ArgumentException($"the prompt has {request.Prompt.Count} tokens; the model's context is {context}", nameof(request));
+            if (job.Prompt.Count >= context)
+                throw new ArgumentException($"the prompt has {job.Prompt.Count} tokens; the model's context is {context}", nameof(job));
 
-            _budget = Math.Min(request.MaxNewTokens, context - request.Prompt.Count);
+            _budget = Math.Min(job.MaxNewTokens, context - job.Prompt.Count);
             _endTokens = endTokens;
-            _constraint = request.Output?.Grammar.Start(request.Output.Vocabulary, endTokens, _budget);
-            _sampler = new Sampler(request.Sampling, model.Config.VocabSize, _constraint);
-            Prompt = [.. request.Prompt];
+            _constraint = job.Output?.Grammar.Start(job.Output.Vocabulary, endTokens, _budget);
+            _sampler = new Sampler(job.Sampling, model.Config.VocabSize, _constraint);
+            Prompt = [.. job.Prompt];
             _sampler.Observe(Prompt);
             Cache = model.CreateCache(Prompt.Length + _budget);
         }

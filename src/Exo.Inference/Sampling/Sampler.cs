@@ -156,11 +156,11 @@ public sealed class Sampler
         var max = float.NegativeInfinity;
         foreach (var v in logits) max = Math.Max(max, v);
 
-        // Softmax of the tempered logits, in place.
+        // Softmax of the tempered logits, in place; masked tokens (most of them, in much of a grammar) need no exp.
         var total = 0.0;
         for (var i = 0; i < logits.Length; i++)
         {
-            var e = (float)Math.Exp((logits[i] - max) / p.Temperature);
+            var e = float.IsNegativeInfinity(logits[i]) ? 0f : (float)Math.Exp((logits[i] - max) / p.Temperature);
             logits[i] = e;
             total += e;
         }

@@ -23,7 +23,7 @@ internal readonly record struct ByteSet(ulong W0, ulong W1, ulong W2, ulong W3)
 
     public bool Contains(byte value) => ((Word(value >> 6) >> (value & 63)) & 1) != 0;
 
-    public ulong Word(int index) => index switch { 0 => W0, 1 => W1, 2 => W2, _ => W3 };
+    private ulong Word(int index) => index switch { 0 => W0, 1 => W1, 2 => W2, _ => W3 };
 
     public ByteSet With(byte value)
     {

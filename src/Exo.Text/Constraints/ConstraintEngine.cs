@@ -11,8 +11,10 @@ namespace Exo.Text.Constraints;
 /// </summary>
 internal sealed class ConstraintEngine
 {
-    // Bounds on what an engine remembers: automaton configurations (1 KB of transitions each) and cached masks.
+    // Bounds on what an engine remembers: automaton configurations (1 KB of transitions each), parse-stack nodes
+    // (12 bytes and a dictionary entry each) and cached masks.
     private const int MaxConfigs = 8192;
+    private const int MaxNodes = 1 << 20;
     private const int MaxCachedMasks = 256;
 
     private readonly GrammarRunner _runner;
@@ -53,7 +55,7 @@ internal sealed class ConstraintEngine
     /// <summary>Where memory has grown past its bound: forgets all but <paramref name="config"/>, whose new id it returns.</summary>
     public int Trim(int config)
     {
-        if (_runner.ConfigCount <= MaxConfigs) return config;
+        if (_runner.ConfigCount <= MaxConfigs && _runner.NodeCount <= MaxNodes) return config;
         ForgetMasks();
         config = _runner.Rebase(config);
         Start = _runner.Start();
@@ -89,44 +91,50 @@ internal sealed class ConstraintEngine
     /// <paramref name="left"/> tokens, walking the trie and skipping every subtree whose prefix is refused. Returns the
     /// largest completion cost among the tokens marked.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // optimized from its first call: it loops over the whole trie
     private int Walk(int config, int left, Span<ulong> bits)
     {
         bits.Clear();
         var runner = _runner;
-        // The memo is read in place (the hot loop: one read per node); only a miss goes through the runner.
+        // The hot loop, one step per trie node: the memo is read in place, without bounds checks (every index comes
+        // from the trie or the automaton, in range by construction); only a miss goes through the runner.
         var transitions = runner.Transitions;
-        var costs = runner.Costs;
+        var configs = runner.Configurations;
         ref var node0 = ref MemoryMarshal.GetArrayDataReference(_trie.Nodes);
         ref var token0 = ref MemoryMarshal.GetArrayDataReference(_trie.Tokens);
-        var atDepth = _configAtDepth;
-        atDepth[0] = config;
+        ref var atDepth = ref MemoryMarshal.GetArrayDataReference(_configAtDepth);
+        atDepth = config;
         var maxCost = 0;
         var count = _trie.NodeCount;
         for (var node = 0; node < count;)
         {
             ref readonly var n = ref Unsafe.Add(ref node0, node);
-            var from = atDepth[n.Depth - 1];
-            var next = transitions[(from << 8) | n.Byte] - 2;
+            var from = Unsafe.Add(ref atDepth, n.Depth - 1);
+            var next = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(transitions), (from << 8) | n.Byte) - 2;
             if (next == -2)
             {
                 next = runner.Next(from, n.Byte);
                 transitions = runner.Transitions;
-                costs = runner.Costs;
+                configs = runner.Configurations;
             }
             if (next == GrammarRunner.Dead)
             {
                 node = n.SubtreeEnd;
                 continue;
             }
-            atDepth[n.Depth] = next;
+            Unsafe.Add(ref atDepth, n.Depth) = next;
             var last = Unsafe.Add(ref node0, node + 1).TokenStart;
-            if (n.TokenStart < last && costs[next] <= left)
+            if (n.TokenStart < last)
             {
-                maxCost = Math.Max(maxCost, costs[next]);
-                for (var k = n.TokenStart; k < last; k++)
+                var cost = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(configs), next).Cost;
+                if (cost <= left)
                 {
-                    var token = Unsafe.Add(ref token0, k);
-                    bits[token >> 6] |= 1UL << (token & 63);
+                    maxCost = Math.Max(maxCost, cost);
+                    for (var k = n.TokenStart; k < last; k++)
+                    {
+                        var token = Unsafe.Add(ref token0, k);
+                        bits[token >> 6] |= 1UL << (token & 63);
+                    }
                 }
             }
             node++;
@@ -152,5 +160,5 @@ internal sealed class ConstraintEngine
         }
     }
 
-    private sealed record CachedMask(ulong[] Bits, int MaxCost);
+    private readonly record struct CachedMask(ulong[] Bits, int MaxCost);
 }

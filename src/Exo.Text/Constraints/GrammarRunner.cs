@@ -5,30 +5,27 @@ namespace Exo.Text.Constraints;
 /// interned nodes (a position in the code and the node to return to); a configuration is the set of stacks alive
 /// after the bytes read so far, each with a terminal on top, interned so that equal sets share one id. Each
 /// configuration's 256 transitions are computed on first use and remembered, so stepping a byte is usually one
-/// array read. One instance serves one request; it is not thread-safe.
+/// array read. Nothing in it belongs to a request; it serves one request at a time and is not thread-safe.
 /// </summary>
 internal sealed class GrammarRunner
 {
     public const int Dead = -1;
     private const int Root = -1;
-    private const int ChunkConfigs = 64;   // configurations allocated at a time
+    private const int InitialConfigs = 64;
+    /// <summary>The most parse stacks a configuration keeps: an ambiguous schema could otherwise double them per byte.</summary>
+    private const int MaxStacks = 1024;
 
     private readonly Grammar _grammar;
     private readonly Dictionary<long, int> _nodeIds = [];
-    private int[] _nodePosition = new int[256];
-    private int[] _nodeParent = new int[256];
-    private int[] _nodeCost = new int[256];
-    private int[] _nodeMark = new int[256];
+    private StackNode[] _nodes = new StackNode[256];
+    private int[] _nodeMark = new int[256];     // the step that last expanded each node
     private int _nodeCount;
 
-    private int[] _configStart = new int[ChunkConfigs];
-    private int[] _configLength = new int[ChunkConfigs];
-    private int[] _configCost = new int[ChunkConfigs];
-    private bool[] _configAccepts = new bool[ChunkConfigs];
+    private Configuration[] _configs = new Configuration[InitialConfigs];
     private int[] _leafPool = new int[1024];
     private int _leafPoolCount;
     private int[] _buckets = new int[256];     // config id + 1, 0 empty; open addressing
-    private int[] _transitions = new int[ChunkConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
+    private int[] _transitions = new int[InitialConfigs * 256];   // [config * 256 + byte]: next + 2, 0 unknown
 
     private int[] _leaves = new int[64];
     private int _leafCount;
@@ -43,6 +40,9 @@ internal sealed class GrammarRunner
     }
 
     public int ConfigCount { get; private set; }
+
+    /// <summary>Parse-stack nodes interned so far.</summary>
+    public int NodeCount => _nodeCount;
 
     /// <summary>The configuration before any byte.</summary>
     public int Start()
@@ -78,17 +78,17 @@ internal sealed class GrammarRunner
     /// </summary>
     public int[] Transitions => _transitions;
 
-    /// <summary>Each configuration's <see cref="Cost"/>; replaced whenever <see cref="Next"/> grows it.</summary>
-    public int[] Costs => _configCost;
+    /// <summary>The configurations by id; replaced whenever <see cref="Next"/> grows it.</summary>
+    public Configuration[] Configurations => _configs;
 
     /// <summary>Whether the bytes read so far are a whole sentence of the grammar.</summary>
-    public bool Accepts(int config) => _configAccepts[config];
+    public bool Accepts(int config) => _configs[config].Accepts;
 
     /// <summary>Whether some byte may still follow.</summary>
-    public bool CanContinue(int config) => _configLength[config] > 0;
+    public bool CanContinue(int config) => _configs[config].Length > 0;
 
     /// <summary>The fewest bytes that complete the sentence from this configuration.</summary>
-    public int Cost(int config) => _configCost[config];
+    public int Cost(int config) => _configs[config].Cost;
 
     /// <summary>
     /// Forgets every configuration but <paramref name="config"/> (memory stays bounded over a long generation)
@@ -97,14 +97,14 @@ internal sealed class GrammarRunner
     public int Rebase(int config)
     {
         var stacks = new List<int[]>();
-        for (var i = 0; i < _configLength[config]; i++)
+        foreach (var leaf in Leaves(config))
         {
             var chain = new List<int>();
-            for (var n = _leafPool[_configStart[config] + i]; n != Root; n = _nodeParent[n]) chain.Add(_nodePosition[n]);
+            for (var n = leaf; n != Root; n = _nodes[n].Parent) chain.Add(_nodes[n].Position);
             chain.Reverse();
             stacks.Add([.. chain]);
         }
-        var accepts = _configAccepts[config];
+        var accepts = _configs[config].Accepts;
         _nodeIds.Clear();
         _nodeCount = 0;
         ConfigCount = 0;
@@ -126,12 +126,10 @@ internal sealed class GrammarRunner
     {
         BeginStep();
         var g = _grammar;
-        var start = _configStart[config];
-        for (var i = 0; i < _configLength[config]; i++)
+        foreach (var leaf in Leaves(config))
         {
-            var node = _leafPool[start + i];
-            var position = _nodePosition[node];
-            if (g.Matches(g.Code[position], value)) Continue(position + 1, _nodeParent[node]);
+            var node = _nodes[leaf];
+            if (g.Matches(g.Code[node.Position], value)) Continue(node.Position + 1, node.Parent);
         }
         Drain();
         return Intern();
@@ -160,9 +158,9 @@ internal sealed class GrammarRunner
         while (_workCount > 0)
         {
             var node = _work[--_workCount];
-            if (_nodeMark[node] == _stamp || _nodeCost[node] >= Grammar.Infinite) continue;
+            if (_nodeMark[node] == _stamp || _nodes[node].Cost >= Grammar.Infinite) continue;
             _nodeMark[node] = _stamp;
-            var position = _nodePosition[node];
+            var position = _nodes[node].Position;
             var element = g.Code[position];
             if (element >= 0)
             {
@@ -170,7 +168,7 @@ internal sealed class GrammarRunner
                 continue;
             }
             // A call in tail position returns straight to this node's caller, so right recursion keeps stacks flat.
-            var parent = _nodeParent[node];
+            var parent = _nodes[node].Parent;
             var caller = g.Code[position + 1] == Grammar.End ? parent : NodeId(position + 1, parent);
             var rule = ~element;
             for (var a = g.RuleAlts[rule]; a < g.RuleAlts[rule + 1]; a++)
@@ -200,17 +198,12 @@ internal sealed class GrammarRunner
         var key = ((long)position << 32) | (uint)(parent + 1);
         if (_nodeIds.TryGetValue(key, out var id)) return id;
         id = _nodeCount++;
-        if (id == _nodePosition.Length)
+        if (id == _nodes.Length)
         {
-            var size = id * 2;
-            Array.Resize(ref _nodePosition, size);
-            Array.Resize(ref _nodeParent, size);
-            Array.Resize(ref _nodeCost, size);
-            Array.Resize(ref _nodeMark, size);
+            Array.Resize(ref _nodes, id * 2);
+            Array.Resize(ref _nodeMark, id * 2);
         }
-        _nodePosition[id] = position;
-        _nodeParent[id] = parent;
-        _nodeCost[id] = Grammar.Saturate((long)_grammar.PositionCost[position] + (parent == Root ? 0 : _nodeCost[parent]));
+        _nodes[id] = new StackNode(position, parent, Grammar.Saturate((long)_grammar.PositionCost[position] + (parent == Root ? 0 : _nodes[parent].Cost)));
         _nodeMark[id] = 0;
         _nodeIds.Add(key, id);
         return id;
@@ -221,6 +214,12 @@ internal sealed class GrammarRunner
     {
         if (_leafCount == 0 && !_accepting) return Dead;
         var leaves = _leaves.AsSpan(0, _leafCount);
+        if (leaves.Length > MaxStacks)
+        {
+            // Keep the cheapest stacks: each is a real parse, so what follows stays valid and can still be finished.
+            leaves.Sort((a, b) => _nodes[a].Cost != _nodes[b].Cost ? _nodes[a].Cost.CompareTo(_nodes[b].Cost) : a.CompareTo(b));
+            leaves = leaves[..MaxStacks];
+        }
         leaves.Sort();
         var mask = _buckets.Length - 1;
         for (var slot = Hash(_accepting, leaves) & mask; ; slot = (slot + 1) & mask)
@@ -233,31 +232,21 @@ internal sealed class GrammarRunner
                 if (ConfigCount * 2 > _buckets.Length) Rehash();
                 return id;
             }
-            if (_configAccepts[entry] == _accepting && _leafPool.AsSpan(_configStart[entry], _configLength[entry]).SequenceEqual(leaves)) return entry;
+            if (_configs[entry].Accepts == _accepting && Leaves(entry).SequenceEqual(leaves)) return entry;
         }
     }
 
     private int Add(ReadOnlySpan<int> leaves)
     {
         var id = ConfigCount++;
-        if (id == _configStart.Length)
-        {
-            var size = id * 2;
-            Array.Resize(ref _configStart, size);
-            Array.Resize(ref _configLength, size);
-            Array.Resize(ref _configCost, size);
-            Array.Resize(ref _configAccepts, size);
-        }
+        if (id == _configs.Length) Array.Resize(ref _configs, id * 2);
         if (id * 256 == _transitions.Length) Array.Resize(ref _transitions, _transitions.Length * 2);
         if (_leafPoolCount + leaves.Length > _leafPool.Length) Array.Resize(ref _leafPool, Math.Max(_leafPool.Length * 2, _leafPoolCount + leaves.Length));
         leaves.CopyTo(_leafPool.AsSpan(_leafPoolCount));
-        _configStart[id] = _leafPoolCount;
-        _configLength[id] = leaves.Length;
-        _leafPoolCount += leaves.Length;
-        _configAccepts[id] = _accepting;
         var cost = _accepting ? 0 : Grammar.Infinite;
-        foreach (var leaf in leaves) cost = Math.Min(cost, _nodeCost[leaf]);
-        _configCost[id] = cost;
+        foreach (var leaf in leaves) cost = Math.Min(cost, _nodes[leaf].Cost);
+        _configs[id] = new Configuration(_leafPoolCount, leaves.Length, cost, _accepting);
+        _leafPoolCount += leaves.Length;
         return id;
     }
 
@@ -267,11 +256,13 @@ internal sealed class GrammarRunner
         var mask = _buckets.Length - 1;
         for (var id = 0; id < ConfigCount; id++)
         {
-            var slot = Hash(_configAccepts[id], _leafPool.AsSpan(_configStart[id], _configLength[id])) & mask;
+            var slot = Hash(_configs[id].Accepts, Leaves(id)) & mask;
             while (_buckets[slot] != 0) slot = (slot + 1) & mask;
             _buckets[slot] = id + 1;
         }
     }
+
+    private ReadOnlySpan<int> Leaves(int config) => _leafPool.AsSpan(_configs[config].Start, _configs[config].Length);
 
     private static int Hash(bool accepts, ReadOnlySpan<int> leaves)
     {
@@ -280,3 +271,9 @@ internal sealed class GrammarRunner
         return hash;
     }
 }
+
+/// <summary>A parse stack's top: a position in the grammar's code, the node to return to, and the fewest bytes to finish.</summary>
+internal readonly record struct StackNode(int Position, int Parent, int Cost);
+
+/// <summary>A configuration: its stacks' top nodes (a run of the leaf pool), its cost, and whether the text so far is whole.</summary>
+internal readonly record struct Configuration(int Start, int Length, int Cost, bool Accepts);

@@ -13,7 +13,7 @@ internal sealed class JsonLexicon(GrammarBuilder g)
 {
     /// <summary>The most spaces after a newline: enough to indent ten levels by two.</summary>
     public const int MaxIndent = 20;
-    private const int MaxIntegerDigits = 16;
+    public const int MaxIntegerDigits = 16;
     private const int MaxFractionDigits = 16;
     private const int MaxExponentDigits = 2;
 

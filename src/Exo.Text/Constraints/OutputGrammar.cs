@@ -64,7 +64,7 @@ public sealed class OutputGrammar
         if (shortest > maxTokens)
         {
             Return(engine);
-            throw new GrammarException($"the shortest output allowed takes up to {shortest} tokens; max_tokens is {maxTokens}");
+            throw new GrammarException($"max_tokens is {maxTokens}, but the shortest output the schema allows may take {shortest} tokens: max_tokens must be at least {shortest}");
         }
         return new TokenConstraint(this, engine, endTokens, maxTokens);
     }

@@ -10,9 +10,9 @@ namespace Exo.Text.Constraints;
 /// follow, with ASCII keys that name no declared property), <c>items</c>, <c>prefixItems</c>,
 /// <c>minItems</c>/<c>maxItems</c>, <c>enum</c>, <c>const</c>, <c>$ref</c> to any pointer inside the schema (so
 /// "#/$defs/X" and "#/definitions/X", recursion included), <c>anyOf</c>, <c>oneOf</c> (when its branches cannot
-/// overlap), <c>allOf</c> of one schema, <c>minLength</c>/<c>maxLength</c>. Annotations (description, title,
+/// overlap), <c>allOf</c> of one schema, <c>minLength</c>/<c>maxLength</c>, integer <c>minimum</c>/<c>maximum</c>/<c>exclusiveMinimum</c>/<c>exclusiveMaximum</c>. Annotations (description, title,
 /// default, examples, format, $schema, strict, ...) and unknown keywords are ignored. Validation keywords the grammar
-/// cannot enforce (pattern, minimum, not, uniqueItems, ...) are refused with a <see cref="GrammarException"/> rather
+/// cannot enforce (pattern, bounds on non-integer numbers, multipleOf, not, uniqueItems, ...) are refused with a <see cref="GrammarException"/> rather
 /// than ignored, as are schemas that are malformed, unsatisfiable, nested too deeply or too large.
 /// </summary>
 internal sealed partial class SchemaCompiler
@@ -106,8 +106,8 @@ internal sealed partial class SchemaCompiler
         "object" => ObjectType(schema, pointer),
         "array" => ArrayType(schema, pointer),
         "string" => StringType(schema, pointer),
-        "number" => NumberType(schema, pointer, _json.Number),
-        "integer" => NumberType(schema, pointer, _json.Integer),
+        "number" => NumberType(schema, pointer),
+        "integer" => IntegerType(schema, pointer),
         "boolean" => _json.Boolean,
         _ => _json.Null,
     };

@@ -30,9 +30,6 @@ public sealed class TokenVocabulary
     /// <summary>Token ids run from 0 to Count - 1.</summary>
     public int Count => _offsets.Length - 1;
 
-    /// <summary>The bytes of the longest token.</summary>
-    public int MaxTokenBytes => Trie.MaxDepth;
-
     /// <summary>The bytes that some token writes on its own.</summary>
     internal ByteSet SingleBytes { get; }
 

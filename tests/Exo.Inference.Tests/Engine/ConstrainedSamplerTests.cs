@@ -100,6 +100,26 @@ public sealed class ConstrainedSamplerTests
     }
 
     [Theory]
+    [InlineData(0f, 0)]
+    [InlineData(1f, 0)]
+    [InlineData(1f, 20)]
+    public void SamplingUnderAConstraintAllocatesNothingOnceWarm(float temperature, int topK)
+    {
+        var integers = OutputGrammar.Json(JsonDocument.Parse("""{"type": "array", "items": {"type": "integer"}}""").RootElement.Clone());
+        var sampler = new Sampler(new SamplingParameters { Temperature = temperature, TopK = topK, Seed = 5, LogitBias = new Dictionary<int, float> { [1 + '9'] = 1f, [1 + ']'] = -100f } },   // the array never closes
+            Vocab, integers.Start(Bytes, new HashSet<int> { 0 }, 1_000_000));
+        var random = new Random(3);
+        var pool = Enumerable.Range(0, 64).Select(_ => Enumerable.Range(0, Vocab).Select(_ => (float)random.NextDouble() * 4).ToArray()).ToArray();
+        // Warm up: the automaton's states and masks, and the JIT's tiers (whose promotions allocate on this thread).
+        for (var i = 0; i < 20_000; i++) sampler.Sample(pool[i % pool.Length]);
+        Thread.Sleep(500);
+        for (var i = 0; i < 20_000; i++) sampler.Sample(pool[i % pool.Length]);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 2_000; i++) sampler.Sample(pool[i % pool.Length]);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Theory]
     [InlineData(-100.5f)]
     [InlineData(101f)]
     [InlineData(float.NaN)]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Exo.Inference.Backends;
 using Exo.Inference.Generation;
 using Exo.Inference.Sampling;
 using Exo.Text.Constraints;
@@ -10,10 +11,11 @@ namespace Exo.Inference.Tests.Engine;
 /// <summary>Generation on the shipped model under JSON schemas: every output parses and validates.</summary>
 public sealed class StructuredGenerationTests(ITestOutputHelper output)
 {
-    /// <summary>Generations per batched forward pass: on a CPU, a pass over many rows costs little more than over one.</summary>
+    /// <summary>Generations per batched forward pass: one pass reads the weights once for all its rows.</summary>
     private const int Batch = 250;
 
-    private static readonly Lazy<LocalModel> Shipped = new(() => LocalModel.Load(RepositoryPaths.ShippedModel));
+    // On the CPU: its results are the same in a batch and alone, which the batch test counts on.
+    private static readonly Lazy<LocalModel> Shipped = new(() => LocalModel.Load(RepositoryPaths.ShippedModel, new BackendOptions(BackendKind.Cpu)));
 
     private static int[] Prompt(LocalModel model, string schemaName) =>
         model.EncodeChat([new ChatMessage("user", $"Reply with a {schemaName} as JSON.")]);
@@ -72,23 +74,33 @@ public sealed class StructuredGenerationTests(ITestOutputHelper output)
         var model = Shipped.Value;
         var grammar = OutputGrammar.Json(JsonSchemas.Element(JsonSchemas.Acceptance[0].Schema));
         var prompt = Prompt(model, "person");
-        var free = Measure(model, prompt, null);
-        var constrained = Measure(model, prompt, new StructuredOutput(grammar, model.Vocabulary));
-        output.WriteLine($"exo-tiny decode: {free:0} tok/s unconstrained, {constrained:0} tok/s with a json_schema constraint ({(constrained / free - 1) * 100:+0.0;-0.0} %)");
-        Assert.True(constrained > free * 0.75, $"{constrained:0} tok/s constrained against {free:0} tok/s");
+        var structured = new StructuredOutput(grammar, model.Vocabulary);
+        Measure(model, prompt, structured, SamplingParameters.Greedy);     // warm up: code, caches, the grammar's automaton
+        foreach (var temperature in (float[])[0f, 0.8f])
+        {
+            // Interleaved rounds, the best of each kept: other work on the machine only ever slows a round down.
+            var sampling = new SamplingParameters { Temperature = temperature };
+            double free = 0, constrained = 0;
+            for (var round = 0; round < 3; round++)
+            {
+                free = Math.Max(free, Measure(model, prompt, null, sampling));
+                constrained = Math.Max(constrained, Measure(model, prompt, structured, sampling));
+            }
+            output.WriteLine($"exo-tiny decode, temperature {temperature}: {free:0} tok/s unconstrained, {constrained:0} tok/s with a json_schema constraint ({(constrained / free - 1) * 100:+0.0;-0.0} %)");
+            Assert.True(constrained > free * 0.75, $"{constrained:0} tok/s constrained against {free:0} tok/s");
+        }
     }
 
     /// <summary>Decode tokens per second over several generations, each timed from its first token to its last.</summary>
-    private static double Measure(LocalModel model, int[] prompt, StructuredOutput? structured)
+    private static double Measure(LocalModel model, int[] prompt, StructuredOutput? structured, SamplingParameters sampling)
     {
         var tokens = 0;
         var seconds = 0.0;
         for (var seed = 0; seed < 12; seed++)
         {
-            var sampling = new SamplingParameters { Temperature = 0.8f, Seed = (ulong)seed };
             var clock = new Stopwatch();
             var count = 0;
-            foreach (var _ in model.Generator.Generate(prompt, sampling, 96, structured is null ? new HashSet<int>() : model.Special.StopTokenIds, structured))
+            foreach (var _ in model.Generator.Generate(prompt, sampling with { Seed = (ulong)seed }, 96, structured is null ? new HashSet<int>() : model.Special.StopTokenIds, structured))
             {
                 if (count++ == 0) clock.Start();
             }

@@ -41,6 +41,23 @@ public sealed class SchemaGrammarTests
         Check("""{"type": "integer"}""", ["0", "-42", "7"], ["1.0", "1e3", "-", "00"]);
     }
 
+    [Theory]
+    [InlineData("""{"type": "integer", "minimum": 0}""", 0, 9_999_999_999_999_999)]
+    [InlineData("""{"type": "integer", "minimum": -12, "maximum": 7}""", -12, 7)]
+    [InlineData("""{"type": "integer", "exclusiveMinimum": 5, "maximum": 100}""", 6, 100)]
+    [InlineData("""{"type": "integer", "minimum": -250.5, "exclusiveMaximum": -3}""", -250, -4)]
+    [InlineData("""{"type": "integer", "minimum": 19, "maximum": 2301}""", 19, 2301)]
+    [InlineData("""{"type": "integer", "maximum": 0}""", -9_999_999_999_999_999, 0)]
+    public void IntegerBounds(string schema, long min, long max)
+    {
+        var grammar = Schema(schema);
+        for (var x = -3000L; x <= 3000; x++) Assert.True(Matches(grammar, x.ToString(System.Globalization.CultureInfo.InvariantCulture)) == (x >= min && x <= max), $"{x}");
+        foreach (var x in (long[])[min, max, min - 1, max + 1, -9_999_999_999_999_999, 9_999_999_999_999_999])
+            Assert.True(Matches(grammar, x.ToString(System.Globalization.CultureInfo.InvariantCulture)) == (x >= min && x <= max), $"{x}");
+        Assert.False(Matches(grammar, "-0"));
+        Assert.False(Matches(grammar, "007"));
+    }
+
     [Fact]
     public void BooleansNullAndTypeLists() => Check("""{"type": ["boolean", "null"]}""", ["true", "false", "null"], ["True", "0", "\"true\""]);
 
@@ -91,6 +108,15 @@ public sealed class SchemaGrammarTests
         Check("""{"anyOf": [{"type": "integer"}, {"type": "object", "properties": {"a": {"type": "string"}}}]}""", ["1", "{}", "{\"a\":\"b\"}"], ["\"a\""]);
         Check("""{"oneOf": [{"type": "string"}, {"type": "null"}]}""", ["\"a\"", "null"], ["1"]);
         Check("""{"allOf": [{"type": "boolean"}], "description": "d"}""", ["true"], ["1"]);
+    }
+
+    [Fact]
+    public void AmbiguousSchemasStayBounded()
+    {
+        // Two identical branches: without a bound the parse stacks would double at every '['.
+        var grammar = Schema("""{"$defs": {"n": {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/n"}}, {"type": "array", "items": {"$ref": "#/$defs/n"}}]}}, "$ref": "#/$defs/n"}""");
+        Assert.True(Matches(grammar, new string('[', 40) + new string(']', 40)));
+        Assert.False(Matches(grammar, new string('[', 40) + new string(']', 41)));
     }
 
     [Fact]

@@ -384,11 +384,13 @@ public sealed class StageRuntime : IAsyncDisposable
         {
             var (work, state) = batch[i];
             var logits = output.AsSpan(i * vocab, vocab);
-            var token = state.Sampler!.Sample(logits);
-            var logprobs = state.Options.TopLogprobs is { } top ? TokenLogprobs.Compute(logits, token, top) : null;
+            // Logprobs come from the sampler: under an output constraint they are those of the masked distribution.
+            var token = state.Sampler!.Sample(logits, state.Options.TopLogprobs, out var logprobs);
             var index = state.Produced++;
+            // A constrained text that is whole, with nothing allowed after it and no end token to write, is done.
             FinishReason? finish = state.Options.EndTokens.Contains(token) ? FinishReason.Stop
                 : state.Produced >= state.Options.MaxNewTokens || state.Cache.Length >= state.Cache.Capacity ? FinishReason.Length
+                : state.Constraint is { IsComplete: true } && state.Options.EndTokens.Count == 0 ? FinishReason.Length
                 : null;
             // A finished request is freed before its last token is published: whoever reads it may reopen the id or
             // count on the KV budget at once.

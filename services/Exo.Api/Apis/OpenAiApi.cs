@@ -132,7 +132,7 @@ public static class OpenAiApi
             var text = new StringBuilder(opening?.Text);
             var calls = new List<IndexedToolCall>();
             var logprobs = withLogprobs ? new List<LogprobEntry>() : null;
-            await foreach (var chunk in choice.ChunksAsync(withLogprobs).WithCancellation(cancellationToken))
+            await foreach (var chunk in choice.ChunksAsync(withLogprobs, cancellationToken))
             {
                 text.Append(chunk.Text);
                 calls.AddRange(chunk.ToolCalls ?? []);

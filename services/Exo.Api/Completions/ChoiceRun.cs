@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Exo.Api.OpenAi;
 using Exo.Text.ToolCalls;
@@ -51,10 +52,11 @@ internal sealed class ChoiceRun : IAsyncDisposable
     }
 
     /// <summary>The choice's chunks, each with its index: text and logprobs as they come, calls as each is read, then the finish.</summary>
-    public async IAsyncEnumerable<CompletionChunk> ChunksAsync(bool withLogprobs)
+    public async IAsyncEnumerable<CompletionChunk> ChunksAsync(bool withLogprobs, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         for (; _more; _more = await _deltas.MoveNextAsync())
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var delta = _deltas.Current;
             var logprobs = withLogprobs && delta.Logprobs.Count > 0 ? delta.Logprobs : null;
             if (_tools is null)
@@ -89,28 +91,39 @@ internal sealed class ChoiceRun : IAsyncDisposable
     }
 
     /// <summary>
-    /// The chunks of all <paramref name="choices"/> as each comes. A choice that fails ends the whole; leaving early stops
-    /// every choice's reading before the choices are disposed.
+    /// The chunks of all <paramref name="choices"/> as each comes. A choice that fails ends the whole at once (the others
+    /// stop at their next token); leaving early stops every choice's reading before the choices are disposed.
     /// </summary>
     public static async IAsyncEnumerable<CompletionChunk> MergeAsync(IReadOnlyList<ChoiceRun> choices, bool withLogprobs,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (choices.Count == 1)
         {
-            await foreach (var chunk in choices[0].ChunksAsync(withLogprobs).WithCancellation(cancellationToken)) yield return chunk;
+            await foreach (var chunk in choices[0].ChunksAsync(withLogprobs, cancellationToken)) yield return chunk;
             yield break;
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var merged = Channel.CreateBounded<CompletionChunk>(new BoundedChannelOptions(64) { SingleReader = true });
+        Exception? failure = null;
         var readers = choices.Select(choice => Task.Run(async () =>
         {
-            await foreach (var chunk in choice.ChunksAsync(withLogprobs).WithCancellation(stop.Token)) await merged.Writer.WriteAsync(chunk, stop.Token);
+            try
+            {
+                await foreach (var chunk in choice.ChunksAsync(withLogprobs, stop.Token)) await merged.Writer.WriteAsync(chunk, stop.Token);
+            }
+            catch (Exception e) when (!stop.IsCancellationRequested)
+            {
+                Interlocked.CompareExchange(ref failure, e, null);
+                merged.Writer.TryComplete();
+                await stop.CancelAsync();
+            }
         }, stop.Token)).ToArray();
-        _ = Task.WhenAll(readers).ContinueWith(done => merged.Writer.TryComplete(done.Exception?.InnerException), TaskScheduler.Default);
+        _ = Task.WhenAll(readers).ContinueWith(_ => merged.Writer.TryComplete(), TaskScheduler.Default);
         try
         {
             await foreach (var chunk in merged.Reader.ReadAllAsync(cancellationToken)) yield return chunk;
+            if (failure is not null) ExceptionDispatchInfo.Throw(failure);
         }
         finally
         {

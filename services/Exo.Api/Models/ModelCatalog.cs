@@ -2,6 +2,7 @@ using Exo.Api.OpenAi;
 using Exo.Inference;
 using Exo.Inference.Model;
 using Exo.Inference.Sampling;
+using Exo.Ring;
 using Exo.Text.Constraints;
 using Exo.Text.Templates;
 using Exo.Text.Tokenization;
@@ -45,6 +46,9 @@ public sealed record ServedModel(
     /// </summary>
     public void CheckOutput(OutputConstraint output, int maxTokens, string param)
     {
+        var length = (long)output.Prefix.Length + (output.Schema?.Length ?? 0) + output.Suffix.Length;
+        if (length > RingCodec.MostConstraintChars)
+            throw OpenAiException.BadRequest($"'{param}' makes an output format of {length} characters; at most {RingCodec.MostConstraintChars} are taken", param, "invalid_value");
         try
         {
             using var started = Grammars.Start(output, Special.StopTokenIds, maxTokens);

@@ -116,8 +116,12 @@ internal sealed partial class StagePlacement(
     {
         LogLoading(modelId, layers.ToString(), modelDirectory);
         var started = time.GetTimestamp();
-        var stage = await Task.Run(() => StageLoader.Load(modelDirectory, layers, backend), cancellationToken);
-        var grammars = stage.IsLast ? await Task.Run(Grammars, cancellationToken) : null;
+        // One task, so no cancellation can come between loading the layers and owning them.
+        var (stage, grammars) = await Task.Run(() =>
+        {
+            var model = StageLoader.Load(modelDirectory, layers, backend);
+            return (model, model.IsLast ? Grammars() : null);
+        }, cancellationToken);
         var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes, grammars));
         loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
         LogLoaded(modelId, layers.ToString(), stage.Backend, time.GetElapsedTime(started).TotalSeconds);

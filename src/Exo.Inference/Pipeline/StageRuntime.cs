@@ -132,27 +132,37 @@ public sealed class StageRuntime : IAsyncDisposable
         if (options.TopLogprobs is < 0 or > TokenLogprobs.MaxTop)
             throw new ArgumentOutOfRangeException(nameof(options), $"top logprobs must be in [0, {TokenLogprobs.MaxTop}]");
 
-        var bytes = KvBytesFor(options.ContextTokens);
-        lock (_gate)
+        // The sampler (and the constraint, whose grammar may take a while to compile) is made outside the lock, which
+        // the step loop takes: no other request waits for it.
+        TokenConstraint? constraint = null;
+        Sampler? sampler = null;
+        if (_stage.IsLast)
         {
-            if (_requests.ContainsKey(requestId)) throw new ArgumentException($"request '{requestId}' is already open", nameof(requestId));
-            if (_kvBytesInUse + bytes > _kvBudgetBytes)
-            {
-                throw new StageCapacityException(
-                    $"stage {_stage.Layers} has {(_kvBudgetBytes - _kvBytesInUse) / 1e6:0.0} MB of KV cache free; a {options.ContextTokens}-token request needs {bytes / 1e6:0.0} MB");
-            }
+            constraint = Constraint(options);
+            sampler = new Sampler(options.Sampling, _stage.Config.VocabSize, constraint);
+            sampler.Observe(options.Prompt.ToArray());
+        }
 
-            Sampler? sampler = null;
-            TokenConstraint? constraint = null;
-            if (_stage.IsLast)
+        var bytes = KvBytesFor(options.ContextTokens);
+        try
+        {
+            lock (_gate)
             {
-                constraint = Constraint(options);
-                sampler = new Sampler(options.Sampling, _stage.Config.VocabSize, constraint);
-                sampler.Observe(options.Prompt.ToArray());
-            }
+                if (_requests.ContainsKey(requestId)) throw new ArgumentException($"request '{requestId}' is already open", nameof(requestId));
+                if (_kvBytesInUse + bytes > _kvBudgetBytes)
+                {
+                    throw new StageCapacityException(
+                        $"stage {_stage.Layers} has {(_kvBudgetBytes - _kvBytesInUse) / 1e6:0.0} MB of KV cache free; a {options.ContextTokens}-token request needs {bytes / 1e6:0.0} MB");
+                }
 
-            _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler, constraint));
-            _kvBytesInUse += bytes;
+                _requests.Add(requestId, new RequestState(_stage.CreateCache(options.ContextTokens), options, sampler, constraint));
+                _kvBytesInUse += bytes;
+            }
+        }
+        catch
+        {
+            constraint?.Dispose();
+            throw;
         }
     }
 

@@ -41,13 +41,17 @@ public abstract class ToolCallSyntax
         return Hermes;
     }
 
-    /// <summary>One object per tool: {"name": its name, <paramref name="argumentsKey"/>: its parameters}; any of them.</summary>
-    protected static void WriteCallSchema(Utf8JsonWriter w, IReadOnlyList<ToolFunction> tools, string argumentsKey)
+    /// <summary>
+    /// One object per tool: {"name": its name, <paramref name="argumentsKey"/>: its parameters}; any of them. The schema
+    /// sits at <paramref name="at"/> (a JSON pointer) in the whole.
+    /// </summary>
+    protected static void WriteCallSchema(Utf8JsonWriter w, IReadOnlyList<ToolFunction> tools, string argumentsKey, string at = "#")
     {
         w.WriteStartObject();
         w.WriteStartArray("anyOf");
-        foreach (var tool in tools)
+        for (var i = 0; i < tools.Count; i++)
         {
+            var tool = tools[i];
             w.WriteStartObject();
             w.WriteString("type", "object");
             w.WriteStartObject("properties");
@@ -55,7 +59,7 @@ public abstract class ToolCallSyntax
             w.WriteString("const", tool.Name);
             w.WriteEndObject();
             w.WritePropertyName(argumentsKey);
-            tool.Parameters.WriteTo(w);
+            WriteMoved(w, tool.Parameters, $"{at}/anyOf/{i}/properties/{argumentsKey}");
             w.WriteEndObject();
             w.WriteStartArray("required");
             w.WriteStringValue("name");
@@ -67,6 +71,38 @@ public abstract class ToolCallSyntax
 
         w.WriteEndArray();
         w.WriteEndObject();
+    }
+
+    /// <summary>
+    /// A tool's parameters where the call's schema puts them: its local references ("#/$defs/X", as Pydantic and zod
+    /// write them) pointed at <paramref name="at"/>, where their targets now are.
+    /// </summary>
+    private static void WriteMoved(Utf8JsonWriter w, JsonElement schema, string at)
+    {
+        switch (schema.ValueKind)
+        {
+            case JsonValueKind.Object:
+                w.WriteStartObject();
+                foreach (var property in schema.EnumerateObject())
+                {
+                    w.WritePropertyName(property.Name);
+                    if (property.Name == "$ref" && property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() is { } target && (target == "#" || target.StartsWith("#/", StringComparison.Ordinal)))
+                        w.WriteStringValue(at + target[1..]);
+                    else
+                        WriteMoved(w, property.Value, at);
+                }
+
+                w.WriteEndObject();
+                break;
+            case JsonValueKind.Array:
+                w.WriteStartArray();
+                foreach (var item in schema.EnumerateArray()) WriteMoved(w, item, at);
+                w.WriteEndArray();
+                break;
+            default:
+                schema.WriteTo(w);
+                break;
+        }
     }
 
     protected static string Json(Action<Utf8JsonWriter> write)
@@ -124,7 +160,7 @@ public abstract class ToolCallSyntax
             w.WriteStartObject();
             w.WriteString("type", "array");
             w.WritePropertyName("items");
-            WriteCallSchema(w, tools, "arguments");
+            WriteCallSchema(w, tools, "arguments", "#/items");
             w.WriteNumber("minItems", 1);
             w.WriteEndObject();
         }), "");

@@ -149,6 +149,24 @@ public sealed class ToolCallReaderTests
         }
     }
 
+    /// <summary>Parameters with local references (as Pydantic and zod write them) keep them pointing at their definitions inside the forced call's schema.</summary>
+    [Fact]
+    public void ForcedCallsKeepEachToolsReferences()
+    {
+        using var weather = JsonDocument.Parse("""{"type": "object", "properties": {"place": {"$ref": "#/$defs/Place"}}, "required": ["place"], "$defs": {"Place": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}}}""");
+        using var time = JsonDocument.Parse("""{"type": "object", "properties": {"zone": {"$ref": "#/definitions/Zone"}}, "required": ["zone"], "definitions": {"Zone": {"enum": ["CET", "UTC"]}}}""");
+        ToolFunction[] tools = [new("weather", weather.RootElement), new("time", time.RootElement)];
+        foreach (var syntax in new[] { ToolCallSyntax.Hermes, ToolCallSyntax.Llama3, ToolCallSyntax.Mistral })
+        {
+            var forced = syntax.Forced(tools);
+            using var schema = JsonDocument.Parse(forced.Schema);
+            var grammar = Exo.Text.Constraints.OutputGrammar.Json(schema.RootElement, forced.Prefix, forced.Suffix);
+            Assert.NotNull(grammar);
+            Assert.Contains("/anyOf/0/properties/", forced.Schema);
+            Assert.DoesNotContain("\"#/$defs/Place\"", forced.Schema);
+        }
+    }
+
     [Fact]
     public void TemplatesAreToldApartByWhatTheyWriteForACall()
     {

@@ -76,6 +76,26 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         }
     }
 
+    /// <summary>Ollama's API on the cluster, as OllamaSharp (a real Ollama client) meets it: the model list, and a greedy chat over the ring.</summary>
+    [Fact]
+    public async Task OllamaSharpListsModelsAndChatsOverTheRing()
+    {
+        await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
+        using var ollama = new OllamaSharp.OllamaApiClient(new HttpClient { BaseAddress = cluster.Api }, "exo-tiny");
+        var models = await ollama.ListLocalModelsAsync();
+        Assert.Equal("exo-tiny:latest", Assert.Single(models).Name);
+
+        var request = new OllamaSharp.Models.Chat.ChatRequest
+        {
+            Model = "exo-tiny",
+            Messages = [new OllamaSharp.Models.Chat.Message(OllamaSharp.Models.Chat.ChatRole.User, Question)],
+            Options = new OllamaSharp.Models.RequestOptions { Temperature = 0, NumPredict = 24 },
+        };
+        var text = new StringBuilder();
+        await foreach (var chunk in ollama.ChatAsync(request)) text.Append(chunk?.Message.Content);
+        Assert.Equal(LocalChat(Question, 24), text.ToString());
+    }
+
     /// <summary>A JSON schema and a logit bias travel round the ring to the last stage, which samples as one process does.</summary>
     [Fact]
     public async Task StructuredOutputOverTheRingEqualsSingleProcessConstrainedGeneration()

@@ -220,6 +220,8 @@ public sealed class ToolCallTests(ToolModel model) : IClassFixture<ToolModel>
     [InlineData("""{"tools": [{"type": "function", "function": {"name": "bad name!"}}]}""", "tools[0].function.name")]
     [InlineData("""{"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "strange"}}}}}], "tool_choice": "required"}""", "tools")]
     [InlineData("""{"tool_choice": "required"}""", "tool_choice")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required", "max_completion_tokens": 5}""", "max_completion_tokens")]
+    [InlineData("""{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}, "max_tokens": 3}""", "max_tokens")]
     [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}""", "tool_choice")]
     [InlineData("""{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/$defs/missing"}}}}""", "response_format")]
     [InlineData("""{"response_format": {"type": "xml"}}""", "response_format.type")]

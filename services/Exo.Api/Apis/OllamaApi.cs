@@ -74,7 +74,7 @@ public static class OllamaApi
     private static CompletionRunner Runner(IGenerationBackend backend, AdmissionControl admission, OllamaRequest common, int[] ids, string promptParam)
     {
         var runner = new CompletionRunner(backend, admission, common.Model, ids, common.Options, promptParam, common.Output);
-        if (common.Output is { } output) common.Model.CheckOutput(output, runner.MaxTokens, "format");
+        if (common.Output is { } output) common.Model.CheckOutput(output, runner.MaxTokens, "format", "options.num_predict");
         return runner;
     }
 

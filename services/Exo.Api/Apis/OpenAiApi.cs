@@ -60,7 +60,8 @@ public static class OpenAiApi
             ? new OutputConstraint(call.Prefix, call.Schema, call.Suffix)
             : request.Format;
         var runners = Runners(backend, admission, model, ids, request.Options, "messages", output);
-        if (output is not null) model.CheckOutput(output, runners[0].MaxTokens, request.Tools.Forced is null ? "response_format" : "tools");
+        if (output is not null)
+            model.CheckOutput(output, runners[0].MaxTokens, request.Tools.Forced is null ? "response_format" : "tools", request.Options.MaxTokensParam ?? "max_tokens");
         await RunAsync(http, telemetry, CompletionFormat.Chat, runners, new CompletionChunk(Role: "assistant", Text: ""),
             request.Tools.Read ? model.ToolSyntax.CreateReader : null, cancellationToken);
     }

@@ -41,21 +41,32 @@ public sealed record ServedModel(
     }
 
     /// <summary>
-    /// Refuses, before anything runs, an output constraint the last stage could not start: a schema it cannot enforce, or
-    /// one whose shortest answer does not fit <paramref name="maxTokens"/>.
+    /// Refuses, before anything runs, an output constraint the last stage could not start: a schema it cannot enforce
+    /// (naming <paramref name="param"/>, the field that asked for it), or one whose shortest answer does not fit
+    /// <paramref name="maxTokens"/> (naming <paramref name="maxTokensParam"/>).
     /// </summary>
-    public void CheckOutput(OutputConstraint output, int maxTokens, string param)
+    public void CheckOutput(OutputConstraint output, int maxTokens, string param, string maxTokensParam)
     {
         var length = (long)output.Prefix.Length + (output.Schema?.Length ?? 0) + output.Suffix.Length;
         if (length > RingCodec.MostConstraintChars)
             throw OpenAiException.BadRequest($"'{param}' makes an output format of {length} characters; at most {RingCodec.MostConstraintChars} are taken", param, "invalid_value");
+        OutputGrammar grammar;
         try
         {
-            using var started = Grammars.Start(output, Special.StopTokenIds, maxTokens);
+            grammar = Grammars.Compile(output);
         }
         catch (GrammarException e)
         {
             throw OpenAiException.BadRequest($"'{param}' cannot be enforced: {e.Message}", param, "invalid_value");
+        }
+
+        try
+        {
+            using var started = grammar.Start(Grammars.Vocabulary, Special.StopTokenIds, maxTokens);
+        }
+        catch (GrammarException e)
+        {
+            throw OpenAiException.BadRequest($"'{param}' does not fit: {e.Message}", maxTokensParam, "invalid_value");
         }
     }
 }

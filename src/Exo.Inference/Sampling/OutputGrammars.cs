@@ -13,6 +13,9 @@ public sealed class OutputGrammars(TokenVocabulary vocabulary)
     public const int MostKept = 64;
     private readonly ConcurrentDictionary<OutputConstraint, OutputGrammar> _compiled = new();
 
+    /// <summary>The bytes each of the model's tokens writes.</summary>
+    public TokenVocabulary Vocabulary => vocabulary;
+
     /// <summary>One request's constraint, allowing <paramref name="maxTokens"/> tokens in all. Throws <see cref="GrammarException"/>.</summary>
     public TokenConstraint Start(OutputConstraint output, IReadOnlySet<int> endTokens, int maxTokens) =>
         Compile(output).Start(vocabulary, endTokens, maxTokens);

@@ -11,25 +11,17 @@ namespace Exo.Api.Completions;
 /// the tool calls read out of the text (when the request offers tools), and its finish. Started up to its first token
 /// before any response is sent, so a cluster that cannot serve answers with a status rather than inside a stream.
 /// </summary>
-internal sealed class ChoiceRun : IAsyncDisposable
+internal sealed class ChoiceRun(int index, CompletionRunner runner, CompletionTrace trace, IAsyncEnumerator<CompletionDelta> deltas, ToolCallReader? tools)
+    : IAsyncDisposable
 {
-    private readonly IAsyncEnumerator<CompletionDelta> _deltas;
-    private readonly ToolCallReader? _tools;
+    private readonly IAsyncEnumerator<CompletionDelta> _deltas = deltas;
+    private readonly ToolCallReader? _tools = tools;
     private bool _more;
     private int _calls;
 
-    private ChoiceRun(int index, CompletionRunner runner, CompletionTrace trace, IAsyncEnumerator<CompletionDelta> deltas, ToolCallReader? tools)
-    {
-        Index = index;
-        Runner = runner;
-        Trace = trace;
-        _deltas = deltas;
-        _tools = tools;
-    }
-
-    public int Index { get; }
-    public CompletionRunner Runner { get; }
-    public CompletionTrace Trace { get; }
+    public int Index { get; } = index;
+    public CompletionRunner Runner { get; } = runner;
+    public CompletionTrace Trace { get; } = trace;
 
     /// <summary>"tool_calls" when the answer called a function and ended by itself; else the runner's reason.</summary>
     public string FinishReason => _calls > 0 && Runner.FinishReason == "stop" ? "tool_calls" : Runner.FinishReason;

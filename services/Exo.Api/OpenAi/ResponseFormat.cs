@@ -1,11 +1,10 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Exo.Inference.Sampling;
 
 namespace Exo.Api.OpenAi;
 
 /// <summary>OpenAI's response_format: text (no constraint), json_object (any JSON object), or json_schema (a value matching the schema).</summary>
-internal static partial class ResponseFormat
+internal static class ResponseFormat
 {
     public static OutputConstraint? Parse(RequestReader r)
     {
@@ -22,7 +21,7 @@ internal static partial class ResponseFormat
                 if (reader.Field("json_schema") is not { ValueKind: JsonValueKind.Object } spec)
                     throw OpenAiException.BadRequest("'response_format.json_schema' must be an object", "response_format.json_schema", "invalid_type");
                 var s = new RequestReader(spec);
-                if (s.String("name") is not { } name || !SchemaName().IsMatch(name))
+                if (s.String("name") is not { } name || !OpenAiNames.IsName(name))
                     throw OpenAiException.BadRequest("'response_format.json_schema.name' must be 1 to 64 letters, digits, '_' or '-'", "response_format.json_schema.name", "invalid_value");
                 s.Bool("strict");
                 s.String("description");
@@ -36,7 +35,4 @@ internal static partial class ResponseFormat
                 throw OpenAiException.BadRequest("'response_format.type' must be 'text', 'json_object' or 'json_schema'", "response_format.type", "invalid_value");
         }
     }
-
-    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
-    private static partial Regex SchemaName();
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Exo.Text.ToolCalls;
 
 namespace Exo.Api.OpenAi;
@@ -7,7 +6,7 @@ namespace Exo.Api.OpenAi;
 internal enum ToolChoiceMode { None, Auto, Required, Named }
 
 /// <summary>The functions a chat request offers, and whether the model may, must or must not call one (tool_choice).</summary>
-internal sealed partial record ChatTools(IReadOnlyList<ToolFunction> Functions, ToolChoiceMode Mode, string? Named)
+internal sealed record ChatTools(IReadOnlyList<ToolFunction> Functions, ToolChoiceMode Mode, string? Named)
 {
     public static readonly ChatTools Nothing = new([], ToolChoiceMode.None, null);
 
@@ -52,7 +51,7 @@ internal sealed partial record ChatTools(IReadOnlyList<ToolFunction> Functions, 
             throw OpenAiException.BadRequest($"'{param}.function' must be an object", param + ".function", "invalid_type");
         var f = new RequestReader(function);
         var name = f.String("name");
-        if (name is null || !FunctionName().IsMatch(name))
+        if (name is null || !OpenAiNames.IsName(name))
             throw OpenAiException.BadRequest($"'{param}.function.name' must be 1 to 64 letters, digits, '_' or '-'", param + ".function.name", "invalid_value");
         f.String("description");
         f.Bool("strict");
@@ -100,7 +99,4 @@ internal sealed partial record ChatTools(IReadOnlyList<ToolFunction> Functions, 
                 throw OpenAiException.BadRequest("'tool_choice' must be a string or an object", "tool_choice", "invalid_type");
         }
     }
-
-    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
-    private static partial Regex FunctionName();
 }

@@ -85,6 +85,13 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         return node;
     }
 
+    /// <summary>The reason the planner gives for having no placement of the model, once it is one that says <paramref name="containing"/>.</summary>
+    private static Task<string> Problem(Contracts.V1.Planner.PlannerClient planner, string containing) => Eventually(async () =>
+    {
+        var problem = await Problem(planner);
+        return problem.Contains(containing, StringComparison.Ordinal) ? problem : throw new RpcException(new Status(StatusCode.Unavailable, problem));
+    });
+
     /// <summary>The reason the planner gives for having no placement of the model, once it gives one.</summary>
     private static Task<string> Problem(Contracts.V1.Planner.PlannerClient planner) => Eventually(async () =>
     {
@@ -154,11 +161,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         using var watch = Watch(planner);
 
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b"), InstanceToken = "1" }));
-        Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Eventually(async () =>
-        {
-            var problem = await Problem(planner);
-            return problem.Contains("models directory", StringComparison.Ordinal) ? problem : throw new RpcException(new Status(StatusCode.Unavailable, problem));
-        }));
+        Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Problem(planner, containing: "models directory"));
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
         Assert.Equal("small", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
@@ -166,6 +169,28 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         // The big node gets the model (registering again from the same instance updates it): now it takes part.
         await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b", Model), InstanceToken = "1" });
         Assert.Equal(["big", "small"], (await NextWithStages(watch, 2)).Stages.Select(s => s.NodeId));
+    }
+
+    [Fact]
+    public async Task ANodeThatFetchesModelsIsPlacedWhileAPeerHasTheModel()
+    {
+        var registry = StartRegistry();
+        var (planner, _, _) = StartPlanner(inRedis: false);
+        using var watch = Watch(planner);
+
+        // Alone it has nothing to copy the model from: no ring.
+        var fetcher = Node("fetcher", 8, "another-model");
+        fetcher.FetchesModels = true;
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = fetcher, InstanceToken = "1" }));
+        Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Problem(planner, containing: "models directory"));
+
+        // A node with the model joins: both take part, the fetcher copying its layers from the holder.
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("holder", 2), InstanceToken = "2" });
+        Assert.Equal(["fetcher", "holder"], (await NextWithStages(watch, 2)).Stages.Select(s => s.NodeId));
+
+        // The holder leaves: nobody is left to copy from, so no ring is planned over the fetcher.
+        await registry.DeregisterAsync(new DeregisterRequest { NodeId = "holder", LeaseId = "2" });
+        Assert.Equal("no worker has model 'exo-tiny' in its models directory", (await NextWithStages(watch, 0)).Problem);
     }
 
     [Fact]

@@ -47,6 +47,7 @@ public sealed class Membership
     /// <summary>Whether <paramref name="next"/> differs from <paramref name="kept"/> in anything the planner uses.</summary>
     public static bool Matters(NodeInfo kept, NodeInfo next) =>
         kept.GrpcEndpoint != next.GrpcEndpoint
+        || kept.FetchesModels != next.FetchesModels
         || !kept.ModelsOnDisk.ToHashSet(StringComparer.Ordinal).SetEquals(next.ModelsOnDisk)
         || (next.AvailableMemoryBytes != kept.AvailableMemoryBytes
             && Math.Abs((double)next.AvailableMemoryBytes - kept.AvailableMemoryBytes) >= MemoryTolerance * kept.AvailableMemoryBytes);

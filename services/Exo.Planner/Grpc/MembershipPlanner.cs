@@ -63,16 +63,15 @@ public sealed partial class MembershipPlanner(
         foreach (var (model, profile) in models)
         {
             var current = board.Current(model);
-            // Only nodes with the model in their models directory can load its layers.
-            var holders = nodes.Where(n => n.ModelsOnDisk.Contains(model, StringComparer.Ordinal)).ToArray();
-            var capacities = holders.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue)));
+            var members = Members(nodes, model);
+            var capacities = members.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue)));
             // Versions only grow; one spent on an unchanged ring is simply skipped.
             var version = await board.NextVersionAsync(cancellationToken);
-            var result = holders.Length == 0 ? null : RingPlanner.TryPlan(capacities, profile, version);
+            var result = members.Length == 0 ? null : RingPlanner.TryPlan(capacities, profile, version);
             if (result is not { Succeeded: true })
             {
                 var problem = nodes.Length == 0 ? NoWorkers
-                    : holders.Length == 0 ? $"no worker has model '{model}' in its models directory"
+                    : members.Length == 0 ? $"no worker has model '{model}' in its models directory"
                     : result!.Error!;
                 if (current is { Stages.Count: 0 } && current.Problem == problem) continue;
                 await board.PublishAsync(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version, Problem = problem }, cancellationToken);
@@ -80,11 +79,21 @@ public sealed partial class MembershipPlanner(
                 continue;
             }
 
-            var message = ToMessage(result.Placement!, holders);
+            var message = ToMessage(result.Placement!, members);
             if (current is not null && current.Stages.Equals(message.Stages)) continue;
             await board.PublishAsync(message, cancellationToken);
             LogPlaced(model, message.Version, string.Join(", ", message.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
         }
+    }
+
+    /// <summary>
+    /// The nodes that can load the model's layers: those with it in their models directory, and, while one of those is in
+    /// the cluster to copy it from, those that fetch what they lack.
+    /// </summary>
+    private static NodeInfo[] Members(NodeInfo[] nodes, string model)
+    {
+        var holders = nodes.Where(n => n.ModelsOnDisk.Contains(model, StringComparer.Ordinal)).ToArray();
+        return holders.Length == 0 ? [] : [.. holders, .. nodes.Where(n => n.FetchesModels && !holders.Contains(n))];
     }
 
     private static Contracts.V1.Placement ToMessage(Planning.Placement placement, NodeInfo[] nodes)

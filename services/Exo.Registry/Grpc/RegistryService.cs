@@ -103,6 +103,7 @@ public sealed partial class RegistryService(INodeStore store, UnreachableNodes u
         MemoryBandwidthBytesPerSecond = node.BandwidthBytesPerSecond,
         Flops = node.Flops,
         ModelsOnDisk = node.ModelsOnDisk.ToArray(),
+        FetchesModels = node.FetchesModels,
         Version = node.Version,
     };
 
@@ -121,6 +122,7 @@ public sealed partial class RegistryService(INodeStore store, UnreachableNodes u
             AvailableMemoryBytes = (ulong)record.AvailableMemoryBytes,
             BandwidthBytesPerSecond = record.MemoryBandwidthBytesPerSecond,
             Flops = record.Flops,
+            FetchesModels = record.FetchesModels,
             Version = record.Version,
         };
         message.ModelsOnDisk.AddRange(record.ModelsOnDisk);

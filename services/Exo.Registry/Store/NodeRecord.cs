@@ -27,6 +27,8 @@ public sealed record NodeRecord
     public double MemoryBandwidthBytesPerSecond { get; init; }
     public double Flops { get; init; }
     public IReadOnlyList<string> ModelsOnDisk { get; init; } = [];
+    /// <summary>The node fetches a model it is given but lacks, from a peer that has it.</summary>
+    public bool FetchesModels { get; init; }
     /// <summary>The software version the node runs.</summary>
     public string Version { get; init; } = "";
     public DateTimeOffset RegisteredAt { get; init; }

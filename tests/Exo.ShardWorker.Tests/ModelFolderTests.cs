@@ -1,3 +1,4 @@
+using Exo.ShardWorker.Models;
 using Exo.ShardWorker.Stages;
 
 namespace Exo.ShardWorker.Tests;

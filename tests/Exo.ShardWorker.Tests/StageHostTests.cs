@@ -8,6 +8,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Exo.Inference.Verification;
 using Exo.Ring;
+using Exo.ShardWorker.Models;
 using Exo.ShardWorker.Stages;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,7 +25,7 @@ public sealed class StageHostTests : IAsyncLifetime
     private const string Node = "node-a";
     private static readonly ActivitySource Tracing = new("Exo.ShardWorker.Tests");
     private static readonly StageMetrics Metrics = new(new ServiceTelemetry("Exo.ShardWorker.Tests"));
-    private readonly StageHost _host = new(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64L << 20, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
+    private readonly StageHost _host = new(Model, new LocalModelFiles(RepositoryPaths.Fixture(Model)), Node, BackendOptions.Cpu(), 64L << 20, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
         NullLogger<StageHost>.Instance, _ => { });
     private readonly ReferenceCase _case = ReferenceFile.Load(RepositoryPaths.Fixture(Model)).Cases[0];
 
@@ -172,7 +173,7 @@ public sealed class StageHostTests : IAsyncLifetime
     [Fact]
     public async Task ARequestBeyondTheKvBudgetIsRefusedAsCapacity()
     {
-        await using var small = new StageHost(Model, RepositoryPaths.Fixture(Model), Node, BackendOptions.Cpu(), 64 << 10, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
+        await using var small = new StageHost(Model, new LocalModelFiles(RepositoryPaths.Fixture(Model)), Node, BackendOptions.Cpu(), 64 << 10, Contracts.ClusterSecret.None, Tracing, Metrics, TimeProvider.System,
             NullLogger<StageHost>.Instance, _ => { });
         await small.ApplyAsync(OneStage(1), CancellationToken.None);
         var (outbox, replies, _) = Gateway();

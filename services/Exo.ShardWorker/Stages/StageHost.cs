@@ -6,6 +6,7 @@ using Exo.Contracts.V1;
 using Exo.Inference.Backends;
 using Exo.Inference.Pipeline;
 using Exo.Ring;
+using Exo.ShardWorker.Models;
 
 namespace Exo.ShardWorker.Stages;
 
@@ -34,11 +35,11 @@ public sealed partial class StageHost : IAsyncDisposable
     private readonly ConcurrentDictionary<string, long> _cancelledEarly = new(StringComparer.Ordinal);
 
     public StageHost(
-        string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, ActivitySource tracing, StageMetrics metrics, TimeProvider time,
+        string modelId, IStageFiles files, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, ActivitySource tracing, StageMetrics metrics, TimeProvider time,
         ILogger<StageHost> logger, Action<PeerLoss> onPeerLost)
     {
         (_modelId, _nodeId, _tracing, _metrics, _time, _logger) = (modelId, nodeId, tracing, metrics, time, logger);
-        _placement = new StagePlacement(modelId, modelDirectory, nodeId, backend, kvBudgetBytes, secret, time, logger,
+        _placement = new StagePlacement(modelId, files, nodeId, backend, kvBudgetBytes, secret, time, logger,
             onReply: message => Receive(message, origin: null),
             onResult: OnResult,
             onReplaced: version => FailAll(RingErrorCode.StalePlacement, $"the cluster was re-planned (placement v{version}); retry the request"),

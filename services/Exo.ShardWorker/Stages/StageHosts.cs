@@ -3,6 +3,7 @@ using Exo.Contracts;
 using Exo.Contracts.V1;
 using Exo.Ring;
 using Exo.ServiceDefaults;
+using Exo.ShardWorker.Models;
 using Exo.ShardWorker.Node;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +48,7 @@ public sealed partial class StageHosts(
             }
 
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
-                id, directory, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(),
+                id, new LocalModelFiles(directory), node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(),
                 peers.Lost));
             metrics.Track(host);
         }

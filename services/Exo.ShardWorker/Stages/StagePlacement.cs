@@ -8,6 +8,7 @@ using Exo.Inference.Sampling;
 using Exo.Text.Constraints;
 using Exo.Text.Tokenization;
 using Exo.Ring;
+using Exo.ShardWorker.Models;
 
 namespace Exo.ShardWorker.Stages;
 
@@ -21,7 +22,7 @@ namespace Exo.ShardWorker.Stages;
 /// <param name="onReplaced">A newer placement (its version given) is being applied: the ring of the open requests no longer exists.</param>
 /// <param name="onNextLost">The stream to the next stage broke: the node may be gone.</param>
 internal sealed partial class StagePlacement(
-    string modelId, string modelDirectory, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, TimeProvider time, ILogger logger,
+    string modelId, IStageFiles files, string nodeId, BackendOptions backend, long kvBudgetBytes, ClusterSecret secret, TimeProvider time, ILogger logger,
     Action<ForwardMessage> onReply, Action<StagePlacement.Loaded, StageResult> onResult, Action<ulong> onReplaced, Action<PeerLoss> onNextLost)
     : IAsyncDisposable
 {
@@ -114,13 +115,14 @@ internal sealed partial class StagePlacement(
 
     private async Task<Loaded> LoadAsync(LayerRange layers, CancellationToken cancellationToken)
     {
-        LogLoading(modelId, layers.ToString(), modelDirectory);
+        var directory = await files.FolderForAsync(layers, cancellationToken);
+        LogLoading(modelId, layers.ToString(), directory);
         var started = time.GetTimestamp();
         // One task, so no cancellation can come between loading the layers and owning them.
         var (stage, grammars) = await Task.Run(() =>
         {
-            var model = StageLoader.Load(modelDirectory, layers, backend);
-            return (model, model.IsLast ? Grammars() : null);
+            var model = StageLoader.Load(directory, layers, backend);
+            return (model, model.IsLast ? Grammars(directory) : null);
         }, cancellationToken);
         var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes, grammars));
         loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
@@ -129,11 +131,11 @@ internal sealed partial class StagePlacement(
     }
 
     /// <summary>The last stage constrains output over the model's vocabulary; without a tokenizer it serves free text only.</summary>
-    private OutputGrammars? Grammars()
+    private OutputGrammars? Grammars(string directory)
     {
         try
         {
-            return new OutputGrammars(TokenVocabulary.FromTokenizer(Tokenizer.FromModelDirectory(modelDirectory)));
+            return new OutputGrammars(TokenVocabulary.FromTokenizer(Tokenizer.FromModelDirectory(directory)));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

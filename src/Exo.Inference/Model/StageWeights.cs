@@ -81,6 +81,27 @@ public sealed class StageWeights : IDisposable
     public const string FinalNormName = "model.norm.weight";
     public const string LmHeadName = "lm_head.weight";
 
+    /// <summary>
+    /// Whether a stage running <paramref name="layers"/> of a model of <paramref name="layerCount"/> layers reads the
+    /// tensor of Hugging Face name <paramref name="name"/>: its layers' tensors, the embeddings on the first stage (and on
+    /// the last when the head is tied to them), the final norm and the head on the last. What a stage fetches follows this.
+    /// </summary>
+    public static bool Reads(string name, LayerRange layers, int layerCount, bool tiedEmbeddings)
+    {
+        bool first = layers.Start == 0, last = layers.End == layerCount;
+        switch (name)
+        {
+            case EmbedTokensName: return first || (last && tiedEmbeddings);
+            case FinalNormName or LmHeadName: return last;
+        }
+
+        const string prefix = "model.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return false;
+        var dot = name.IndexOf('.', prefix.Length);
+        return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), System.Globalization.NumberStyles.None, null, out var layer)
+            && layer >= layers.Start && layer < layers.End;
+    }
+
     /// <summary>Hugging Face name of layer <paramref name="layer"/>'s tensor <paramref name="suffix"/> (e.g. "self_attn.q_proj.weight").</summary>
     public static string LayerTensorName(int layer, string suffix) => $"model.layers.{layer}.{suffix}";
 

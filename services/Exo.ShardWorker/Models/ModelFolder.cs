@@ -1,4 +1,4 @@
-namespace Exo.ShardWorker.Stages;
+namespace Exo.ShardWorker.Models;
 
 /// <summary>
 /// Where a model's files are read from: the folder of that name directly inside the models directory, nowhere else. The

@@ -79,7 +79,7 @@ public sealed class ModelCache(string home)
                 if (!Directory.Exists(snapshot)) continue;
                 var size = Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories)
                     .Where(f => !f.EndsWith(ModelDownloader.PartialSuffix, StringComparison.Ordinal)).Sum(f => new FileInfo(f).Length);
-                var linked = RealPath.Of(Link(model)) is { } target && target == RealPath.Of(snapshot);
+                var linked = Posix.RealPath(Link(model)) is { } target && target == Posix.RealPath(snapshot);
                 models.Add(new CachedModel(model, commit, size, snapshot, linked));
             }
         }
@@ -93,7 +93,7 @@ public sealed class ModelCache(string home)
         var repository = RepositoryFolder(model);
         var link = new FileInfo(Link(model));
         var removed = false;
-        if (link.LinkTarget is not null && RealPath.IsInside(Path.GetFullPath(link.LinkTarget, ModelsDirectory), repository))
+        if (link.LinkTarget is not null && Posix.IsInside(Path.GetFullPath(link.LinkTarget, ModelsDirectory), repository))
         {
             link.Delete();
             removed = true;
@@ -126,7 +126,7 @@ public sealed class ModelCache(string home)
             throw new IOException($"{link} is a folder of its own, not a link this cache made: move it away to use the pulled {model.RepoId} as '{model.Name}'");
         var temporary = Path.Combine(ModelsDirectory, $".{model.Name}.{Guid.NewGuid():N}.tmp");
         File.CreateSymbolicLink(temporary, snapshot);
-        File.Move(temporary, link, overwrite: true);
+        Posix.Rename(temporary, link);
         return link;
     }
 }

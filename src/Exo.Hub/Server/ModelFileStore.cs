@@ -18,9 +18,9 @@ internal sealed class ModelFileStore(ModelFileOptions options)
     private (string Folder, string[] Roots)? Model(string modelId)
     {
         if (modelId is "" or "." or ".." || modelId.StartsWith('.') || modelId.IndexOfAny(NotInAName) >= 0) return null;
-        var models = RealPath.Of(options.ModelsDirectory);
+        var models = Posix.RealPath(options.ModelsDirectory);
         // The folder itself may be a link the machine's owner put there (EXO_HOME/models/NAME points into the hub cache).
-        var folder = models is null ? null : RealPath.Of(Path.Combine(models, modelId));
+        var folder = models is null ? null : Posix.RealPath(Path.Combine(models, modelId));
         return folder is null || !Directory.Exists(folder) ? null : (folder, [models!, folder]);
     }
 
@@ -51,8 +51,8 @@ internal sealed class ModelFileStore(ModelFileOptions options)
     private static string? Resolve(string path, string folder, string[] roots)
     {
         if (ModelPaths.Problem(path) is not null || path.EndsWith(ModelDownloader.PartialSuffix, StringComparison.Ordinal)) return null;
-        var real = RealPath.Of(ModelPaths.Combine(folder, path));
-        return real is not null && roots.Any(root => RealPath.IsInside(real, root)) && File.Exists(real)
+        var real = Posix.RealPath(ModelPaths.Combine(folder, path));
+        return real is not null && roots.Any(root => Posix.IsInside(real, root)) && File.Exists(real)
                && !File.GetAttributes(real).HasFlag(FileAttributes.Directory) ? real : null;
     }
 }

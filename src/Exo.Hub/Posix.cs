@@ -2,11 +2,14 @@ using System.Runtime.InteropServices;
 
 namespace Exo.Hub;
 
-/// <summary>A path with every link in it followed, as the kernel follows them (libc's realpath): what a file really is.</summary>
-internal static class RealPath
+/// <summary>
+/// The file-system calls .NET does not offer: a path with every link in it followed, as the kernel follows them
+/// (realpath), and a rename that replaces a link to a folder in one step (rename).
+/// </summary>
+internal static class Posix
 {
     /// <summary>The real path of <paramref name="path"/>; null when it does not exist.</summary>
-    public static string? Of(string path)
+    public static string? RealPath(string path)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -31,7 +34,24 @@ internal static class RealPath
     public static bool IsInside(string path, string root) =>
         path == root || path.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
-    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for two blittable calls.
+    /// <summary>Renames <paramref name="from"/> to <paramref name="to"/>, replacing what is there in one step (File.Move follows a link to a folder).</summary>
+    public static void Rename(string from, string to)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            if (Path.Exists(to)) File.Delete(to);
+            File.Move(from, to);
+        }
+        else if (RenameEntry(from, to) != 0)
+        {
+            throw new IOException($"cannot rename {from} to {to}: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    // DllImport rather than LibraryImport: its generated code would need unsafe blocks, for these plain calls.
+    [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
+    private static extern int RenameEntry([MarshalAs(UnmanagedType.LPUTF8Str)] string from, [MarshalAs(UnmanagedType.LPUTF8Str)] string to);
+
     [DllImport("libc", EntryPoint = "realpath", SetLastError = true)]
     private static extern IntPtr Resolve([MarshalAs(UnmanagedType.LPUTF8Str)] string path, IntPtr resolved);
 

@@ -12,4 +12,5 @@ root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(DevicesCommand.Create());
+root.Subcommands.Add(ModelsCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,3 +1,4 @@
+using Exo.Hub;
 using Exo.Inference;
 using Exo.Text.Templates;
 using Exo.Text.Tokenization;
@@ -21,14 +22,35 @@ internal static class CommandErrors
         {
             return action();
         }
-        catch (Exception e) when (e is ModelFormatException or TokenizerFormatException or TemplateException or ArgumentException
-                                      or CliInputException or Inference.Vulkan.GpuUnavailableException
-                                      or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (IsInputError(e))
         {
-            // ArgumentException appends "(Parameter ...)" and the value on further lines: the first part is the message.
-            var message = e is ArgumentException ? e.Message.Split(" (Parameter '")[0] : e.Message;
-            Console.Error.WriteLine($"error: {message}");
-            return InputError;
+            return Report(e);
         }
+    }
+
+    public static async Task<int> RunAsync(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception e) when (IsInputError(e))
+        {
+            return Report(e);
+        }
+    }
+
+    private static bool IsInputError(Exception e) =>
+        e is ModelFormatException or TokenizerFormatException or TemplateException or ArgumentException
+            or CliInputException or Inference.Vulkan.GpuUnavailableException
+            or ModelDownloadException or ModelSourceException
+            or IOException or UnauthorizedAccessException;
+
+    private static int Report(Exception e)
+    {
+        // ArgumentException appends "(Parameter ...)" and the value on further lines: the first part is the message.
+        var message = e is ArgumentException ? e.Message.Split(" (Parameter '")[0] : e.Message;
+        Console.Error.WriteLine($"error: {message}");
+        return InputError;
     }
 }

@@ -1,0 +1,80 @@
+using System.Text.RegularExpressions;
+using Exo.Inference.Weights;
+using Xunit.Abstractions;
+
+namespace Exo.Hub.Tests;
+
+/// <summary>
+/// Fetching only a layer range's tensors of models/exo-tiny (8 layers, tied embeddings) from the fake hub: the bytes
+/// moved are that range's share, and the file written loads with the engine's reader, each tensor equal to the original.
+/// </summary>
+public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string Weights = "model.safetensors";
+
+    private readonly TempDirectory _temp = new();
+    private readonly HttpClient _http = HubHttp.CreateClient();
+    private FakeHub _hub = null!;
+
+    public async Task InitializeAsync() => _hub = await FakeHub.StartAsync(RepositoryPaths.ShippedModel);
+
+    public async Task DisposeAsync()
+    {
+        await _hub.DisposeAsync();
+        _http.Dispose();
+        _temp.Dispose();
+    }
+
+    /// <summary>What a stage of layers [first, end) needs: the embeddings on the first stage, norm and head on the last (the embeddings again when tied).</summary>
+    private static Func<string, bool> Stage(int first, int end, bool isFirst, bool isLast) => name =>
+        LayerIndex().Match(name) is { Success: true } m ? int.Parse(m.Groups[1].Value) is var layer && layer >= first && layer < end
+        : name == "model.embed_tokens.weight" ? isFirst || isLast
+        : name is "model.norm.weight" or "lm_head.weight" && isLast;
+
+    [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
+    private static partial Regex LayerIndex();
+
+    [Theory]
+    [InlineData(0, 4)]
+    [InlineData(4, 8)]
+    public async Task FetchesOnlyTheStagesTensorsAndWritesAFileThatLoads(int first, int end)
+    {
+        var wanted = Stage(first, end, isFirst: first == 0, isLast: end == 8);
+        var destination = _temp.File($"stage-{first}");
+        var options = new DownloadOptions { Files = path => path == Weights, Tensors = wanted };
+        var result = await new ModelDownloader(options).DownloadAsync(
+            [new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model)], destination, null, CancellationToken.None);
+
+        using var original = SafetensorsFile.Open(Path.Combine(RepositoryPaths.ShippedModel, Weights));
+        using var written = SafetensorsFile.Open(Path.Combine(destination, Weights));
+        var names = original.Names.Where(wanted).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(names, written.Names.Order(StringComparer.Ordinal));
+        Assert.Contains("model.embed_tokens.weight", names);
+        foreach (var name in names)
+        {
+            var (a, b) = (original.Get(name), written.Get(name));
+            Assert.Equal(a.Type, b.Type);
+            Assert.Equal(a.Shape, b.Shape);
+            for (var row = 0; row < a.Rows; row++) Assert.True(a.RowBytes(row).SequenceEqual(b.RowBytes(row)), $"{name} row {row}");
+        }
+
+        // The header (two small requests) and the wanted tensors' bytes; gaps between wanted tensors are the only extra.
+        var tensorBytes = names.Sum(n => original.Get(n).ByteLength);
+        var size = new FileInfo(Path.Combine(RepositoryPaths.ShippedModel, Weights)).Length;
+        Assert.InRange(result.BytesTransferred, tensorBytes, tensorBytes + original.DataStart + 64 * 1024);
+        Assert.True(result.Files.Single().Subset);
+        output.WriteLine($"stage [{first},{end}): {names.Count} tensors, {result.BytesTransferred} bytes moved of {size} ({100.0 * result.BytesTransferred / size:0.0}%)");
+    }
+
+    [Fact]
+    public async Task ASecondRunKeepsWhatTheFirstWrote()
+    {
+        var destination = _temp.File("stage");
+        var options = new DownloadOptions { Files = path => path == Weights, Tensors = Stage(0, 4, true, false) };
+        var source = new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model);
+        await new ModelDownloader(options).DownloadAsync([source], destination, null, CancellationToken.None);
+        var again = await new ModelDownloader(options).DownloadAsync([source], destination, null, CancellationToken.None);
+        Assert.Null(Assert.Single(again.Files).Source);
+        Assert.True(again.BytesTransferred < 10_000, $"{again.BytesTransferred} bytes moved again");
+    }
+}

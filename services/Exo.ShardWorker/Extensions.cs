@@ -1,7 +1,9 @@
 using Exo.Contracts;
+using Exo.Hub;
 using Exo.Inference.Backends;
 using Exo.Ring;
 using Exo.ServiceDefaults;
+using Exo.ShardWorker.Models;
 using Exo.ShardWorker.Node;
 using Exo.ShardWorker.Stages;
 using Microsoft.Extensions.Options;
@@ -42,11 +44,22 @@ public static class Extensions
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddServiceGrpcClient<Contracts.V1.Planner.PlannerClient>("planner");
         builder.Services.AddSingleton<PeerReports>();
+        builder.Services.AddSingleton<ModelPeers>();
         builder.Services.AddSingleton<StageMetrics>();
         builder.Services.AddSingleton<StageHosts>();
         builder.Services.AddHostedService<NodeAgent>();
         builder.Services.AddHostedService<PlacementFollower>();
         builder.Services.AddHostedService<IdleRequestSweeper>();
         return builder;
+    }
+
+    /// <summary>
+    /// Lends the models directory's model folders to other workers (<see cref="ModelFileEndpoints.MapModelFiles"/>), to
+    /// callers with the cluster's secret: the fetching side is <see cref="ModelPeers"/>.
+    /// </summary>
+    public static IEndpointRouteBuilder MapModelFilesApi(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<IOptions<ShardWorkerOptions>>().Value;
+        return app.MapModelFiles(new ModelFileOptions(options.ModelsDirectory) { Secret = app.Services.GetRequiredService<ClusterSecret>() });
     }
 }

@@ -25,6 +25,7 @@ catch (Exception e) when (e is InvalidOperationException or InvalidDataException
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<ShardService>();
+app.MapModelFilesApi();
 app.MapGrpcHealthChecksService();
 app.Run();
 return Environment.ExitCode;

@@ -10,7 +10,9 @@ public sealed class ShardWorkerOptions
           --registry URL        the registry's gRPC address (services__registry__grpc__0), e.g. http://10.0.0.2:52416
           --planner URL         the planner's gRPC address (services__planner__grpc__0), e.g. http://10.0.0.2:52417
           --data-dir DIR        where the node id is kept (default ~/.exo/worker); one per worker, never shared or cloned
-          --models-dir DIR      folder holding one subfolder per model (default DATA_DIR/models)
+          --models-dir DIR      folder holding one subfolder per model (default DATA_DIR/models); this node serves
+                                them to other workers, and fetches the layers it is given of a model it lacks from
+                                one that has it, into DATA_DIR/fetched
           --port N              gRPC port (default 52418); --address IP the interface to listen on (default 0.0.0.0)
           --advertise URL       the gRPC address other nodes use to reach this one (default http://<this host>:<port>)
           --memory-mb N         memory offered to the cluster (default: the machine's available memory at start)
@@ -61,6 +63,9 @@ public sealed class ShardWorkerOptions
     public Inference.Backends.BackendOptions BackendChoice => new(Inference.Backends.BackendOptions.Parse(Backend), Gpu);
 
     public string ModelsDirectory => ModelsDir ?? Path.Combine(DataDir, "models");
+
+    /// <summary>Where the layers of models this node lacks are kept once fetched from a peer: never served to others, as they hold only some tensors.</summary>
+    public string FetchedDirectory => Path.Combine(DataDir, "fetched");
 
     /// <summary>The address the registry publishes for this node: explicit, else this host's name (loopback stays loopback).</summary>
     public string Endpoint(int boundPort)

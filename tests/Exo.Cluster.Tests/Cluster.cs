@@ -163,11 +163,16 @@ public sealed class Cluster : IAsyncLifetime
         return process;
     }
 
-    /// <summary>Starts one more shard worker with its own data directory, as a new machine joining would.</summary>
-    public ServiceProcess StartWorker(string backend = "cpu", int kvCacheMegabytes = 256)
+    /// <summary>
+    /// Starts one more shard worker with its own data directory, as a new machine joining would; with
+    /// <paramref name="withoutModels"/>, its models directory is empty, so it fetches the layers it is given from a peer.
+    /// </summary>
+    public ServiceProcess StartWorker(string backend = "cpu", int kvCacheMegabytes = 256, bool withoutModels = false)
     {
         var endpoints = ServiceEndpoints.Free();
-        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, WorkerEnvironment(backend, kvCacheMegabytes, Secret));
+        var environment = WorkerEnvironment(backend, kvCacheMegabytes, Secret);
+        if (withoutModels) environment["ShardWorker__ModelsDir"] = Directory.CreateDirectory(Path.Combine(environment["ShardWorker__DataDir"], "models")).FullName;
+        var worker = ServiceProcess.Start("Exo.ShardWorker.dll", endpoints.Args, environment);
         Workers.Add(worker);
         WorkerEndpoints[worker] = endpoints.Grpc;
         return worker;

@@ -248,13 +248,15 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         var before = await cluster.WaitForPlacementAsync(p => p.Ready, TimeSpan.FromSeconds(60));
         var expected = LocalChat(Question, 12);
 
-        // A machine joins: the layers are spread over one more stage.
-        var joined = cluster.StartWorker();
+        // A machine without the model joins: the layers are spread over one more stage, and it copies its own from a peer.
+        var joined = cluster.StartWorker(withoutModels: true);
         joined.WaitUntilListening(TimeSpan.FromSeconds(60));
         var grown = await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == before.Stages.Count + 1, TimeSpan.FromSeconds(90));
         Assert.True(grown.Version > before.Version);
         Assert.Equal(8, grown.Stages.Sum(s => s.LayerEnd - s.LayerStart));
         Assert.Equal(expected, await ChatAsync(Question, 12));
+        var fetched = grown.Stages.Single(s => cluster.WorkerOf(s) == joined);
+        Assert.Contains($"Fetched exo-tiny layers [{fetched.LayerStart}, {fetched.LayerEnd})", joined.Log);
 
         // One stops cleanly: it deregisters, and the ring closes over the rest at once.
         var leaving = cluster.Workers.First(w => !w.HasExited && w != joined);

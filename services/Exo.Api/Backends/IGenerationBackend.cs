@@ -20,8 +20,8 @@ public sealed record GenerationRequest(
 /// <summary>One sampled token; the last carries the finish reason.</summary>
 public readonly record struct GenerationEvent(int Token, FinishReason? Finish, TokenLogprobs? Logprobs);
 
-/// <summary>A stage of the model as placed on a node, for the cluster view.</summary>
-public sealed record StageView(string NodeId, string Endpoint, int LayerStart, int LayerEnd, int ActiveRequests);
+/// <summary>A stage of the model as placed on a node, for the cluster view; while the node fetches its layers from a peer, the bytes it has of those it needs.</summary>
+public sealed record StageView(string NodeId, string Endpoint, int LayerStart, int LayerEnd, int ActiveRequests, long FetchedBytes = 0, long FetchTotalBytes = 0);
 
 /// <summary>The cluster as the gateway sees it: its members, and the placement of each model.</summary>
 public sealed record ClusterView(IReadOnlyList<NodeView> Nodes, IReadOnlyList<PlacementView> Placements);

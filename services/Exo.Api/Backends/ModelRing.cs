@@ -188,8 +188,11 @@ internal sealed partial class ModelRing : IAsyncDisposable
     }
 
     public PlacementView Describe() => new(Placement.ModelId, (long)Placement.Version, _ready,
-        Placement.Stages.Select((s, i) => new StageView(s.NodeId, s.GrpcEndpoint, (int)s.LayerStart, (int)s.LayerEnd, (int)(_statuses[i]?.ActiveRequests ?? 0))).ToList(),
+        Placement.Stages.Select((s, i) => Stage(s, _statuses[i])).ToList(),
         Placement.Stages.Count == 0 ? Placement.Problem : null);
+
+    private static StageView Stage(Stage stage, ShardStatus? status) => new(stage.NodeId, stage.GrpcEndpoint, (int)stage.LayerStart, (int)stage.LayerEnd,
+        (int)(status?.ActiveRequests ?? 0), (long)(status?.FetchedBytes ?? 0), (long)(status?.FetchTotalBytes ?? 0));
 
     public async ValueTask DisposeAsync()
     {

@@ -134,6 +134,7 @@ public sealed partial class NodeAgent(
             Version = typeof(NodeAgent).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
         };
         info.ModelsOnDisk.AddRange(hosts.ModelsOnDisk());
+        info.FetchesModels = true;
         return info;
     }
 

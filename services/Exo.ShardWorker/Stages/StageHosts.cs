@@ -11,8 +11,8 @@ namespace Exo.ShardWorker.Stages;
 
 /// <summary>This node's stage of every model it takes part in, found by model id or by a request it holds.</summary>
 public sealed partial class StageHosts(
-    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ClusterSecret secret, PeerReports peers, ServiceTelemetry telemetry, StageMetrics metrics,
-    TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
+    IOptions<ShardWorkerOptions> options, NodeId node, WorkerCompute compute, ClusterSecret secret, PeerReports peers, ModelPeers modelPeers, ServiceTelemetry telemetry,
+    StageMetrics metrics, TimeProvider time, ILoggerFactory loggers, ILogger<StageHosts> logger)
     : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, StageHost> _hosts = new(StringComparer.Ordinal);
@@ -35,20 +35,19 @@ public sealed partial class StageHosts(
         if (host is null)
         {
             if (placement.Stages.All(s => s.NodeId != node.Value)) return;
-            if (ModelFolder.Resolve(options.Value.ModelsDirectory, placement.ModelId) is not { } directory)
+            if (ModelFolder.Resolve(options.Value.ModelsDirectory, placement.ModelId) is not { } directory
+                || ModelFolder.Resolve(options.Value.FetchedDirectory, placement.ModelId) is not { } fetched)
             {
                 LogNotAFolderName(placement.ModelId, placement.Version, options.Value.ModelsDirectory);
                 return;
             }
 
-            if (!Directory.Exists(directory))
-            {
-                LogMissingModel(placement.ModelId, directory);
-                return;
-            }
-
+            // A model not on disk is fetched, a layer range at a time, from the nodes that have it.
+            IStageFiles files = Directory.Exists(directory)
+                ? new LocalModelFiles(directory)
+                : new FetchedModelFiles(placement.ModelId, fetched, modelPeers, loggers.CreateLogger<FetchedModelFiles>());
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
-                id, new LocalModelFiles(directory), node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(),
+                id, files, node.Value, compute.Backend, options.Value.KvCacheMegabytes * 1024 * 1024, secret, telemetry.ActivitySource, metrics, time, loggers.CreateLogger<StageHost>(),
                 peers.Lost));
             metrics.Track(host);
         }
@@ -67,9 +66,6 @@ public sealed partial class StageHosts(
     {
         foreach (var host in _hosts.Values) await host.DisposeAsync();
     }
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Placement assigns {Model} to this node, but {Directory} does not exist: copy the model folder there")]
-    private partial void LogMissingModel(string model, string directory);
 
     [LoggerMessage(Level = LogLevel.Error,
         Message = "Placement v{Version} names model '{Model}', which is not a folder name: only the folders directly inside {Directory} are loaded; refused")]

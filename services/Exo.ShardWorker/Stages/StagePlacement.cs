@@ -179,6 +179,8 @@ internal sealed partial class StagePlacement(
             KvCacheFreeTokens = (ulong)(serving?.Loaded.Runtime.FreeTokens ?? 0),
             KvCacheCapacityTokens = (ulong)(serving?.Loaded.Runtime.CapacityTokens ?? 0),
             Ready = serving is not null,
+            FetchedBytes = (ulong)(files.Fetching?.Done ?? 0),
+            FetchTotalBytes = (ulong)(files.Fetching?.Total ?? 0),
         };
     }
 

@@ -52,9 +52,12 @@ public sealed partial record ModelConfig
     public int QueryDim => HeadCount * HeadDim;
     public int KvDim => KvHeadCount * HeadDim;
 
+    /// <summary>The file a Hugging Face model folder keeps its config in.</summary>
+    public const string FileName = "config.json";
+
     public static ModelConfig Load(string modelDirectory)
     {
-        var path = Path.Combine(modelDirectory, "config.json");
+        var path = Path.Combine(modelDirectory, FileName);
         if (!File.Exists(path)) throw new ModelFormatException($"{path}: missing (is this a Hugging Face model folder?)");
         try
         {

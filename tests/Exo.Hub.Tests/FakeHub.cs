@@ -66,6 +66,9 @@ public sealed class FakeHub : IAsyncDisposable
     /// <summary>Serves this file with one byte changed.</summary>
     public string? Corrupt { get; set; }
 
+    /// <summary>Serves this file 100 bytes shorter than its listed size, saying so in Content-Length.</summary>
+    public string? Truncate { get; set; }
+
     public IReadOnlyList<Request> Requests => [.. _requests];
 
     /// <summary>Body bytes sent for a file over every request.</summary>
@@ -143,6 +146,8 @@ public sealed class FakeHub : IAsyncDisposable
             bytes = (byte[])bytes.Clone();
             bytes[bytes.Length / 2] ^= 0xFF;
         }
+
+        if (file == Truncate) bytes = bytes[..^100];
 
         long from = 0, to = bytes.Length - 1;
         if (context.Request.Headers.Range.FirstOrDefault() is { } range)

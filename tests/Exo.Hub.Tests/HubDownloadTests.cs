@@ -114,6 +114,16 @@ public sealed class HubDownloadTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AServerThatSendsAnotherLengthThanListedIsRefused()
+    {
+        _hub.Truncate = "tokenizer.json";
+        var error = await Assert.ThrowsAsync<ModelDownloadException>(() => new ModelDownloader(Fast).DownloadAsync([Hub()], Destination, null, CancellationToken.None));
+        var size = _hub.Files["tokenizer.json"].Length;
+        Assert.Contains($"sends {size - 100} bytes for tokenizer.json but listed {size}", error.Message);
+        Assert.False(File.Exists(Path.Combine(Destination, "tokenizer.json")));
+    }
+
+    [Fact]
     public async Task AGatedModelWithoutATokenSaysToSetHfTokenAndAcceptTheLicense()
     {
         _hub.RequiredToken = "hf_test_token";

@@ -56,7 +56,8 @@ internal sealed class DownloadRun
         await Parallel.ForEachAsync(files, Bounded(cancellationToken), async (file, token) =>
         {
             if (await PlanAsync(file, first, token) is { } plan) plans.Add(plan);
-            else done.Add(new DownloadedFile(file.Path, new FileInfo(Target(file)).Length, null, _options.Tensors is not null && IsSafetensors(file.Path)));
+            // Already there from an earlier run; a shard without any wanted tensor is not there and is left out.
+            else if (File.Exists(Target(file))) done.Add(new DownloadedFile(file.Path, new FileInfo(Target(file)).Length, null, _options.Tensors is not null && IsSafetensors(file.Path)));
         });
 
         _total = plans.Sum(p => p.Bytes);
@@ -96,7 +97,16 @@ internal sealed class DownloadRun
         {
             try
             {
-                return await source.ListAsync(cancellationToken);
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                idle.CancelAfter(_options.IdleTimeout);
+                try
+                {
+                    return await source.ListAsync(idle.Token);
+                }
+                catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new ModelSourceException($"{source.Name}: timed out: no answer within {_options.IdleTimeout.TotalSeconds:0.#} s", transient: true, e);
+                }
             }
             catch (ModelSourceException e) when (e.Transient && attempt < _options.MaxAttempts)
             {

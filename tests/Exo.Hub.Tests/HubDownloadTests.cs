@@ -150,6 +150,15 @@ public sealed class HubDownloadTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AHubThatDoesNotAnswerTimesOut()
+    {
+        _hub.Silent = true;
+        var options = Fast with { IdleTimeout = TimeSpan.FromMilliseconds(300), MaxAttempts = 2 };
+        var error = await Assert.ThrowsAsync<ModelDownloadException>(() => new ModelDownloader(options).DownloadAsync([Hub()], Destination, null, CancellationToken.None));
+        Assert.Contains("timed out: no answer within 0.3 s", error.Message);
+    }
+
+    [Fact]
     public async Task AnUnreachableHubIsNamedWithWhy()
     {
         var closed = new HubSource(_http, new HubOptions(new Uri($"http://127.0.0.1:{Ports.Free()}"), null), _hub.Model);

@@ -101,6 +101,16 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     }
 
     [Fact]
+    public async Task AFileWithNoneOfTheWantedTensorsIsLeftOut()
+    {
+        var options = new DownloadOptions { Files = path => path is Weights or "config.json", Tensors = name => name.StartsWith("vision_tower.", StringComparison.Ordinal) };
+        var destination = _temp.File("none");
+        var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model)], destination, null, CancellationToken.None);
+        Assert.Equal(["config.json"], result.Files.Select(f => f.Path));
+        Assert.False(File.Exists(Path.Combine(destination, Weights)));
+    }
+
+    [Fact]
     public async Task ASecondRunKeepsWhatTheFirstWrote()
     {
         var destination = _temp.File("stage");

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 
 namespace Exo.Hub;
@@ -56,7 +54,8 @@ internal sealed class DownloadRun
         await Parallel.ForEachAsync(files, Bounded(cancellationToken), async (file, token) =>
         {
             if (await PlanAsync(file, first, token) is { } plan) plans.Add(plan);
-            else done.Add(new DownloadedFile(file.Path, new FileInfo(Target(file)).Length, null, _options.Tensors is not null && IsSafetensors(file.Path)));
+            // Already there from an earlier run; a shard without any wanted tensor is not there and is left out.
+            else if (File.Exists(Target(file))) done.Add(new DownloadedFile(file.Path, new FileInfo(Target(file)).Length, null, _options.Tensors is not null && IsSafetensors(file.Path)));
         });
 
         _total = plans.Sum(p => p.Bytes);
@@ -96,7 +95,16 @@ internal sealed class DownloadRun
         {
             try
             {
-                return await source.ListAsync(cancellationToken);
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                idle.CancelAfter(_options.IdleTimeout);
+                try
+                {
+                    return await source.ListAsync(idle.Token);
+                }
+                catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new ModelSourceException($"{source.Name}: timed out: no answer within {_options.IdleTimeout.TotalSeconds:0.#} s", transient: true, e);
+                }
             }
             catch (ModelSourceException e) when (e.Transient && attempt < _options.MaxAttempts)
             {
@@ -169,18 +177,24 @@ internal sealed class DownloadRun
         // file is fetched once more from its first byte.
         for (var pass = 0; ; pass++)
         {
-            long resumed;
+            using var check = new FileCheck(file);
+            var resumed = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            if (pass > 0 || resumed > file.Size) resumed = 0;
+            if (resumed > 0) await check.AppendFileAsync(partial, resumed, cancellationToken);
             await using (var output = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1, useAsync: true))
             {
-                if (pass > 0 || output.Length > file.Size) output.SetLength(0);
-                resumed = output.Length;
+                output.SetLength(resumed);
                 output.Position = resumed;
                 SetDone(file.Path, resumed, file.Size);
-                await _reader.CopyAsync(source, file, resumed, file.Size - resumed, (chunk, token) => WriteAsync(output, chunk, file, file.Size, token), cancellationToken);
+                await _reader.CopyAsync(source, file, resumed, file.Size - resumed, async (chunk, token) =>
+                {
+                    await WriteAsync(output, chunk, file, file.Size, token);
+                    check.Append(chunk.Span);
+                }, cancellationToken);
                 output.Flush(flushToDisk: true);
             }
 
-            if (await MismatchAsync(partial, file, cancellationToken) is not { } mismatch) break;
+            if (check.Mismatch() is not { } mismatch) break;
             File.Delete(partial);
             SetDone(file.Path, 0, file.Size);
             if (resumed == 0 || pass > 0) throw new ModelSourceException($"{source.Name}: {file.Path} {mismatch}; the download was deleted");
@@ -225,33 +239,6 @@ internal sealed class DownloadRun
         _fileDone[file] = fileDone;
         var done = Interlocked.Add(ref _done, fileDone - before);
         _progress?.Report(new DownloadProgress(file, fileDone, fileTotal, done, _total));
-    }
-
-    /// <summary>Why the finished part does not match the listing (size, SHA-256 or git blob id); null when it does.</summary>
-    private static async Task<string?> MismatchAsync(string partial, ModelFile file, CancellationToken cancellationToken)
-    {
-        var size = new FileInfo(partial).Length;
-        if (size != file.Size) return $"is {size} bytes but was listed as {file.Size}";
-        await using var stream = new FileStream(partial, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
-        if (file.Sha256 is not null)
-        {
-            var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
-            return actual == file.Sha256 ? null : $"has SHA-256 {actual} but was listed with {file.Sha256}";
-        }
-
-        if (file.ETag is { Length: 40 })
-        {
-            // A file kept in git: its ETag is the blob id, SHA-1 of "blob SIZE\0" and the bytes.
-            using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
-            sha1.AppendData(Encoding.ASCII.GetBytes($"blob {size}\0"));
-            var buffer = new byte[81920];
-            int n;
-            while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0) sha1.AppendData(buffer, 0, n);
-            var actual = Convert.ToHexStringLower(sha1.GetHashAndReset());
-            return actual == file.ETag ? null : $"has git blob id {actual} but was listed with ETag {file.ETag}";
-        }
-
-        return null;
     }
 
     private void CheckSpace(IEnumerable<Plan> plans)

@@ -66,6 +66,12 @@ public sealed class FakeHub : IAsyncDisposable
     /// <summary>Serves this file with one byte changed.</summary>
     public string? Corrupt { get; set; }
 
+    /// <summary>Answers the model info API never, as a hub behind a dead proxy.</summary>
+    public bool Silent { get; set; }
+
+    /// <summary>Serves this file 100 bytes shorter than its listed size, saying so in Content-Length.</summary>
+    public string? Truncate { get; set; }
+
     public IReadOnlyList<Request> Requests => [.. _requests];
 
     /// <summary>Body bytes sent for a file over every request.</summary>
@@ -117,6 +123,7 @@ public sealed class FakeHub : IAsyncDisposable
 
     private async Task InfoAsync(HttpContext context, string org, string name, string revision)
     {
+        if (Silent) await Task.Delay(Timeout.Infinite, context.RequestAborted);
         if (org != Organization || name != Name) await ErrorAsync(context, 404, "RepoNotFound", "Repository not found");
         else if (revision is not ("main" or Commit)) await ErrorAsync(context, 404, "RevisionNotFound", "Invalid rev id");
         else
@@ -143,6 +150,8 @@ public sealed class FakeHub : IAsyncDisposable
             bytes = (byte[])bytes.Clone();
             bytes[bytes.Length / 2] ^= 0xFF;
         }
+
+        if (file == Truncate) bytes = bytes[..^100];
 
         long from = 0, to = bytes.Length - 1;
         if (context.Request.Headers.Range.FirstOrDefault() is { } range)

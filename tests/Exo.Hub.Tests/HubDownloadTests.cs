@@ -114,6 +114,16 @@ public sealed class HubDownloadTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AServerThatSendsAnotherLengthThanListedIsRefused()
+    {
+        _hub.Truncate = "tokenizer.json";
+        var error = await Assert.ThrowsAsync<ModelDownloadException>(() => new ModelDownloader(Fast).DownloadAsync([Hub()], Destination, null, CancellationToken.None));
+        var size = _hub.Files["tokenizer.json"].Length;
+        Assert.Contains($"sends {size - 100} bytes for tokenizer.json but listed {size}", error.Message);
+        Assert.False(File.Exists(Path.Combine(Destination, "tokenizer.json")));
+    }
+
+    [Fact]
     public async Task AGatedModelWithoutATokenSaysToSetHfTokenAndAcceptTheLicense()
     {
         _hub.RequiredToken = "hf_test_token";
@@ -137,6 +147,15 @@ public sealed class HubDownloadTests(ITestOutputHelper output) : IAsyncLifetime
         var revision = await Assert.ThrowsAsync<ModelDownloadException>(() =>
             new ModelDownloader(Fast).DownloadAsync([Hub(model: ModelReference.Parse("exo/exo-tiny@v9"))], Destination, null, CancellationToken.None));
         Assert.Contains("exo/exo-tiny has no revision 'v9'", revision.Message);
+    }
+
+    [Fact]
+    public async Task AHubThatDoesNotAnswerTimesOut()
+    {
+        _hub.Silent = true;
+        var options = Fast with { IdleTimeout = TimeSpan.FromMilliseconds(300), MaxAttempts = 2 };
+        var error = await Assert.ThrowsAsync<ModelDownloadException>(() => new ModelDownloader(options).DownloadAsync([Hub()], Destination, null, CancellationToken.None));
+        Assert.Contains("timed out: no answer within 0.3 s", error.Message);
     }
 
     [Fact]

@@ -67,6 +67,50 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     }
 
     [Fact]
+    public async Task ASplitModelsIndexSkipsTheShardsThatHoldNoneOfTheStagesTensors()
+    {
+        // exo-tiny as two shards: embeddings and layers 0-3, then layers 4-7 and the norm, with the index naming them.
+        var folder = Directory.CreateDirectory(_temp.File("sharded")).FullName;
+        var original = SafetensorsHeader.TryRead(Path.Combine(RepositoryPaths.ShippedModel, Weights))!;
+        var bytes = File.ReadAllBytes(Path.Combine(RepositoryPaths.ShippedModel, Weights));
+        var firstHalf = Stage(0, 4, isFirst: true, isLast: false);
+        var map = new Dictionary<string, string>();
+        foreach (var (shard, inShard) in new[] { ("model-00001-of-00002.safetensors", firstHalf), ("model-00002-of-00002.safetensors", name => !firstHalf(name)) })
+        {
+            var tensors = original.Tensors.Where(t => inShard(t.Name)).ToList();
+            using var file = File.Create(Path.Combine(folder, shard));
+            file.Write(original.Write(tensors));
+            foreach (var t in tensors)
+            {
+                file.Write(bytes, (int)(original.DataStart + t.Begin), (int)t.Length);
+                map[t.Name] = shard;
+            }
+        }
+
+        File.WriteAllText(Path.Combine(folder, "model.safetensors.index.json"), System.Text.Json.JsonSerializer.Serialize(new { metadata = new { }, weight_map = map }));
+        await using var hub = await FakeHub.StartAsync(folder);
+        var destination = _temp.File("stage");
+        var options = new DownloadOptions { Tensors = Stage(1, 3, isFirst: false, isLast: false) };
+        var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(hub.Endpoint, null), hub.Model)], destination, null, CancellationToken.None);
+
+        Assert.Equal(["model-00001-of-00002.safetensors", "model.safetensors.index.json"], result.Files.Select(f => f.Path));
+        Assert.DoesNotContain(hub.Requests, r => r.Path.Contains("00002-of", StringComparison.Ordinal));
+        using var written = SafetensorsFile.Open(Path.Combine(destination, "model-00001-of-00002.safetensors"));
+        Assert.Equal(18, written.Names.Count);
+        Assert.All(written.Names, name => Assert.Matches(@"^model\.layers\.[12]\.", name));
+    }
+
+    [Fact]
+    public async Task AFileWithNoneOfTheWantedTensorsIsLeftOut()
+    {
+        var options = new DownloadOptions { Files = path => path is Weights or "config.json", Tensors = name => name.StartsWith("vision_tower.", StringComparison.Ordinal) };
+        var destination = _temp.File("none");
+        var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model)], destination, null, CancellationToken.None);
+        Assert.Equal(["config.json"], result.Files.Select(f => f.Path));
+        Assert.False(File.Exists(Path.Combine(destination, Weights)));
+    }
+
+    [Fact]
     public async Task ASecondRunKeepsWhatTheFirstWrote()
     {
         var destination = _temp.File("stage");

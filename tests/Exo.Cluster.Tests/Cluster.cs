@@ -203,10 +203,13 @@ public sealed class Cluster : IAsyncLifetime
     public ServiceProcess WorkerOf(StageInfo stage) => WorkerEndpoints.Single(w => w.Value.TrimEnd('/') == stage.Endpoint.TrimEnd('/')).Key;
 
     /// <summary>The shipped model's placement as <paramref name="api"/> (by default <see cref="Api"/>) sees it.</summary>
-    public async Task<PlacementInfo?> PlacementAsync(Uri? api = null)
+    public Task<PlacementInfo?> PlacementAsync(Uri? api = null) => PlacementAt(api ?? Api);
+
+    /// <summary>The shipped model's placement as the API at <paramref name="api"/> sees it.</summary>
+    public static async Task<PlacementInfo?> PlacementAt(Uri api)
     {
         using var http = new HttpClient();
-        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(api ?? Api, "/api/cluster"));
+        var cluster = await http.GetFromJsonAsync<JsonElement>(new Uri(api, "/api/cluster"));
         foreach (var p in cluster.GetProperty("placements").EnumerateArray())
         {
             if (p.GetProperty("model").GetString() != Model) continue;
@@ -231,7 +234,11 @@ public sealed class Cluster : IAsyncLifetime
     }
 
     /// <summary>Polls the API's cluster view until the placement satisfies <paramref name="condition"/>.</summary>
-    public async Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout, Uri? api = null)
+    public Task<PlacementInfo> WaitForPlacementAsync(Func<PlacementInfo, bool> condition, TimeSpan timeout, Uri? api = null) =>
+        WaitForPlacementAt(api ?? Api, condition, timeout, All);
+
+    /// <summary>Polls the cluster view of the API at <paramref name="api"/> until the placement satisfies <paramref name="condition"/>; the error shows the ends of <paramref name="logs"/>' logs.</summary>
+    public static async Task<PlacementInfo> WaitForPlacementAt(Uri api, Func<PlacementInfo, bool> condition, TimeSpan timeout, IEnumerable<ServiceProcess> logs)
     {
         var deadline = DateTime.UtcNow + timeout;
         PlacementInfo? last = null;
@@ -239,7 +246,7 @@ public sealed class Cluster : IAsyncLifetime
         {
             try
             {
-                last = await PlacementAsync(api);
+                last = await PlacementAt(api);
                 if (last is not null && condition(last)) return last;
             }
             catch (HttpRequestException)
@@ -250,7 +257,7 @@ public sealed class Cluster : IAsyncLifetime
         }
 
         throw new TimeoutException($"the placement did not get there in {timeout.TotalSeconds} s; last seen: {last}\n"
-            + string.Join("\n", All.Select(s => s.Log.Length > 3000 ? s.Log[^3000..] : s.Log)));
+            + string.Join("\n", logs.Select(s => s.Log.Length > 3000 ? s.Log[^3000..] : s.Log)));
     }
 
     public async Task DisposeAsync()

@@ -13,10 +13,8 @@ public sealed partial class ClusterAdvertiser(ClusterAdvertisement advertisement
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(30);
 
+    /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored, counted in the log).</summary>
     private long _malformed;
-
-    /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored).</summary>
-    public long MalformedPackets => Interlocked.Read(ref _malformed);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -14,10 +14,8 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ILogger logg
     public static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan LongestQueryGap = TimeSpan.FromSeconds(10);
 
+    /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored, counted in the log).</summary>
     private long _malformed;
-
-    /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored).</summary>
-    public long MalformedPackets => Interlocked.Read(ref _malformed);
 
     /// <summary>Waits until the cluster named <paramref name="cluster"/> (any, when null) answers; cancellable at any point.</summary>
     public async Task<ClusterAdvertisement> FindAsync(string? cluster, CancellationToken cancellationToken)

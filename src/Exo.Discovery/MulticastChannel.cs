@@ -20,8 +20,6 @@ public sealed class MulticastChannel : IDisposable
     private readonly SemaphoreSlim _sending = new(1, 1);
     private readonly Channel<byte[]> _received = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(64) { FullMode = BoundedChannelFullMode.DropOldest });
     private readonly CancellationTokenSource _closing = new();
-    private readonly List<Task> _receivers = [];
-    private long _oversized;
 
     /// <summary>Joins the group on <paramref name="interfaces"/> (IPv6 where it works); fails only when IPv4 cannot join on any.</summary>
     public MulticastChannel(IReadOnlyList<NetworkInterface> interfaces)
@@ -40,13 +38,11 @@ public sealed class MulticastChannel : IDisposable
             throw;
         }
 
-        foreach (var (socket, _, _) in _families) _receivers.Add(Task.Run(() => ReceiveLoopAsync(socket)));
+        // Each loop ends when its socket is closed by Dispose.
+        foreach (var (socket, _, _) in _families) _ = Task.Run(() => ReceiveLoopAsync(socket));
     }
 
     public IReadOnlyList<NetworkInterface> Interfaces { get; }
-
-    /// <summary>Datagrams larger than <see cref="ServicePacket.MaxSize"/>, dropped unread.</summary>
-    public long OversizedPackets => Interlocked.Read(ref _oversized);
 
     /// <summary>Where this channel listens, for messages a person reads.</summary>
     public string Describe() => $"{string.Join(", ", Interfaces.Select(i => i.Name))} ({string.Join(", ", _families.Select(f => f.Group.Address))} port {Port})";
@@ -134,7 +130,8 @@ public sealed class MulticastChannel : IDisposable
 
     private async Task ReceiveLoopAsync(Socket socket)
     {
-        // One byte more than the largest packet, so that a larger one shows as such instead of arriving cut.
+        // One byte more than the largest packet, so that a larger one arrives too long (and is refused by the reader,
+        // which counts it) rather than cut to a size that looks right.
         var buffer = new byte[ServicePacket.MaxSize + 1];
         EndPoint any = socket.AddressFamily == AddressFamily.InterNetwork ? new IPEndPoint(IPAddress.Any, 0) : new IPEndPoint(IPAddress.IPv6Any, 0);
         while (!_closing.IsCancellationRequested)
@@ -146,7 +143,7 @@ public sealed class MulticastChannel : IDisposable
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.MessageSize)
             {
-                Interlocked.Increment(ref _oversized);
+                // Where the platform reports a datagram larger than the buffer instead of cutting it: not ours to read.
                 continue;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -154,8 +151,7 @@ public sealed class MulticastChannel : IDisposable
                 return;
             }
 
-            if (length > ServicePacket.MaxSize) Interlocked.Increment(ref _oversized);
-            else _received.Writer.TryWrite(buffer.AsSpan(0, length).ToArray());
+            _received.Writer.TryWrite(buffer.AsSpan(0, length).ToArray());
         }
     }
 

@@ -25,7 +25,7 @@ public static class NetworkInterfaces
 
         return usable.Count > 0
             ? usable
-            : throw new InvalidOperationException("no network interface is up and multicast-capable, so mDNS discovery cannot run: connect to a network, or give addresses by hand");
+            : throw new InvalidOperationException("no network interface is up and multicast-capable, so mDNS discovery cannot run: connect to a network, or give a worker --registry and --planner");
     }
 
     /// <summary>The first IPv4 address of these interfaces, a non-loopback one when there is one (then IPv6 the same way).</summary>

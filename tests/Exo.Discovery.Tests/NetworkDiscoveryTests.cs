@@ -28,9 +28,9 @@ public sealed class NetworkDiscoveryTests : IAsyncLifetime
     {
         var (_, inside) = await _space.ConnectAsync();
         // B is reached from this test process over the veth pair, so it advertises that address; A keeps its default
-        // (its gRPC endpoint with this namespace's address on the advertised network, here loopback).
+        // (its gRPC endpoint, 0.0.0.0, with this namespace's address on the advertised network: loopback).
         var b = StartRegistry("B", inside.ToString(), out var bPort);
-        var a = StartRegistry("A", "127.0.0.1", out _);
+        var a = StartRegistry("A", advertisedHost: null, out _);
         await a.WaitForLogAsync("Advertising Exo cluster A", Patience);
         await b.WaitForLogAsync("Advertising Exo cluster B", Patience);
 
@@ -58,7 +58,7 @@ public sealed class NetworkDiscoveryTests : IAsyncLifetime
         var early = StartWorker();
         await early.WaitForLogAsync("No Exo cluster found on the local network yet (listening for _exo._tcp on lo", Patience);
 
-        var registry = StartRegistry("main", "127.0.0.1", out var port);
+        var registry = StartRegistry("main", advertisedHost: null, out var port);
         await early.WaitForLogAsync($"Found Exo cluster main on the local network: registry http://127.0.0.1:{port}/", Patience);
         await early.WaitForLogAsync("Registered ", Patience);
         Assert.Contains("registered at", registry.Log);
@@ -71,17 +71,18 @@ public sealed class NetworkDiscoveryTests : IAsyncLifetime
     }
 
     /// <summary>A registry advertising cluster <paramref name="cluster"/>, its gRPC endpoint on every address of the namespace.</summary>
-    private ServiceProcess StartRegistry(string cluster, string advertisedHost, out int grpcPort)
+    private ServiceProcess StartRegistry(string cluster, string? advertisedHost, out int grpcPort)
     {
         grpcPort = Ports.Free();
-        var registry = _space.Start("Exo.Registry.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}", $"--Kestrel:Endpoints:grpc:Url=http://0.0.0.0:{grpcPort}"], Quiet(new()
+        var environment = new Dictionary<string, string>
         {
             ["Registry__Advertise"] = "true",
-            ["Registry__AdvertisedRegistry"] = $"http://{advertisedHost}:{grpcPort}",
             // No planner runs: the workers only have to register, which needs none.
             ["Registry__AdvertisedPlanner"] = "http://127.0.0.1:9",
             ["Cluster__Name"] = cluster,
-        }));
+        };
+        if (advertisedHost is not null) environment["Registry__AdvertisedRegistry"] = $"http://{advertisedHost}:{grpcPort}";
+        var registry = _space.Start("Exo.Registry.dll", [$"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{Ports.Free()}", $"--Kestrel:Endpoints:grpc:Url=http://0.0.0.0:{grpcPort}"], Quiet(environment));
         _processes.Add(registry);
         return registry;
     }

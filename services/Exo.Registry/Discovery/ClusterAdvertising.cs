@@ -23,13 +23,15 @@ public static partial class ClusterAdvertising
         var cluster = configuration["Cluster:Name"] ?? ClusterAdvertisement.DefaultCluster;
         if (!ClusterAdvertisement.IsValidName(cluster))
             throw new InvalidOperationException($"Cluster:Name '{cluster}' is not a cluster name: use 1 to 63 letters, digits, '-' or '_'");
+        // Checked before the interfaces, so that a typing mistake is reported as such wherever this runs.
+        var registry = ServiceUrl(configuration, "Registry:AdvertisedRegistry", configuration.Url(KestrelEndpoints.Grpc).ToString());
+        var planner = ServiceUrl(configuration, "Registry:AdvertisedPlanner", configuration["services:planner:grpc:0"]);
+        if (registry.Port == 0)
+            throw new InvalidOperationException("the registry listens on a port chosen at start, which cannot be advertised: set Registry:AdvertisedRegistry or a fixed gRPC port");
         var interfaces = NetworkInterfaces.Multicast(configuration["Discovery:Interface"]);
         var address = NetworkInterfaces.PreferredAddress(interfaces)
                       ?? throw new InvalidOperationException($"the interfaces {string.Join(", ", interfaces.Select(i => i.Name))} have no IP address to advertise: set Discovery:Interface");
-        var registry = ServiceUrl(configuration, "Registry:AdvertisedRegistry", configuration.Url(KestrelEndpoints.Grpc).ToString(), address);
-        if (registry.Port == 0)
-            throw new InvalidOperationException("the registry listens on a port chosen at start, which cannot be advertised: set Registry:AdvertisedRegistry or a fixed gRPC port");
-        var planner = ServiceUrl(configuration, "Registry:AdvertisedPlanner", configuration["services:planner:grpc:0"], address);
+        (registry, planner) = (NetworkInterfaces.Reachable(registry, address), NetworkInterfaces.Reachable(planner, address));
 
         var advertisement = new ClusterAdvertisement(cluster, registry, planner);
         var host = new AdvertisedHost($"{HostLabel(Environment.MachineName)}.local", registry.Port, NetworkInterfaces.Addresses(interfaces));
@@ -37,14 +39,15 @@ public static partial class ClusterAdvertising
         builder.Services.AddHostedService(sp => new ClusterAdvertiser(advertisement, host, sp.GetRequiredService<MulticastChannel>(), sp.GetRequiredService<ILogger<ClusterAdvertiser>>()));
     }
 
-    private static Uri ServiceUrl(IConfiguration configuration, string key, string? fallback, System.Net.IPAddress address)
+    private static Uri ServiceUrl(IConfiguration configuration, string key, string? fallback)
     {
         var value = configuration[key] ?? fallback;
         if (string.IsNullOrWhiteSpace(value))
             throw new InvalidOperationException($"Registry:Advertise is on but {key} is not set: set it to the gRPC URL other machines reach, e.g. http://10.0.0.2:52417");
-        return ClusterAdvertisement.IsServiceUrl(value, out var url)
-            ? NetworkInterfaces.Reachable(url, address)
-            : throw new InvalidOperationException($"{key} is '{value}', which is not an absolute http or https address");
+        if (!ClusterAdvertisement.IsServiceUrl(value, out var url))
+            throw new InvalidOperationException($"{key} is '{value}', which is not an absolute http or https address");
+        // A TXT string holds 255 bytes, "planner=" included.
+        return url.ToString().Length <= 240 ? url : throw new InvalidOperationException($"{key} is longer than the 240 characters an advertisement holds");
     }
 
     /// <summary>The machine's name as one DNS label (mDNS host names are <c>label.local</c>).</summary>

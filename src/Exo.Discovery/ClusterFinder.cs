@@ -41,8 +41,9 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ILogger logg
                 if (Choose(cluster, seen, firstAnswer, now) is { } chosen) return chosen;
                 if (now >= nextReport)
                 {
-                    if (cluster is not null && seen.Count > 0) LogOthersOnly(logger, cluster, string.Join(", ", seen.Keys));
-                    else LogNoneYet(logger, channel.Describe());
+                    // With clusters heard and none named, the choice is at most Settle away: nothing to report.
+                    if (seen.Count == 0) LogNoneYet(logger, channel.Describe());
+                    else if (cluster is not null) LogOthersOnly(logger, cluster, string.Join(", ", seen.Keys));
                     nextReport = now + ReportEvery;
                 }
 

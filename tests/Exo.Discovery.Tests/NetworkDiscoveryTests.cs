@@ -49,6 +49,7 @@ public sealed class NetworkDiscoveryTests : IAsyncLifetime
         Assert.Contains($"Registered {nodes[0].NodeId}", chosen.Log);
 
         Assert.True(b.Terminate(TimeSpan.FromSeconds(15)), b.Log);
+        Assert.Equal(0, b.WaitForExit(TimeSpan.FromSeconds(5))); // which also reads its output to the end
         Assert.Contains("Withdrew the advertisement of Exo cluster B", b.Log);
     }
 

@@ -73,7 +73,8 @@ public static class AppHostCommand
         {
             Description = "Listen on every network interface, with the registry on port 52416 and the planner on 52417, so that shard workers "
                 + "on other machines can join (deploy/ installs them, asking for the cluster's join secret, which this AppHost makes once and keeps in "
-            + "the data directory's cluster-secret file); by default everything listens on loopback only",
+                + "the data directory's cluster-secret file), and advertise the cluster on the local network over mDNS (UDP 5353) as 'exo', so that "
+                + "a worker started with no --registry finds it; by default everything listens on loopback only",
         };
 
         var root = new RootCommand(

@@ -14,6 +14,7 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
     var registry = builder.AddProject<Projects.Exo_Registry>("registry").AsExoService()
         .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicRegistryPort : null, grpcHost)
         .WithClusterSecret(secret)
+        .WithAdvertising(settings.Public)
         .WithRedis(redis);
 
     var planner = builder.AddProject<Projects.Exo_Planner>("planner").AsExoService()

@@ -11,6 +11,19 @@ public static class ServiceReferences
     public static IResourceBuilder<ProjectResource> WithClusterSecret(this IResourceBuilder<ProjectResource> service, IResourceBuilder<ParameterResource> secret) =>
         service.WithEnvironment("Cluster__Secret", secret);
 
+    /// <summary>
+    /// With --public, the registry advertises the cluster on the local network over mDNS (<c>_exo._tcp.local</c>), so that
+    /// a worker started elsewhere with no --registry finds it; the planner is named on its public port, the registry
+    /// replacing localhost with this machine's address.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithAdvertising(this IResourceBuilder<ProjectResource> registry, bool isPublic)
+    {
+        if (!isPublic) return registry;
+        // A plain string: an interpolated one would bind to Aspire's reference-expression overload.
+        var planner = "http://localhost:" + AppHostCommand.PublicPlannerPort;
+        return registry.WithEnvironment("Registry__Advertise", "true").WithEnvironment("Registry__AdvertisedPlanner", planner);
+    }
+
     /// <summary>The API keys the gateway requires, <c>Gateway__ApiKeys__N</c>, each a secret parameter (masked in the dashboard).</summary>
     public static IResourceBuilder<ProjectResource> WithApiKeys(this IResourceBuilder<ProjectResource> gateway, IReadOnlyList<string> keys)
     {

@@ -1,3 +1,4 @@
+using Exo.Registry.Discovery;
 using Exo.Registry.Liveness;
 using Exo.Registry.Store;
 using Exo.ServiceDefaults;
@@ -10,7 +11,10 @@ public static partial class Extensions
     /// <summary>Aspire's connection string name for the cluster's Redis (<c>ConnectionStrings__redis</c>).</summary>
     public const string RedisConnection = "redis";
 
-    /// <summary>The node store (Redis when <c>ConnectionStrings:redis</c> is set, else in memory) and the gRPC endpoint.</summary>
+    /// <summary>
+    /// The node store (Redis when <c>ConnectionStrings:redis</c> is set, else in memory), the gRPC endpoint, and the
+    /// cluster's mDNS advertisement when <c>Registry:Advertise</c> is on.
+    /// </summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder)
     {
         builder.AddDefaultEndpoints(httpPort: 52426, grpcPort: 52416);
@@ -18,6 +22,7 @@ public static partial class Extensions
         // grpc.health answers from every health check, Aspire's Redis check included: NOT_SERVING while Redis is out of reach.
         builder.Services.AddGrpcHealthChecks();
         builder.Services.AddSingleton<UnreachableNodes>();
+        builder.AddClusterAdvertising();
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(RedisConnection)))
         {

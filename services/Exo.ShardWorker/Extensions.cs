@@ -13,15 +13,17 @@ namespace Exo.ShardWorker;
 public static class Extensions
 {
     /// <summary>
-    /// Settings (section "ShardWorker", short switches in <see cref="ShardWorkerOptions.Switches"/>), the node id from the
-    /// data directory, the registry and planner clients, this node's stages and the gRPC endpoint they are served on.
+    /// Settings (section "ShardWorker", short switches in <see cref="ShardWorkerOptions.Switches"/>), the cluster's addresses
+    /// (found on the local network when none is given), the node id from the data directory, the registry and planner
+    /// clients, this node's stages and the gRPC endpoint they are served on.
     /// </summary>
     public static IHostApplicationBuilder AddApplicationServices(this WebApplicationBuilder builder, string[] args)
     {
         builder.Configuration.AddCommandLine(args, ShardWorkerOptions.Switches.ToDictionary());
         var options = builder.Configuration.GetSection("ShardWorker").Get<ShardWorkerOptions>() ?? new ShardWorkerOptions();
         options.Validate();
-        // Set by the AppHost's references, or by --registry and --planner.
+        // Set by the AppHost's references, by --registry and --planner, or else found on the local network.
+        builder.FindClusterWhenUnset();
         builder.Configuration.RequireServiceAddress("registry");
         builder.Configuration.RequireServiceAddress("planner");
         // --port/--address are the defaults of Kestrel's grpc endpoint; an explicit Kestrel:Endpoints:grpc:Url (the AppHost's) wins.

@@ -21,6 +21,10 @@ catch (Exception e) when (e is InvalidOperationException or InvalidDataException
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
 }
+catch (OperationCanceledException)
+{
+    return 0; // Stopped while looking for a cluster.
+}
 
 var app = builder.Build();
 app.MapDefaultEndpoints();

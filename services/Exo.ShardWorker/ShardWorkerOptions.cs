@@ -7,8 +7,12 @@ public sealed class ShardWorkerOptions
         Exo shard worker: joins an Exo cluster, loads the layers the planner assigns to this machine and runs them.
 
         Usage: Exo.ShardWorker [options]      (every option can also be set as ShardWorker__<Name> in the environment)
-          --registry URL        the registry's gRPC address (services__registry__grpc__0), e.g. http://10.0.0.2:52416
+          --registry URL        the registry's gRPC address (services__registry__grpc__0), e.g. http://10.0.0.2:52416;
+                                without it the worker finds a cluster on the local network (see below)
           --planner URL         the planner's gRPC address (services__planner__grpc__0), e.g. http://10.0.0.2:52417
+          --cluster NAME        the cluster to join when several are found (Cluster__Name)
+          --interface NAME      the network interface to look for clusters on (Discovery__Interface; default: every
+                                interface that is up and multicast-capable)
           --data-dir DIR        where the node id is kept (default ~/.exo/worker); one per worker, never shared or cloned
           --models-dir DIR      folder holding one subfolder per model (default DATA_DIR/models); this node serves
                                 them to other workers, and fetches the layers it is given of a model it lacks from
@@ -21,6 +25,13 @@ public sealed class ShardWorkerOptions
           --gpu N               the Vulkan device to use (see `exo devices`); with a GPU, --memory-mb counts its memory
           --urls URL            plain HTTP for /health and /alive (e.g. http://127.0.0.1:52419)
 
+        Finding a cluster: with no registry address the worker asks the local network over mDNS (multicast on UDP 5353)
+        for _exo._tcp.local, which a registry started with Registry__Advertise=true (the AppHost's --public) answers with
+        the cluster's name and its registry's and planner's addresses; it waits, saying so every 10 s, until one answers,
+        and Ctrl-C or SIGTERM stops the wait. Given --cluster NAME it joins only that cluster; without it, when several
+        answer, it joins the first by name and lists them all in its log. A --planner given by hand wins over the one
+        advertised. Discovery only gives addresses: the join secret still decides who may join.
+
         The cluster's join secret, without which the registry refuses this node, is set as Cluster__Secret in the
         environment: the cluster-secret file in the data directory of the AppHost that runs the cluster.
         """;
@@ -30,6 +41,8 @@ public sealed class ShardWorkerOptions
     {
         ["--registry"] = "services:registry:grpc:0",
         ["--planner"] = "services:planner:grpc:0",
+        ["--cluster"] = "Cluster:Name",
+        ["--interface"] = "Discovery:Interface",
         ["--data-dir"] = "ShardWorker:DataDir",
         ["--models-dir"] = "ShardWorker:ModelsDir",
         ["--port"] = "ShardWorker:GrpcPort",

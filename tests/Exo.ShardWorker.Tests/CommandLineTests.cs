@@ -11,6 +11,8 @@ public sealed class CommandLineTests
         Assert.Contains("--registry URL", output);
         Assert.Contains("--models-dir DIR", output);
         Assert.Contains("Cluster__Secret", output);
+        Assert.Contains("--cluster NAME", output);
+        Assert.Contains("mDNS (multicast on UDP 5353)", output);
     }
 
     [Theory]
@@ -18,7 +20,9 @@ public sealed class CommandLineTests
     [InlineData("'ShardWorker:GrpcPort'", "--port", "many")]
     [InlineData("is not a port number", "--port", "0")]
     [InlineData("is not a URL", "--advertise", "ftp://studio:52418", "--port", "1")]
-    [InlineData("services__registry__grpc__0", "--port", "1")]
+    // A worker with no registry address looks for one on the network (tests of that run in a namespace of their own).
+    [InlineData("services__planner__grpc__0", "--registry", "http://127.0.0.1:1", "--port", "1")]
+    [InlineData("--cluster 'two words' is not a cluster name", "--cluster", "two words", "--port", "1")]
     [InlineData("'nonsense', which is not an absolute http or https address", "--registry", "nonsense", "--port", "1")]
     public void BadSettingsAreOneErrorLine(string expected, params string[] args)
     {

@@ -33,8 +33,9 @@ public sealed partial class ServiceProcess : IDisposable
 
     public int Id => _process.Id;
 
-    public static ServiceProcess Start(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
-        new(Process.Start(StartInfo(assembly, args, environment, redirectInput: false))!);
+    /// <param name="launcher">A command that runs the rest, e.g. <c>ip netns exec NS</c> (see <see cref="NetworkNamespace"/>); it must exec, not fork, so that signals reach the service.</param>
+    public static ServiceProcess Start(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null) =>
+        new(Process.Start(StartInfo(assembly, args, environment, redirectInput: false, launcher))!);
 
     /// <summary>The address from ASP.NET's "Now listening on" line, once the server is up.</summary>
     public Uri WaitUntilListening(TimeSpan timeout) =>
@@ -81,7 +82,7 @@ public sealed partial class ServiceProcess : IDisposable
     /// <summary>Runs a command to its end, feeding <paramref name="input"/> (if any) to its standard input.</summary>
     public static (int ExitCode, string Output, string Error) Run(string assembly, string? input, params string[] args)
     {
-        using var process = Process.Start(StartInfo(assembly, args, null, redirectInput: input is not null))!;
+        using var process = Process.Start(StartInfo(assembly, args, null, redirectInput: input is not null, launcher: null))!;
         var error = process.StandardError.ReadToEndAsync();
         if (input is not null)
         {
@@ -99,10 +100,12 @@ public sealed partial class ServiceProcess : IDisposable
         return (process.ExitCode, output, error.Result);
     }
 
-    private static ProcessStartInfo StartInfo(string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment, bool redirectInput)
+    private static ProcessStartInfo StartInfo(
+        string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment, bool redirectInput, IReadOnlyList<string>? launcher)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = redirectInput };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
+        string[] command = [.. launcher ?? [], "dotnet", Path.Combine(AppContext.BaseDirectory, assembly)];
+        var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = redirectInput };
+        foreach (var part in command.Skip(1)) start.ArgumentList.Add(part);
         foreach (var a in args) start.ArgumentList.Add(a);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         return start;

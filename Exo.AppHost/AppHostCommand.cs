@@ -28,10 +28,11 @@ public static class AppHostCommand
 
     public static async Task<int> InvokeAsync(string[] args, Func<AppHostSettings, CancellationToken, Task<int>> run, CancellationToken cancellationToken)
     {
-        var model = new Option<DirectoryInfo>("--model")
+        var model = new Option<string>("--model")
         {
-            HelpName = "DIR",
-            Description = "Hugging Face model folder to serve (config.json, safetensors, tokenizer) [default: models/exo-tiny of the repository]",
+            HelpName = "DIR|ORG/NAME[@REVISION]",
+            Description = "Hugging Face model folder to serve (config.json, safetensors, tokenizer), or a Hugging Face Hub repository, pulled "
+                + "into EXO_HOME (~/.exo) first unless it is there already (HF_ENDPOINT, HF_TOKEN as for `exo models pull`) [default: models/exo-tiny of the repository]",
         };
         var workers = new Option<int>("--workers") { HelpName = "N", Description = "How many shard workers to start; the model's layers are split among them", DefaultValueFactory = _ => 2 };
         var apiReplicas = new Option<int>("--api-replicas")
@@ -97,8 +98,9 @@ public static class AppHostCommand
         try
         {
             if (parse.Errors.Count > 0) throw new AppHostInputException(parse.Errors[0].Message);
+            var folder = await HubModels.ResolveAsync(parse.GetValue(model), cancellationToken);
             var settings = Check(
-                parse.GetValue(model)?.FullName, parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
+                folder is null ? null : Path.GetFullPath(folder), parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
                 parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName, parse.GetValue(isPublic),
                 parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort), parse.GetValue(apiKeys) ?? []);
             return await run(settings, cancellationToken);

@@ -28,6 +28,39 @@ public sealed class AppHostCommandTests
     public void BadNumbersAreRefused(int workers, int apiReplicas, int port, int readyTimeout, string message) =>
         Assert.Equal(message, Assert.Throws<AppHostInputException>(() => Check(null, workers, apiReplicas, port == 1 ? null : port, readyTimeout)).Message);
 
+    /// <summary>
+    /// --model ORG/NAME: pulled from the hub (a local stand-in, named so) into EXO_HOME and served from its link there;
+    /// a repository the hub does not have is one error line. Both variables are read by nothing else these tests run.
+    /// </summary>
+    [Fact]
+    public async Task AHubRepositoryIsPulledIntoExoHomeAndServedFromThere()
+    {
+        await using var hub = await Exo.Hub.Tests.FakeHub.StartAsync(RepositoryPaths.ShippedModel);
+        using var home = new TempDirectory();
+        Environment.SetEnvironmentVariable("HF_ENDPOINT", hub.Endpoint.ToString());
+        Environment.SetEnvironmentVariable("EXO_HOME", home.Path);
+        try
+        {
+            AppHostSettings? served = null;
+            var code = await AppHostCommand.InvokeAsync(["--model", $"{Exo.Hub.Tests.FakeHub.Organization}/{hub.Name}", "--port", $"{Ports.Free()}"], (settings, _) =>
+            {
+                served = settings;
+                return Task.FromResult(0);
+            }, CancellationToken.None);
+            Assert.Equal(0, code);
+            Assert.Equal(Path.Combine(home.Path, "models", hub.Name), served!.Model);
+            Assert.Equal(hub.Files["model.safetensors"], await File.ReadAllBytesAsync(Path.Combine(served.Model, "model.safetensors")));
+
+            var missing = await AppHostCommand.InvokeAsync(["--model", "exo/no-such-model", "--port", $"{Ports.Free()}"], (_, _) => Task.FromResult(0), CancellationToken.None);
+            Assert.Equal(AppHostCommand.InputError, missing);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", null);
+            Environment.SetEnvironmentVariable("EXO_HOME", null);
+        }
+    }
+
     [Fact]
     public void ApiKeysAreTrimmedAndAnEmptyOneIsRefused()
     {

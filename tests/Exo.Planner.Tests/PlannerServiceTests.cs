@@ -154,6 +154,34 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     }
 
     [Fact]
+    public async Task MeasuredNodesAreSplitBySpeedAndThePredictionIsLogged()
+    {
+        var registry = StartRegistry();
+        var (planner, process, _) = StartPlanner(inRedis: false);
+        using var watch = Watch(planner);
+
+        // By memory the slow node would run most layers; by speed one of its layers (4.5 ms at 1 GB/s) would take
+        // longer than the whole 44 MB model on the fast node (0.1 ms at 400 GB/s), so it is left out.
+        var fast = Node("fast", 1);
+        fast.BandwidthBytesPerSecond = 400e9;
+        var slow = Node("slow", 4);
+        slow.BandwidthBytesPerSecond = 1e9;
+        slow.Flops = 10e9;
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = slow, InstanceToken = "1" }));
+        Assert.Equal("slow", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
+        await registry.RegisterAsync(new RegisterRequest { Node = fast, InstanceToken = "2" });
+        var bySpeed = await NextWithStages(watch, 1);
+        Assert.Equal(("fast", 0u, 8u), (bySpeed.Stages[0].NodeId, bySpeed.Stages[0].LayerStart, bySpeed.Stages[0].LayerEnd));
+        await process.WaitForLogAsync($"Placement v{bySpeed.Version} of exo-tiny: fast [0, 8) (predicted 0.1 ms/token, slowest stage 0.1 ms)", TimeSpan.FromSeconds(10));
+
+        // A node that has not measured itself sends the planner back to memory for the whole ring.
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("plain", 2), InstanceToken = "3" });
+        var byMemory = await NextWithStages(watch, 3);
+        Assert.Equal(["slow", "plain", "fast"], byMemory.Stages.Select(s => s.NodeId));
+        await process.WaitForLogAsync($"Placement v{byMemory.Version} of exo-tiny: slow [0, 5), plain [5, 7), fast [7, 8) (split by memory", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task OnlyNodesWithTheModelOnDiskArePlaced()
     {
         var registry = StartRegistry();

@@ -5,7 +5,7 @@ namespace Exo.Planner.Planning;
 /// <summary>
 /// Splits a model's layers into one ring, never giving a node more than fits beside its embeddings or head. When every
 /// node has measured its speed the split balances time: it minimises the slowest stage's time per token, which sets a
-/// busy ring's throughput, and leaves out a node whose one layer would slow the ring (see <see cref="SpeedSplit"/>).
+/// busy ring's throughput, with every node that has memory for a layer running at least one (see <see cref="SpeedSplit"/>).
 /// When any node has not (bandwidth 0), the memory-weighted strategy: nodes ordered by available memory (largest first,
 /// then node id), each given a share of the layers proportional to its memory. The result depends only on the set of
 /// nodes and the profile, never on their order or on the clock.

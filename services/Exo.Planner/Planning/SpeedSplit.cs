@@ -36,6 +36,7 @@ internal static class SpeedSplit
     public static (List<NodeCapacity> Ring, int[] Counts)? Plan(List<NodeCapacity> nodes, ModelProfile profile) =>
         Best(nodes, new Search(nodes, profile, everyoneJoins: true)) ?? Best(nodes, new Search(nodes, profile, everyoneJoins: false));
 
+    /// <summary>The best ring the search allows: least slowest stage, then least total time, fewest stages, canonical order.</summary>
     private static (List<NodeCapacity> Ring, int[] Counts)? Best(List<NodeCapacity> nodes, Search search)
     {
         if (search.Fastest() is not { } fastest) return null;

@@ -46,6 +46,28 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void SpeedMovesOfTenPercentMatter()
+    {
+        // A worker measures itself again at each start: a few percent of noise must not shift layers.
+        NodeEvent Measured(double bandwidth, double flops)
+        {
+            var change = Updated("a", 10_000_000_000);
+            change.Node.BandwidthBytesPerSecond = bandwidth;
+            change.Node.Flops = flops;
+            return change;
+        }
+
+        var membership = new Membership();
+        membership.Apply(Measured(100e9, 1e12));
+        Assert.False(membership.Apply(Measured(95e9, 1.05e12)));
+        Assert.True(membership.Apply(Measured(89e9, 1e12)));
+        Assert.Equal(89e9, Assert.Single(membership.Snapshot()).BandwidthBytesPerSecond);
+        Assert.True(membership.Apply(Measured(89e9, 0.8e12)));
+        // FLOPS no longer measured: compute drops out of the node's predicted time.
+        Assert.True(membership.Apply(Measured(89e9, 0)));
+    }
+
+    [Fact]
     public void ANodeThatHadNoFreeMemoryMattersWhenItGetsSome()
     {
         var membership = new Membership();

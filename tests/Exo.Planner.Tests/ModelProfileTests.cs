@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Exo.Inference;
+using Exo.Inference.Model;
 using Exo.Planner.Planning;
 
 namespace Exo.Planner.Tests;
@@ -47,6 +48,23 @@ public sealed class ModelProfileTests : IDisposable
         Assert.Equal(2 * 2 * 16 * 4, profile.KvBytesPerTokenPerLayer);
         Assert.Equal(512, profile.ContextTokens);
         Assert.Equal(profile.LayerBytes + 512L * 256, profile.LayerCostBytes);
+    }
+
+    [Fact]
+    public void TheWorkOfATokenFollowsTheConfig()
+    {
+        // llama-tiny stores f32 (4 bytes a weight): a multiply-add, 2 operations, per weight of a layer and of the
+        // head, which is the tied embedding matrix; the first stage reads one row of hidden_size weights.
+        var profile = ModelProfile.FromModelDirectory(Fixture("llama-tiny"));
+        var config = ModelConfig.Load(Fixture("llama-tiny"));
+        Assert.Equal(2 * profile.LayerBytes / 4, profile.LayerOperations);
+        Assert.Equal(2L * config.VocabSize * config.HiddenSize, profile.HeadOperations);
+        Assert.Equal(config.HiddenSize * 4L, profile.EmbeddingRowBytes);
+
+        // Per token the last stage reads its layers, the norm and the tied embedding matrix; the first a row.
+        Assert.Equal(2 * profile.LayerBytes + profile.HeadBytes + profile.EmbeddingBytes, profile.StepReadBytes(2, first: false, last: true));
+        Assert.Equal(profile.LayerBytes + profile.EmbeddingRowBytes, profile.StepReadBytes(1, first: true, last: false));
+        Assert.Equal(3 * profile.LayerOperations + profile.HeadOperations, profile.StepOperations(3, last: true));
     }
 
     [Fact]

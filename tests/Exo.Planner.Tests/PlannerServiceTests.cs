@@ -154,6 +154,34 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     }
 
     [Fact]
+    public async Task MeasuredNodesAreSplitBySpeedAndThePredictionIsLogged()
+    {
+        var registry = StartRegistry();
+        var (planner, process, _) = StartPlanner(inRedis: false);
+        using var watch = Watch(planner);
+
+        // By memory the slow node would run most layers; by speed it runs one (4.5 ms at 1 GB/s), as the first stage,
+        // and the fast node the other seven and the tied embedding matrix as the head (0.1 ms at 400 GB/s).
+        var fast = Node("fast", 1);
+        fast.BandwidthBytesPerSecond = 400e9;
+        var slow = Node("slow", 4);
+        slow.BandwidthBytesPerSecond = 1e9;
+        slow.Flops = 10e9;
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = slow, InstanceToken = "1" }));
+        Assert.Equal("slow", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
+        await registry.RegisterAsync(new RegisterRequest { Node = fast, InstanceToken = "2" });
+        var bySpeed = await NextWithStages(watch, 2);
+        Assert.Equal([("slow", 0u, 1u), ("fast", 1u, 8u)], bySpeed.Stages.Select(s => (s.NodeId, s.LayerStart, s.LayerEnd)));
+        await process.WaitForLogAsync($"Placement v{bySpeed.Version} of exo-tiny: slow [0, 1), fast [1, 8) (predicted 4.6 ms/token, slowest stage 4.5 ms)", TimeSpan.FromSeconds(10));
+
+        // A node that has not measured itself sends the planner back to memory for the whole ring.
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("plain", 2), InstanceToken = "3" });
+        var byMemory = await NextWithStages(watch, 3);
+        Assert.Equal(["slow", "plain", "fast"], byMemory.Stages.Select(s => s.NodeId));
+        await process.WaitForLogAsync($"Placement v{byMemory.Version} of exo-tiny: slow [0, 5), plain [5, 7), fast [7, 8) (split by memory", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task OnlyNodesWithTheModelOnDiskArePlaced()
     {
         var registry = StartRegistry();

@@ -4,13 +4,14 @@ namespace Exo.Planner.Grpc;
 
 /// <summary>
 /// The registry's members as the planner plans with them. A change is taken only when it can matter to a placement:
-/// a node joining or leaving, a new endpoint, other models on disk, or available memory moving by
-/// <see cref="MemoryTolerance"/> or more since the value last taken. Memory moves while a worker loads its layers;
-/// re-planning on every such move would shift layers, which moves memory again, and the ring would oscillate.
+/// a node joining or leaving, a new endpoint, other models on disk, or available memory, bandwidth or FLOPS moving by
+/// <see cref="Tolerance"/> or more since the value last taken. Memory moves while a worker loads its layers;
+/// re-planning on every such move would shift layers, which moves memory again, and the ring would oscillate. Speed is
+/// measured again each time a worker starts, and a restart should not shift layers for a few percent of noise.
 /// </summary>
 public sealed class Membership
 {
-    public const double MemoryTolerance = 0.10;
+    public const double Tolerance = 0.10;
 
     private readonly Dictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -49,6 +50,9 @@ public sealed class Membership
         kept.GrpcEndpoint != next.GrpcEndpoint
         || kept.FetchesModels != next.FetchesModels
         || !kept.ModelsOnDisk.ToHashSet(StringComparer.Ordinal).SetEquals(next.ModelsOnDisk)
-        || (next.AvailableMemoryBytes != kept.AvailableMemoryBytes
-            && Math.Abs((double)next.AvailableMemoryBytes - kept.AvailableMemoryBytes) >= MemoryTolerance * kept.AvailableMemoryBytes);
+        || Moved(kept.AvailableMemoryBytes, next.AvailableMemoryBytes)
+        || Moved(kept.BandwidthBytesPerSecond, next.BandwidthBytesPerSecond)
+        || Moved(kept.Flops, next.Flops);
+
+    private static bool Moved(double kept, double next) => next != kept && Math.Abs(next - kept) >= Tolerance * kept;
 }

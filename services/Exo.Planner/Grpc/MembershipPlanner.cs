@@ -64,7 +64,7 @@ public sealed partial class MembershipPlanner(
         {
             var current = board.Current(model);
             var members = Members(nodes, model);
-            var capacities = members.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue)));
+            var capacities = members.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue), n.BandwidthBytesPerSecond, n.Flops)).ToArray();
             // Versions only grow; one spent on an unchanged ring is simply skipped.
             var version = await board.NextVersionAsync(cancellationToken);
             var result = members.Length == 0 ? null : RingPlanner.TryPlan(capacities, profile, version);
@@ -82,7 +82,7 @@ public sealed partial class MembershipPlanner(
             var message = ToMessage(result.Placement!, members);
             if (current is not null && current.Stages.Equals(message.Stages)) continue;
             await board.PublishAsync(message, cancellationToken);
-            LogPlaced(model, message.Version, string.Join(", ", message.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
+            LogPlacement(message, StepTime.Predict(result.Placement!, capacities, profile));
         }
     }
 
@@ -113,11 +113,21 @@ public sealed partial class MembershipPlanner(
         return message;
     }
 
+    private void LogPlacement(Contracts.V1.Placement placement, StepPrediction? prediction)
+    {
+        var stages = string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})"));
+        if (prediction is null) LogPlacedByMemory(placement.ModelId, placement.Version, stages);
+        else LogPlaced(placement.ModelId, placement.Version, stages, prediction.TokenSeconds * 1e3, prediction.BottleneckSeconds * 1e3);
+    }
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored placement v{Version} of {Model} ({Stages} stages) from the store")]
     private partial void LogRestored(string model, ulong version, int stages);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages}")]
-    private partial void LogPlaced(string model, ulong version, string stages);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages} (predicted {TokenMilliseconds:0.0} ms/token, slowest stage {StageMilliseconds:0.0} ms)")]
+    private partial void LogPlaced(string model, ulong version, string stages, double tokenMilliseconds, double stageMilliseconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages} (split by memory: not every node has measured its bandwidth)")]
+    private partial void LogPlacedByMemory(string model, ulong version, string stages);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot place {Model}: {Problem}")]
     private partial void LogCannotPlace(string model, string problem);

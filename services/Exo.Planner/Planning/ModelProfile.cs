@@ -6,12 +6,16 @@ using Exo.Inference.Weights;
 namespace Exo.Planner.Planning;
 
 /// <summary>
-/// The memory a model needs, in the terms the planner splits it by. Llama-family decoder layers are all the same
-/// size, so one <see cref="LayerBytes"/> covers them; each layer also keeps a KV cache for the planned context.
+/// The memory a model needs, and the work of decoding one token, in the terms the planner splits it by. Llama-family
+/// decoder layers are all the same size, so one <see cref="LayerBytes"/> covers them; each layer also keeps a KV cache
+/// for the planned context.
 /// </summary>
 /// <param name="HeadBytes">Final norm plus the lm head; with tied embeddings only the norm, as the last stage then maps the embedding matrix instead.</param>
 /// <param name="TiedEmbeddings">The lm head is the embedding matrix, so the last stage holds <see cref="EmbeddingBytes"/> too.</param>
 /// <param name="ContextTokens">Positions of KV cache each stage reserves per layer (all concurrent sequences together).</param>
+/// <param name="EmbeddingRowBytes">One token's row of the embedding matrix: what the first stage reads of it per token.</param>
+/// <param name="LayerOperations">Floating-point operations of one layer per decoded token (2 per weight); 0 when not known.</param>
+/// <param name="HeadOperations">Floating-point operations of the lm head per decoded token; 0 when not known.</param>
 public sealed record ModelProfile(
     string ModelId,
     int LayerCount,
@@ -20,7 +24,10 @@ public sealed record ModelProfile(
     long HeadBytes,
     bool TiedEmbeddings,
     long KvBytesPerTokenPerLayer,
-    int ContextTokens)
+    int ContextTokens,
+    long EmbeddingRowBytes = 0,
+    long LayerOperations = 0,
+    long HeadOperations = 0)
 {
     // The engine's KvCache keeps keys and values as f32.
     private const int KvElementBytes = sizeof(float);
@@ -35,6 +42,16 @@ public sealed record ModelProfile(
     public long FixedBytes(bool first, bool last) =>
         (first || (last && TiedEmbeddings) ? EmbeddingBytes : 0) + (last ? HeadBytes : 0);
 
+    /// <summary>
+    /// Weight bytes a stage reads per decoded token: its layers, a row of embeddings on the first, the head on the last
+    /// (with tied embeddings the whole embedding matrix, which is the head). KV cache reads grow with the context and are left out.
+    /// </summary>
+    public long StepReadBytes(int layers, bool first, bool last) =>
+        layers * LayerBytes + (first ? EmbeddingRowBytes : 0) + (last ? HeadBytes + (TiedEmbeddings ? EmbeddingBytes : 0) : 0);
+
+    /// <summary>Floating-point operations a stage does per decoded token: its layers, and the lm head on the last.</summary>
+    public long StepOperations(int layers, bool last) => layers * LayerOperations + (last ? HeadOperations : 0);
+
     /// <summary>Rejects profiles that no real model has; profiles may arrive over the wire.</summary>
     public void Validate()
     {
@@ -44,10 +61,14 @@ public sealed record ModelProfile(
         if (LayerBytes <= 0) throw new ArgumentException($"{Where()}: layer bytes {LayerBytes} must be positive");
         if (EmbeddingBytes < 0 || HeadBytes < 0 || KvBytesPerTokenPerLayer < 0 || ContextTokens < 0)
             throw new ArgumentException($"{Where()}: embedding, head and KV sizes and the context length must not be negative");
+        if (EmbeddingRowBytes < 0 || EmbeddingRowBytes > EmbeddingBytes)
+            throw new ArgumentException($"{Where()}: an embedding row of {EmbeddingRowBytes} bytes must be between 0 and the embedding matrix's {EmbeddingBytes}");
+        if (LayerOperations < 0 || HeadOperations < 0) throw new ArgumentException($"{Where()}: layer and head operations must not be negative");
         try
         {
             // The largest sum planning forms: a one-stage ring of a tied model counts the embeddings once, a longer ring twice.
             _ = checked(TotalBytes + EmbeddingBytes);
+            _ = checked(LayerCount * LayerOperations + HeadOperations);
         }
         catch (OverflowException)
         {
@@ -87,7 +108,11 @@ public sealed record ModelProfile(
             headParameters * elementBytes,
             config.TieWordEmbeddings,
             2 * kv * KvElementBytes,
-            context);
+            context,
+            EmbeddingRowBytes: h * elementBytes,
+            // A multiply-add per weight of the matrices; norms and biases are a rounding error beside them.
+            LayerOperations: 2 * layerParameters,
+            HeadOperations: 2 * embeddingParameters);
         profile.Validate();
         return profile;
     }

@@ -3,14 +3,21 @@ using Exo.Inference;
 namespace Exo.Planner.Planning;
 
 /// <summary>
-/// The ring memory-weighted strategy: nodes in a ring ordered by available memory (largest first, then node id), each
-/// given a share of the layers proportional to its memory, never more than fits beside its embeddings or head. The
-/// result depends only on the set of nodes and the profile, never on their order or on the clock.
+/// Splits a model's layers into one ring, never giving a node more than fits beside its embeddings or head. When every
+/// node has measured its speed the split balances time: it minimises the slowest stage's time per token, which sets a
+/// busy ring's throughput, with every node that has memory for a layer running at least one (see <see cref="SpeedSplit"/>).
+/// When any node has not (bandwidth 0), the memory-weighted strategy: nodes ordered by available memory (largest first,
+/// then node id), each given a share of the layers proportional to its memory. The result depends only on the set of
+/// nodes and the profile, never on their order or on the clock.
 /// </summary>
 public static class RingPlanner
 {
     // More than any machine has (1 PiB); larger reports are corrupt and would overflow the sums below.
     private const long MaxNodeMemoryBytes = 1L << 50;
+
+    // Measured speeds outside these ranges (a kilobyte per second, or beyond any memory or accelerator: a petabyte
+    // per second, an exaflop) are corrupt reports, which would make predicted times meaningless.
+    private const double MinSpeed = 1e3, MaxBandwidth = 1e15, MaxFlops = 1e18;
 
     public static Placement Plan(IEnumerable<NodeCapacity> nodes, ModelProfile profile, long version)
     {
@@ -31,6 +38,19 @@ public static class RingPlanner
         var free = ring.Sum(n => n.AvailableMemoryBytes);
         var noFit = $"{needs}, the cluster has {ByteSize.Gigabytes(free)} free";
 
+        var split = ring.All(n => n.Measured) ? SpeedSplit.Plan(ring, profile) : SplitByMemory(ring, profile);
+        if (split is { } found) return PlacementResult.Fit(new Placement(profile.ModelId, version, Stages(found.Ring, found.Counts, profile)));
+
+        return PlacementResult.NoFit(free >= profile.TotalBytes
+            ? $"{noFit}, but not in pieces that fit: each layer needs {ByteSize.Gigabytes(profile.LayerCostBytes)} with its KV cache, "
+              + $"the first node also holds the embeddings ({ByteSize.Gigabytes(profile.EmbeddingBytes)}) and the last the head "
+              + $"({ByteSize.Gigabytes(profile.FixedBytes(first: false, last: true))})"
+            : noFit);
+    }
+
+    /// <summary>Layers in proportion to memory over the nodes in canonical order, or null when they cannot hold the model.</summary>
+    private static (List<NodeCapacity> Ring, int[] Counts)? SplitByMemory(List<NodeCapacity> ring, ModelProfile profile)
+    {
         // Nodes that cannot hold a layer, or whose share rounds to none, leave the ring; that can move the head to
         // another node, so capacities are recomputed until the ring is stable. The ring shrinks each round.
         while (ring.Count > 0)
@@ -52,14 +72,10 @@ public static class RingPlanner
                 continue;
             }
 
-            return PlacementResult.Fit(new Placement(profile.ModelId, version, Stages(ring, counts, profile)));
+            return (ring, counts);
         }
 
-        return PlacementResult.NoFit(free >= profile.TotalBytes
-            ? $"{noFit}, but not in pieces that fit: each layer needs {ByteSize.Gigabytes(profile.LayerCostBytes)} with its KV cache, "
-              + $"the first node also holds the embeddings ({ByteSize.Gigabytes(profile.EmbeddingBytes)}) and the last the head "
-              + $"({ByteSize.Gigabytes(profile.FixedBytes(first: false, last: true))})"
-            : noFit);
+        return null;
     }
 
     private static List<NodeCapacity> Canonical(IEnumerable<NodeCapacity> nodes)
@@ -71,6 +87,10 @@ public static class RingPlanner
             if (node is null || string.IsNullOrWhiteSpace(node.NodeId)) throw new ArgumentException("every node needs a non-empty id", nameof(nodes));
             if (node.AvailableMemoryBytes is < 0 or > MaxNodeMemoryBytes)
                 throw new ArgumentException($"node '{node.NodeId}' reports implausible available memory ({node.AvailableMemoryBytes} bytes)", nameof(nodes));
+            if (node.BandwidthBytesPerSecond is not 0 and not (>= MinSpeed and <= MaxBandwidth))
+                throw new ArgumentException($"node '{node.NodeId}' reports implausible bandwidth ({node.BandwidthBytesPerSecond} bytes/s)", nameof(nodes));
+            if (node.Flops is not 0 and not (>= MinSpeed and <= MaxFlops))
+                throw new ArgumentException($"node '{node.NodeId}' reports implausible compute ({node.Flops} FLOPS)", nameof(nodes));
             if (!seen.Add(node.NodeId)) throw new ArgumentException($"node '{node.NodeId}' is listed twice", nameof(nodes));
         }
 

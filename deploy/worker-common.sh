@@ -25,7 +25,7 @@ if [[ -n "$cluster_host" ]]; then
   join=(--registry "http://$cluster_host:52416" --planner "http://$cluster_host:52417")
   cluster="the cluster at $cluster_host"
 elif [[ -n "$name" ]]; then
-  [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,62}$ ]] || { echo "error: --cluster '$name' is not a cluster name (letters, digits and -)" >&2; exit 2; }
+  [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$ ]] || { echo "error: --cluster '$name' is not a cluster name (letters, digits, _ and -)" >&2; exit 2; }
   join=(--cluster "$name")
   cluster="cluster $name, found on the local network"
 else

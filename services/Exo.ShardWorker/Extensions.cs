@@ -56,6 +56,29 @@ public static class Extensions
     }
 
     /// <summary>
+    /// <see cref="AddApplicationServices"/>, or the exit code when the worker cannot start: 2 for settings a person typed
+    /// (one line saying what to fix, not a stack trace), 0 when stopped while looking for a cluster.
+    /// </summary>
+    public static int? TryAddApplicationServices(this WebApplicationBuilder builder, string[] args)
+    {
+        try
+        {
+            builder.AddApplicationServices(args);
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException
+                                       or Inference.Vulkan.GpuUnavailableException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>
     /// Lends the models directory's model folders to other workers (<see cref="ModelFileEndpoints.MapModelFiles"/>), to
     /// callers with the cluster's secret: the fetching side is <see cref="ModelPeers"/>.
     /// </summary>

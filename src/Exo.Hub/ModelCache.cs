@@ -33,13 +33,20 @@ public sealed class ModelCache(string home)
         IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         ModelListing listing;
+        // A hub that takes the connection and never answers must not hang the pull: it has as long as a silent download.
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        patience.CancelAfter(downloader.Options.IdleTimeout);
         try
         {
-            listing = await hub.ListAsync(cancellationToken);
+            listing = await hub.ListAsync(patience.Token);
         }
         catch (ModelSourceException e)
         {
             throw new ModelDownloadException(e.Message);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ModelDownloadException($"{hub.Name}: no answer to the file list in {downloader.Options.IdleTimeout.TotalSeconds:0} s; check the network or HF_ENDPOINT, and try again");
         }
 
         var snapshot = Snapshot(model, listing.Commit!);

@@ -14,6 +14,8 @@ public sealed class ModelDownloader(DownloadOptions options)
     {
     }
 
+    public DownloadOptions Options => options;
+
     /// <param name="sources">Where to read from, most preferred first.</param>
     /// <param name="destination">The model folder to fill.</param>
     /// <param name="progress">Told of every chunk written.</param>

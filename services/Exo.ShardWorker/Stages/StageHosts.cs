@@ -26,10 +26,23 @@ public sealed partial class StageHosts(
     /// <summary>The model folders in the models directory, by name: what this node can be given.</summary>
     public IReadOnlyList<string> ModelsOnDisk() =>
         Directory.Exists(options.Value.ModelsDirectory)
-            ? Directory.GetDirectories(options.Value.ModelsDirectory).Where(d => File.Exists(Path.Combine(d, "config.json"))).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList()
+            ? Directory.GetDirectories(options.Value.ModelsDirectory).Where(IsModelFolder).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList()
             : [];
 
-    public async Task ApplyAsync(Placement placement, CancellationToken cancellationToken)
+    /// <summary>A folder that holds a model, rather than one being copied in or left empty: what is loaded and lent from disk.</summary>
+    private static bool IsModelFolder(string directory) => File.Exists(Path.Combine(directory, Inference.Model.ModelConfig.FileName));
+
+    private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan LastRetry = TimeSpan.FromMinutes(1);
+    private readonly ConcurrentDictionary<string, ulong> _newest = new(StringComparer.Ordinal);
+
+    public Task ApplyAsync(Placement placement, CancellationToken cancellationToken)
+    {
+        _newest.AddOrUpdate(placement.ModelId, placement.Version, (_, seen) => Math.Max(seen, placement.Version));
+        return ApplyAsync(placement, FirstRetry, cancellationToken);
+    }
+
+    private async Task ApplyAsync(Placement placement, TimeSpan retry, CancellationToken cancellationToken)
     {
         var host = _hosts.GetValueOrDefault(placement.ModelId);
         if (host is null)
@@ -43,7 +56,7 @@ public sealed partial class StageHosts(
             }
 
             // A model not on disk is fetched, a layer range at a time, from the nodes that have it.
-            IStageFiles files = Directory.Exists(directory)
+            IStageFiles files = IsModelFolder(directory)
                 ? new LocalModelFiles(directory)
                 : new FetchedModelFiles(placement.ModelId, fetched, modelPeers, loggers.CreateLogger<FetchedModelFiles>());
             host = _hosts.GetOrAdd(placement.ModelId, id => new StageHost(
@@ -58,7 +71,15 @@ public sealed partial class StageHosts(
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            LogLoadFailed(e, placement.ModelId, placement.Version);
+            // A copy from a peer that failed (the peer restarted, the network dropped) or a load that failed is tried
+            // again while this placement is the newest, backing off; a newer one, or the stream's end, stops it.
+            LogLoadFailed(e, placement.ModelId, placement.Version, retry.TotalSeconds);
+            _ = Task.Run(async () =>
+            {
+                await Task.Delay(retry, cancellationToken);
+                if (_newest.GetValueOrDefault(placement.ModelId) == placement.Version)
+                    await ApplyAsync(placement, TimeSpan.FromTicks(Math.Min(2 * retry.Ticks, LastRetry.Ticks)), cancellationToken);
+            }, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
@@ -71,8 +92,8 @@ public sealed partial class StageHosts(
         Message = "Placement v{Version} names model '{Model}', which is not a folder name: only the folders directly inside {Directory} are loaded; refused")]
     private partial void LogNotAFolderName(string model, ulong version, string directory);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Could not load {Model} for placement v{Version}")]
-    private partial void LogLoadFailed(Exception exception, string model, ulong version);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not load {Model} for placement v{Version}; trying again in {Seconds:0} s")]
+    private partial void LogLoadFailed(Exception exception, string model, ulong version, double seconds);
 }
 
 /// <summary>This node's stable id, read from its data directory at start.</summary>

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Exo.Contracts;
 using Microsoft.AspNetCore.Builder;
@@ -15,7 +16,7 @@ public static partial class ModelFileEndpoints
     /// <summary>
     /// Maps <c>GET /v1/models/{modelId}/files</c> (the model folder's files with size and SHA-256) and
     /// <c>GET /v1/models/{modelId}/files/{path}</c> (one file's bytes, Range supported), both refused with 401 without
-    /// the cluster's secret when it has one.
+    /// the cluster's secret when it has one, and to callers on other machines when it has none.
     /// </summary>
     public static IEndpointRouteBuilder MapModelFiles(this IEndpointRouteBuilder endpoints, ModelFileOptions options)
     {
@@ -24,8 +25,13 @@ public static partial class ModelFileEndpoints
         var group = endpoints.MapGroup(PeerProtocol.Prefix).AddEndpointFilter(async (context, next) =>
         {
             var request = context.HttpContext.Request;
-            if (options.Secret.Refusal(request.Headers[ClusterSecret.Header].FirstOrDefault()) is not { } refusal) return await next(context);
-            LogRefused(logger, request.Path, context.HttpContext.Connection.RemoteIpAddress?.ToString());
+            var remote = context.HttpContext.Connection.RemoteIpAddress;
+            // A cluster without a secret (services started by hand on one machine) lends its files to that machine only.
+            var refusal = options.Secret.IsSet ? options.Secret.Refusal(request.Headers[ClusterSecret.Header].FirstOrDefault())
+                : remote is null || IPAddress.IsLoopback(remote) ? null
+                : $"this worker lends its models only to nodes with the cluster's join secret, and this cluster has none: {ClusterSecret.Fix}";
+            if (refusal is null) return await next(context);
+            LogRefused(logger, request.Path, remote?.ToString());
             return Results.Json(new ErrorBody(refusal), statusCode: StatusCodes.Status401Unauthorized);
         });
 

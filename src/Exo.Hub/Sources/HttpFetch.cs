@@ -43,6 +43,8 @@ internal sealed class HttpFetch(HttpClient http, string sourceName, Uri origin, 
                 response.Dispose();
                 if (hop == MaxRedirects) throw new ModelSourceException($"{sourceName}: more than {MaxRedirects} redirects for {what}");
                 current = new Uri(current, location);
+                if (current.Scheme is not ("http" or "https"))
+                    throw new ModelSourceException($"{sourceName}: {what} redirects to {current.Scheme}:, which is not HTTP");
                 continue;
             }
 

@@ -34,7 +34,7 @@ public static partial class ClusterLookup
 
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        var found = new ClusterFinder(channel, logger).FindAsync(cluster, stopping.Token).GetAwaiter().GetResult();
+        var found = new ClusterFinder(channel, new Contracts.ClusterSecret(configuration[Contracts.ClusterSecret.Setting]), logger).FindAsync(cluster, stopping.Token).GetAwaiter().GetResult();
         configuration[RegistryKey] = found.Registry.ToString();
         // A planner given by hand wins over the advertised one.
         if (string.IsNullOrWhiteSpace(configuration[PlannerKey])) configuration[PlannerKey] = found.Planner.ToString();

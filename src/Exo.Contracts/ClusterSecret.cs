@@ -45,6 +45,20 @@ public sealed class ClusterSecret
         : CryptographicOperations.FixedTimeEquals(_digest, Digest(presented.Trim())) ? null
         : $"this node's join secret is not the cluster's: {Fix}";
 
+    /// <summary>
+    /// A signature of <paramref name="text"/> that only holders of the secret can make (HMAC-SHA256 keyed by its digest,
+    /// hex); null without a secret. It lets a node tell its cluster's advertisements on the network from anyone else's.
+    /// </summary>
+    public string? Sign(string text) => IsSet ? Convert.ToHexStringLower(HMACSHA256.HashData(_digest, Encoding.UTF8.GetBytes(text))) : null;
+
+    /// <summary>Whether <paramref name="signature"/> is <see cref="Sign"/>'s for <paramref name="text"/>; without a secret, anything is.</summary>
+    public bool Verifies(string text, string? signature)
+    {
+        if (!IsSet) return true;
+        if (signature is not { Length: 64 } || !signature.All(char.IsAsciiHexDigit)) return false;
+        return CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(_digest, Encoding.UTF8.GetBytes(text)), Convert.FromHexString(signature));
+    }
+
     private static byte[] Digest(string? secret) => secret is null ? [] : SHA256.HashData(Encoding.UTF8.GetBytes(secret));
 
     private sealed class HeaderInterceptor(string? secret) : Interceptor

@@ -1,3 +1,4 @@
+using Exo.Contracts;
 using Microsoft.Extensions.Logging;
 
 namespace Exo.Discovery;
@@ -8,7 +9,7 @@ namespace Exo.Discovery;
 /// by name of those heard within <see cref="Settle"/> of the first answer (logging them all). Until one is found it says
 /// so every <see cref="ReportEvery"/>.
 /// </summary>
-public sealed partial class ClusterFinder(MulticastChannel channel, ILogger logger)
+public sealed partial class ClusterFinder(MulticastChannel channel, ClusterSecret secret, ILogger logger)
 {
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1.5);
     public static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(10);
@@ -16,6 +17,7 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ILogger logg
 
     /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored, counted in the log).</summary>
     private long _malformed;
+    private readonly HashSet<string> _unsigned = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Waits until the cluster named <paramref name="cluster"/> (any, when null) answers; cancellable at any point.</summary>
     public async Task<ClusterAdvertisement> FindAsync(string? cluster, CancellationToken cancellationToken)
@@ -92,10 +94,21 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ILogger logg
 
         foreach (var (advertisement, withdrawn) in read.Advertisements)
         {
+            // Only the cluster's own registry can sign with its secret: anyone else's advertisement is not acted on.
+            if (!advertisement.IsSignedWith(secret))
+            {
+                if (_unsigned.Add(advertisement.Cluster)) LogNotSigned(logger, advertisement.Cluster, advertisement.Registry.ToString());
+                continue;
+            }
+
             if (withdrawn) seen.Remove(advertisement.Cluster);
             else seen[advertisement.Cluster] = advertisement;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Ignoring Exo cluster {Cluster} (registry {Registry}): its advertisement is not signed with this node's join secret (Cluster__Secret), so it is another cluster or a stranger")]
+    private static partial void LogNotSigned(ILogger logger, string cluster, string registry);
 
     [LoggerMessage(Level = LogLevel.Information,
         Message = "No Exo cluster found on the local network yet (listening for _exo._tcp on {Channel}); start one (exo's AppHost with --public), or pass --registry and --planner")]

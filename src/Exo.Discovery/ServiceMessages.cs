@@ -42,7 +42,8 @@ public static class ServiceMessages
         {
             Name = instance,
             TTL = ttl,
-            Strings = [$"cluster={advertisement.Cluster}", $"registry={advertisement.Registry}", $"planner={advertisement.Planner}", $"v={Version}"],
+            Strings = [$"cluster={advertisement.Cluster}", $"registry={advertisement.Registry}", $"planner={advertisement.Planner}", $"v={Version}",
+                .. advertisement.Signature is { } signature ? [$"sig={signature}"] : Array.Empty<string>()],
         });
         foreach (var address in host.Addresses) response.AdditionalRecords.Add(AddressRecord.Create(hostName, address).With(ttl));
         return response.ToByteArray();

@@ -70,6 +70,9 @@ public sealed record ServicePacket(bool AsksForService, IReadOnlyList<ReceivedAd
             throw new InvalidDataException($"the TXT record of {txt.Name} names cluster '{cluster}', which is not its instance name or not a valid name");
         if (!ClusterAdvertisement.IsServiceUrl(fields.GetValueOrDefault("registry"), out var registry) || !ClusterAdvertisement.IsServiceUrl(fields.GetValueOrDefault("planner"), out var planner))
             throw new InvalidDataException($"the TXT record of {txt.Name} lacks an absolute http(s) registry or planner address");
-        return new ClusterAdvertisement(cluster!, registry, planner);
+        var signature = fields.GetValueOrDefault("sig");
+        if (signature is not null && (signature.Length != 64 || !signature.All(char.IsAsciiHexDigit)))
+            throw new InvalidDataException($"the TXT record of {txt.Name} has a signature that is not 64 hex digits");
+        return new ClusterAdvertisement(cluster!, registry, planner) { Signature = signature };
     }
 }

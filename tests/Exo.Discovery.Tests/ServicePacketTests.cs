@@ -27,6 +27,24 @@ public sealed class ServicePacketTests
         Assert.Equal(Host.Addresses, message.AdditionalRecords.OfType<AddressRecord>().Select(a => a.Address));
     }
 
+    /// <summary>A node with the join secret acts only on its cluster's signed advertisements: not a stranger's, nor a changed one.</summary>
+    [Fact]
+    public void ASignedAnnouncementIsTrustedOnlyByHoldersOfTheSecret()
+    {
+        var secret = new Contracts.ClusterSecret("open sesame");
+        var signed = Lab.SignedWith(secret);
+        var read = Assert.Single(ServicePacket.Read(ServiceMessages.Announcement(signed, Host, ServiceMessages.RecordTtl)).Advertisements).Advertisement;
+        Assert.Equal(signed, read);
+        Assert.True(read.IsSignedWith(secret));
+        Assert.False(read.IsSignedWith(new Contracts.ClusterSecret("another cluster")));
+        Assert.True(read.IsSignedWith(Contracts.ClusterSecret.None));
+
+        // A stranger's registry under the same name, with the signature copied or with none, is not trusted.
+        Assert.False((read with { Registry = new Uri("http://10.0.0.66:52416") }).IsSignedWith(secret));
+        Assert.False(Lab.IsSignedWith(secret));
+        Assert.Null(Lab.SignedWith(Contracts.ClusterSecret.None).Signature);
+    }
+
     [Fact]
     public void AGoodbyeWithdrawsTheCluster() =>
         Assert.True(Assert.Single(ServicePacket.Read(ServiceMessages.Announcement(Lab, Host, TimeSpan.Zero)).Advertisements).Withdrawn);
@@ -70,6 +88,7 @@ public sealed class ServicePacketTests
     [InlineData("no version", "cluster=lab", "registry=http://10.0.0.2:52416", "planner=http://10.0.0.2:52417")]
     [InlineData("name not the instance's", "cluster=other", "registry=http://10.0.0.2:52416", "planner=http://10.0.0.2:52417", "v=1")]
     [InlineData("a key twice", "cluster=lab", "registry=http://10.0.0.2:52416", "registry=http://10.6.6.6:52416", "planner=http://10.0.0.2:52417", "v=1")]
+    [InlineData("a signature not 64 hex digits", "cluster=lab", "registry=http://10.0.0.2:52416", "planner=http://10.0.0.2:52417", "v=1", "sig=xyz")]
     public void AdvertisementsWithBadFieldsAreRefused(string what, params string[] strings)
     {
         Assert.NotNull(what);

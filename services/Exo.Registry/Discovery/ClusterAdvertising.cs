@@ -33,7 +33,7 @@ public static partial class ClusterAdvertising
                       ?? throw new InvalidOperationException($"the interfaces {string.Join(", ", interfaces.Select(i => i.Name))} have no IP address to advertise: set Discovery:Interface");
         (registry, planner) = (NetworkInterfaces.Reachable(registry, address), NetworkInterfaces.Reachable(planner, address));
 
-        var advertisement = new ClusterAdvertisement(cluster, registry, planner);
+        var advertisement = new ClusterAdvertisement(cluster, registry, planner).SignedWith(new Contracts.ClusterSecret(configuration[Contracts.ClusterSecret.Setting]));
         var host = new AdvertisedHost($"{HostLabel(Environment.MachineName)}.local", registry.Port, NetworkInterfaces.Addresses(interfaces));
         builder.Services.AddSingleton(_ => new MulticastChannel(interfaces));
         builder.Services.AddHostedService(sp => new ClusterAdvertiser(advertisement, host, sp.GetRequiredService<MulticastChannel>(), sp.GetRequiredService<ILogger<ClusterAdvertiser>>()));

@@ -12,9 +12,9 @@ public sealed partial class ClusterAdvertiser(ClusterAdvertisement advertisement
     : BackgroundService
 {
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(30);
+    private readonly PacketReader _reader = new(logger);
 
     /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored, counted in the log).</summary>
-    private long _malformed;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -51,18 +51,7 @@ public sealed partial class ClusterAdvertiser(ClusterAdvertisement advertisement
             while (true)
             {
                 var packet = await channel.ReceiveAsync(cancellationToken);
-                ServicePacket read;
-                try
-                {
-                    read = ServicePacket.Read(packet);
-                }
-                catch (InvalidDataException e)
-                {
-                    LogMalformed(logger, Interlocked.Increment(ref _malformed), e.Message);
-                    continue;
-                }
-
-                if (read.AsksForService) await channel.SendAsync(announcement, cancellationToken);
+                if (_reader.Read(packet) is { AsksForService: true }) await channel.SendAsync(announcement, cancellationToken);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -76,6 +65,4 @@ public sealed partial class ClusterAdvertiser(ClusterAdvertisement advertisement
     [LoggerMessage(Level = LogLevel.Information, Message = "Withdrew the advertisement of Exo cluster {Cluster}")]
     private static partial void LogWithdrawn(ILogger logger, string cluster);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Ignored a malformed mDNS packet ({Count} so far): {Reason}")]
-    private static partial void LogMalformed(ILogger logger, long count, string reason);
 }

@@ -12,11 +12,11 @@ namespace Exo.Discovery;
 public sealed partial class ClusterFinder(MulticastChannel channel, ClusterSecret secret, ILogger logger)
 {
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1.5);
+    private readonly PacketReader _reader = new(logger);
     public static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan LongestQueryGap = TimeSpan.FromSeconds(10);
 
     /// <summary>Packets heard that were not well-formed DNS or carried a bad advertisement (ignored, counted in the log).</summary>
-    private long _malformed;
     private readonly HashSet<string> _unsigned = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Waits until the cluster named <paramref name="cluster"/> (any, when null) answers; cancellable at any point.</summary>
@@ -81,16 +81,7 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ClusterSecre
     /// <summary>Takes in the clusters a packet advertises or withdraws.</summary>
     private void Hear(byte[] packet, SortedDictionary<string, ClusterAdvertisement> seen)
     {
-        ServicePacket read;
-        try
-        {
-            read = ServicePacket.Read(packet);
-        }
-        catch (InvalidDataException e)
-        {
-            LogMalformed(logger, Interlocked.Increment(ref _malformed), e.Message);
-            return;
-        }
+        if (_reader.Read(packet) is not { } read) return;
 
         foreach (var (advertisement, withdrawn) in read.Advertisements)
         {
@@ -120,6 +111,4 @@ public sealed partial class ClusterFinder(MulticastChannel channel, ClusterSecre
     [LoggerMessage(Level = LogLevel.Warning, Message = "Several Exo clusters answer ({All}); joining {Chosen}, the first by name: pass --cluster NAME to choose")]
     private static partial void LogSeveral(ILogger logger, string chosen, string all);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Ignored a malformed mDNS packet ({Count} so far): {Reason}")]
-    private static partial void LogMalformed(ILogger logger, long count, string reason);
 }

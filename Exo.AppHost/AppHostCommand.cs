@@ -1,3 +1,4 @@
+using Exo.Hub;
 using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
@@ -98,7 +99,7 @@ public static class AppHostCommand
         try
         {
             if (parse.Errors.Count > 0) throw new AppHostInputException(parse.Errors[0].Message);
-            var folder = await HubModels.ResolveAsync(parse.GetValue(model), cancellationToken);
+            var folder = await PulledModel(parse.GetValue(model), cancellationToken);
             var settings = Check(
                 folder is null ? null : Path.GetFullPath(folder), parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
                 parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName, parse.GetValue(isPublic),
@@ -109,6 +110,19 @@ public static class AppHostCommand
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return InputError;
+        }
+    }
+
+    /// <summary>The folder of <c>--model</c>: itself, or a Hugging Face Hub repository pulled into EXO_HOME first.</summary>
+    private static async Task<string?> PulledModel(string? model, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await HubModels.ResolveAsync(model, new ModelCache(ModelCache.DefaultHome()), HubOptions.FromEnvironment(), Console.Out, cancellationToken);
+        }
+        catch (ModelDownloadException e)
+        {
+            throw new AppHostInputException($"--model {model} is no folder here, and pulling it from the Hugging Face Hub failed: {e.Message}");
         }
     }
 

@@ -1,10 +1,8 @@
-using Exo.Hub;
-
-namespace Exo.AppHost;
+namespace Exo.Hub;
 
 /// <summary>
-/// <c>--model ORG/NAME[@REVISION]</c>: a model that is not a folder here is pulled from the Hugging Face Hub into
-/// EXO_HOME (as <c>exo models pull</c> does, a pulled revision kept and not fetched again), and served from there.
+/// A model named as a folder or as <c>ORG/NAME[@REVISION]</c> (the AppHost's <c>--model</c>): one that is not a folder here
+/// is pulled from the Hugging Face Hub into the cache (as <c>exo models pull</c> does) and served from its link there.
 /// Workers on other machines then copy their layers from this machine's workers, so the hub is read once per cluster.
 /// </summary>
 public static class HubModels
@@ -12,30 +10,30 @@ public static class HubModels
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(2);
 
     /// <summary>The folder to serve: <paramref name="model"/> itself when it is a folder (or not a repository id), else the pulled snapshot.</summary>
-    public static async Task<string?> ResolveAsync(string? model, CancellationToken cancellationToken)
+    /// <exception cref="ModelDownloadException">The pull failed; the message says why.</exception>
+    public static async Task<string?> ResolveAsync(string? model, ModelCache cache, HubOptions options, TextWriter log, CancellationToken cancellationToken)
     {
         if (model is null || Directory.Exists(model) || Repository(model) is not { } reference) return model;
-        var cache = new ModelCache(ModelCache.DefaultHome());
         using var http = HubHttp.CreateClient();
-        var hub = new HubSource(http, HubOptions.FromEnvironment(), reference);
-        Console.WriteLine($"{model} is not a folder here: pulling it from {hub.Name} into {cache.Home}");
+        var hub = new HubSource(http, options, reference);
+        log.WriteLine($"{model} is not a folder here: pulling it from {hub.Name} into {cache.Home}");
         var last = 0L;
         var progress = new Reporter(p =>
         {
             var now = Environment.TickCount64;
             if (p.Done < p.Total && now - Interlocked.Read(ref last) < ProgressEvery.TotalMilliseconds) return;
             Interlocked.Exchange(ref last, now);
-            Console.WriteLine($"pulling {reference}: {p.Done / 1e6:0.0} of {p.Total / 1e6:0.0} MB");
+            log.WriteLine($"pulling {reference}: {p.Done / 1e6:0.0} of {p.Total / 1e6:0.0} MB");
         });
         try
         {
             var pulled = await cache.PullAsync(reference, hub, [], new ModelDownloader(), progress, cancellationToken);
-            Console.WriteLine($"pulled {reference} at {pulled.Commit[..Math.Min(12, pulled.Commit.Length)]} into {pulled.Snapshot}");
+            log.WriteLine($"pulled {reference} at {pulled.Commit[..Math.Min(12, pulled.Commit.Length)]} into {pulled.Snapshot}");
             return pulled.Link;
         }
-        catch (Exception e) when (e is ModelDownloadException or ModelSourceException or DiskFullException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ModelSourceException or DiskFullException or IOException or UnauthorizedAccessException)
         {
-            throw new AppHostInputException($"--model {model} is no folder here, and pulling it from the Hugging Face Hub failed: {e.Message}");
+            throw new ModelDownloadException(e.Message);
         }
     }
 

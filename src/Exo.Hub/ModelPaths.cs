@@ -25,6 +25,14 @@ public static class ModelPaths
     }
 
     /// <summary>Whether a segment of <paramref name="path"/> is a hidden name (".gitattributes", ".cache/...").</summary>
+    private static readonly char[] NotInAName = [.. Path.GetInvalidFileNameChars(), '/', '\\'];
+
+    /// <summary>
+    /// Whether <paramref name="modelId"/> (from the network: a placement, a peer's request) names a folder directly
+    /// inside a models directory: one plain name, not hidden, no separators, nothing that leads elsewhere.
+    /// </summary>
+    public static bool IsModelId(string modelId) => modelId.Length > 0 && !modelId.StartsWith('.') && modelId.IndexOfAny(NotInAName) < 0;
+
     public static bool IsHidden(string path) => path.Split('/').Any(segment => segment.StartsWith('.') && segment is not ("." or ".."));
 
     /// <summary><paramref name="path"/> under <paramref name="folder"/>; an <see cref="ArgumentException"/> for a path that could lead elsewhere.</summary>

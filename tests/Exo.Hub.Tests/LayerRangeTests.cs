@@ -8,21 +8,16 @@ namespace Exo.Hub.Tests;
 /// Fetching only a layer range's tensors of models/exo-tiny (8 layers, tied embeddings) from the fake hub: the bytes
 /// moved are that range's share, and the file written loads with the engine's reader, each tensor equal to the original.
 /// </summary>
-public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class LayerRangeTests(ITestOutputHelper output) : FakeHubTest
 {
     private const string Weights = "model.safetensors";
 
-    private readonly TempDirectory _temp = new();
     private readonly HttpClient _http = HubHttp.CreateClient();
-    private FakeHub _hub = null!;
 
-    public async Task InitializeAsync() => _hub = await FakeHub.StartAsync(RepositoryPaths.ShippedModel);
-
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _hub.DisposeAsync();
+        await base.DisposeAsync();
         _http.Dispose();
-        _temp.Dispose();
     }
 
     /// <summary>What a stage of layers [first, end) needs: the embeddings on the first stage, norm and head on the last (the embeddings again when tied).</summary>
@@ -40,10 +35,10 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     public async Task FetchesOnlyTheStagesTensorsAndWritesAFileThatLoads(int first, int end)
     {
         var wanted = Stage(first, end, isFirst: first == 0, isLast: end == 8);
-        var destination = _temp.File($"stage-{first}");
+        var destination = Scratch.File($"stage-{first}");
         var options = new DownloadOptions { Files = path => path == Weights, Tensors = wanted };
         var result = await new ModelDownloader(options).DownloadAsync(
-            [new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model)], destination, null, CancellationToken.None);
+            [new HubSource(_http, new HubOptions(FakeHub.Endpoint, null), FakeHub.Model)], destination, null, CancellationToken.None);
 
         using var original = SafetensorsFile.Open(Path.Combine(RepositoryPaths.ShippedModel, Weights));
         using var written = SafetensorsFile.Open(Path.Combine(destination, Weights));
@@ -70,7 +65,7 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     public async Task ASplitModelsIndexSkipsTheShardsThatHoldNoneOfTheStagesTensors()
     {
         // exo-tiny as two shards: embeddings and layers 0-3, then layers 4-7 and the norm, with the index naming them.
-        var folder = Directory.CreateDirectory(_temp.File("sharded")).FullName;
+        var folder = Directory.CreateDirectory(Scratch.File("sharded")).FullName;
         var original = SafetensorsHeader.TryRead(Path.Combine(RepositoryPaths.ShippedModel, Weights))!;
         var bytes = File.ReadAllBytes(Path.Combine(RepositoryPaths.ShippedModel, Weights));
         var firstHalf = Stage(0, 4, isFirst: true, isLast: false);
@@ -89,7 +84,7 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
 
         File.WriteAllText(Path.Combine(folder, "model.safetensors.index.json"), System.Text.Json.JsonSerializer.Serialize(new { metadata = new { }, weight_map = map }));
         await using var hub = await FakeHub.StartAsync(folder);
-        var destination = _temp.File("stage");
+        var destination = Scratch.File("stage");
         var options = new DownloadOptions { Tensors = Stage(1, 3, isFirst: false, isLast: false) };
         var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(hub.Endpoint, null), hub.Model)], destination, null, CancellationToken.None);
 
@@ -104,8 +99,8 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     public async Task AFileWithNoneOfTheWantedTensorsIsLeftOut()
     {
         var options = new DownloadOptions { Files = path => path is Weights or "config.json", Tensors = name => name.StartsWith("vision_tower.", StringComparison.Ordinal) };
-        var destination = _temp.File("none");
-        var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model)], destination, null, CancellationToken.None);
+        var destination = Scratch.File("none");
+        var result = await new ModelDownloader(options).DownloadAsync([new HubSource(_http, new HubOptions(FakeHub.Endpoint, null), FakeHub.Model)], destination, null, CancellationToken.None);
         Assert.Equal(["config.json"], result.Files.Select(f => f.Path));
         Assert.False(File.Exists(Path.Combine(destination, Weights)));
     }
@@ -113,9 +108,9 @@ public sealed partial class LayerRangeTests(ITestOutputHelper output) : IAsyncLi
     [Fact]
     public async Task ASecondRunKeepsWhatTheFirstWrote()
     {
-        var destination = _temp.File("stage");
+        var destination = Scratch.File("stage");
         var options = new DownloadOptions { Files = path => path == Weights, Tensors = Stage(0, 4, true, false) };
-        var source = new HubSource(_http, new HubOptions(_hub.Endpoint, null), _hub.Model);
+        var source = new HubSource(_http, new HubOptions(FakeHub.Endpoint, null), FakeHub.Model);
         await new ModelDownloader(options).DownloadAsync([source], destination, null, CancellationToken.None);
         var again = await new ModelDownloader(options).DownloadAsync([source], destination, null, CancellationToken.None);
         Assert.Null(Assert.Single(again.Files).Source);

@@ -8,12 +8,11 @@ namespace Exo.ShardWorker.Models;
 /// </summary>
 internal static class ModelFolder
 {
-    private static readonly char[] NotInAName = [.. Path.GetInvalidFileNameChars(), '/', '\\'];
-
     /// <summary>The model's folder in <paramref name="modelsDirectory"/>; null when <paramref name="modelId"/> is not a folder name.</summary>
     public static string? Resolve(string modelsDirectory, string modelId)
     {
-        if (modelId is "" or "." or ".." || modelId.IndexOfAny(NotInAName) >= 0) return null;
+        // The rule the worker's file server applies to the same names (hidden folders are never models).
+        if (!Hub.ModelPaths.IsModelId(modelId)) return null;
         var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelsDirectory));
         var folder = Path.GetFullPath(Path.Combine(root, modelId));
         return Path.GetDirectoryName(folder) == root ? folder : null;

@@ -7,8 +7,6 @@ namespace Exo.Hub;
 /// </summary>
 internal sealed class ModelFileStore(ModelFileOptions options)
 {
-    private static readonly char[] NotInAName = [.. Path.GetInvalidFileNameChars(), '/', '\\'];
-
     private readonly FileHashes _hashes = new();
 
     /// <summary>A served file: its path in the listing and its real path on disk.</summary>
@@ -17,7 +15,7 @@ internal sealed class ModelFileStore(ModelFileOptions options)
     /// <summary>The model folder's real path and the real roots its files may lie in; null when <paramref name="modelId"/> names no model folder.</summary>
     private (string Folder, string[] Roots)? Model(string modelId)
     {
-        if (modelId is "" or "." or ".." || modelId.StartsWith('.') || modelId.IndexOfAny(NotInAName) >= 0) return null;
+        if (!ModelPaths.IsModelId(modelId)) return null;
         var models = Posix.RealPath(options.ModelsDirectory);
         // The folder itself may be a link the machine's owner put there (EXO_HOME/models/NAME points into the hub cache).
         var folder = models is null ? null : Posix.RealPath(Path.Combine(models, modelId));

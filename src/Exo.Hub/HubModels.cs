@@ -17,14 +17,7 @@ public static class HubModels
         using var http = HubHttp.CreateClient();
         var hub = new HubSource(http, options, reference);
         log.WriteLine($"{model} is not a folder here: pulling it from {hub.Name} into {cache.Home}");
-        var last = 0L;
-        var progress = new Reporter(p =>
-        {
-            var now = Environment.TickCount64;
-            if (p.Done < p.Total && now - Interlocked.Read(ref last) < ProgressEvery.TotalMilliseconds) return;
-            Interlocked.Exchange(ref last, now);
-            log.WriteLine($"pulling {reference}: {p.Done / 1e6:0.0} of {p.Total / 1e6:0.0} MB");
-        });
+        var progress = new ThrottledProgress(ProgressEvery, p => log.WriteLine($"pulling {reference}: {p.Done / 1e6:0.0} of {p.Total / 1e6:0.0} MB"));
         try
         {
             var pulled = await cache.PullAsync(reference, hub, [], new ModelDownloader(), progress, cancellationToken);
@@ -49,11 +42,5 @@ public static class HubModels
         {
             return null;
         }
-    }
-
-    /// <summary>Reports on the thread that reports, unlike <see cref="Progress{T}"/>.</summary>
-    private sealed class Reporter(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
     }
 }

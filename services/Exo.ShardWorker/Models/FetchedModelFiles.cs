@@ -39,12 +39,8 @@ public sealed partial class FetchedModelFiles(string modelId, string folder, Mod
             Files = IsModelFile,
             Tensors = config is null ? null : name => StageWeights.Reads(name, layers, config.LayerCount, config.TieWordEmbeddings),
         });
-        var logged = new ThrottledProgress(ProgressEvery, p => LogProgress(modelId, layers.ToString(), p.Done / 1e6, p.Total / 1e6));
-        var progress = new Progress(p =>
-        {
-            _fetching = new FetchProgress(p.Done, p.Total);
-            logged.Report(p);
-        });
+        var progress = new ThrottledProgress(ProgressEvery, p => LogProgress(modelId, layers.ToString(), p.Done / 1e6, p.Total / 1e6),
+            track: p => _fetching = new FetchProgress(p.Done, p.Total));
         _fetching = new FetchProgress(0, 0);
         DownloadResult result;
         try
@@ -81,26 +77,6 @@ public sealed partial class FetchedModelFiles(string modelId, string folder, Mod
         catch (UnauthorizedAccessException e)
         {
             LogNotDeleted(directory, e.Message);
-        }
-    }
-
-    /// <summary>Hands each report to <paramref name="report"/> on the reporting thread, unlike <see cref="Progress{T}"/>, which posts to a context.</summary>
-    private sealed class Progress(Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        public void Report(DownloadProgress value) => report(value);
-    }
-
-    /// <summary>Hands progress on at most once per <paramref name="every"/>, and always when it is complete.</summary>
-    private sealed class ThrottledProgress(TimeSpan every, Action<DownloadProgress> report) : IProgress<DownloadProgress>
-    {
-        private long _last = long.MinValue / 2;
-
-        public void Report(DownloadProgress value)
-        {
-            var now = Environment.TickCount64;
-            var last = Interlocked.Read(ref _last);
-            if (value.Done < value.Total && now - last < every.TotalMilliseconds) return;
-            if (Interlocked.CompareExchange(ref _last, now, last) == last) report(value);
         }
     }
 

@@ -74,12 +74,21 @@ public sealed partial class StageHosts(
             // A copy from a peer that failed (the peer restarted, the network dropped) or a load that failed is tried
             // again while this placement is the newest, backing off; a newer one, or the stream's end, stops it.
             LogLoadFailed(e, placement.ModelId, placement.Version, retry.TotalSeconds);
-            _ = Task.Run(async () =>
-            {
-                await Task.Delay(retry, cancellationToken);
-                if (_newest.GetValueOrDefault(placement.ModelId) == placement.Version)
-                    await ApplyAsync(placement, TimeSpan.FromTicks(Math.Min(2 * retry.Ticks, LastRetry.Ticks)), cancellationToken);
-            }, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            _ = RetryLaterAsync(placement, retry, cancellationToken);
+        }
+    }
+
+    private async Task RetryLaterAsync(Placement placement, TimeSpan retry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(retry, cancellationToken);
+            if (_newest.GetValueOrDefault(placement.ModelId) == placement.Version)
+                await ApplyAsync(placement, TimeSpan.FromTicks(Math.Min(2 * retry.Ticks, LastRetry.Ticks)), cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The placement stream ended: it sends the current placement again when it reconnects.
         }
     }
 

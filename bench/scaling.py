@@ -61,7 +61,7 @@ class ModelShape:
 class Cluster:
     """One configuration's processes; stopped (every process group) on exit."""
 
-    def __init__(self, args, run_dir, workers, replicas, memory_mb=None, cpu_sets=None, threads=None):
+    def __init__(self, args, run_dir, workers, replicas, memory_mb=None, cpu_sets=None, threads=None, worker_bin=None):
         self.args, self.run_dir, self.processes = args, run_dir, []
         self.workers = workers
         self.worker_grpc = []
@@ -94,15 +94,15 @@ class Cluster:
             ports = (free_port(), free_port())
             self.worker_grpc.append(f"http://127.0.0.1:{ports[1]}")
             self.start(f"worker-{i + 1}", "Exo.ShardWorker", endpoints(ports), environment,
-                       cpu_sets[i] if cpu_sets else None)
+                       cpu_sets[i] if cpu_sets else None, worker_bin)
         self.start("api", "Exo.Api", [f"--Kestrel:Endpoints:http:Url={self.api}"], {
             "services__registry__grpc__0": self.registry_grpc,
             "services__planner__grpc__0": self.planner_grpc,
             "Api__Models__0": args.model,
         }, service_cpus)
 
-    def start(self, name, service, argv, environment, cpus):
-        dll = os.path.join(self.args.bin, service, service + ".dll")
+    def start(self, name, service, argv, environment, cpus, folder=None):
+        dll = os.path.join(folder or os.path.join(self.args.bin, service), service + ".dll")
         command = [self.args.dotnet, dll, *argv]
         if cpus is not None:
             command = ["taskset", "-c", cpus, *command]
@@ -217,9 +217,9 @@ def drive(api, model, streams, tokens, banned):
     }
 
 
-def run_config(args, label, workers, replicas, streams, banned, memory_mb=None, cpu_sets=None, threads=None):
+def run_config(args, label, workers, replicas, streams, banned, memory_mb=None, cpu_sets=None, threads=None, worker_bin=None):
     run_dir = tempfile.mkdtemp(prefix=f"{label}-", dir=args.work)
-    cluster = Cluster(args, run_dir, workers, replicas, memory_mb, cpu_sets or args.worker_cpus[:workers], threads)
+    cluster = Cluster(args, run_dir, workers, replicas, memory_mb, cpu_sets or args.worker_cpus[:workers], threads, worker_bin)
     try:
         placements = cluster.wait_ready(args.ready_timeout)
         # Warm-up: JIT, connections, and a batched step on every stage.
@@ -271,6 +271,8 @@ def main():
     parser.add_argument("--model", required=True, help="a Hugging Face model folder (bench/scaling.sh makes a synthetic one)")
     parser.add_argument("--bin", required=True, help="folder with the published services, one subfolder each")
     parser.add_argument("--dotnet", default="dotnet")
+    parser.add_argument("--baseline-bin", help="a shard worker build to compare with (its folder): the pipeline-only and "
+                        "3-stage-ring configurations run with it too, labelled -before")
     parser.add_argument("--suites", default="fit,three,hetero")
     parser.add_argument("--workers", default="1,2,3,4")
     parser.add_argument("--streams", default="1,8,32")
@@ -326,10 +328,14 @@ def main():
                     continue
                 name = "single" if w == 1 else PLACEMENTS.get(r, f"replicas-{r}")
                 record(run_config(args, f"fit-{w}w-{name}", w, r, streams, banned))
+                if args.baseline_bin and w > 1 and r == "1":
+                    record(run_config(args, f"fit-{w}w-{name}-before", w, r, streams, banned, worker_bin=args.baseline_bin))
     if "three" in suites:
         # Each worker holds about 40 % of the model: two cannot hold it, three can.
         mb = int(shape.total_bytes * 0.4 / 2**20)
         record(run_config(args, "three", 3, "auto", streams, banned, memory_mb=[mb] * 3))
+        if args.baseline_bin:
+            record(run_config(args, "three-before", 3, "auto", streams, banned, memory_mb=[mb] * 3, worker_bin=args.baseline_bin))
     if "hetero" in suites:
         hetero(args, record, streams, banned, shape)
     goals(report)
@@ -392,9 +398,10 @@ def goals(report):
         for label, c in configs.items():
             if label.startswith("fit-") and at(c, top):
                 g[f"{label} / 1 worker at {top} streams"] = round(at(c, top)["aggregate_tok_s"] / base, 2)
-    if "three" in configs and at(configs["three"], 1) and at(configs["three"], top):
-        g[f"3-stage ring ({shape_text(configs['three']['placements'])}): {top} streams / 1 stream (goal >= 2.5)"] = round(
-            at(configs["three"], top)["aggregate_tok_s"] / at(configs["three"], 1)["aggregate_tok_s"], 2)
+    for label in ("three", "three-before"):
+        if label in configs and at(configs[label], 1) and at(configs[label], top):
+            g[f"{label}: 3-stage ring ({shape_text(configs[label]['placements'])}): {top} streams / 1 stream (goal >= 2.5)"] = round(
+                at(configs[label], top)["aggregate_tok_s"] / at(configs[label], 1)["aggregate_tok_s"], 2)
     splits = [c for c in report["configs"] if c["label"].startswith("hetero-")]
     if splits:
         for s in (1, top):

@@ -19,7 +19,7 @@ shift
 [[ -x "$home/dotnet/dotnet" ]] || (cd "$home" && xz -dc runtime.tar.xz | tar xf -)
 rm -rf "$home/apps" && (cd "$home" && xz -dc "$here/apps/bundle" | tar xf -)
 export EXO_BIN="$home/apps/bin" EXO_DOTNET="$home/dotnet/dotnet" DOTNET_ROOT="$home/dotnet"
-export EXO_SCALING_MODEL="$home/model/synth-500m" DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
+export EXO_SCALING_MODEL="${EXO_SCALING_MODEL:-$home/model/synth-500m}" DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
 nproc; lscpu | grep -E 'Model name|L3|NUMA node' || true
 baseline=(); [[ -d "$home/apps/baseline/Exo.ShardWorker" ]] && baseline=(--baseline-bin "$home/apps/baseline/Exo.ShardWorker")
 status=0

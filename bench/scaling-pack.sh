@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Packs bench/scaling.sh for a machine without .NET (the lent GPU machine) into OUT (default .gpu/scale, which git
 # ignores): the services and the CLI published framework-dependent, one .NET runtime for all of them (the host and the
-# shared frameworks, keeping only the framework assemblies that a trimmed publish of any of them keeps: untrimmed, so
-# nothing that reflection reaches is cut from inside an assembly), the bench scripts, and with --baseline REV the shard
-# worker built at REV, to compare with. Every call to the device carries the whole tracked tree too, so what a call
-# carries must stay small: the runtime, which seldom changes, is an xz archive split into parts of at most 12 MiB
-# (runtime-1, runtime-2, ...: carry them in consecutive calls, each appended there to one file), and the apps and
-# scripts are an archive of their own (apps, a few MiB), carried with the call that runs. See bench/scaling-on-device.sh.
+# shared frameworks, less the large parts none of them uses: MVC, Razor, Blazor, SignalR, Identity, XML, data, mail;
+# a trimmer's list of what they reach is not enough, as untrimmed code loads facades and more that it drops), the
+# bench scripts, and with --baseline REV the shard worker built at REV, to compare with. Every call to the device
+# carries the whole tracked tree too, so what a call carries must stay small: the runtime, which seldom changes, is an
+# xz archive split into parts of at most 12 MiB (runtime-1, runtime-2, ...: carry them in consecutive calls, each
+# appended there to one file), and the apps and scripts are an archive of their own (apps, a few MiB), carried with the
+# call that runs. See bench/scaling-on-device.sh.
 #   bash bench/scaling-pack.sh [--out DIR] [--baseline REV] [--apps-only]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,11 +30,6 @@ for project in "${projects[@]}"; do
   name="$(basename "$project")"
   echo "publishing $name"
   publish "$root/$project" --self-contained false -o "$stage/bin/$name"
-  # Only to learn which framework assemblies it reaches.
-  if [[ -z "$apps_only" ]]; then
-    publish "$root/$project" --self-contained -p:PublishTrimmed=true -p:TreatWarningsAsErrors=false -p:SuppressTrimAnalysisWarnings=true \
-      -o "$work/trimmed/$name"
-  fi
 done
 if [[ -n "$baseline" ]]; then
   echo "publishing the shard worker at $baseline (the baseline)"
@@ -48,7 +44,7 @@ cp "$root/bench/scaling-on-device.sh" "$out/on-device.sh"
 echo "apps: $(du -sb "$out/apps/bundle" | cut -f1) bytes"
 if [[ -n "$apps_only" ]]; then exit 0; fi
 
-echo "copying the runtime ($dotnet_root), framework assemblies that the trimmed publishes keep"
+echo "copying the runtime ($dotnet_root) less what the services never load"
 runtime="$work/runtime/dotnet"; mkdir -p "$runtime"
 cp "$dotnet_root/dotnet" "$runtime/"
 cp -r "$dotnet_root/host" "$runtime/"
@@ -57,9 +53,14 @@ for framework in "$dotnet_root"/shared/Microsoft.NETCore.App/* "$dotnet_root"/sh
   for file in "$framework"/*; do
     name="$(basename "$file")"
     case "$name" in
-      # The debugger's and the alternative GCs' libraries: nothing here uses them.
+      # The debugger's and the alternative GCs' libraries, and frameworks the services do not use (checked by running
+      # bench/scaling.sh on the packed runtime: ASP.NET's defaults load Server.IIS, so it stays).
       libmscordaccore.so|libmscordbi.so|libclrgc.so|libclrgcexp.so|createdump) continue ;;
-      *.dll) ls "$work"/trimmed/*/"$name" >/dev/null 2>&1 || continue ;;
+      Microsoft.AspNetCore.Mvc*|Microsoft.AspNetCore.Razor*|Microsoft.AspNetCore.Components*|Microsoft.AspNetCore.SignalR*) continue ;;
+      Microsoft.AspNetCore.Identity*|Microsoft.Extensions.Identity*|Microsoft.VisualBasic*|Microsoft.AspNetCore.Server.HttpSys.dll) continue ;;
+      Microsoft.AspNetCore.Rewrite.dll|Microsoft.AspNetCore.OutputCaching.dll|System.Private.Xml*|System.Private.DataContractSerialization.dll) continue ;;
+      System.Data.Common.dll|System.Security.Cryptography.Xml.dll|System.Security.Cryptography.Pkcs.dll|System.Net.Mail.dll) continue ;;
+      System.Net.HttpListener.dll|System.Text.Encoding.CodePages.dll|System.Transactions.Local.dll|System.Formats.Tar.dll) continue ;;
     esac
     cp "$file" "$target/"
   done

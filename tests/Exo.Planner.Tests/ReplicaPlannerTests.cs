@@ -163,19 +163,18 @@ public sealed class ReplicaPlannerTests
     public void ARingWhoseNodesNoLongerHoldItIsPlannedAgain()
     {
         var before = Published(Plan(Nodes(8, "a", "b")), 5, 6);
-        // b's memory shrank below the model: its ring dissolves, and b, too small for a ring of its own, sits out rather
-        // than disturb a's working ring; a node that newly joins then takes it in.
-        var shrunk = Plan([Node("a", 8), Node("b", 3)], null, before);
-        Assert.Equal([(5, [("a", 0, 32)])], Rings(shrunk));
-        Assert.Equal([(5, [("a", 0, 32)]), (null, [("c", 0, 21), ("b", 21, 32)])],
-            Rings(Plan([Node("a", 8), Node("b", 3), Node("c", 6)], null, Published(shrunk))));
+        // b's memory shrank below the model: its ring dissolves, and b, too small for a ring of its own, joins a's.
+        Assert.Equal([(null, [("a", 0, 23), ("b", 23, 32)])], Rings(Plan([Node("a", 8), Node("b", 3)], null, before)));
     }
 
     [Fact]
-    public void ALowerLimitKeepsTheFirstRings()
+    public void ALowerLimitFoldsTheRingsBeyondItIntoTheFirst()
     {
+        // A planner restarted with Replicas 1 over three one-node rings: one ring over every node, as pipeline-only plans it.
         var before = Published(Plan(Nodes(8, "a", "b", "c")), 5, 6, 7);
-        Assert.Equal([(5, [("a", 0, 32)])], Rings(Plan(Nodes(8, "a", "b", "c"), new Replicas(1), before)).Take(1).ToArray());
+        var ring = Assert.Single(Plan(Nodes(8, "a", "b", "c"), new Replicas(1), before).Rings);
+        Assert.Null(ring.Version);
+        Assert.True(new PlannedRing(null, RingPlanner.Plan(Nodes(8, "a", "b", "c"), Model, 1).Stages).SameLayout(ring));
     }
 
     [Theory]

@@ -10,10 +10,10 @@ namespace Exo.Planner.Planning;
 /// largest free node, then, until the ring holds the model, the smallest node that completes it (else the largest).</item>
 /// <item>Nodes left over (too few to hold the model on their own, or beyond the limit) join a ring as extra stages, the
 /// ring with the fewest stages first (then ring order), since one more stage adds memory for KV caches and, with
-/// requests in flight, throughput. The ring it joins is re-planned and gets a new version. A node that was in a ring
-/// before (its ring lost another node) joins only a ring that this plan changes anyway, so a working ring is never
-/// disturbed by another's loss: it sits out until membership next changes. A node that no ring's split would use (no
-/// room for a layer, or more stages than layers) sits out too.</item>
+/// requests in flight, throughput. The ring it joins is re-planned and gets a new version. A node whose ring lost
+/// another node joins only a ring that this plan changes anyway, so a working ring is never disturbed by another's
+/// loss: it sits out until membership next changes. A node that no ring's split would use (no room for a layer, or more
+/// stages than layers) sits out too.</item>
 /// </list>
 /// With a limit of 1 this is one ring over every node that can take part, as <see cref="RingPlanner"/> plans it.
 /// Which rings form can depend on the order nodes joined in: a ring that took in extra nodes keeps them, so nodes that
@@ -44,13 +44,15 @@ public static class ReplicaPlanner
         // Form takes every free node before it gives up, so no ring means that all of them together do not hold the model.
         if (groups.Count == 0) return new ReplicaResult([], RingPlanner.TryPlan(all, profile, 1).Error!);
 
-        var placedBefore = current.SelectMany(r => r.Stages).Select(s => s.NodeId).ToHashSet(StringComparer.Ordinal);
+        var present = all.Select(n => n.NodeId).ToHashSet(StringComparer.Ordinal);
+        var survivors = current.Where(r => r.Stages.Any(s => !present.Contains(s.NodeId)))
+            .SelectMany(r => r.Stages).Select(s => s.NodeId).ToHashSet(StringComparer.Ordinal);
         foreach (var node in free)
         {
             // Stable: equal stage counts keep ring order.
             foreach (var group in groups.OrderBy(g => g.Stages.Length).ToList())
             {
-                if (group.Unchanged && placedBefore.Contains(node.NodeId)) continue;
+                if (group.Unchanged && survivors.Contains(node.NodeId)) continue;
                 if (Split([.. group.Members, node], profile) is not { } grown || grown.All(s => s.NodeId != node.NodeId)) continue;
                 groups[groups.IndexOf(group)] = new Group([.. group.Members, node], grown, group.Kept);
                 break;

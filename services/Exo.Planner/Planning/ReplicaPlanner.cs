@@ -23,6 +23,7 @@ public static class ReplicaPlanner
 {
     public static ReplicaResult TryPlan(IEnumerable<NodeCapacity> nodes, ModelProfile profile, Replicas replicas, IReadOnlyList<PlannedRing> current)
     {
+        ArgumentNullException.ThrowIfNull(nodes);
         ArgumentNullException.ThrowIfNull(profile);
         ArgumentNullException.ThrowIfNull(replicas);
         ArgumentNullException.ThrowIfNull(current);

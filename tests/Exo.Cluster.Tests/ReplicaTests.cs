@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.Diagnostics;
 using System.Text;
 using Exo.Contracts;
 using Exo.Contracts.V1;
@@ -32,18 +33,25 @@ public sealed class ReplicaTests(ReplicaCluster replicas, ITestOutputHelper outp
     private ChatClient Chat() => new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_cluster.Api, "/v1") }).GetChatClient(Cluster.Model);
 
     /// <summary>Streams the greedy answer; <paramref name="fault"/> runs once the fourth token has arrived.</summary>
-    private async Task<string> StreamAsync(Func<Task>? fault = null)
+    private async Task<string> StreamAsync(Func<Task>? fault = null) => (await TimedStreamAsync(fault)).Text;
+
+    /// <summary>The answer and the longest wait between two of its tokens (the first's, prefill, left out).</summary>
+    private async Task<(string Text, TimeSpan LongestGap)> TimedStreamAsync(Func<Task>? fault)
     {
         var text = new StringBuilder();
         var tokens = 0;
+        var (clock, last, longest) = (Stopwatch.StartNew(), TimeSpan.Zero, TimeSpan.Zero);
         var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = Tokens };
         await foreach (var update in Chat().CompleteChatStreamingAsync([new UserChatMessage(Question)], options))
         {
+            if (update.ContentUpdate.Count == 0) continue;
             foreach (var part in update.ContentUpdate) text.Append(part.Text);
-            if (update.ContentUpdate.Count > 0 && ++tokens == 4 && fault is not null) await fault();
+            if (tokens > 0 && clock.Elapsed - last > longest) longest = clock.Elapsed - last;
+            last = clock.Elapsed;
+            if (++tokens == 4 && fault is not null) await fault();
         }
 
-        return text.ToString();
+        return (text.ToString(), longest);
     }
 
     /// <summary>The requests open on a worker's stage, asked of the worker itself.</summary>
@@ -89,12 +97,13 @@ public sealed class ReplicaTests(ReplicaCluster replicas, ITestOutputHelper outp
         // One answer alone goes to the first ring (ties by ring order); its worker is killed mid-answer.
         var resumes = _cluster.ApiProcess.Log.Split("Resumed a request").Length;
         var (doomed, survivor) = (placement.Rings[0], placement.Rings[1]);
-        var seen = await StreamAsync(async () =>
+        var (seen, gap) = await TimedStreamAsync(async () =>
         {
             var now = await _cluster.PlacementAsync();
             Assert.Equal([1, 0], now!.Rings.Select(r => r.Requests));
             _cluster.WorkerOf(doomed.Stages[0]).Dispose();
         });
+        output.WriteLine($"killed the answering ring's worker: longest wait between tokens {gap.TotalSeconds:0.00} s");
         Assert.Equal(expected, seen);
         Assert.True(_cluster.ApiProcess.Log.Split("Resumed a request").Length > resumes, "the answer moved to the other ring");
 

@@ -46,9 +46,13 @@ def measure(repo, workers, tokens, runs):
     apphost = os.path.join(repo, "Exo.AppHost", "bin", "Release", "net10.0", "Exo.AppHost.dll")
     with tempfile.TemporaryDirectory() as data:
         command = ["dotnet", apphost, "--workers", str(workers), "--port", str(port), "--data-dir", data]
+        usage = subprocess.run(["dotnet", apphost, "--help"], capture_output=True, text=True).stdout
         # Older AppHosts had no dashboard and no such option.
-        if "--no-dashboard" in subprocess.run(["dotnet", apphost, "--help"], capture_output=True, text=True).stdout:
+        if "--no-dashboard" in usage:
             command.append("--no-dashboard")
+        # One ring over every worker: newer AppHosts would make a ring of each, since the shipped model fits one.
+        if "--replicas" in usage:
+            command += ["--replicas", "1"]
         process = subprocess.Popen(command,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:

@@ -108,7 +108,7 @@ internal sealed partial class StagePlacement(
                 throw;
             }
 
-            loaded.Runtime.RingStages = placement.Stages.Count;
+            loaded.Runtime.RingStages = stages.Count;
             next ??= nextStage is null ? null : new ForwardLink(nextStage.GrpcEndpoint, secret, onReply, e =>
             {
                 LogLinkBroken(nextStage.GrpcEndpoint, e.Message);

@@ -37,7 +37,7 @@ if [[ -n "$baseline" ]]; then
   publish "$work-baseline/services/Exo.ShardWorker" --self-contained false -o "$stage/baseline/Exo.ShardWorker"
 fi
 
-cp "$root/bench/scaling.sh" "$root/bench/scaling.py" "$stage/bench/"
+cp "$root/bench/scaling.sh" "$root/bench/scaling.py" "$root/bench/sse.py" "$stage/bench/"
 mkdir -p "$out"; rm -rf "$out/apps"; mkdir -p "$out/apps"
 (cd "$work" && tar cf - apps | xz -9e -T0 > "$out/apps/bundle")
 cp "$root/bench/scaling-on-device.sh" "$out/on-device.sh"

@@ -17,6 +17,8 @@ Usage: bench/scaling.sh (which builds or finds the services and makes the model)
   --bin holds Exo.Registry/, Exo.Planner/, Exo.ShardWorker/ and Exo.Api/, each with its .dll"""
 import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
 
+import sse
+
 SERVICES = ("Exo.Registry", "Exo.Planner", "Exo.ShardWorker", "Exo.Api")
 PLACEMENTS = {"1": "pipeline", "auto": "replicas", "2": "mixed"}
 
@@ -170,11 +172,7 @@ def stream(api, model, prompt, tokens, banned):
     first = last = None
     count = 0
     with urllib.request.urlopen(request, timeout=600) as response:
-        for line in response:
-            line = line.strip()
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
+        for chunk in sse.chunks(response):
             if "error" in chunk:
                 raise RuntimeError(f"the stream failed: {chunk['error']}")
             if chunk.get("choices"):

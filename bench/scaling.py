@@ -216,7 +216,13 @@ def drive(api, model, streams, tokens, banned):
     }
 
 
+class OverBudget(Exception):
+    """--budget seconds have passed: the configurations not yet run are left out."""
+
+
 def run_config(args, label, workers, replicas, streams, banned, memory_mb=None, cpu_sets=None, threads=None, worker_bin=None):
+    if args.budget and time.time() - args.started > args.budget:
+        raise OverBudget(label)
     run_dir = tempfile.mkdtemp(prefix=f"{label}-", dir=args.work)
     cluster = Cluster(args, run_dir, workers, replicas, memory_mb, cpu_sets or args.worker_cpus[:workers], threads, worker_bin)
     try:
@@ -289,9 +295,13 @@ def main():
     parser.add_argument("--hetero-splits", default="auto", help="fast worker's layer counts to force, or auto (half, planned +-1, +-2)")
     parser.add_argument("--ready-timeout", type=int, default=180)
     parser.add_argument("--out", default="scaling.json")
+    parser.add_argument("--budget", type=int, default=0, help="seconds after which no further configuration starts (0: none)")
     parser.add_argument("--work", default=None, help="where each configuration's logs go (default: a temporary folder)")
     args = parser.parse_args()
     args.model = os.path.abspath(args.model)
+    args.started = time.time()
+    # Stopped from outside, it still stops its services (each runs in a session of its own) and keeps what it measured.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.work = args.work or tempfile.mkdtemp(prefix="exo-scaling-")
     os.makedirs(args.work, exist_ok=True)
     cores = cpu_layout(args)
@@ -325,6 +335,17 @@ def main():
         save()
         return result
 
+    try:
+        run_suites(args, suites, streams, banned, shape, record)
+    except OverBudget as e:
+        print(f"--budget of {args.budget} s spent: {e} and the configurations after it were not run", flush=True)
+    goals(report)
+    print_table(report)
+    save()
+    print(f"wrote {args.out}; logs under {args.work}")
+
+
+def run_suites(args, suites, streams, banned, shape, record):
     if "fit" in suites:
         for w in [int(x) for x in args.workers.split(",")]:
             for r in args.replicas.split(","):
@@ -343,10 +364,6 @@ def main():
             record(run_config(args, "three-before", 3, "auto", streams, banned, memory_mb=[mb] * 3, worker_bin=args.baseline_bin))
     if "hetero" in suites:
         hetero(args, record, streams, banned, shape)
-    goals(report)
-    print_table(report)
-    save()
-    print(f"wrote {args.out}; logs under {args.work}")
 
 
 def hetero(args, record, streams, banned, shape):

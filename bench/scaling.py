@@ -292,7 +292,7 @@ def main():
     parser.add_argument("--context", type=int, default=1024, help="the context the planner plans KV cache for")
     parser.add_argument("--kv-cache-mb", type=int, default=512)
     parser.add_argument("--cores-per-worker", type=int, default=0, help="default: (cores - 2) / 4")
-    parser.add_argument("--hetero-splits", default="auto", help="fast worker's layer counts to force, or auto (half, planned +-1, +-2)")
+    parser.add_argument("--hetero-splits", default="auto", help="fast worker's layer counts to force, or auto (half, and one fewer and one more than planned)")
     parser.add_argument("--ready-timeout", type=int, default=180)
     parser.add_argument("--out", default="scaling.json")
     parser.add_argument("--budget", type=int, default=0, help="seconds after which no further configuration starts (0: none)")
@@ -375,7 +375,7 @@ def hetero(args, record, streams, banned, shape):
     fast_layers = fast_layer_count(planned)
     if args.hetero_splits == "auto":
         half = shape.layers // 2
-        candidates = [half, fast_layers - 2, fast_layers - 1, fast_layers + 1, fast_layers + 2]
+        candidates = [half, fast_layers - 1, fast_layers + 1]
     else:
         candidates = [int(x) for x in args.hetero_splits.split(",")]
     for n in sorted(set(c for c in candidates if 1 <= c < shape.layers and c != fast_layers)):

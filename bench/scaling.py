@@ -256,16 +256,20 @@ def shape_text(placements):
 
 
 def cpu_layout(args):
+    """Each worker its own cores where the machine has them for the most workers asked for; the services the rest (or
+    any core, when none is left). The 4:1 pair takes 4 cores and 1, where there are 5."""
     cores = sorted(os.sched_getaffinity(0))
-    per = args.cores_per_worker or max(1, (len(cores) - 2) // 4)
+    most = max([int(w) for w in args.workers.split(",")] + [3 if "three" in args.suites else 1])
+    per = args.cores_per_worker or max(1, (len(cores) - 2) // most)
     args.cores_per_worker = per
-    if len(cores) >= 4 * per + 1 and can_pin(cores[0]):
-        args.worker_cpus = [",".join(map(str, cores[i * per:(i + 1) * per])) for i in range(4)]
-        args.service_cpus = ",".join(map(str, cores[4 * per:]))
-        args.fast_cpus = ",".join(map(str, cores[:4])) if len(cores) >= 6 else None
-        args.slow_cpus = str(cores[4]) if len(cores) >= 6 else None
+    pin = can_pin(cores[0])
+    if len(cores) >= most * per and pin:
+        args.worker_cpus = [",".join(map(str, cores[i * per:(i + 1) * per])) for i in range(most)]
+        args.service_cpus = ",".join(map(str, cores[most * per:])) or None
     else:
-        args.worker_cpus, args.service_cpus, args.fast_cpus, args.slow_cpus = [None] * 4, None, None, None
+        args.worker_cpus, args.service_cpus = [None] * most, None
+    pair = len(cores) >= 5 and pin
+    args.fast_cpus, args.slow_cpus = (",".join(map(str, cores[:4])), str(cores[4])) if pair else (None, None)
     return cores
 
 

@@ -16,7 +16,8 @@ for part in $(ls -d "$here"/runtime-* 2>/dev/null | sort -V); do
 done
 [[ "${1:-}" == run ]] || exit 0
 shift
-[[ -x "$home/dotnet/dotnet" ]] || (cd "$home" && xz -dc runtime.tar.xz | tar xf -)
+# Unpacked aside and moved in whole, so a call cut off mid-way leaves no half runtime that looks complete.
+[[ -x "$home/dotnet/dotnet" ]] || (cd "$home" && rm -rf unpack && mkdir unpack && xz -dc runtime.tar.xz | tar xf - -C unpack && mv unpack/dotnet dotnet && rm -rf unpack)
 rm -rf "$home/apps" && (cd "$home" && xz -dc "$here/apps/bundle" | tar xf -)
 export EXO_BIN="$home/apps/bin" EXO_DOTNET="$home/dotnet/dotnet" DOTNET_ROOT="$home/dotnet"
 export EXO_SCALING_MODEL="${EXO_SCALING_MODEL:-$home/model/synth-500m}" DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1

@@ -295,7 +295,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=32, help="max_tokens of every completion")
     parser.add_argument("--context", type=int, default=1024, help="the context the planner plans KV cache for")
     parser.add_argument("--kv-cache-mb", type=int, default=512)
-    parser.add_argument("--cores-per-worker", type=int, default=0, help="default: (cores - 2) / 4")
+    parser.add_argument("--cores-per-worker", type=int, default=0, help="default: (cores - 2) / the most workers asked for")
     parser.add_argument("--hetero-splits", default="auto", help="fast worker's layer counts to force, or auto (half, and one fewer and one more than planned)")
     parser.add_argument("--ready-timeout", type=int, default=180)
     parser.add_argument("--out", default="scaling.json")

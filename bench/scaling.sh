@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dotnet="${EXO_DOTNET:-dotnet}"
-model="${EXO_SCALING_MODEL:-${TMPDIR:-/tmp}/exo-scaling/synth-550m}"
+model="${EXO_SCALING_MODEL:-${TMPDIR:-/tmp}/exo-scaling/synth-500m}"
 if [[ -z "${EXO_BIN:-}" ]]; then
   EXO_BIN="$root/.scaling-bin"
   for project in services/Exo.Registry services/Exo.Planner services/Exo.ShardWorker services/Exo.Api src/Exo.Cli; do

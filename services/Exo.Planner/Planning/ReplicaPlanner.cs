@@ -48,13 +48,15 @@ public static class ReplicaPlanner
         var present = all.Select(n => n.NodeId).ToHashSet(StringComparer.Ordinal);
         var survivors = current.Where(r => r.Stages.Any(s => !present.Contains(s.NodeId)))
             .SelectMany(r => r.Stages).Select(s => s.NodeId).ToHashSet(StringComparer.Ordinal);
-        foreach (var node in free)
+        // Survivors last: a node before them that joins an unchanged ring changes it, and then they may join it too.
+        foreach (var node in free.OrderBy(n => survivors.Contains(n.NodeId)).ToList())
         {
             // Stable: equal stage counts keep ring order.
             foreach (var group in groups.OrderBy(g => g.Stages.Length).ToList())
             {
                 if (group.Unchanged && survivors.Contains(node.NodeId)) continue;
-                if (Split([.. group.Members, node], profile) is not { } grown || grown.All(s => s.NodeId != node.NodeId)) continue;
+                // The grown ring must use the new node and keep every member: a split that squeezed one out would idle it.
+                if (Split([.. group.Members, node], profile) is not { } grown || grown.Length != group.Members.Count + 1) continue;
                 groups[groups.IndexOf(group)] = new Group([.. group.Members, node], grown, group.Kept);
                 break;
             }

@@ -20,7 +20,7 @@ public static class PlacementRules
         if (string.IsNullOrWhiteSpace(placement.ModelId) || placement.ModelId.Length > MaxModelIdLength || placement.ModelId.Any(char.IsControl))
             return $"a placement needs a model id of 1 to {MaxModelIdLength} printable characters";
         if (placement.Rings.Count == 0)
-            return string.IsNullOrWhiteSpace(placement.Problem) ? $"placement v{placement.Version} of '{placement.ModelId}' has neither rings nor a problem" : null;
+            return string.IsNullOrWhiteSpace(placement.Problem) ? $"placement v{placement.Version} of '{placement.ModelId}' has neither rings nor a problem (stored before replicas, or corrupt)" : null;
         if (placement.Problem.Length > 0) return $"placement v{placement.Version} of '{placement.ModelId}' has rings and a problem";
 
         var nodes = new HashSet<string>(StringComparer.Ordinal);

@@ -46,6 +46,8 @@ internal sealed partial class ModelRing : IAsyncDisposable
         _first = new ForwardLink(first.GrpcEndpoint, secret, Dispatch, e =>
         {
             LogLinkBroken(first.GrpcEndpoint, e.Message);
+            // Not ready until the next probe finds every stage again: an idle broken ring must not win the least loaded choice.
+            _ready = false;
             _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));
             // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
             FailAll(RingErrorCode.NotReady, $"the stream to the first stage {first.GrpcEndpoint} broke ({e.Message})");

@@ -27,7 +27,7 @@ internal sealed class ModelPlacement(Placement placement, IReadOnlyList<ModelRin
         ModelRing? best = null;
         foreach (var ring in Rings)
         {
-            if (!ring.Ready || ring.Lost || ring == avoid) continue;
+            if (!ring.Ready || ring == avoid) continue;
             if (best is null || ring.OpenRequests < best.OpenRequests) best = ring;
         }
 

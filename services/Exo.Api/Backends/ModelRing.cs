@@ -71,9 +71,6 @@ internal sealed partial class ModelRing : IAsyncDisposable
     /// <summary>Whether every stage has been ready at some time (the ring may have lost one since).</summary>
     public bool HasServed => _hasServed;
 
-    /// <summary>A stage's node left the cluster: this ring cannot serve again, only its successor can.</summary>
-    public bool Lost => _lost;
-
     /// <summary>The registry removed a node: if it held a stage here, the requests on this ring have lost it.</summary>
     public void MemberLeft(string nodeId)
     {

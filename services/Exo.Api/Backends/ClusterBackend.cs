@@ -271,7 +271,10 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         if (_placements.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
         if (current is { HasServed: true }) _served.TryAdd(placement.ModelId, true);
+        // A ring with no stages cannot carry a request; building one would throw and stop the watch for good.
+        foreach (var empty in placement.Rings.Where(r => r.Stages.Count == 0)) LogEmptyRing(placement.ModelId, placement.Version, empty.Version);
         var rings = placement.Rings
+            .Where(r => r.Stages.Count > 0)
             .Select(r => current?.Rings.FirstOrDefault(kept => kept.Version == r.Version) ?? new ModelRing(placement.ModelId, r, Shard, _secret, _peers, _logger))
             .ToList();
         _placements[placement.ModelId] = new ModelPlacement(placement, rings);
@@ -326,6 +329,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Rings}")]
     private partial void LogPlacement(string model, ulong version, string rings);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Placement v{Version} of {Model} has ring v{Ring} with no stages; skipped")]
+    private partial void LogEmptyRing(string model, ulong version, ulong ring);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the planner's placement stream ({Reason}); reconnecting")]
     private partial void LogPlannerLost(string reason);

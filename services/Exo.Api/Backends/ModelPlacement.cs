@@ -13,7 +13,7 @@ internal sealed class ModelPlacement(Placement placement, IReadOnlyList<ModelRin
     public IReadOnlyList<ModelRing> Rings { get; } = rings;
 
     /// <summary>Why the model has no ring (the planner's words); null while it has one.</summary>
-    public string? Problem => Rings.Count == 0 ? Placement.Problem : null;
+    public string? Problem => Rings.Count == 0 ? (Placement.Problem is { Length: > 0 } problem ? problem : "the planner placed no ring with stages") : null;
 
     /// <summary>Whether any ring has served (so a request may wait out a re-plan rather than be told to come back).</summary>
     public bool HasServed => Rings.Any(r => r.HasServed);

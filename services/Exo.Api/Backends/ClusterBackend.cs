@@ -78,7 +78,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         if (!_placements.TryGetValue(model, out var placement))
             throw new BackendUnavailableException($"model '{model}' has no placement yet: the planner has not answered; check that Exo.Planner is running");
         if (placement.Problem is { } problem) throw new BackendUnavailableException($"model '{model}' cannot be served now: {problem}");
-        if (placement.LeastLoaded() is not { } ring)
+        // The KV positions the request takes on whichever ring runs it, resumed or not: prompt, sent and remaining tokens.
+        var tokens = (long)request.Prompt.Length + request.MaxTokens;
+        if (placement.LeastLoaded(tokens) is not { } ring)
         {
             // Loading for the first time takes a while: the client is told to come back. A re-plan takes about a second.
             if (!placement.HasServed && !_served.ContainsKey(model))
@@ -87,7 +89,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     $"model '{model}' is loading on {placement.Rings.Sum(r => r.Stages.Count)} worker(s) (placement v{placement.Placement.Version}); retry in a few seconds");
             }
 
-            ring = await ReadyRingAsync(model, null, $"'{model}' is being re-planned", cancellationToken);
+            ring = await ReadyRingAsync(model, tokens, null, $"'{model}' is being re-planned", cancellationToken);
         }
 
         // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
@@ -106,7 +108,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
                     Close(attempt, finished: false);
-                    ring = await ReadyRingAsync(model, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
+                    ring = await ReadyRingAsync(model, tokens, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
                     attempt = Start(ring, model, request, sent, cancellationToken);
                     LogResumed(model, sent.Count, attempt.Ring.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
                     continue;
@@ -179,11 +181,12 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
 
     /// <summary>
-    /// Waits for a ring to run a request on: the least loaded of the model's rings that every stage has loaded, other than
+    /// Waits for a ring to run a request of <paramref name="tokens"/> KV positions on: the least loaded of the model's rings
+    /// that every stage has loaded, preferring one with room for it (<see cref="ModelPlacement.Choose{TRing}"/>), other than
     /// the ring that failed, which may serve again only when its link came back and no member left. Fails at once, saying
     /// why, when the planner or registry cannot be reached or the workers that are left cannot hold the model.
     /// </summary>
-    private async Task<ModelRing> ReadyRingAsync(string model, ModelRing? failed, string cause, CancellationToken cancellationToken)
+    private async Task<ModelRing> ReadyRingAsync(string model, long tokens, ModelRing? failed, string cause, CancellationToken cancellationToken)
     {
         var since = Stopwatch.GetTimestamp();
         while (true)
@@ -192,7 +195,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (_placements.TryGetValue(model, out var placement))
             {
                 if (placement.Problem is { } problem) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {problem}");
-                if ((placement.LeastLoaded(avoid: failed) ?? (waited > SameRingPatience ? placement.LeastLoaded() : null)) is { } ring) return ring;
+                if ((placement.LeastLoaded(tokens, avoid: failed) ?? (waited > SameRingPatience ? placement.LeastLoaded(tokens) : null)) is { } ring) return ring;
             }
 
             if (waited > DependencyPatience && !_plannerFollowed)

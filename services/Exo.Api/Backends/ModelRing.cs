@@ -13,7 +13,7 @@ namespace Exo.Api.Backends;
 /// tokens on it, and the stages' status, polled until all have loaded their layers (then more slowly, for the cluster
 /// view). It lives as long as the planner keeps its ring version, across placements that change other rings.
 /// </summary>
-internal sealed partial class ModelRing : IAsyncDisposable
+internal sealed partial class ModelRing : IRingLoad, IAsyncDisposable
 {
     private readonly Func<string, Shard.ShardClient> _shards;
     private readonly ILogger _logger;

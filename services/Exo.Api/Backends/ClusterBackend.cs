@@ -96,6 +96,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         var sent = new List<int>();
         var attempt = Start(ring, model, request, sent, cancellationToken);
         var resumed = 0;
+        // While a resumed request finds the rings full: when that began, and the wait before the next try.
+        var fullSince = 0L;
+        var backOff = FullBackOff;
         try
         {
             while (true)
@@ -105,8 +108,21 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     : await NextReplyAsync(attempt, model, cancellationToken);
                 if (reply is RingError error)
                 {
-                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
+                    // The client has tokens already, so a full ring is waited out rather than reported; a fresh request hears.
+                    if (error.Code == RingErrorCode.Capacity && resumed > 0)
+                    {
+                        fullSince = fullSince == 0 ? lost : fullSince;
+                        if (Stopwatch.GetElapsedTime(fullSince) + backOff > _resumeTimeout) throw Failure(error);
+                        Close(attempt, finished: false);
+                        await Task.Delay(backOff, cancellationToken);
+                        backOff = TimeSpan.FromTicks(Math.Min(backOff.Ticks * 2, FullBackOffLimit.Ticks));
+                        ring = await ReadyRingAsync(model, tokens, null, $"'{model}' had no room to resume a request ({error.Message})", cancellationToken);
+                        attempt = Start(ring, model, request, sent, cancellationToken);
+                        continue;
+                    }
+
+                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     Close(attempt, finished: false);
                     ring = await ReadyRingAsync(model, tokens, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
                     attempt = Start(ring, model, request, sent, cancellationToken);
@@ -115,6 +131,8 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                 }
 
                 if (reply is not RingSampledToken sampled) continue;
+                fullSince = 0;
+                backOff = FullBackOff;
                 sent.Add(sampled.Token);
                 yield return new GenerationEvent(sampled.Token, sampled.Finish, sampled.Logprobs);
                 if (sampled.Finish is not null)
@@ -132,6 +150,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     /// <summary>How many times one request may move to another ring: enough for a few machines leaving one after another.</summary>
     private const int MaxResumes = 8;
+
+    /// <summary>The first and the longest wait before a resumed request that found the rings full tries again.</summary>
+    private static readonly TimeSpan FullBackOff = TimeSpan.FromMilliseconds(200);
+
+    private static readonly TimeSpan FullBackOffLimit = TimeSpan.FromSeconds(2);
 
     /// <summary>A request's run on one ring: resumed on another ring, it runs again under a new id.</summary>
     private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies, CancellationToken cancellationToken)
@@ -177,7 +200,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    /// <summary>A ring that was replaced or broke; a worker's own failure or a full cache is the client's to hear about.</summary>
+    /// <summary>A ring that was replaced or broke; a worker's own failure is the client's to hear about, and so is a full cache unless the request was resumed.</summary>
     private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
 
     /// <summary>

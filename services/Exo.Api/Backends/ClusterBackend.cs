@@ -78,7 +78,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         if (!_placements.TryGetValue(model, out var placement))
             throw new BackendUnavailableException($"model '{model}' has no placement yet: the planner has not answered; check that Exo.Planner is running");
         if (placement.Problem is { } problem) throw new BackendUnavailableException($"model '{model}' cannot be served now: {problem}");
-        if (placement.LeastLoaded() is not { } ring)
+        // The KV positions the request takes on whichever ring runs it, resumed or not: prompt, sent and remaining tokens.
+        var tokens = (long)request.Prompt.Length + request.MaxTokens;
+        if (placement.LeastLoaded(tokens) is not { } ring)
         {
             // Loading for the first time takes a while: the client is told to come back. A re-plan takes about a second.
             if (!placement.HasServed && !_served.ContainsKey(model))
@@ -87,13 +89,16 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     $"model '{model}' is loading on {placement.Rings.Sum(r => r.Stages.Count)} worker(s) (placement v{placement.Placement.Version}); retry in a few seconds");
             }
 
-            ring = await ReadyRingAsync(model, null, $"'{model}' is being re-planned", cancellationToken);
+            ring = await ReadyRingAsync(model, tokens, null, $"'{model}' is being re-planned", cancellationToken);
         }
 
         // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
         var sent = new List<int>();
         var attempt = Start(ring, model, request, sent, cancellationToken);
         var resumed = 0;
+        // While a resumed request finds the rings full: when that began, and the wait before the next try.
+        var fullSince = 0L;
+        var backOff = FullBackOff;
         try
         {
             while (true)
@@ -103,16 +108,31 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
                     : await NextReplyAsync(attempt, model, cancellationToken);
                 if (reply is RingError error)
                 {
-                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
+                    // The client has tokens already, so a full ring is waited out rather than reported; a fresh request hears.
+                    if (error.Code == RingErrorCode.Capacity && resumed > 0)
+                    {
+                        fullSince = fullSince == 0 ? lost : fullSince;
+                        if (Stopwatch.GetElapsedTime(fullSince) + backOff > _resumeTimeout) throw Failure(error);
+                        Close(attempt, finished: false);
+                        await Task.Delay(backOff, cancellationToken);
+                        backOff = TimeSpan.FromTicks(Math.Min(backOff.Ticks * 2, FullBackOffLimit.Ticks));
+                        ring = await ReadyRingAsync(model, tokens, null, $"'{model}' had no room to resume a request ({error.Message})", cancellationToken);
+                        attempt = Start(ring, model, request, sent, cancellationToken);
+                        continue;
+                    }
+
+                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     Close(attempt, finished: false);
-                    ring = await ReadyRingAsync(model, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
+                    ring = await ReadyRingAsync(model, tokens, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
                     attempt = Start(ring, model, request, sent, cancellationToken);
                     LogResumed(model, sent.Count, attempt.Ring.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
                     continue;
                 }
 
                 if (reply is not RingSampledToken sampled) continue;
+                fullSince = 0;
+                backOff = FullBackOff;
                 sent.Add(sampled.Token);
                 yield return new GenerationEvent(sampled.Token, sampled.Finish, sampled.Logprobs);
                 if (sampled.Finish is not null)
@@ -130,6 +150,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     /// <summary>How many times one request may move to another ring: enough for a few machines leaving one after another.</summary>
     private const int MaxResumes = 8;
+
+    /// <summary>The first and the longest wait before a resumed request that found the rings full tries again.</summary>
+    private static readonly TimeSpan FullBackOff = TimeSpan.FromMilliseconds(200);
+
+    private static readonly TimeSpan FullBackOffLimit = TimeSpan.FromSeconds(2);
 
     /// <summary>A request's run on one ring: resumed on another ring, it runs again under a new id.</summary>
     private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies, CancellationToken cancellationToken)
@@ -175,15 +200,16 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    /// <summary>A ring that was replaced or broke; a worker's own failure or a full cache is the client's to hear about.</summary>
+    /// <summary>A ring that was replaced or broke; a worker's own failure is the client's to hear about, and so is a full cache unless the request was resumed.</summary>
     private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
 
     /// <summary>
-    /// Waits for a ring to run a request on: the least loaded of the model's rings that every stage has loaded, other than
+    /// Waits for a ring to run a request of <paramref name="tokens"/> KV positions on: the least loaded of the model's rings
+    /// that every stage has loaded, preferring one with room for it (<see cref="ModelPlacement.Choose{TRing}"/>), other than
     /// the ring that failed, which may serve again only when its link came back and no member left. Fails at once, saying
     /// why, when the planner or registry cannot be reached or the workers that are left cannot hold the model.
     /// </summary>
-    private async Task<ModelRing> ReadyRingAsync(string model, ModelRing? failed, string cause, CancellationToken cancellationToken)
+    private async Task<ModelRing> ReadyRingAsync(string model, long tokens, ModelRing? failed, string cause, CancellationToken cancellationToken)
     {
         var since = Stopwatch.GetTimestamp();
         while (true)
@@ -192,7 +218,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             if (_placements.TryGetValue(model, out var placement))
             {
                 if (placement.Problem is { } problem) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {problem}");
-                if ((placement.LeastLoaded(avoid: failed) ?? (waited > SameRingPatience ? placement.LeastLoaded() : null)) is { } ring) return ring;
+                if ((placement.LeastLoaded(tokens, avoid: failed) ?? (waited > SameRingPatience ? placement.LeastLoaded(tokens) : null)) is { } ring) return ring;
             }
 
             if (waited > DependencyPatience && !_plannerFollowed)
@@ -271,7 +297,10 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         if (_placements.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
         if (current is { HasServed: true }) _served.TryAdd(placement.ModelId, true);
+        // A ring with no stages cannot carry a request; building one would throw and stop the watch for good.
+        foreach (var empty in placement.Rings.Where(r => r.Stages.Count == 0)) LogEmptyRing(placement.ModelId, placement.Version, empty.Version);
         var rings = placement.Rings
+            .Where(r => r.Stages.Count > 0)
             .Select(r => current?.Rings.FirstOrDefault(kept => kept.Version == r.Version) ?? new ModelRing(placement.ModelId, r, Shard, _secret, _peers, _logger))
             .ToList();
         _placements[placement.ModelId] = new ModelPlacement(placement, rings);
@@ -326,6 +355,9 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Rings}")]
     private partial void LogPlacement(string model, ulong version, string rings);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Placement v{Version} of {Model} has ring v{Ring} with no stages; skipped")]
+    private partial void LogEmptyRing(string model, ulong version, ulong ring);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the planner's placement stream ({Reason}); reconnecting")]
     private partial void LogPlannerLost(string reason);

@@ -13,7 +13,7 @@ namespace Exo.Api.Backends;
 /// tokens on it, and the stages' status, polled until all have loaded their layers (then more slowly, for the cluster
 /// view). It lives as long as the planner keeps its ring version, across placements that change other rings.
 /// </summary>
-internal sealed partial class ModelRing : IAsyncDisposable
+internal sealed partial class ModelRing : IRingLoad, IAsyncDisposable
 {
     private readonly Func<string, Shard.ShardClient> _shards;
     private readonly ILogger _logger;
@@ -46,6 +46,8 @@ internal sealed partial class ModelRing : IAsyncDisposable
         _first = new ForwardLink(first.GrpcEndpoint, secret, Dispatch, e =>
         {
             LogLinkBroken(first.GrpcEndpoint, e.Message);
+            // Not ready until the next probe finds every stage again: an idle broken ring must not win the least loaded choice.
+            _ready = false;
             _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));
             // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
             FailAll(RingErrorCode.NotReady, $"the stream to the first stage {first.GrpcEndpoint} broke ({e.Message})");
@@ -68,9 +70,6 @@ internal sealed partial class ModelRing : IAsyncDisposable
 
     /// <summary>Whether every stage has been ready at some time (the ring may have lost one since).</summary>
     public bool HasServed => _hasServed;
-
-    /// <summary>A stage's node left the cluster: this ring cannot serve again, only its successor can.</summary>
-    public bool Lost => _lost;
 
     /// <summary>The registry removed a node: if it held a stage here, the requests on this ring have lost it.</summary>
     public void MemberLeft(string nodeId)

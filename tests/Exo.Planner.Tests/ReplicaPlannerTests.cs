@@ -160,6 +160,18 @@ public sealed class ReplicaPlannerTests
     }
 
     [Fact]
+    public void ASurvivorJoinsARingThatANewNodeChangesAnyway()
+    {
+        // a and b made a ring, c one of its own; b left and a small node d joined. d (no ring of its own) joins c's ring,
+        // which changes it anyway, so a, larger than d and listed before it, must not sit out.
+        var before = Published(Plan([Node("a", 5), Node("b", 5), Node("c", 8)]), 5, 6);
+        Assert.Equal(2, before.Length);
+        var ring = Assert.Single(Rings(Plan([Node("a", 5), Node("c", 8), Node("d", 1)], null, before)));
+        Assert.Null(ring.Version);
+        Assert.Equal(["a", "c", "d"], ring.Stages.Select(s => s.Node).Order());
+    }
+
+    [Fact]
     public void ARingWhoseNodesNoLongerHoldItIsPlannedAgain()
     {
         var before = Published(Plan(Nodes(8, "a", "b")), 5, 6);

@@ -46,12 +46,13 @@ internal static class BenchCommand
         var probe = new Option<int>("--bandwidth-mb") { Description = "Buffer streamed by the read-bandwidth probe; keep it far above the last-level cache", DefaultValueFactory = _ => 1024 };
         var backend = new BackendChoice("cpu");
         var profile = new Option<bool>("--profile") { Description = "GPU only: print each kernel's GPU time per token (prefill and decode) to stderr, from device timestamps" };
+        var schema = new Option<FileInfo?>("--json-schema") { Description = "Instead: decode speed with this JSON schema as a structured-output constraint beside unconstrained decode (the model needs a chat template)" };
         var command = new Command("bench",
             "Measure prefill and decode speed as llama.cpp's benchmark does (prompt t_i = (37i + 11) mod (vocab - 2) as one " +
             "batch, then greedy single-token steps), with the machine's memory read bandwidth measured in the same run and " +
             "decode speed as a fraction of the bandwidth roofline.")
         {
-            model, threads, prompt, generate, batch, json, reference, probe, profile,
+            model, threads, prompt, generate, batch, json, reference, probe, profile, schema,
         };
         backend.AddTo(command);
         command.SetAction(parse => CommandErrors.Run(() =>
@@ -59,6 +60,14 @@ internal static class BenchCommand
             var settings = new BenchSettings(parse.GetValue(model)!.FullName, Positive(parse.GetValue(prompt), "--pp"),
                 Positive(parse.GetValue(generate), "--tg"), Positive(parse.GetValue(batch), "--batch"), parse.GetValue(reference),
                 Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null), parse.GetValue(profile));
+            if (parse.GetValue(schema) is { } schemaFile)
+            {
+                using var fast = settings.Reference ? null : new FastKernels(ParseThreads(parse.GetValue(threads)!)[0]);
+                IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
+                ConstrainedDecodeBench.Run(settings.Model, schemaFile, settings.Generate, settings.Backend with { CpuKernels = kernels }, Console.Out);
+                return 0;
+            }
+
             // A GPU run has no thread count to sweep: it is measured once (auto may still fall back to the CPU's threads).
             var counts = settings.Backend.Kind == BackendKind.Vulkan ? [0] : ParseThreads(parse.GetValue(threads)!);
             foreach (var count in counts)

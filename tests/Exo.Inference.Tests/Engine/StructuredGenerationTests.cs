@@ -67,46 +67,4 @@ public sealed class StructuredGenerationTests(ITestOutputHelper output)
             Assert.Equal(single, batch[i]);
         }
     }
-
-    [Fact]
-    public void ConstrainedDecodeKeepsPace()
-    {
-        var model = Shipped.Value;
-        var grammar = OutputGrammar.Json(JsonSchemas.Element(JsonSchemas.Acceptance[0].Schema));
-        var prompt = Prompt(model, "person");
-        var structured = new StructuredOutput(grammar, model.Vocabulary);
-        Measure(model, prompt, structured, SamplingParameters.Greedy);     // warm up: code, caches, the grammar's automaton
-        foreach (var temperature in (float[])[0f, 0.8f])
-        {
-            // Interleaved rounds, the best of each kept: other work on the machine only ever slows a round down.
-            var sampling = new SamplingParameters { Temperature = temperature };
-            double free = 0, constrained = 0;
-            for (var round = 0; round < 3; round++)
-            {
-                free = Math.Max(free, Measure(model, prompt, null, sampling));
-                constrained = Math.Max(constrained, Measure(model, prompt, structured, sampling));
-            }
-            output.WriteLine($"exo-tiny decode, temperature {temperature}: {free:0} tok/s unconstrained, {constrained:0} tok/s with a json_schema constraint ({(constrained / free - 1) * 100:+0.0;-0.0} %)");
-            Assert.True(constrained > free * 0.75, $"{constrained:0} tok/s constrained against {free:0} tok/s");
-        }
-    }
-
-    /// <summary>Decode tokens per second over several generations, each timed from its first token to its last.</summary>
-    private static double Measure(LocalModel model, int[] prompt, StructuredOutput? structured, SamplingParameters sampling)
-    {
-        var tokens = 0;
-        var seconds = 0.0;
-        for (var seed = 0; seed < 12; seed++)
-        {
-            var clock = new Stopwatch();
-            var count = 0;
-            foreach (var _ in model.Generator.Generate(prompt, sampling with { Seed = (ulong)seed }, 96, structured is null ? new HashSet<int>() : model.Special.StopTokenIds, structured))
-            {
-                if (count++ == 0) clock.Start();
-            }
-            tokens += count - 1;
-            seconds += clock.Elapsed.TotalSeconds;
-        }
-        return tokens / seconds;
-    }
 }

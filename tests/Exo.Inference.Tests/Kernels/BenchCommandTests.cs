@@ -31,6 +31,47 @@ public sealed class BenchCommandTests
         }
     }
 
+    [Fact]
+    public void JsonSchemaModeComparesConstrainedWithFreeDecode()
+    {
+        using var folder = new TempDirectory();
+        var schema = Path.Combine(folder.Path, "person.json");
+        File.WriteAllText(schema, JsonSchemas.Acceptance[0].Schema);
+        var (code, output, error) = VerifyCommandTests.Exo("bench", "--model", RepositoryPaths.ShippedModel, "--json-schema", schema, "--tg", "40", "--threads", "1");
+        Assert.True(code == 0, error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        for (var i = 0; i < 2; i++)
+        {
+            var match = System.Text.RegularExpressions.Regex.Match(lines[i],
+                @"^decode at temperature ([0-9.]+): ([0-9.]+) tok/s unconstrained, ([0-9.]+) tok/s with the json_schema \([+-][0-9.]+ %\)$");
+            Assert.True(match.Success, lines[i]);
+            Assert.Equal(i == 0 ? "0" : "0.8", match.Groups[1].Value);
+            Assert.True(double.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0 &&
+                double.Parse(match.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, lines[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"type\": ", "is not JSON")]
+    [InlineData("{\"type\": \"object\", \"minProperties\": 3, \"maxProperties\": 2}", "person.json:")]
+    public void BadSchemasAreClearErrors(string text, string message)
+    {
+        using var folder = new TempDirectory();
+        var schema = Path.Combine(folder.Path, "person.json");
+        File.WriteAllText(schema, text);
+        var (code, _, error) = VerifyCommandTests.Exo("bench", "--model", RepositoryPaths.ShippedModel, "--json-schema", schema);
+        Assert.Equal(2, code);
+        Assert.Contains(message, error);
+        File.WriteAllText(schema, JsonSchemas.Acceptance[0].Schema);
+        (code, _, error) = VerifyCommandTests.Exo("bench", "--model", RepositoryPaths.ShippedModel, "--json-schema", schema, "--tg", "2");
+        Assert.Equal(2, code);
+        Assert.Contains("raise --tg", error);
+        (code, _, error) = VerifyCommandTests.Exo("bench", "--model", RepositoryPaths.ShippedModel, "--json-schema", Path.Combine(folder.Path, "none.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("does not exist", error);
+    }
+
     [Theory]
     [InlineData("--threads", "one", "not a thread count")]
     [InlineData("--pp", "0", "--pp must be positive")]

@@ -424,6 +424,7 @@ def goals(report):
         for label, c in configs.items():
             if label.startswith("fit-") and at(c, top):
                 g[f"{label} / 1 worker at {top} streams"] = round(at(c, top)["aggregate_tok_s"] / base, 2)
+        ceiling(single, top, g)
     for label in ("three", "three-before"):
         if label in configs and at(configs[label], 1) and at(configs[label], top):
             g[f"{label}: 3-stage ring ({shape_text(configs[label]['placements'])}): {top} streams / 1 stream (goal >= 2.5)"] = round(
@@ -437,6 +438,26 @@ def goals(report):
                 g[f"hetero: planned ms/token at {s} stream(s) / best split's (goal <= 1.15)"] = round(times["hetero-planned"] / best, 3)
         # Each run's planner predicts from the speeds that run's workers measured, so predictions of different runs are
         # not compared here; they are in the JSON ("predicted": ms per token, slowest stage ms).
+
+
+def ceiling(single, top, g):
+    """What one worker's own batching allows k one-worker rings: its step time fitted as T(b) = F + c*b over the stream
+    counts it ran (b streams give b tokens a step), k rings each with top/k streams reach top / T(top/k) together, so
+    their ratio to one worker at top streams is at most T(top) / T(top/k) even with nothing shared between them."""
+    points = [(r["streams"], r["streams"] / r["aggregate_tok_s"]) for r in single["runs"] if r["aggregate_tok_s"] > 0]
+    if len(points) < 2:
+        return
+    n = len(points)
+    mb = sum(b for b, _ in points) / n
+    mt = sum(t for _, t in points) / n
+    var = sum((b - mb) ** 2 for b, _ in points)
+    if var == 0:
+        return
+    c = sum((b - mb) * (t - mt) for b, t in points) / var
+    f = mt - c * mb
+    g[f"one worker's step time T(b) = F + c*b fitted on {[b for b, _ in points]} streams: F, c (ms)"] = [round(f * 1000, 1), round(c * 1000, 2)]
+    for k in (2, 4):
+        g[f"ceiling for {k} one-worker rings at {top} streams from that batching: T({top}) / T({top}/{k})"] = round((f + c * top) / (f + c * top / k), 2)
 
 
 def print_table(report):

@@ -49,9 +49,11 @@ public static partial class Extensions
         var folders = configuration.GetSection("Planner:Models").Get<string[]>() ?? [];
         if (folders.Length == 0) throw new InvalidOperationException("no model to plan: set Planner:Models:0 (Planner__Models__0) to a model folder");
         var contextTokens = configuration.GetValue<int?>("Planner:ContextTokens");
-        var models = folders.Select(f => (Path.GetFileName(Path.GetFullPath(f).TrimEnd(Path.DirectorySeparatorChar)), ModelProfile.FromModelDirectory(f, contextTokens))).ToList();
+        var quantization = WeightQuantization.Parse(configuration[WeightQuantization.Setting]);
+        var models = folders.Select(f => (Path.GetFileName(Path.GetFullPath(f).TrimEnd(Path.DirectorySeparatorChar)), ModelProfile.FromModelDirectory(f, contextTokens, quantization.Type))).ToList();
 
         builder.Services.AddSingleton(Replicas.Parse(configuration[Replicas.Setting]));
+        builder.Services.AddSingleton(quantization);
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<MembershipPlanner>(sp, (IReadOnlyList<(string, ModelProfile)>)models));
         return builder;

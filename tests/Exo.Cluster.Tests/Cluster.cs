@@ -65,6 +65,9 @@ public sealed class Cluster : IAsyncLifetime
     /// </summary>
     public string Replicas { get; init; } = "1";
 
+    /// <summary>The planner's <c>Planner:Quantize</c>: the type workers quantize the weight matrices to as they load ("" for none).</summary>
+    public string Quantize { get; init; } = "";
+
     /// <summary>Memory every worker offers (its available memory, or its GPU's, when null).</summary>
     public int? WorkerMemoryMegabytes { get; init; }
 
@@ -93,6 +96,7 @@ public sealed class Cluster : IAsyncLifetime
             ["services__registry__grpc__0"] = _registry.Grpc,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
             ["Planner__Replicas"] = Replicas,
+            ["Planner__Quantize"] = Quantize,
         });
         for (var i = 0; i < InitialWorkers; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
         ApiProcess = StartApi();

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using Exo.Inference;
+using Exo.Inference.Kernels;
 using Exo.Inference.Model;
+using Exo.Inference.Weights;
 using Exo.Planner.Planning;
 
 namespace Exo.Planner.Tests;
@@ -38,6 +40,52 @@ public sealed class ModelProfileTests : IDisposable
         // The architecture's parameter count times the element size must match the weights actually stored.
         Assert.Equal(DataBytes(Path.Combine(directory, "model.safetensors")),
             profile.EmbeddingBytes + profile.LayerCount * profile.LayerBytes + profile.HeadBytes);
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    public void AQuantizedProfileCountsWhatTheEngineLoads(DType type)
+    {
+        // llama-tiny stores f32, as the engine keeps vectors, so the whole model's step reads are every byte it holds.
+        var directory = Fixture("llama-tiny");
+        var profile = ModelProfile.FromModelDirectory(directory, contextTokens: 100, quantize: type);
+        var stored = ModelProfile.FromModelDirectory(directory, contextTokens: 100);
+        using var stage = ModelStage.Load(directory, null, ReferenceKernels.Instance, type);
+        Assert.Equal(stage.Weights.BytesPerToken, profile.StepReadBytes(profile.LayerCount, first: false, last: true));
+        Assert.Equal(stage.Weights.AnonymousBytes, profile.EmbeddingBytes + profile.LayerCount * (profile.LayerBytes - VectorBytes(stage.Weights.LayerWeights[0])));
+        Assert.True(profile.LayerBytes < stored.LayerBytes / 3, $"{profile.LayerBytes} of {stored.LayerBytes}");
+        // The work of a token does not change with the type it is stored in.
+        Assert.Equal(stored.LayerOperations, profile.LayerOperations);
+        Assert.Equal(stored.HeadOperations, profile.HeadOperations);
+    }
+
+    private static long VectorBytes(LayerWeights l) =>
+        sizeof(float) * new[] { l.InputNorm, l.QBias, l.KBias, l.VBias, l.OBias, l.QNorm, l.KNorm, l.PostAttentionNorm, l.GateBias, l.UpBias, l.DownBias }.Sum(v => (long)v.Length);
+
+    [Theory]
+    [InlineData("q8_0", DType.Q8_0)]
+    [InlineData(" Q4_0 ", DType.Q4_0)]
+    [InlineData("none", null)]
+    [InlineData("", null)]
+    [InlineData(null, null)]
+    public void TheQuantizeSettingReadsTheTypesTheEngineLoadsTo(string? text, DType? type)
+    {
+        var setting = WeightQuantization.Parse(text);
+        Assert.Equal(type, setting.Type);
+        Assert.Equal(type is null ? "" : text!.Trim().ToLowerInvariant(), setting.Name);
+    }
+
+    [Theory]
+    [InlineData("q4_k")]
+    [InlineData("f16")]
+    [InlineData("8")]
+    [InlineData("int8")]
+    public void AnyOtherQuantizeSettingIsAClearError(string text)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => WeightQuantization.Parse(text));
+        Assert.Contains("Planner__Quantize", e.Message);
+        Assert.Contains("choose q8_0 or q4_0", e.Message);
     }
 
     [Fact]

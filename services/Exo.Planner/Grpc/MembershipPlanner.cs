@@ -18,6 +18,7 @@ public sealed partial class MembershipPlanner(
     Contracts.V1.Registry.RegistryClient registry,
     PlacementBoard board,
     Replicas replicas,
+    WeightQuantization quantization,
     IReadOnlyList<(string Model, ModelProfile Profile)> models,
     ILogger<MembershipPlanner> logger) : BackgroundService
 {
@@ -29,9 +30,9 @@ public sealed partial class MembershipPlanner(
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         var profiles = models.ToDictionary(m => m.Model, m => m.Profile, StringComparer.Ordinal);
-        // A stored placement is usable only for a model planned here whose layer count is still the same.
+        // A stored placement is usable only for a model planned here whose layer count and weight type are still the same.
         var restored = await board.RestoreAsync(p => profiles.TryGetValue(p.ModelId, out var profile)
-            && p.Rings.All(r => r.Stages[^1].LayerEnd == profile.LayerCount), cancellationToken);
+            && p.Rings.All(r => r.Stages[^1].LayerEnd == profile.LayerCount) && p.WeightType == quantization.Name, cancellationToken);
         foreach (var placement in restored) LogRestored(placement.ModelId, placement.Version, placement.Rings.Count);
 
         foreach (var (model, _) in models.Where(m => board.Current(m.Model) is null))
@@ -82,7 +83,7 @@ public sealed partial class MembershipPlanner(
                 continue;
             }
 
-            var message = new Contracts.V1.Placement { ModelId = model };
+            var message = new Contracts.V1.Placement { ModelId = model, WeightType = quantization.Name };
             foreach (var planned in result.Rings)
             {
                 var ring = ToMessage(planned, members);

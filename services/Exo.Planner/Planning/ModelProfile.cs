@@ -78,41 +78,50 @@ public sealed record ModelProfile(
 
     /// <summary>
     /// Profiles a Hugging Face model folder from its config.json: parameter counts follow from the architecture, and
-    /// the element size from the config's dtype or, when it names none, from the safetensors embedding matrix.
+    /// the element size from the config's dtype or, when it names none, from the safetensors embedding matrix. With
+    /// <paramref name="quantize"/>, every matrix whose rows are whole blocks counts at that type, as the engine then
+    /// loads it; vectors stay as stored.
     /// </summary>
     /// <param name="contextTokens">KV positions to reserve per layer; the model's maximum context when not given.</param>
-    public static ModelProfile FromModelDirectory(string directory, int? contextTokens = null)
+    public static ModelProfile FromModelDirectory(string directory, int? contextTokens = null, DType? quantize = null)
     {
         var config = ModelConfig.Load(directory);
-        var elementBytes = ConfigElementBytes(directory) ?? SafetensorsElementBytes(directory);
+        long elementBytes = ConfigElementBytes(directory) ?? SafetensorsElementBytes(directory);
         var context = contextTokens ?? config.MaxPositionEmbeddings;
         if (context < 0) throw new ArgumentOutOfRangeException(nameof(contextTokens), context, "the planned context must not be negative");
 
         long h = config.HiddenSize, ffn = config.IntermediateSize, q = config.QueryDim, kv = config.KvDim;
-        var layerParameters =
+        long Matrix(long rows, long columns) => quantize is { } type && columns % DTypes.BlockSize(type) == 0
+            ? checked(rows * DTypes.ByteCount(type, columns))
+            : checked(rows * columns * elementBytes);
+        var layerVectors =
             2 * h                                                 // input and post-attention norms
-            + q * h + 2 * kv * h + h * q                          // q, k, v, o projections
             + (config.QkvBias ? q + 2 * kv : 0)
             + (config.OutputBias ? h : 0)
             + (config.QkNorm ? 2L * config.HeadDim : 0)
-            + 3 * ffn * h                                         // gate, up, down
             + (config.MlpBias ? 2 * ffn + h : 0);
-        var embeddingParameters = (long)config.VocabSize * h;
-        var headParameters = h + (config.TieWordEmbeddings ? 0 : embeddingParameters);
+        var layerMatrices =
+            q * h + 2 * kv * h + h * q                            // q, k, v, o projections
+            + 3 * ffn * h;                                        // gate, up, down
+        var layerBytes = layerVectors * elementBytes
+            + Matrix(q, h) + 2 * Matrix(kv, h) + Matrix(h, q)
+            + 2 * Matrix(ffn, h) + Matrix(h, ffn);
+        var embeddingBytes = Matrix(config.VocabSize, h);
+        var headBytes = h * elementBytes + (config.TieWordEmbeddings ? 0 : embeddingBytes);
 
         var profile = new ModelProfile(
             Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))),
             config.LayerCount,
-            layerParameters * elementBytes,
-            embeddingParameters * elementBytes,
-            headParameters * elementBytes,
+            layerBytes,
+            embeddingBytes,
+            headBytes,
             config.TieWordEmbeddings,
             2 * kv * KvElementBytes,
             context,
-            EmbeddingRowBytes: h * elementBytes,
+            EmbeddingRowBytes: Matrix(1, h),
             // A multiply-add per weight of the matrices; norms and biases are a rounding error beside them.
-            LayerOperations: 2 * layerParameters,
-            HeadOperations: 2 * embeddingParameters);
+            LayerOperations: 2 * (layerMatrices + layerVectors),
+            HeadOperations: 2L * config.VocabSize * h);
         profile.Validate();
         return profile;
     }

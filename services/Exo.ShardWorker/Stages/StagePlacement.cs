@@ -5,6 +5,8 @@ using Exo.Inference.Backends;
 using Exo.Inference.Model;
 using Exo.Inference.Pipeline;
 using Exo.Inference.Sampling;
+using DType = Exo.Inference.Weights.DType;
+using LoadQuantization = Exo.Inference.Weights.LoadQuantization;
 using Exo.Text.Constraints;
 using Exo.Text.Tokenization;
 using Exo.Ring;
@@ -31,7 +33,7 @@ internal sealed partial class StagePlacement(
     private long _version;
 
     /// <summary>Layers loaded in memory, with the runtime running them and the loop forwarding its results.</summary>
-    public sealed record Loaded(LayerRange Layers, IModelStage Stage, StageRuntime Runtime)
+    public sealed record Loaded(LayerRange Layers, DType? WeightType, IModelStage Stage, StageRuntime Runtime)
     {
         public Task Pump { get; set; } = Task.CompletedTask;
 
@@ -84,15 +86,16 @@ internal sealed partial class StagePlacement(
             var index = stages.ToList().FindIndex(s => s.NodeId == nodeId);
             var stage = stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
+            var weightType = WeightType(placement);
             var nextStage = stages.Count > 1 ? stages[(index + 1) % stages.Count] : null;
             var nextEndpoint = nextStage?.GrpcEndpoint;
-            var loaded = old?.Loaded.Layers == layers ? old.Loaded : null;
+            var loaded = old?.Loaded.Layers == layers && old.Loaded.WeightType == weightType ? old.Loaded : null;
             var next = nextEndpoint is not null && old?.Next?.Endpoint == nextEndpoint ? old.Next : null;
             // What is not reused goes before the new layers load: a node sized for one range has no room for two.
             await ReleaseAsync(old, loaded, next);
             try
             {
-                loaded ??= await LoadAsync(layers, cancellationToken);
+                loaded ??= await LoadAsync(layers, weightType, cancellationToken);
                 if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == stages.Count - 1))
                 {
                     // A ring whose ends are not the model's ends would send hidden states nowhere: refuse to serve it.
@@ -124,18 +127,31 @@ internal sealed partial class StagePlacement(
         }
     }
 
-    private async Task<Loaded> LoadAsync(LayerRange layers, CancellationToken cancellationToken)
+    /// <summary>The placement's weight type, checked: it comes over the wire.</summary>
+    private static DType? WeightType(Placement placement)
+    {
+        try
+        {
+            return LoadQuantization.Parse(placement.WeightType);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException($"placement v{placement.Version}: {e.Message}");
+        }
+    }
+
+    private async Task<Loaded> LoadAsync(LayerRange layers, DType? weightType, CancellationToken cancellationToken)
     {
         var directory = await files.FolderForAsync(layers, cancellationToken);
-        LogLoading(modelId, layers.ToString(), directory);
+        LogLoading(modelId, layers.ToString(), directory, weightType is null ? "as stored" : $"quantized to {LoadQuantization.Name(weightType)}");
         var started = time.GetTimestamp();
         // One task, so no cancellation can come between loading the layers and owning them.
         var (stage, grammars) = await Task.Run(() =>
         {
-            var model = StageLoader.Load(directory, layers, backend);
+            var model = StageLoader.Load(directory, layers, backend, weightType);
             return (model, model.IsLast ? Grammars(directory) : null);
         }, cancellationToken);
-        var loaded = new Loaded(layers, stage, new StageRuntime(stage, kvBudgetBytes, grammars));
+        var loaded = new Loaded(layers, weightType, stage, new StageRuntime(stage, kvBudgetBytes, grammars));
         loaded.Pump = Task.Run(() => PumpAsync(loaded), CancellationToken.None);
         LogLoaded(modelId, layers.ToString(), stage.Backend, time.GetElapsedTime(started).TotalSeconds);
         return loaded;
@@ -209,8 +225,8 @@ internal sealed partial class StagePlacement(
         _applying.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Loading {Model} layers {Layers} from {Directory}")]
-    private partial void LogLoading(string model, string layers, string directory);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loading {Model} layers {Layers} from {Directory}, weights {WeightType}")]
+    private partial void LogLoading(string model, string layers, string directory, string weightType);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Model} layers {Layers} on {Backend} in {Seconds:0.00} s")]
     private partial void LogLoaded(string model, string layers, string backend, double seconds);

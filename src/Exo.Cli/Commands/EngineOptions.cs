@@ -11,8 +11,6 @@ namespace Exo.Cli.Commands;
 /// </summary>
 internal sealed class EngineOptions
 {
-    private static readonly DType[] Quantizable = [DType.Q8_0, DType.Q4_0];
-
     private readonly Option<int> _threads = new("--threads") { Description = "Kernel threads; 0 means one per processor", DefaultValueFactory = _ => 0 };
     private readonly Option<bool> _reference = new("--reference") { Description = "Use the plain f64 reference kernels (slow, exact) instead of the fast ones" };
     private readonly Option<string?> _quantize = new("--quantize") { Description = "Quantize the weight matrices at load (q8_0|q4_0); the files are unchanged" };
@@ -61,8 +59,13 @@ internal sealed class EngineOptions
 
     private DType? Quantize(ParseResult parse)
     {
-        if (parse.GetValue(_quantize) is not { } name) return null;
-        var type = DTypes.Parse(name);
-        return Quantizable.Contains(type) ? type : throw new CliInputException($"--quantize {name}: choose q8_0 or q4_0");
+        try
+        {
+            return LoadQuantization.Parse(parse.GetValue(_quantize));
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliInputException($"--quantize: {e.Message}");
+        }
     }
 }

@@ -20,7 +20,8 @@ shift
 [[ -x "$home/dotnet/dotnet" ]] || (cd "$home" && rm -rf unpack && mkdir unpack && xz -dc runtime.tar.xz | tar xf - -C unpack && mv unpack/dotnet dotnet && rm -rf unpack)
 rm -rf "$home/apps" && (cd "$home" && xz -dc "$here/apps/bundle" | tar xf -)
 export EXO_BIN="$home/apps/bin" EXO_DOTNET="$home/dotnet/dotnet" DOTNET_ROOT="$home/dotnet"
-export EXO_SCALING_MODEL="${EXO_SCALING_MODEL:-$home/model/synth-500m}" DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
+export TMPDIR="$home/model" DOTNET_CLI_TELEMETRY_OPTOUT=1 PYTHONUNBUFFERED=1
+mkdir -p "$TMPDIR"
 nproc; lscpu | grep -E 'Model name|L3|NUMA node' || true
 baseline=(); [[ -d "$home/apps/baseline/Exo.ShardWorker" ]] && baseline=(--baseline-bin "$home/apps/baseline/Exo.ShardWorker")
 status=0

@@ -39,16 +39,20 @@ def http_json(url, body=None, timeout=10):
 class ModelShape:
     """What the planner will count for the model (as services/Exo.Planner's ModelProfile does), to size --memory-mb."""
 
-    def __init__(self, folder, context):
+    # Bytes per weight of a matrix quantized as it loads (Planner__Quantize): blocks of 32 in 34 or 18 bytes.
+    QUANTIZED = {"q8_0": 34 / 32, "q4_0": 18 / 32}
+
+    def __init__(self, folder, context, quantize=""):
         config = json.load(open(os.path.join(folder, "config.json")))
         h, ffn, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
         heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads", config["num_attention_heads"])
         head_dim = config.get("head_dim") or h // heads
         q, kv = heads * head_dim, kv_heads * head_dim
         element = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", "float16")]
+        matrix = self.QUANTIZED.get(quantize, element)
         self.layers = layers
-        self.layer_bytes = (2 * h + q * h + 2 * kv * h + h * q + 3 * ffn * h) * element + 2 * kv * 4 * context
-        embedding = config["vocab_size"] * h * element
+        self.layer_bytes = 2 * h * element + (q * h + 2 * kv * h + h * q + 3 * ffn * h) * matrix + 2 * kv * 4 * context
+        embedding = config["vocab_size"] * h * matrix
         tied = config.get("tie_word_embeddings", False)
         # A stage of a ring of two is the first (embeddings) or the last (the final norm and the head, which is the
         # embeddings when tied): either way about the embeddings and a row.
@@ -79,6 +83,7 @@ class Cluster:
             "Planner__Models__0": args.model,
             "Planner__ContextTokens": str(args.context),
             "Planner__Replicas": replicas,
+            "Planner__Quantize": args.quantize,
         }, service_cpus)
         for i in range(workers):
             environment = {
@@ -293,6 +298,8 @@ def main():
     parser.add_argument("--streams", default="1,8,32")
     parser.add_argument("--replicas", default="1,auto,2", help="Planner__Replicas values: 1 pipeline, auto replicas, 2 mixed")
     parser.add_argument("--tokens", type=int, default=32, help="max_tokens of every completion")
+    parser.add_argument("--quantize", default="", choices=["", "q8_0", "q4_0"],
+                        help="Planner__Quantize: the type workers quantize the weight matrices to as they load (default: as stored)")
     parser.add_argument("--context", type=int, default=1024, help="the context the planner plans KV cache for")
     parser.add_argument("--kv-cache-mb", type=int, default=512)
     parser.add_argument("--cores-per-worker", type=int, default=0, help="default: (cores - 2) / the most workers asked for")
@@ -320,14 +327,14 @@ def main():
     banned = [t for t in range(vocab) if t not in printable] if vocab - len(printable) <= 1024 else list(range(vocab - 4, vocab))
     if len(banned) == 4:
         print("warning: the vocabulary is too large to keep the output to ASCII: per-stream rates and first tokens may come late", flush=True)
-    shape = ModelShape(args.model, args.context)
+    shape = ModelShape(args.model, args.context, args.quantize)
     print(f"{len(cores)} cores; workers on {args.cores_per_worker} core(s) each "
           f"({'pinned: ' + ' | '.join(c or '-' for c in args.worker_cpus) if args.worker_cpus[0] else 'not pinned: too few cores'}), "
-          f"services on {args.service_cpus or 'any'}; model {os.path.basename(args.model)}: {shape.total_bytes / 1e6:.0f} MB "
+          f"services on {args.service_cpus or 'any'}; model {os.path.basename(args.model)}{' as ' + args.quantize if args.quantize else ''}: {shape.total_bytes / 1e6:.0f} MB "
           f"with KV for {args.context} tokens, {shape.layers} layers", flush=True)
     report = {"machine": {"cores": len(cores), "cores_per_worker": args.cores_per_worker, "worker_cpus": args.worker_cpus,
                           "service_cpus": args.service_cpus, "cpu": cpu_name()},
-              "model": {"folder": args.model, "bytes_with_kv": shape.total_bytes, "layers": shape.layers, "context": args.context},
+              "model": {"folder": args.model, "quantize": args.quantize or None, "bytes_with_kv": shape.total_bytes, "layers": shape.layers, "context": args.context},
               "tokens": args.tokens, "configs": [], "goals": {}}
 
     def save():

@@ -3,13 +3,16 @@
 #   bash bench/scaling.sh [scaling.py options...]          e.g. --suites fit --workers 1,2 --streams 1,8 --tokens 16
 # The services come from EXO_BIN (a folder with Exo.Registry/, Exo.Planner/, Exo.ShardWorker/, Exo.Api/ and Exo.Cli/, as
 # bench/scaling-pack.sh publishes them) run by EXO_DOTNET (default: dotnet on PATH); without EXO_BIN they are built from
-# this checkout. The model is EXO_SCALING_MODEL, made when missing with `exo synth` (random f16 weights, 16 layers of
-# dim 1024, about 0.5 GB: larger than a CPU's L3 cache; a vocabulary of 1024, so that
-# logit_bias can keep the output to printable ASCII, one streamed character a token). Results: scaling.json (or --out) and a table.
+# this checkout. The model is EXO_SCALING_MODEL, made when missing with `exo synth` (random f16 weights, EXO_SCALING_LAYERS
+# layers (default 16) of dim 1024, about 33 MB a layer: 16 make 0.5 GB, larger than a CPU's L3 cache; with --quantize q8_0
+# take 32, so that the quantized model (0.55 GB) is too; a vocabulary of 1024, so that logit_bias can keep the output to
+# printable ASCII, one streamed character a token). Results: scaling.json (or --out) and a table.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dotnet="${EXO_DOTNET:-dotnet}"
-model="${EXO_SCALING_MODEL:-${TMPDIR:-/tmp}/exo-scaling/synth-500m}"
+layers="${EXO_SCALING_LAYERS:-16}"
+[[ "$layers" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "error: EXO_SCALING_LAYERS must be a layer count (1-999), not '$layers'" >&2; exit 2; }
+model="${EXO_SCALING_MODEL:-${TMPDIR:-/tmp}/exo-scaling/synth-${layers}x1024}"
 if [[ -z "${EXO_BIN:-}" ]]; then
   EXO_BIN="$root/.scaling-bin"
   for project in services/Exo.Registry services/Exo.Planner services/Exo.ShardWorker services/Exo.Api src/Exo.Cli; do
@@ -22,7 +25,7 @@ for dll in Exo.Registry/Exo.Registry Exo.Planner/Exo.Planner Exo.ShardWorker/Exo
 done
 if [[ ! -f "$model/config.json" ]]; then
   mkdir -p "$(dirname "$model")"
-  "$dotnet" "$EXO_BIN/Exo.Cli/exo.dll" synth --format hf --type f16 --dim 1024 --layers 16 --ffn 4096 --heads 16 --kv-heads 4 --vocab 1024 \
+  "$dotnet" "$EXO_BIN/Exo.Cli/exo.dll" synth --format hf --type f16 --dim 1024 --layers "$layers" --ffn 4096 --heads 16 --kv-heads 4 --vocab 1024 \
     --out "$model.partial"
   mv "$model.partial" "$model"
 fi

@@ -21,6 +21,7 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
         .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, grpcHost)
         .WithEnvironment("Planner__Models__0", settings.Model)
         .WithEnvironment("Planner__Replicas", settings.Replicas)
+        .WithEnvironment("Planner__Quantize", settings.Quantize)
         .WithClusterSecret(secret)
         .WithRedis(redis)
         .WithReference(registry).WaitFor(registry);

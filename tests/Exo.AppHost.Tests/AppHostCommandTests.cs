@@ -44,6 +44,21 @@ public sealed class AppHostCommandTests
         Assert.Equal($"--replicas must be auto or a positive number of rings, not {replicas}",
             Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(null, 2, 1, Ports.Free(), 10, null, false, null, [], replicas)).Message);
 
+    [Theory]
+    [InlineData("none", "none")]
+    [InlineData("q8_0", "q8_0")]
+    [InlineData("Q4_0", "q4_0")]
+    public void QuantizeIsNoneOrATypeTheWorkersLoadTo(string quantize, string expected) =>
+        Assert.Equal(expected, AppHostCommand.Check(null, 2, 1, Ports.Free(), 10, null, false, null, [], "auto", quantize).Quantize);
+
+    [Theory]
+    [InlineData("q4_k")]
+    [InlineData("f16")]
+    [InlineData("")]
+    public void OtherQuantizeTypesAreRefused(string quantize) =>
+        Assert.Equal($"--quantize must be none, q8_0 or q4_0, not {quantize}",
+            Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(null, 2, 1, Ports.Free(), 10, null, false, null, [], "auto", quantize)).Message);
+
     /// <summary>--model ORG/NAME that cannot be pulled (no hub answers at HF_ENDPOINT, read by nothing else these tests run) is one error, exit 2.</summary>
     [Fact]
     public async Task AHubRepositoryThatCannotBePulledIsAnInputError()

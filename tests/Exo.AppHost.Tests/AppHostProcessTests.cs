@@ -135,6 +135,7 @@ public sealed partial class AppHostProcessTests : IDisposable
     [InlineData("--workers", "0", "error: --workers must be between 1 and 64, not 0")]
     [InlineData("--workers", "many", "error: Cannot parse argument 'many' for option '--workers'")]
     [InlineData("--replicas", "0", "error: --replicas must be auto or a positive number of rings, not 0")]
+    [InlineData("--quantize", "q4_k", "error: --quantize must be none, q8_0 or q4_0, not q4_k")]
     public void BadInputIsOneErrorLineAndExitCode2(string option, string value, string error)
     {
         var (exitCode, output, stderr) = ServiceProcess.Run("Exo.AppHost.dll", null, option, value);
@@ -151,7 +152,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var (exitCode, output, _) = ServiceProcess.Run("Exo.AppHost.dll", null, "--help");
 
         Assert.Equal(0, exitCode);
-        Assert.All(["--model", "--workers", "--replicas", "auto|N", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--api-key", "--public", "cluster-secret", "redis-server", "Ctrl-C"],
+        Assert.All(["--model", "--workers", "--replicas", "auto|N", "--quantize", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--api-key", "--public", "cluster-secret", "redis-server", "Ctrl-C"],
             text => Assert.Contains(text, output));
     }
 

@@ -309,6 +309,8 @@ def main():
     parser.add_argument("--budget", type=int, default=0, help="seconds after which no further configuration starts (0: none)")
     parser.add_argument("--work", default=None, help="where each configuration's logs go (default: a temporary folder)")
     args = parser.parse_args()
+    if args.baseline_bin and args.quantize:
+        parser.error("--baseline-bin with --quantize: a worker built before Planner__Quantize would load the weights unquantized")
     args.model = os.path.abspath(args.model)
     args.started = time.time()
     # Stopped from outside, it still stops its services (each runs in a session of its own) and keeps what it measured.
@@ -462,6 +464,8 @@ def ceiling(single, top, g):
         return
     c = sum((b - mb) * (t - mt) for b, t in points) / var
     f = mt - c * mb
+    if f <= 0 or c <= 0:
+        return  # rates too noisy for the model to mean anything
     g[f"one worker's step time T(b) = F + c*b fitted on {[b for b, _ in points]} streams: F, c (ms)"] = [round(f * 1000, 1), round(c * 1000, 2)]
     for k in (2, 4):
         g[f"ceiling for {k} one-worker rings at {top} streams from that batching: T({top}) / T({top}/{k})"] = round((f + c * top) / (f + c * top / k), 2)

@@ -46,6 +46,7 @@ public sealed class QuantizedRingTests(QuantizedCluster quantized) : IClassFixtu
         // The shipped model's q4_0 answer to this prompt is not its f16 one, so a stage that ignored the type would show.
         Assert.Equal(output.TrimEnd('\n'), body.GetProperty("choices")[0].GetProperty("text").GetString());
         var stored = ServiceProcess.Run("exo.dll", null, "generate", "--model", RepositoryPaths.ShippedModel, "--prompt", Prompt, "--max-tokens", "24");
+        Assert.True(stored.ExitCode == 0, stored.Error);
         Assert.NotEqual(output, stored.Output);
     }
 }

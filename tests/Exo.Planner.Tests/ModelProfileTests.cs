@@ -81,6 +81,10 @@ public sealed class ModelProfileTests : IDisposable
     [InlineData("f16")]
     [InlineData("8")]
     [InlineData("int8")]
+    [InlineData("f16,bf16")]
+    [InlineData(" 3")]
+    [InlineData("+4")]
+    [InlineData("q8_0,q4_0")]
     public void AnyOtherQuantizeSettingIsAClearError(string text)
     {
         var e = Assert.Throws<InvalidOperationException>(() => WeightQuantization.Parse(text));

@@ -203,6 +203,45 @@ public sealed class StageHostTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWeightTypeItCannotLoadIsServedByNothingAndTheNextPlacementLoadsItsType()
+    {
+        var (outbox, replies, _) = Gateway();
+        _host.Receive(Prompt("running", 1, maxTokens: 400), outbox);
+        Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, (await replies.NextAsync()).PayloadCase);
+
+        // A newer planner's type: the old stage is released, nothing is served, and applying it does not fail (no retry).
+        var unknown = OneStage(2);
+        unknown.WeightType = "q4_k";
+        await _host.ApplyAsync(unknown, CancellationToken.None);
+        ForwardMessage error;
+        do error = await replies.NextAsync();
+        while (error.PayloadCase == ForwardMessage.PayloadOneofCase.Sampled);
+        Assert.Equal(RequestError.Types.Code.StalePlacement, error.Error.Code);
+        Assert.False(_host.Status().Ready);
+
+        // The same ring again as q8_0: loaded quantized, and the q8_0 engine's greedy tokens come back.
+        var quantized = OneStage(3);
+        quantized.WeightType = "q8_0";
+        await _host.ApplyAsync(quantized, CancellationToken.None);
+        Assert.True(_host.Status().Ready);
+        using var reference = Exo.Inference.Model.ModelStage.Load(RepositoryPaths.Fixture(Model), null, null, Exo.Inference.Weights.DType.Q8_0);
+        var expected = new Exo.Inference.Generation.Generator(reference).Generate(_case.InputIds, Exo.Inference.Sampling.SamplingParameters.Greedy, 8, new HashSet<int>())
+            .Select(t => (uint)t.Token).ToArray();
+        // The stored (f32) model's tokens differ, so a stage that ignored the type would show.
+        Assert.NotEqual(_case.GreedyNewTokens.Take(8).Select(t => (uint)t), expected);
+        _host.Receive(Prompt("q8", 3, maxTokens: 8), outbox);
+        var tokens = new List<uint>();
+        while (tokens.Count < 8)
+        {
+            var reply = await replies.NextAsync();
+            Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, reply.PayloadCase);
+            tokens.Add(reply.Sampled.TokenId);
+        }
+
+        Assert.Equal(expected, tokens);
+    }
+
+    [Fact]
     public async Task APlacementWhoseRingDoesNotCoverTheModelIsNotServed()
     {
         var partial = OneStage(3);

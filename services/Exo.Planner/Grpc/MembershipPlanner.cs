@@ -32,7 +32,7 @@ public sealed partial class MembershipPlanner(
         var profiles = models.ToDictionary(m => m.Model, m => m.Profile, StringComparer.Ordinal);
         // A stored placement is usable only for a model planned here whose layer count and weight type are still the same.
         var restored = await board.RestoreAsync(p => profiles.TryGetValue(p.ModelId, out var profile)
-            && p.Rings.All(r => r.Stages[^1].LayerEnd == profile.LayerCount) && p.WeightType == quantization.Name, cancellationToken);
+            && p.Rings.All(r => r.Stages[^1].LayerEnd == profile.LayerCount) && SameWeightType(p), cancellationToken);
         foreach (var placement in restored) LogRestored(placement.ModelId, placement.Version, placement.Rings.Count);
 
         foreach (var (model, _) in models.Where(m => board.Current(m.Model) is null))
@@ -146,6 +146,16 @@ public sealed partial class MembershipPlanner(
         });
         LogPlaced(placement.ModelId, placement.Version, string.Join("; ", rings));
     }
+
+    private bool SameWeightType(Contracts.V1.Placement stored)
+    {
+        if (stored.WeightType == quantization.Name) return true;
+        LogOtherWeightType(stored.ModelId, stored.Version, stored.WeightType.Length == 0 ? "none" : stored.WeightType, quantization.ToString());
+        return false;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stored placement v{Version} of {Model} has weights {Stored}, the planner is set to {Quantize} (Planner__Quantize): planned again")]
+    private partial void LogOtherWeightType(string model, ulong version, string stored, string quantize);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored placement v{Version} of {Model} ({Rings} rings) from the store")]
     private partial void LogRestored(string model, ulong version, int rings);

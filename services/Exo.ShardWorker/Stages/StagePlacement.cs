@@ -62,9 +62,17 @@ internal sealed partial class StagePlacement(
         try
         {
             if ((long)placement.Version <= Interlocked.Read(ref _version)) return;
+            DType? weightType = null;
             var ring = placement.Rings.FirstOrDefault(r => r.Stages.Any(s => s.NodeId == nodeId));
+            if (ring is not null && !LoadQuantization.TryParse(placement.WeightType, out weightType))
+            {
+                // A type this worker cannot load (a newer planner's): it serves nothing rather than weights the planner did not size.
+                LogUnknownWeightType(modelId, placement.Version, placement.WeightType);
+                ring = null;
+            }
+
             var old = _serving;
-            if (ring is not null && old?.Version == (long)ring.Version)
+            if (ring is not null && old?.Version == (long)ring.Version && old.Loaded.WeightType == weightType)
             {
                 // Another ring was re-planned or added: this one's requests go on.
                 Interlocked.Exchange(ref _version, (long)placement.Version);
@@ -86,7 +94,6 @@ internal sealed partial class StagePlacement(
             var index = stages.ToList().FindIndex(s => s.NodeId == nodeId);
             var stage = stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
-            var weightType = WeightType(placement);
             var nextStage = stages.Count > 1 ? stages[(index + 1) % stages.Count] : null;
             var nextEndpoint = nextStage?.GrpcEndpoint;
             var loaded = old?.Loaded.Layers == layers && old.Loaded.WeightType == weightType ? old.Loaded : null;
@@ -124,19 +131,6 @@ internal sealed partial class StagePlacement(
         finally
         {
             _applying.Release();
-        }
-    }
-
-    /// <summary>The placement's weight type, checked: it comes over the wire.</summary>
-    private static DType? WeightType(Placement placement)
-    {
-        try
-        {
-            return LoadQuantization.Parse(placement.WeightType);
-        }
-        catch (ArgumentException e)
-        {
-            throw new InvalidOperationException($"placement v{placement.Version}: {e.Message}");
         }
     }
 
@@ -224,6 +218,9 @@ internal sealed partial class StagePlacement(
         await ReleaseAsync(old, null, null);
         _applying.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Placement v{Version} of {Model} asks for weights quantized to '{WeightType}', which this worker cannot load: it serves none of the model's layers; update it to the planner's version")]
+    private partial void LogUnknownWeightType(string model, ulong version, string weightType);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loading {Model} layers {Layers} from {Directory}, weights {WeightType}")]
     private partial void LogLoading(string model, string layers, string directory, string weightType);

@@ -62,6 +62,7 @@ internal static class BenchCommand
                 Positive(parse.GetValue(probe), "--bandwidth-mb"), backend.Options(parse, null), parse.GetValue(profile));
             if (parse.GetValue(schema) is { } schemaFile)
             {
+                if (parse.GetValue(json)) throw new CliInputException("--json-schema prints text lines; leave out --json");
                 using var fast = settings.Reference ? null : new FastKernels(ParseThreads(parse.GetValue(threads)!)[0]);
                 IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
                 ConstrainedDecodeBench.Run(settings.Model, schemaFile, settings.Generate, settings.Backend with { CpuKernels = kernels }, Console.Out);

@@ -22,6 +22,8 @@ internal static class ConstrainedDecodeBench
 
     public static void Run(string modelPath, FileInfo schemaFile, int maxTokens, BackendOptions backend, TextWriter output)
     {
+        // A rate needs two tokens: it is timed from the first token to the last.
+        if (maxTokens < 2) throw new CliInputException($"--json-schema needs --tg of at least 2, not {maxTokens}");
         var grammar = Grammar(schemaFile);
         using var model = LocalModel.Load(modelPath, backend);
         var prompt = model.EncodeChat([new ChatMessage("user", "Reply with JSON.")]);

@@ -13,7 +13,7 @@ internal sealed class EngineOptions
 {
     private readonly Option<int> _threads = new("--threads") { Description = "Kernel threads; 0 means one per processor", DefaultValueFactory = _ => 0 };
     private readonly Option<bool> _reference = new("--reference") { Description = "Use the plain f64 reference kernels (slow, exact) instead of the fast ones" };
-    private readonly Option<string?> _quantize = new("--quantize") { Description = "Quantize the weight matrices at load (q8_0|q4_0); the files are unchanged" };
+    private readonly Option<string?> _quantize = new("--quantize") { Description = "Quantize the weight matrices at load (none|q8_0|q4_0); the files are unchanged" };
     private readonly BackendChoice _backend = new();
 
     public void AddTo(Command command)

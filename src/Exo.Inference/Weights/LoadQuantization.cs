@@ -8,15 +8,26 @@ public static class LoadQuantization
 {
     public static IReadOnlyList<DType> Supported { get; } = [DType.Q8_0, DType.Q4_0];
 
-    /// <summary>Null for an empty name or "none" (matrices as stored); else q8_0 or q4_0, any case.</summary>
-    public static DType? Parse(string? name)
+    /// <summary>Reads a name: empty or "none" (matrices as stored) is null, else q8_0 or q4_0, in any case; false for anything else.</summary>
+    public static bool TryParse(string? name, out DType? type)
     {
-        if (string.IsNullOrEmpty(name) || name.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
-        DType? type = Enum.TryParse<DType>(name, ignoreCase: true, out var parsed) && !name.All(char.IsDigit) ? parsed : null;
-        return type is { } t && Supported.Contains(t)
-            ? t
-            : throw new ArgumentException($"cannot quantize weights to '{name}' as they load: choose {string.Join(" or ", Supported.Select(t => Name(t)))} (or none)");
+        type = null;
+        var text = name?.Trim() ?? "";
+        if (text.Length == 0 || text.Equals("none", StringComparison.OrdinalIgnoreCase)) return true;
+        foreach (var supported in Supported)
+        {
+            if (!Name(supported).Equals(text, StringComparison.OrdinalIgnoreCase)) continue;
+            type = supported;
+            return true;
+        }
+
+        return false;
     }
+
+    /// <summary>As <see cref="TryParse"/>, with a clear error for a name that is not a supported type.</summary>
+    public static DType? Parse(string? name) => TryParse(name, out var type)
+        ? type
+        : throw new ArgumentException($"cannot quantize weights to '{name}' as they load: choose {string.Join(" or ", Supported.Select(t => Name(t)))} (or none)");
 
     /// <summary>The name <see cref="Parse"/> reads back: "" for none.</summary>
     public static string Name(DType? type) => type?.ToString().ToLowerInvariant() ?? "";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine (packed by bench/gpu/pack.sh): synthetic Llama-shaped GGUF files, then on each file
 # the GPU's logits against the CPU's, llama.cpp's Vulkan llama-bench and `exo bench --backend vulkan` (prefill 512,
-# decode 128, a batch of 8) and its per-kernel profile. JSON lines and profiles land in $OUT.
+# decode 128, a batch of 8) and its per-kernel profile (decode of one sequence and of 8). JSON lines and profiles land in $OUT.
 #   SMALL=1   only the Llama 3.2 1B body (b1-q4_0), for a short call;  MODELS="b8-q4_0 ..." to choose files
 set -uo pipefail
 G=$(cd "$(dirname "$0")" && pwd); W=/tmp/gpuanchor; R=$OUT; mkdir -p $W
@@ -32,7 +32,7 @@ for m in $M; do
   grep "\"$m\"" $R/vulkan.jsonl | grep -o '"n_prompt": [0-9]*\|"n_gen": [0-9]*\|"avg_ts": [0-9.]*' | tr '\n' ' '; echo
   log "exo $m"
   timeout 60 $E bench --backend vulkan --pp 512 --tg 128 --batch 8 --json --bandwidth-mb 2048 --model $W/$m.gguf | sed "s/^{/{\"file\":\"$m\",/" | tee -a $R/engine.jsonl
-  timeout 60 $E bench --backend vulkan --pp 512 --tg 32 --json --bandwidth-mb 256 --profile --model $W/$m.gguf 2> $R/profile-$m.txt > /dev/null
-  head -8 $R/profile-$m.txt; grep -A10 "^decode" $R/profile-$m.txt
+  timeout 60 $E bench --backend vulkan --pp 512 --tg 32 --batch 8 --json --bandwidth-mb 256 --profile --model $W/$m.gguf 2> $R/profile-$m.txt > /dev/null
+  grep -A14 "^decode\|^batch" $R/profile-$m.txt
 done
 log done

@@ -129,7 +129,10 @@ internal static class BenchCommand
             try
             {
                 for (var b = 0; b < s.Batch; b++) Prefill(stage, stage.CreateCache(capacity), tokens[..s.Prompt], logits, out batch[b]);
-                batchTokS = s.Batch * s.Generate / Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
+                profile?.Clear();
+                var batchSeconds = Decode(stage, batch, tokens[s.Prompt], s.Generate, logits);
+                Report(profile, $"batch of {s.Batch} decode (per step)", s.Generate, batchSeconds);
+                batchTokS = s.Batch * s.Generate / batchSeconds;
             }
             finally
             {
@@ -154,7 +157,7 @@ internal static class BenchCommand
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{phase}: {seconds * 1000 / tokens:F3} ms/token wall, {gpu / tokens:F3} ms/token on the GPU ({gpu / (seconds * 1000):P0} busy)"));
         foreach (var (kernel, ms, launches) in totals)
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kernel,-22} {ms / tokens,9:F4} ms/token  {(double)launches / tokens,7:F1} launches/token"));
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {kernel,-34} {ms / tokens,9:F4} ms/token  {(double)launches / tokens,7:F1} launches/token"));
         profile.Clear();
     }
 

@@ -50,7 +50,8 @@ internal sealed unsafe class CommandStream : IDisposable
         }
     }
 
-    private bool Timing => _timestamps.Handle != 0;
+    /// <summary>Whether launches are timed (exo bench --profile): only then is a launch's label worth making.</summary>
+    public bool Timing => _timestamps.Handle != 0;
 
     private void Stamp(string what)
     {
@@ -73,8 +74,11 @@ internal sealed unsafe class CommandStream : IDisposable
         }
     }
 
-    /// <summary>Launches <paramref name="groups"/> workgroups of kernel <paramref name="kernel"/> with its push constants.</summary>
-    public void Dispatch<T>(string kernel, in T push, long groups) where T : unmanaged
+    /// <summary>
+    /// Launches <paramref name="groups"/> workgroups of kernel <paramref name="kernel"/> with its push constants; a profile
+    /// counts it under <paramref name="label"/> where given, else under the kernel's name.
+    /// </summary>
+    public void Dispatch<T>(string kernel, in T push, long groups, string? label = null) where T : unmanaged
     {
         if (groups <= 0) return;
         if (sizeof(T) > ComputePipelines.PushConstantBytes) throw new InvalidOperationException($"{typeof(T).Name} is larger than the push constants");
@@ -85,7 +89,7 @@ internal sealed unsafe class CommandStream : IDisposable
         var x = (uint)Math.Min(groups, MaxGroupsX);
         var y = (uint)((groups + x - 1) / x);
         vk.CmdDispatch(_buffer, x, y, 1);
-        Stamp(kernel);
+        Stamp(label ?? kernel);
     }
 
     /// <summary>Copies bytes between buffers (host-visible or not) in stream order.</summary>

@@ -44,8 +44,11 @@ internal sealed class VulkanKernels(CommandStream stream)
     public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
     {
         var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
-        if (n >= TiledRows) stream.Dispatch(w.TiledKernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64));
-        else stream.Dispatch(n == 1 ? w.MatVec1Kernel : w.MatVecKernel, push, (w.Rows + MatVecRows - 1) / MatVecRows);
+        var kernel = n >= TiledRows ? w.TiledKernel : n == 1 ? w.MatVec1Kernel : w.MatVecKernel;
+        // A profile tells the matrices apart by shape (the bandwidth each reaches); labels are made only then.
+        var label = stream.Timing ? $"{kernel} {w.Rows}x{w.Columns}" : null;
+        if (n >= TiledRows) stream.Dispatch(kernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64), label);
+        else stream.Dispatch(kernel, push, (w.Rows + MatVecRows - 1) / MatVecRows, label);
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>

@@ -132,9 +132,10 @@ void main()
             if (subgroupElect()) partial[gl_SubgroupID][s] = sum;
         }
         barrier();
-        if (i < nb * ROWS)
+        // A CPU implementation's workgroup may have fewer invocations than outputs (one subgroup of 8 lanes).
+        for (uint o = i; o < nb * ROWS; o += GROUP)
         {
-            uint b = i / ROWS, r = i % ROWS, row = row0 + r;
+            uint b = o / ROWS, r = o % ROWS, row = row0 + r;
             if (row < p.rows)
             {
                 float total[MATS];

@@ -22,15 +22,15 @@ pack() { (cd "$work" && tar cf - "$1" | xz --x86 --lzma2=preset=9e -T0 > "$2"); 
 for part in "${parts[@]}"; do
   case $part in
     common)
-      # Only the Vulkan loader and the glvnd libraries NVIDIA's ICD links against.
+      # The Vulkan loader and all of glvnd: without libEGL and the rest, NVIDIA's ICD fails to create an instance
+      # (ErrorIncompatibleDriver, seen on the H200 on 2026-12-07).
       rm -rf "$out/common" && mkdir -p "$out/common"
-      cp "$shared"/gpu/blobs/{libvulkan1,libglvnd0,libglx0}_*.deb "$shared/llamacpp/make_gguf.py" "$root/bench/gpu/run-on-device.sh" "$out/common/" ;;
+      cp "$shared"/gpu/blobs/*.deb "$shared/llamacpp/make_gguf.py" "$root/bench/gpu/run-on-device.sh" "$out/common/" ;;
     llama)
-      # Stripped, with its x64 CPU backend alone (the others are variants of it for other processors).
+      # With its x64 CPU backend alone (the others are variants of it for other processors).
       rm -rf "$out/llama" && mkdir -p "$out/llama"
       tar xJf "$shared/gpu/blobs/vk.tar.xz" -C "$work"
       rm -f "$work"/vk-build/lib/libggml-cpu-{zen4,sapphirerapids}.so
-      strip --strip-unneeded "$work"/vk-build/lib/*.so "$work/vk-build/llama-bench"
       pack vk-build "$out/llama/vk.tar.xz" ;;
     exo)
       echo "publishing exo (linux-x64, self-contained, trimmed) as $exoName"

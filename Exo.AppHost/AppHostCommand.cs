@@ -1,5 +1,6 @@
 using Exo.Hub;
 using System.CommandLine;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
@@ -9,8 +10,10 @@ namespace Exo.AppHost;
 /// <param name="Public">Serve on every interface, the registry and planner on their well-known ports, so other machines' workers can join.</param>
 /// <param name="DashboardPort">The Aspire dashboard's port on localhost; null runs without the dashboard.</param>
 /// <param name="ApiKeys">Keys the gateway requires of every request but health and the web chat's page; none leaves it open.</param>
+/// <param name="Replicas">The planner's <c>Planner:Replicas</c>: <c>auto</c> (as many rings of the model as the workers hold) or at most N rings.</param>
 public sealed record AppHostSettings(
-    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort, IReadOnlyList<string> ApiKeys);
+    string Model, int Workers, int ApiReplicas, int Port, TimeSpan ReadyTimeout, string DataDir, bool Public, int? DashboardPort, IReadOnlyList<string> ApiKeys,
+    string Replicas = "auto");
 
 /// <summary>Something the user must fix before the cluster can start; reported as one <c>error:</c> line and exit code 2.</summary>
 public sealed class AppHostInputException(string message) : Exception(message);
@@ -41,6 +44,14 @@ public static class AppHostCommand
             HelpName = "N",
             Description = "How many API services the gateway balances over; a request that fails before its answer starts is retried on another",
             DefaultValueFactory = _ => 1,
+        };
+        var replicas = new Option<string>("--replicas")
+        {
+            HelpName = "auto|N",
+            Description = "How many rings (replicas) of the model the planner places, each a whole copy over as few workers as hold it, requests going to "
+                + "the least loaded: auto places as many as the workers' memory holds (the shipped model fits one worker, so each worker is a ring); "
+                + "N places at most N, spreading the workers over them; 1 is one ring over every worker (pipeline only)",
+            DefaultValueFactory = _ => "auto",
         };
         var port = new Option<int>("--port") { HelpName = "PORT", Description = "Port of the gateway (OpenAI API and web chat)", DefaultValueFactory = _ => DefaultPort };
         var dashboardPort = new Option<int>("--dashboard-port")
@@ -86,7 +97,7 @@ public static class AppHostCommand
             + "dashboard. It prints the dashboard's login URL, the web chat and API URLs, then 'ready: ...' once the model's layers are "
             + "loaded on every worker. A service that crashes is restarted, with back-off. Ctrl-C (or SIGTERM) stops everything. Bad options exit 2.")
         {
-            model, workers, apiReplicas, port, dashboardPort, noDashboard, readyTimeout, dataDir, apiKeys, isPublic,
+            model, workers, replicas, apiReplicas, port, dashboardPort, noDashboard, readyTimeout, dataDir, apiKeys, isPublic,
         };
 
         var parse = root.Parse(args);
@@ -103,7 +114,7 @@ public static class AppHostCommand
             var settings = Check(
                 folder is null ? null : Path.GetFullPath(folder), parse.GetValue(workers), parse.GetValue(apiReplicas), parse.GetValue(port),
                 parse.GetValue(readyTimeout), parse.GetValue(dataDir)?.FullName, parse.GetValue(isPublic),
-                parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort), parse.GetValue(apiKeys) ?? []);
+                parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort), parse.GetValue(apiKeys) ?? [], parse.GetValue(replicas) ?? "auto");
             return await run(settings, cancellationToken);
         }
         catch (AppHostInputException e)
@@ -128,9 +139,12 @@ public static class AppHostCommand
 
     /// <summary>Checks the options and fills in the defaults that live in the repository.</summary>
     public static AppHostSettings Check(
-        string? model, int workers, int apiReplicas, int port, int readyTimeoutSeconds, string? dataDir, bool isPublic, int? dashboardPort, IReadOnlyList<string> apiKeys)
+        string? model, int workers, int apiReplicas, int port, int readyTimeoutSeconds, string? dataDir, bool isPublic, int? dashboardPort, IReadOnlyList<string> apiKeys,
+        string replicas = "auto")
     {
         if (workers is < 1 or > 64) throw new AppHostInputException($"--workers must be between 1 and 64, not {workers}");
+        if (replicas != "auto" && !(int.TryParse(replicas, NumberStyles.None, CultureInfo.InvariantCulture, out var rings) && rings >= 1))
+            throw new AppHostInputException($"--replicas must be auto or a positive number of rings, not {replicas}");
         if (apiReplicas is < 1 or > 16) throw new AppHostInputException($"--api-replicas must be between 1 and 16, not {apiReplicas}");
         if (port is < 1 or > 65535) throw new AppHostInputException($"--port must be between 1 and 65535, not {port}");
         if (dashboardPort is < 1 or > 65534) throw new AppHostInputException($"--dashboard-port must be between 1 and 65534, not {dashboardPort}");
@@ -167,7 +181,8 @@ public static class AppHostCommand
 
         dataDir ??= Path.Combine(root ?? Path.GetTempPath(), ".exo");
         return new AppHostSettings(
-            model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort, [.. apiKeys.Select(k => k.Trim())]);
+            model, workers, apiReplicas, port, TimeSpan.FromSeconds(readyTimeoutSeconds), Path.GetFullPath(dataDir), isPublic, dashboardPort, [.. apiKeys.Select(k => k.Trim())],
+            replicas);
     }
 
     /// <summary>The folder holding Exo.sln above the AppHost's own folder, else above the current directory.</summary>

@@ -8,8 +8,9 @@ namespace Exo.AppHost;
 public sealed record ClusterStatus(bool Ready, string Summary)
 {
     /// <summary>
-    /// Reads the gateway's cluster view: <c>healthy</c>, <c>nodes[]</c> and <c>placements[]</c> (model, version, ready, problem, stages
-    /// with endpoint, nodeId, layerStart, layerEnd). Stages are named by the worker whose gRPC port they use, else by node id.
+    /// Reads the gateway's cluster view: <c>healthy</c>, <c>nodes[]</c> and <c>placements[]</c> (model, version, ready, problem,
+    /// rings, each with stages with endpoint, nodeId, layerStart, layerEnd). Stages are named by the worker whose gRPC port
+    /// they use, else by node id; rings are numbered when there are several.
     /// </summary>
     public static ClusterStatus Parse(string json, IReadOnlyDictionary<int, string> workerByPort, int workers)
     {
@@ -20,8 +21,8 @@ public sealed record ClusterStatus(bool Ready, string Summary)
             var healthy = root.GetProperty("healthy").GetBoolean();
             var nodes = root.GetProperty("nodes").GetArrayLength();
             var placements = root.GetProperty("placements").EnumerateArray().Select(p => Placement(p, workerByPort)).ToList();
-            // Every worker must have joined and been given layers (or every layer have a worker of its own): a ring made
-            // before the last worker registered is ready, but not yet the cluster the user asked for.
+            // Every worker must have joined and been given layers (or every layer of every ring have a worker of its own): a
+            // ring made before the last worker registered is ready, but not yet the cluster the user asked for.
             if (healthy && placements.Count > 0 && placements.All(p => p.Stages >= Math.Min(workers, p.Layers)))
                 return new ClusterStatus(true, string.Join("; ", placements.Select(p => p.Text)));
 
@@ -34,23 +35,28 @@ public sealed record ClusterStatus(bool Ready, string Summary)
         }
     }
 
+    /// <summary>The placement's line, whether it serves, its stages over all rings, and the most stages its rings could use.</summary>
     private static (bool Ready, string Text, int Stages, int Layers) Placement(JsonElement placement, IReadOnlyDictionary<int, string> workerByPort)
     {
-        var ranges = placement.GetProperty("stages").EnumerateArray().ToList();
-        var layers = ranges.Count == 0 ? 0 : ranges.Max(stage => stage.GetProperty("layerEnd").GetInt32());
-        var stages = ranges.Select(stage =>
+        var rings = placement.GetProperty("rings").EnumerateArray().Select(ring => ring.GetProperty("stages").EnumerateArray().Select(stage =>
         {
             var endpoint = stage.GetProperty("endpoint").GetString() ?? "";
             var name = Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && workerByPort.TryGetValue(uri.Port, out var worker)
                 ? worker
                 : stage.GetProperty("nodeId").GetString();
-            return $"[{stage.GetProperty("layerStart").GetInt32()}, {stage.GetProperty("layerEnd").GetInt32()}) {name}";
-        }).ToList();
+            return (Text: $"[{stage.GetProperty("layerStart").GetInt32()}, {stage.GetProperty("layerEnd").GetInt32()}) {name}", End: stage.GetProperty("layerEnd").GetInt32());
+        }).ToList()).ToList();
         var model = placement.GetProperty("model").GetString();
         var ready = placement.GetProperty("ready").GetBoolean();
-        // The planner says why a model has no stages (too little memory, no worker has it on disk): that is what the user needs.
+        // The planner says why a model has no rings (too little memory, no worker has it on disk): that is what the user needs.
         if (!ready && placement.TryGetProperty("problem", out var problem) && problem.ValueKind == JsonValueKind.String) return (false, $"{model}: {problem.GetString()}", 0, 0);
-        return (ready, $"{model} on {stages.Count} worker{(stages.Count == 1 ? "" : "s")}, layers {string.Join(", ", stages)}{(ready ? "" : " (loading)")}", stages.Count, layers);
+
+        var stages = rings.Sum(r => r.Count);
+        var layers = rings.Count == 0 ? 0 : rings.Max(r => r.Count == 0 ? 0 : r.Max(s => s.End));
+        var where = rings.Count == 1
+            ? $"layers {string.Join(", ", rings[0].Select(s => s.Text))}"
+            : $"{rings.Count} rings: " + string.Join("; ", rings.Select((r, i) => $"ring {i + 1} layers {string.Join(", ", r.Select(s => s.Text))}"));
+        return (ready, $"{model} on {stages} worker{(stages == 1 ? "" : "s")}, {where}{(ready ? "" : " (loading)")}", stages, layers * rings.Count);
     }
 }
 

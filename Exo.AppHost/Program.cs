@@ -20,6 +20,7 @@ return await AppHostCommand.InvokeAsync(args, async (settings, cancellationToken
     var planner = builder.AddProject<Projects.Exo_Planner>("planner").AsExoService()
         .WithGrpcEndpoint(settings.Public ? AppHostCommand.PublicPlannerPort : null, grpcHost)
         .WithEnvironment("Planner__Models__0", settings.Model)
+        .WithEnvironment("Planner__Replicas", settings.Replicas)
         .WithClusterSecret(secret)
         .WithRedis(redis)
         .WithReference(registry).WaitFor(registry);

@@ -8,6 +8,8 @@ Usage: python3 bench/ring-latency.py [--repo DIR] [--tokens 200] [--runs 3] [--w
 Build first: dotnet build Exo.sln -c Release (in that checkout)."""
 import argparse, json, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
+import sse
+
 
 def free_port():
     with socket.socket() as s:
@@ -21,11 +23,7 @@ def stream_completion(port, tokens):
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
     times = []
     with urllib.request.urlopen(request, timeout=300) as response:
-        for line in response:
-            line = line.strip()
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
+        for chunk in sse.chunks(response):
             if chunk["choices"] and chunk["choices"][0].get("text"):
                 times.append(time.perf_counter())
     return times
@@ -46,9 +44,13 @@ def measure(repo, workers, tokens, runs):
     apphost = os.path.join(repo, "Exo.AppHost", "bin", "Release", "net10.0", "Exo.AppHost.dll")
     with tempfile.TemporaryDirectory() as data:
         command = ["dotnet", apphost, "--workers", str(workers), "--port", str(port), "--data-dir", data]
+        usage = subprocess.run(["dotnet", apphost, "--help"], capture_output=True, text=True).stdout
         # Older AppHosts had no dashboard and no such option.
-        if "--no-dashboard" in subprocess.run(["dotnet", apphost, "--help"], capture_output=True, text=True).stdout:
+        if "--no-dashboard" in usage:
             command.append("--no-dashboard")
+        # One ring over every worker: newer AppHosts would make a ring of each, since the shipped model fits one.
+        if "--replicas" in usage:
+            command += ["--replicas", "1"]
         process = subprocess.Popen(command,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:

@@ -4,8 +4,7 @@
 # llama-bench (with llama/), and each exo build's GPU logits against its CPU's, `exo bench --backend vulkan` (prefill
 # 512, decode 128, a batch of 8) and its per-kernel profile (decode of one sequence and of 8) (with exo/ or exo-*/).
 # JSON lines and profiles land in $OUT.
-#   SMALL=1   only the Llama 3.2 1B body (b1-q4_0), for a short call;  MODELS="b8-q4_0 ..." to choose files;
-#   PROFILE="b8-q4_0 ..." the files to profile (default all, "" none)
+#   SMALL=1   only the Llama 3.2 1B body (b1-q4_0), for a short call;  MODELS="b8-q4_0 ..." to choose files
 set -uo pipefail
 C=$(cd "$(dirname "$0")" && pwd); G=$(dirname "$C"); W=/tmp/gpuanchor; R=$OUT; mkdir -p $W
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
@@ -42,7 +41,7 @@ for d in $G/exo $G/exo-*; do
   for m in $M; do
     log "$n $m"
     timeout 60 $E bench --backend vulkan --pp 512 --tg 128 --batch 8 --json --bandwidth-mb 2048 --model $W/$m.gguf | sed "s/^{/{\"file\":\"$m\",\"build\":\"$n\",/" | tee -a $R/engine.jsonl
-    case " ${PROFILE-$M} " in *" $m "*) ;; *) continue ;; esac
+    [ "${PROFILE:-1}" = 1 ] || continue
     timeout 60 $E bench --backend vulkan --pp 512 --tg 32 --batch 8 --json --bandwidth-mb 256 --profile --model $W/$m.gguf 2> $R/profile-$n-$m.txt > /dev/null
     grep -A14 "^decode\|^batch" $R/profile-$n-$m.txt
   done

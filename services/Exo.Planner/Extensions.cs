@@ -12,7 +12,8 @@ public static partial class Extensions
     public const string RedisConnection = "redis";
 
     /// <summary>
-    /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), the registry to follow
+    /// The models to plan (<c>Planner:Models</c>, folders; served by folder name), how many rings of each
+    /// (<c>Planner:Replicas</c>, <c>auto</c> or at most N; see <see cref="ReplicaPlanner"/>), the registry to follow
     /// (<c>services__registry__grpc__0</c>, by service discovery), the placement store (Redis when <c>ConnectionStrings:redis</c> is set, else
     /// in memory) and the endpoints (<see cref="KestrelEndpoints"/>).
     /// </summary>
@@ -50,6 +51,7 @@ public static partial class Extensions
         var contextTokens = configuration.GetValue<int?>("Planner:ContextTokens");
         var models = folders.Select(f => (Path.GetFileName(Path.GetFullPath(f).TrimEnd(Path.DirectorySeparatorChar)), ModelProfile.FromModelDirectory(f, contextTokens))).ToList();
 
+        builder.Services.AddSingleton(Replicas.Parse(configuration[Replicas.Setting]));
         builder.Services.AddServiceGrpcClient<Contracts.V1.Registry.RegistryClient>("registry");
         builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<MembershipPlanner>(sp, (IReadOnlyList<(string, ModelProfile)>)models));
         return builder;

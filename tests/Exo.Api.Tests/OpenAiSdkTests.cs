@@ -323,7 +323,7 @@ public sealed class OpenAiSdkTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         while (true)
         {
             var cluster = JsonDocument.Parse(await _http.GetStringAsync("/api/cluster")).RootElement;
-            var active = cluster.GetProperty("placements").EnumerateArray().Sum(p => p.GetProperty("stages")[0].GetProperty("activeRequests").GetInt32());
+            var active = cluster.GetProperty("placements").EnumerateArray().Sum(p => p.GetProperty("rings")[0].GetProperty("stages")[0].GetProperty("activeRequests").GetInt32());
             if (active == 0 && cluster.GetProperty("requests").GetProperty("inFlight").GetInt32() == 0) break;
             Assert.True(DateTime.UtcNow < deadline, "the abandoned request still holds its KV cache");
             await Task.Delay(100);

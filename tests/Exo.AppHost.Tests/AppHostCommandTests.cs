@@ -28,6 +28,22 @@ public sealed class AppHostCommandTests
     public void BadNumbersAreRefused(int workers, int apiReplicas, int port, int readyTimeout, string message) =>
         Assert.Equal(message, Assert.Throws<AppHostInputException>(() => Check(null, workers, apiReplicas, port == 1 ? null : port, readyTimeout)).Message);
 
+    [Theory]
+    [InlineData("auto")]
+    [InlineData("1")]
+    [InlineData("3")]
+    public void ReplicasAreAutoOrAPositiveNumber(string replicas) =>
+        Assert.Equal(replicas, AppHostCommand.Check(null, 2, 1, Ports.Free(), 10, null, false, null, [], replicas).Replicas);
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("many")]
+    [InlineData("2.5")]
+    public void OtherReplicasAreRefused(string replicas) =>
+        Assert.Equal($"--replicas must be auto or a positive number of rings, not {replicas}",
+            Assert.Throws<AppHostInputException>(() => AppHostCommand.Check(null, 2, 1, Ports.Free(), 10, null, false, null, [], replicas)).Message);
+
     /// <summary>--model ORG/NAME that cannot be pulled (no hub answers at HF_ENDPOINT, read by nothing else these tests run) is one error, exit 2.</summary>
     [Fact]
     public async Task AHubRepositoryThatCannotBePulledIsAnInputError()

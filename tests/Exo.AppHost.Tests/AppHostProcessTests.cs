@@ -36,7 +36,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var port = Ports.Free();
         var dashboardPort = Ports.FreePair();
         using var apphost = ServiceProcess.Start("Exo.AppHost.dll",
-            ["--workers", "3", "--port", $"{port}", "--dashboard-port", $"{dashboardPort}", "--data-dir", _data.Path, "--ready-timeout", "150", "--api-key", Key]);
+            ["--workers", "3", "--replicas", "1", "--port", $"{port}", "--dashboard-port", $"{dashboardPort}", "--data-dir", _data.Path, "--ready-timeout", "150", "--api-key", Key]);
         HashSet<int> owned = [];
         try
         {
@@ -134,6 +134,7 @@ public sealed partial class AppHostProcessTests : IDisposable
     [InlineData("--model", "/nonexistent/model", "error: model folder /nonexistent/model does not exist")]
     [InlineData("--workers", "0", "error: --workers must be between 1 and 64, not 0")]
     [InlineData("--workers", "many", "error: Cannot parse argument 'many' for option '--workers'")]
+    [InlineData("--replicas", "0", "error: --replicas must be auto or a positive number of rings, not 0")]
     public void BadInputIsOneErrorLineAndExitCode2(string option, string value, string error)
     {
         var (exitCode, output, stderr) = ServiceProcess.Run("Exo.AppHost.dll", null, option, value);
@@ -150,7 +151,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var (exitCode, output, _) = ServiceProcess.Run("Exo.AppHost.dll", null, "--help");
 
         Assert.Equal(0, exitCode);
-        Assert.All(["--model", "--workers", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--api-key", "--public", "cluster-secret", "redis-server", "Ctrl-C"],
+        Assert.All(["--model", "--workers", "--replicas", "auto|N", "--api-replicas", "--port", "--dashboard-port", "--no-dashboard", "--ready-timeout", "--data-dir", "--api-key", "--public", "cluster-secret", "redis-server", "Ctrl-C"],
             text => Assert.Contains(text, output));
     }
 
@@ -234,7 +235,7 @@ public sealed partial class AppHostProcessTests : IDisposable
         var cluster = await http.GetFromJsonAsync<JsonElement>("/api/cluster");
         var placement = cluster.GetProperty("placements").EnumerateArray().Single();
         return new Placement(placement.GetProperty("version").GetInt64(), placement.GetProperty("ready").GetBoolean(),
-            [.. placement.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("endpoint").GetString()!)]);
+            [.. placement.GetProperty("rings").EnumerateArray().Single().GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("endpoint").GetString()!)]);
     }
 
     private static async Task<Placement> WaitForPlacementAsync(HttpClient http, Func<Placement, bool> condition)

@@ -6,9 +6,9 @@ public sealed class ClusterStatusTests
     private static readonly Dictionary<int, string> Workers = new() { [6001] = "worker-1", [6002] = "worker-2" };
 
     private const string Ready = """
-        {"nodes":[{"nodeId":"n1"},{"nodeId":"n2"}],"healthy":true,"placements":[{"model":"exo-tiny","version":3,"ready":true,"stages":[
+        {"nodes":[{"nodeId":"n1"},{"nodeId":"n2"}],"healthy":true,"placements":[{"model":"exo-tiny","version":3,"ready":true,"rings":[{"version":3,"ready":true,"requests":0,"stages":[
           {"nodeId":"n1","endpoint":"http://127.0.0.1:6001","layerStart":0,"layerEnd":5,"activeRequests":0},
-          {"nodeId":"n2","endpoint":"http://127.0.0.1:6002","layerStart":5,"layerEnd":8,"activeRequests":0}]}]}
+          {"nodeId":"n2","endpoint":"http://127.0.0.1:6002","layerStart":5,"layerEnd":8,"activeRequests":0}]}]}]}
         """;
 
     [Fact]
@@ -18,6 +18,23 @@ public sealed class ClusterStatusTests
 
         Assert.True(status.Ready);
         Assert.Equal("exo-tiny on 2 workers, layers [0, 5) worker-1, [5, 8) worker-2", status.Summary);
+    }
+
+    private const string TwoRings = """
+        {"nodes":[{"nodeId":"n1"},{"nodeId":"n2"}],"healthy":true,"placements":[{"model":"exo-tiny","version":5,"ready":true,"rings":[
+          {"version":3,"ready":true,"requests":1,"stages":[{"nodeId":"n1","endpoint":"http://127.0.0.1:6001","layerStart":0,"layerEnd":8,"activeRequests":1}]},
+          {"version":4,"ready":true,"requests":0,"stages":[{"nodeId":"n2","endpoint":"http://127.0.0.1:6002","layerStart":0,"layerEnd":8,"activeRequests":0}]}]}]}
+        """;
+
+    [Fact]
+    public void SeveralRingsAreNamedOneByOne()
+    {
+        var status = ClusterStatus.Parse(TwoRings, Workers, workers: 2);
+
+        Assert.True(status.Ready);
+        Assert.Equal("exo-tiny on 2 workers, 2 rings: ring 1 layers [0, 8) worker-1; ring 2 layers [0, 8) worker-2", status.Summary);
+        // A third worker could still join a ring as an extra stage: not yet the cluster asked for.
+        Assert.False(ClusterStatus.Parse(TwoRings, Workers, workers: 3).Ready);
     }
 
     [Fact]
@@ -56,7 +73,7 @@ public sealed class ClusterStatusTests
     public void APlacementThatCannotBeMadeSaysWhy()
     {
         var status = ClusterStatus.Parse("""
-            {"nodes":[{"nodeId":"n1"}],"healthy":false,"placements":[{"model":"big","version":0,"ready":false,"stages":[],
+            {"nodes":[{"nodeId":"n1"}],"healthy":false,"placements":[{"model":"big","version":0,"ready":false,"rings":[],
               "problem":"needs 9.1 GB, the cluster has 6.0 GB free"}]}
             """, Workers, workers: 1);
 
@@ -68,7 +85,8 @@ public sealed class ClusterStatusTests
     [InlineData("not json")]
     [InlineData("""{"healthy":true}""")]
     [InlineData("""{"nodes":[],"healthy":"yes","placements":[]}""")]
-    [InlineData("""{"nodes":[],"healthy":true,"placements":[{"model":"m","ready":true,"stages":[{"endpoint":"x","layerStart":"0"}]}]}""")]
+    [InlineData("""{"nodes":[],"healthy":true,"placements":[{"model":"m","ready":true,"rings":[{"stages":[{"endpoint":"x","layerStart":"0"}]}]}]}""")]
+    [InlineData("""{"nodes":[],"healthy":true,"placements":[{"model":"m","ready":true,"stages":[]}]}""")]
     [InlineData("[]")]
     public void AnAnswerOfTheWrongShapeIsNeverReady(string json)
     {

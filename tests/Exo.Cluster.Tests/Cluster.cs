@@ -7,8 +7,15 @@ namespace Exo.Cluster.Tests;
 /// <summary>One stage of a placement as the API's /api/cluster reports it.</summary>
 public sealed record StageInfo(string NodeId, string Endpoint, int LayerStart, int LayerEnd);
 
+/// <summary>One ring of a placement as the API's /api/cluster reports it, with the requests the API has open on it.</summary>
+public sealed record RingInfo(long Version, bool Ready, int Requests, IReadOnlyList<StageInfo> Stages);
+
 /// <summary>The shipped model's placement as the API sees it.</summary>
-public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<StageInfo> Stages, string? Problem);
+public sealed record PlacementInfo(long Version, bool Ready, IReadOnlyList<RingInfo> Rings, string? Problem)
+{
+    /// <summary>The stages of every ring, in ring order: a cluster of one ring (<see cref="Cluster.Replicas"/> 1) has just its own.</summary>
+    public IReadOnlyList<StageInfo> Stages => [.. Rings.SelectMany(r => r.Stages)];
+}
 
 /// <summary>
 /// A whole cluster on loopback, every part a real process: redis-server (keeping an append-only file, as the AppHost's
@@ -49,6 +56,15 @@ public sealed class Cluster : IAsyncLifetime
     /// <summary>Each initial worker's --backend (all "cpu" when empty).</summary>
     public IReadOnlyList<string> Backends { get; init; } = [];
 
+    /// <summary>How many workers start with the cluster.</summary>
+    public int InitialWorkers { get; init; } = 3;
+
+    /// <summary>
+    /// The planner's <c>Planner:Replicas</c>. One ring over every worker unless a test asks otherwise: the shipped model
+    /// fits each worker, so <c>auto</c> would make a ring of each.
+    /// </summary>
+    public string Replicas { get; init; } = "1";
+
     /// <summary>Memory every worker offers (its available memory, or its GPU's, when null).</summary>
     public int? WorkerMemoryMegabytes { get; init; }
 
@@ -76,12 +92,13 @@ public sealed class Cluster : IAsyncLifetime
             ["ConnectionStrings__redis"] = _redis.Configuration,
             ["services__registry__grpc__0"] = _registry.Grpc,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
+            ["Planner__Replicas"] = Replicas,
         });
-        for (var i = 0; i < 3; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
+        for (var i = 0; i < InitialWorkers; i++) StartWorker(i < Backends.Count ? Backends[i] : "cpu");
         ApiProcess = StartApi();
         foreach (var service in All) service.WaitUntilListening(TimeSpan.FromSeconds(90));
         Api = ApiProcess.WaitUntilListening(TimeSpan.FromSeconds(90));
-        await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(120));
+        await WaitForPlacementAsync(p => p.Ready && p.Stages.Count == InitialWorkers, TimeSpan.FromSeconds(120));
     }
 
     /// <summary>Starts an API service (the first is <see cref="Api"/>; more are replicas sharing the rings); wait for it to listen.</summary>
@@ -213,9 +230,10 @@ public sealed class Cluster : IAsyncLifetime
         foreach (var p in cluster.GetProperty("placements").EnumerateArray())
         {
             if (p.GetProperty("model").GetString() != Model) continue;
-            var stages = p.GetProperty("stages").EnumerateArray()
-                .Select(s => new StageInfo(s.GetProperty("nodeId").GetString()!, s.GetProperty("endpoint").GetString()!, s.GetProperty("layerStart").GetInt32(), s.GetProperty("layerEnd").GetInt32())).ToList();
-            return new PlacementInfo(p.GetProperty("version").GetInt64(), p.GetProperty("ready").GetBoolean(), stages, p.GetProperty("problem").GetString());
+            var rings = p.GetProperty("rings").EnumerateArray().Select(r => new RingInfo(r.GetProperty("version").GetInt64(), r.GetProperty("ready").GetBoolean(),
+                r.GetProperty("requests").GetInt32(), [.. r.GetProperty("stages").EnumerateArray()
+                    .Select(s => new StageInfo(s.GetProperty("nodeId").GetString()!, s.GetProperty("endpoint").GetString()!, s.GetProperty("layerStart").GetInt32(), s.GetProperty("layerEnd").GetInt32()))]));
+            return new PlacementInfo(p.GetProperty("version").GetInt64(), p.GetProperty("ready").GetBoolean(), [.. rings], p.GetProperty("problem").GetString());
         }
 
         return null;

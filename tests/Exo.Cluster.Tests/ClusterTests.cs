@@ -76,6 +76,19 @@ public sealed class ClusterTests(Cluster cluster) : IClassFixture<Cluster>
         }
     }
 
+    /// <summary>
+    /// Eight answers at once on the 3-stage ring: every stage takes at most three of them a step, so they flow round the
+    /// ring as micro-batches, and each is still exactly the single-process greedy answer (the CPU kernels are batch-invariant).
+    /// </summary>
+    [Fact]
+    public async Task ConcurrentChatsRunAsMicroBatchesAndEachEqualsSingleProcessGreedyGeneration()
+    {
+        await cluster.WaitForPlacementAsync(p => p.Ready && p.Stages.Count == 3, TimeSpan.FromSeconds(60));
+        var expected = LocalChat(Question, 24);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => ChatAsync(Question, 24)));
+        Assert.All(answers, answer => Assert.Equal(expected, answer));
+    }
+
     /// <summary>Ollama's API on the cluster, as OllamaSharp (a real Ollama client) meets it: the model list, and a greedy chat over the ring.</summary>
     [Fact]
     public async Task OllamaSharpListsModelsAndChatsOverTheRing()

@@ -54,6 +54,8 @@ public sealed partial class ZeroConfigurationTests(ITestOutputHelper output) : I
         {
             ["services__registry__grpc__0"] = registry,
             ["Planner__Models__0"] = RepositoryPaths.ShippedModel,
+            // One ring over both workers, so the fresh one is given a part of the model to copy, not all of it.
+            ["Planner__Replicas"] = "1",
         });
         Start("Exo.ShardWorker.dll", ServiceEndpoints.Free().Args, Worker("holder", Path.GetDirectoryName(RepositoryPaths.ShippedModel)!, registry, planner));
         Start("Exo.Api.dll", [$"--Kestrel:Endpoints:http:Url=http://0.0.0.0:{apiPort}"], new()

@@ -11,7 +11,7 @@ public sealed class PlacementBoardTests
     {
         Version = version,
         ModelId = model,
-        Stages = { new Stage { NodeId = node, GrpcEndpoint = "http://127.0.0.1:1", LayerStart = 0, LayerEnd = 8 } },
+        Rings = { new Ring { Version = version, Stages = { new Stage { NodeId = node, GrpcEndpoint = "http://127.0.0.1:1", LayerStart = 0, LayerEnd = 8 } } } },
     };
 
     [Fact]
@@ -32,14 +32,14 @@ public sealed class PlacementBoardTests
         var seen = new Dictionary<string, Placement>();
         Assert.True(await first);
         seen[watch.Current.ModelId] = watch.Current;
-        while (seen.Count < 40 || seen.Values.Any(p => p.Stages[0].NodeId != "node-1"))
+        while (seen.Count < 40 || seen.Values.Any(p => p.Rings[0].Stages[0].NodeId != "node-1"))
         {
             Assert.True(await watch.MoveNextAsync());
             seen[watch.Current.ModelId] = watch.Current;
         }
 
         Assert.Equal(40, seen.Count);
-        Assert.All(seen.Values, p => Assert.Equal("node-1", p.Stages[0].NodeId));
+        Assert.All(seen.Values, p => Assert.Equal("node-1", p.Rings[0].Stages[0].NodeId));
     }
 
     [Fact]

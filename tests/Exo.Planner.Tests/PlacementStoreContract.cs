@@ -8,11 +8,19 @@ public abstract class PlacementStoreContract
 {
     protected abstract Task<IPlacementStore> CreateStoreAsync();
 
+    /// <summary>A placement of one ring, whose version is the placement's.</summary>
     protected static Placement Ring(string model, ulong version, params (string Node, uint Start, uint End)[] stages)
     {
         var placement = new Placement { ModelId = model, Version = version };
-        placement.Stages.AddRange(stages.Select(s => new Stage { NodeId = s.Node, GrpcEndpoint = $"http://10.0.0.{s.Node.Length}:50051", LayerStart = s.Start, LayerEnd = s.End }));
+        placement.Rings.Add(RingOf(version, stages));
         return placement;
+    }
+
+    protected static Ring RingOf(ulong version, params (string Node, uint Start, uint End)[] stages)
+    {
+        var ring = new Ring { Version = version };
+        ring.Stages.AddRange(stages.Select(s => new Stage { NodeId = s.Node, GrpcEndpoint = $"http://10.0.0.{s.Node.Length}:50051", LayerStart = s.Start, LayerEnd = s.End }));
+        return ring;
     }
 
     protected static Placement Withdrawn(string model, ulong version, string problem) => new() { ModelId = model, Version = version, Problem = problem };
@@ -78,18 +86,36 @@ public abstract class PlacementStoreContract
         var store = await CreateStoreAsync();
         var ring = Ring("m", 2, ("a", 0, 4), ("b", 4, 8));
         await store.SaveAsync(ring, CancellationToken.None);
-        ring.Stages[1].LayerEnd = 99;
-        (await store.LoadAsync(CancellationToken.None))[0].Stages.Clear();
+        ring.Rings[0].Stages[1].LayerEnd = 99;
+        (await store.LoadAsync(CancellationToken.None))[0].Rings.Clear();
 
-        Assert.Equal(8u, Assert.Single(await store.LoadAsync(CancellationToken.None)).Stages[1].LayerEnd);
+        Assert.Equal(8u, Assert.Single(await store.LoadAsync(CancellationToken.None)).Rings[0].Stages[1].LayerEnd);
+    }
+
+    [Fact]
+    public async Task SeveralRingsAreKeptWithTheirOwnVersions()
+    {
+        var store = await CreateStoreAsync();
+        var placement = Ring("m", 9, ("a", 0, 4), ("b", 4, 8));
+        placement.Rings[0].Version = 4;
+        placement.Rings.Add(RingOf(8, ("c", 0, 8)));
+        Assert.True(await store.SaveAsync(placement, CancellationToken.None));
+
+        Assert.Equal(placement, Assert.Single(await store.LoadAsync(CancellationToken.None)));
     }
 
     public static TheoryData<string, string> Malformed => new()
     {
         { "version", "a placement needs a version" },
         { "model", "a placement needs a model id" },
-        { "nothing", "has neither stages nor a problem" },
-        { "both", "has stages and a problem" },
+        { "nothing", "has neither rings nor a problem" },
+        { "both", "has rings and a problem" },
+        { "no stages", "has no stages" },
+        { "ring version", "has version 0, expected a distinct one" },
+        { "newer ring", "has version 4, expected a distinct one" },
+        { "same ring version", "has version 3, expected a distinct one" },
+        { "other ends", "end at different layers (8 and 6)" },
+        { "two rings", "node 'a' has two stages" },
         { "gap", "runs layers [5, 8), expected a non-empty range from 4" },
         { "empty", "runs layers [4, 4), expected a non-empty range from 4" },
         { "twice", "node 'a' has two stages" },
@@ -105,12 +131,18 @@ public abstract class PlacementStoreContract
         {
             case "version": placement.Version = 0; break;
             case "model": placement.ModelId = " "; break;
-            case "nothing": placement.Stages.Clear(); break;
+            case "nothing": placement.Rings.Clear(); break;
             case "both": placement.Problem = "too small"; break;
-            case "gap": placement.Stages[1].LayerStart = 5; break;
-            case "empty": placement.Stages[1].LayerEnd = 4; break;
-            case "twice": placement.Stages[1].NodeId = "a"; break;
-            case "endpoint": placement.Stages[0].GrpcEndpoint = ""; break;
+            case "no stages": placement.Rings[0].Stages.Clear(); break;
+            case "ring version": placement.Rings[0].Version = 0; break;
+            case "newer ring": placement.Rings[0].Version = 4; break;
+            case "same ring version": placement.Rings.Add(RingOf(3, ("c", 0, 8))); break;
+            case "other ends": placement.Rings.Add(RingOf(2, ("c", 0, 6))); break;
+            case "two rings": placement.Rings.Add(RingOf(2, ("a", 0, 8))); break;
+            case "gap": placement.Rings[0].Stages[1].LayerStart = 5; break;
+            case "empty": placement.Rings[0].Stages[1].LayerEnd = 4; break;
+            case "twice": placement.Rings[0].Stages[1].NodeId = "a"; break;
+            case "endpoint": placement.Rings[0].Stages[0].GrpcEndpoint = ""; break;
         }
 
         var store = await CreateStoreAsync();

@@ -43,10 +43,13 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 
     private static readonly string[] PlannerArgs = ["--Planner:Models:0", RepositoryPaths.ShippedModel, "--Planner:ContextTokens", "1024"];
 
-    /// <summary>A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory.</summary>
-    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process, Health.HealthClient Health) StartPlanner(bool inRedis)
+    /// <summary>
+    /// A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory;
+    /// one ring over every node unless <paramref name="replicas"/> says otherwise (the tiny model fits every test node).
+    /// </summary>
+    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process, Health.HealthClient Health) StartPlanner(bool inRedis, string replicas = "1")
     {
-        var (channel, process, _) = Start("Exo.Planner.dll", PlannerEnvironment(inRedis ? redis.Configuration : null), PlannerArgs);
+        var (channel, process, _) = Start("Exo.Planner.dll", PlannerEnvironment(inRedis ? redis.Configuration : null), [.. PlannerArgs, "--Planner:Replicas", replicas]);
         return (new Contracts.V1.Planner.PlannerClient(channel), process, new Health.HealthClient(channel));
     }
 
@@ -106,17 +109,27 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         }
     });
 
-    /// <summary>The next placement on the watch with the given number of stages.</summary>
-    private static async Task<Contracts.V1.Placement> NextWithStages(AsyncServerStreamingCall<Contracts.V1.Placement> watch, int count)
+    /// <summary>The next placement on the watch with the given number of stages in one ring (0: none).</summary>
+    private static Task<Contracts.V1.Placement> NextWithStages(AsyncServerStreamingCall<Contracts.V1.Placement> watch, int count) =>
+        Next(watch, p => Stages(p).Count == count);
+
+    /// <summary>The next placement on the watch with the given number of rings.</summary>
+    private static Task<Contracts.V1.Placement> NextWithRings(AsyncServerStreamingCall<Contracts.V1.Placement> watch, int count) =>
+        Next(watch, p => p.Rings.Count == count);
+
+    private static async Task<Contracts.V1.Placement> Next(AsyncServerStreamingCall<Contracts.V1.Placement> watch, Func<Contracts.V1.Placement, bool> wanted)
     {
         using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (await watch.ResponseStream.MoveNext(patience.Token))
         {
-            if (watch.ResponseStream.Current.Stages.Count == count) return watch.ResponseStream.Current;
+            if (wanted(watch.ResponseStream.Current)) return watch.ResponseStream.Current;
         }
 
         throw new InvalidOperationException("the placement stream ended");
     }
+
+    /// <summary>The stages of a placement of at most one ring.</summary>
+    private static IReadOnlyList<Stage> Stages(Contracts.V1.Placement placement) => placement.Rings.Count == 0 ? [] : Assert.Single(placement.Rings).Stages;
 
     /// <summary>The shipped model's placements; disposing the call ends the watch.</summary>
     private static AsyncServerStreamingCall<Contracts.V1.Placement> Watch(Contracts.V1.Planner.PlannerClient planner) =>
@@ -134,21 +147,21 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         using var watch = Watch(planner);
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 4), InstanceToken = "1" }));
         var one = await NextWithStages(watch, 1);
-        Assert.Equal(("big", 0u, 8u), (one.Stages[0].NodeId, one.Stages[0].LayerStart, one.Stages[0].LayerEnd));
+        Assert.Equal(("big", 0u, 8u), (Stages(one)[0].NodeId, Stages(one)[0].LayerStart, Stages(one)[0].LayerEnd));
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
         var two = await NextWithStages(watch, 2);
         Assert.True(two.Version > one.Version);
-        Assert.Equal(["big", "small"], two.Stages.Select(s => s.NodeId));
-        Assert.Equal(0u, two.Stages[0].LayerStart);
-        Assert.Equal(two.Stages[0].LayerEnd, two.Stages[1].LayerStart);
-        Assert.Equal(8u, two.Stages[1].LayerEnd);
-        Assert.True(two.Stages[0].LayerEnd > 4, "the node with more memory holds more layers");
-        Assert.Equal("http://127.0.0.1:6005", two.Stages[1].GrpcEndpoint);
+        Assert.Equal(["big", "small"], Stages(two).Select(s => s.NodeId));
+        Assert.Equal(0u, Stages(two)[0].LayerStart);
+        Assert.Equal(Stages(two)[0].LayerEnd, Stages(two)[1].LayerStart);
+        Assert.Equal(8u, Stages(two)[1].LayerEnd);
+        Assert.True(Stages(two)[0].LayerEnd > 4, "the node with more memory holds more layers");
+        Assert.Equal("http://127.0.0.1:6005", Stages(two)[1].GrpcEndpoint);
 
         await registry.DeregisterAsync(new DeregisterRequest { NodeId = "big", LeaseId = "1" });
         var left = await NextWithStages(watch, 1);
-        Assert.Equal("small", left.Stages[0].NodeId);
+        Assert.Equal("small", Stages(left)[0].NodeId);
         Assert.True(left.Version > two.Version);
         Assert.Equal(left, await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
     }
@@ -168,16 +181,16 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         slow.BandwidthBytesPerSecond = 1e9;
         slow.Flops = 10e9;
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = slow, InstanceToken = "1" }));
-        Assert.Equal("slow", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
+        Assert.Equal("slow", Assert.Single(Stages(await NextWithStages(watch, 1))).NodeId);
         await registry.RegisterAsync(new RegisterRequest { Node = fast, InstanceToken = "2" });
         var bySpeed = await NextWithStages(watch, 2);
-        Assert.Equal([("slow", 0u, 1u), ("fast", 1u, 8u)], bySpeed.Stages.Select(s => (s.NodeId, s.LayerStart, s.LayerEnd)));
+        Assert.Equal([("slow", 0u, 1u), ("fast", 1u, 8u)], Stages(bySpeed).Select(s => (s.NodeId, s.LayerStart, s.LayerEnd)));
         await process.WaitForLogAsync($"Placement v{bySpeed.Version} of exo-tiny: slow [0, 1), fast [1, 8) (predicted 4.6 ms/token, slowest stage 4.5 ms)", TimeSpan.FromSeconds(10));
 
         // A node that has not measured itself sends the planner back to memory for the whole ring.
         await registry.RegisterAsync(new RegisterRequest { Node = Node("plain", 2), InstanceToken = "3" });
         var byMemory = await NextWithStages(watch, 3);
-        Assert.Equal(["slow", "plain", "fast"], byMemory.Stages.Select(s => s.NodeId));
+        Assert.Equal(["slow", "plain", "fast"], Stages(byMemory).Select(s => s.NodeId));
         await process.WaitForLogAsync($"Placement v{byMemory.Version} of exo-tiny: slow [0, 5), plain [5, 7), fast [7, 8) (split by memory", TimeSpan.FromSeconds(10));
     }
 
@@ -192,11 +205,11 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         Assert.Equal("no worker has model 'exo-tiny' in its models directory", await Problem(planner, containing: "models directory"));
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
-        Assert.Equal("small", Assert.Single((await NextWithStages(watch, 1)).Stages).NodeId);
+        Assert.Equal("small", Assert.Single(Stages(await NextWithStages(watch, 1))).NodeId);
 
         // The big node gets the model (registering again from the same instance updates it): now it takes part.
         await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 8, "qwen2.5-0.5b", Model), InstanceToken = "1" });
-        Assert.Equal(["big", "small"], (await NextWithStages(watch, 2)).Stages.Select(s => s.NodeId));
+        Assert.Equal(["big", "small"], Stages(await NextWithStages(watch, 2)).Select(s => s.NodeId));
     }
 
     [Fact]
@@ -214,7 +227,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 
         // A node with the model joins: both take part, the fetcher copying its layers from the holder.
         await registry.RegisterAsync(new RegisterRequest { Node = Node("holder", 2), InstanceToken = "2" });
-        Assert.Equal(["fetcher", "holder"], (await NextWithStages(watch, 2)).Stages.Select(s => s.NodeId));
+        Assert.Equal(["fetcher", "holder"], Stages(await NextWithStages(watch, 2)).Select(s => s.NodeId));
 
         // The holder leaves: nobody is left to copy from, so no ring is planned over the fetcher.
         await registry.DeregisterAsync(new DeregisterRequest { NodeId = "holder", LeaseId = "2" });
@@ -232,7 +245,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("big", 2.75), InstanceToken = "1" }));
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.25), InstanceToken = "2" });
         var before = await NextWithStages(watch, 2);
-        Assert.Equal([6u, 8u], before.Stages.Select(s => s.LayerEnd));
+        Assert.Equal([6u, 8u], Stages(before).Select(s => s.LayerEnd));
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.3125), InstanceToken = "2" });
         // Longer than the re-plan debounce (300 ms quiet), so a re-plan would have been published by now.
@@ -241,7 +254,7 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
 
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 1.5), InstanceToken = "2" });
         var after = await NextWithStages(watch, 2);
-        Assert.Equal([5u, 8u], after.Stages.Select(s => s.LayerEnd));
+        Assert.Equal([5u, 8u], Stages(after).Select(s => s.LayerEnd));
         Assert.True(after.Version > before.Version);
     }
 
@@ -268,6 +281,43 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         await registry.RegisterAsync(new RegisterRequest { Node = Node("small", 2), InstanceToken = "2" });
         var replanned = await NextWithStages(watchAgain, 2);
         Assert.True(replanned.Version > placed.Version, $"version {replanned.Version} after a restart does not follow {placed.Version}");
+    }
+
+    [Fact]
+    public async Task ReplicasKeepTheirVersionsAsOtherNodesJoinAndLeave()
+    {
+        var registry = StartRegistry();
+        var (planner, process, _) = StartPlanner(inRedis: false, replicas: "auto");
+        using var watch = Watch(planner);
+
+        // The tiny model fits each node: a ring per node, the ones already there untouched by each change.
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("a", 2), InstanceToken = "1" }));
+        var a = Assert.Single((await NextWithRings(watch, 1)).Rings);
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("bb", 2), InstanceToken = "2" });
+        var two = await NextWithRings(watch, 2);
+        Assert.Equal(a, two.Rings[0]);
+        Assert.Equal([("bb", 0u, 8u)], two.Rings[1].Stages.Select(s => (s.NodeId, s.LayerStart, s.LayerEnd)));
+        Assert.True(two.Rings[1].Version > a.Version && two.Version >= two.Rings[1].Version);
+        await process.WaitForLogAsync($"Placement v{two.Version} of exo-tiny: ring v{a.Version}: a [0, 8) (split by memory", TimeSpan.FromSeconds(10));
+
+        await registry.RegisterAsync(new RegisterRequest { Node = Node("ccc", 2), InstanceToken = "3" });
+        var three = await NextWithRings(watch, 3);
+        Assert.Equal(two.Rings, three.Rings.Take(2));
+
+        await registry.DeregisterAsync(new DeregisterRequest { NodeId = "bb", LeaseId = "2" });
+        var left = await NextWithRings(watch, 2);
+        Assert.Equal([three.Rings[0], three.Rings[2]], left.Rings);
+        Assert.True(left.Version > three.Version);
+    }
+
+    [Fact]
+    public void AReplicasSettingThatIsNotAutoOrAPositiveIntegerStopsThePlanner()
+    {
+        var process = ServiceProcess.Start("Exo.Planner.dll", [.. ServiceEndpoints.Free().Args, .. PlannerArgs, "--Planner:Replicas", "0"], PlannerEnvironment(null));
+        _processes.Add(process);
+
+        Assert.NotEqual(0, process.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Contains("Planner:Replicas (Planner__Replicas) is '0': set it to auto", process.Log);
     }
 
     [Fact]

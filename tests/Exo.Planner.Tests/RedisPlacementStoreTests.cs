@@ -29,7 +29,6 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
     [Fact]
     public async Task VersionsAndPlacementsOutliveAStoreAndAreSharedBetweenPlanners()
     {
-        var ring = Ring("m", 0, ("a", 0, 8));
         var first = await Start();
         var second = await Start();
         var versions = new List<long>();
@@ -41,7 +40,7 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
 
         Assert.Equal(versions.Order(), versions);
         Assert.Equal(6, versions.Distinct().Count());
-        ring.Version = (ulong)versions[^1];
+        var ring = Ring("m", (ulong)versions[^1], ("a", 0, 8));
         Assert.True(await first.SaveAsync(ring, CancellationToken.None));
         // The other planner's older placement does not replace it.
         Assert.False(await second.SaveAsync(Ring("m", (ulong)versions[^2], ("b", 0, 8)), CancellationToken.None));
@@ -77,8 +76,26 @@ public sealed class RedisPlacementStoreTests(RedisServer redis) : PlacementStore
         await db.HashSetAsync(_keys.Prefix + "placements", "garbage", new byte[] { 0x0a, 0xff, 0x01 });
         await db.HashSetAsync(_keys.Prefix + "placements", "misfiled", Ring("other", 3, ("a", 0, 8)).ToByteArray());
         await db.HashSetAsync(_keys.Prefix + "placements", "gap", Ring("gap", 3, ("a", 1, 8)).ToByteArray());
+        await db.HashSetAsync(_keys.Prefix + "placements", "flat", FlatPlacement("flat", 3));
 
         Assert.Equal(good, Assert.Single(await store.LoadAsync(CancellationToken.None)));
+    }
+
+    /// <summary>A placement as stored before replicas: its stages directly in field 3, where rings now are not.</summary>
+    private static byte[] FlatPlacement(string model, ulong version)
+    {
+        using var bytes = new MemoryStream();
+        using (var output = new CodedOutputStream(bytes))
+        {
+            output.WriteTag(1, WireFormat.WireType.Varint);
+            output.WriteUInt64(version);
+            output.WriteTag(2, WireFormat.WireType.LengthDelimited);
+            output.WriteString(model);
+            output.WriteTag(3, WireFormat.WireType.LengthDelimited);
+            output.WriteBytes(new Stage { NodeId = "a", GrpcEndpoint = "http://10.0.0.1:50051", LayerStart = 0, LayerEnd = 8 }.ToByteString());
+        }
+
+        return bytes.ToArray();
     }
 
     [Fact]

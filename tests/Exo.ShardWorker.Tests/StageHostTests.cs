@@ -47,11 +47,12 @@ public sealed class StageHostTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A placement whose one ring (of the same version) is this node alone.</summary>
     private static Placement OneStage(ulong version) => new()
     {
         Version = version,
         ModelId = Model,
-        Stages = { new Stage { NodeId = Node, GrpcEndpoint = "http://127.0.0.1:1", LayerStart = 0, LayerEnd = 4 } },
+        Rings = { new Contracts.V1.Ring { Version = version, Stages = { new Stage { NodeId = Node, GrpcEndpoint = "http://127.0.0.1:1", LayerStart = 0, LayerEnd = 4 } } } },
     };
 
     private ForwardMessage Prompt(string id, ulong version, uint maxTokens = 24, uint? context = null, string traceparent = "") => new()
@@ -158,6 +159,23 @@ public sealed class StageHostTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APlacementThatKeepsThisNodesRingChangesNothingHere()
+    {
+        var (outbox, replies, _) = Gateway();
+        _host.Receive(Prompt("kept", 1, maxTokens: 400), outbox);
+        Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, (await replies.NextAsync()).PayloadCase);
+
+        // Another ring (v2, on another node) is added: this node's ring v1 goes on, and so does its request.
+        var grown = OneStage(3);
+        grown.Rings[0].Version = 1;
+        grown.Rings.Add(new Contracts.V1.Ring { Version = 2, Stages = { new Stage { NodeId = "node-b", GrpcEndpoint = "http://127.0.0.1:2", LayerStart = 0, LayerEnd = 4 } } });
+        await _host.ApplyAsync(grown, CancellationToken.None);
+        for (var i = 0; i < 20; i++) Assert.Equal(ForwardMessage.PayloadOneofCase.Sampled, (await replies.NextAsync()).PayloadCase);
+        Assert.True(_host.Holds("kept"));
+        Assert.Equal((1UL, true), (_host.Status().PlacementVersion, _host.Status().Ready));
+    }
+
+    [Fact]
     public async Task ARequestCancelledBeforeItArrivesIsNeverOpened()
     {
         var (outbox, replies, _) = Gateway();
@@ -188,7 +206,7 @@ public sealed class StageHostTests : IAsyncLifetime
     public async Task APlacementWhoseRingDoesNotCoverTheModelIsNotServed()
     {
         var partial = OneStage(3);
-        partial.Stages[0].LayerEnd = 2;
+        partial.Rings[0].Stages[0].LayerEnd = 2;
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => _host.ApplyAsync(partial, CancellationToken.None));
         Assert.Contains("4 layers", error.Message);
         Assert.False(_host.Status().Ready);

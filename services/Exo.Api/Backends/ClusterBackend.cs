@@ -13,10 +13,12 @@ using Grpc.Net.Client;
 namespace Exo.Api.Backends;
 
 /// <summary>
-/// Runs prompts round the ring of shard workers that the planner placed each model on. It follows the planner's
-/// placements and the registry's members, keeps a <see cref="ModelRing"/> for each model's current placement (the one
-/// multiplexed stream to its first stage, which relays the sampled tokens back), and runs each request on it. A placement
-/// is used only once every stage reports its layers loaded; until then requests get 503 with the reason.
+/// Runs prompts round the rings of shard workers that the planner placed each model on. It follows the planner's
+/// placements and the registry's members, keeps a <see cref="ModelRing"/> for each ring of each model's current placement
+/// (the one multiplexed stream to its first stage, which relays the sampled tokens back), kept across placements while
+/// its ring version is unchanged, and runs each request on the least loaded ready ring; a request whose ring is lost
+/// resumes on another. A ring is used only once every stage reports its layers loaded; until one is, requests get 503
+/// with the reason.
 /// </summary>
 public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposable
 {
@@ -27,7 +29,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     private readonly TimeSpan _resumeTimeout;
     private readonly PeerReports _peers;
     private readonly ILogger<ClusterBackend> _logger;
-    private readonly ConcurrentDictionary<string, ModelRing> _rings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ModelPlacement> _placements = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, NodeInfo> _nodes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Shard.ShardClient> _shards = new(StringComparer.Ordinal);
 
@@ -73,40 +75,64 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(string model, GenerationRequest request,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        if (!_rings.TryGetValue(model, out var ring))
+        if (!_placements.TryGetValue(model, out var placement))
             throw new BackendUnavailableException($"model '{model}' has no placement yet: the planner has not answered; check that Exo.Planner is running");
-        if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"model '{model}' cannot be served now: {ring.Placement.Problem}");
-        if (!ring.Ready)
+        if (placement.Problem is { } problem) throw new BackendUnavailableException($"model '{model}' cannot be served now: {problem}");
+        // The KV positions the request takes on whichever ring runs it, resumed or not: prompt, sent and remaining tokens.
+        var tokens = (long)request.Prompt.Length + request.MaxTokens;
+        if (placement.LeastLoaded(tokens) is not { } ring)
         {
             // Loading for the first time takes a while: the client is told to come back. A re-plan takes about a second.
-            if (!ring.HasServed && !_served.ContainsKey(model))
-                throw new BackendUnavailableException($"model '{model}' is loading on {ring.Placement.Stages.Count} worker(s) (placement v{ring.Placement.Version}); retry in a few seconds");
-            ring = await ReadyRingAsync(model, null, $"'{model}' is being re-planned", cancellationToken);
+            if (!placement.HasServed && !_served.ContainsKey(model))
+            {
+                throw new BackendUnavailableException(
+                    $"model '{model}' is loading on {placement.Rings.Sum(r => r.Stages.Count)} worker(s) (placement v{placement.Placement.Version}); retry in a few seconds");
+            }
+
+            ring = await ReadyRingAsync(model, tokens, null, $"'{model}' is being re-planned", cancellationToken);
         }
 
         // What the client has been sent: a lost ring is resumed from the prompt and these, so nothing is lost or repeated.
         var sent = new List<int>();
         var attempt = Start(ring, model, request, sent, cancellationToken);
         var resumed = 0;
+        // While a resumed request finds the rings full: when that began, and the wait before the next try.
+        var fullSince = 0L;
+        var backOff = FullBackOff;
         try
         {
             while (true)
             {
                 var reply = attempt.Replies is null
-                    ? new RingError(RingErrorCode.StalePlacement, $"placement v{attempt.Ring.Placement.Version} of '{model}' was being replaced")
+                    ? new RingError(RingErrorCode.StalePlacement, $"ring v{attempt.Ring.Version} of '{model}' was being replaced")
                     : await NextReplyAsync(attempt, model, cancellationToken);
                 if (reply is RingError error)
                 {
-                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     var lost = Stopwatch.GetTimestamp();
+                    // The client has tokens already, so a full ring is waited out rather than reported; a fresh request hears.
+                    if (error.Code == RingErrorCode.Capacity && resumed > 0)
+                    {
+                        fullSince = fullSince == 0 ? lost : fullSince;
+                        if (Stopwatch.GetElapsedTime(fullSince) + backOff > _resumeTimeout) throw Failure(error);
+                        Close(attempt, finished: false);
+                        await Task.Delay(backOff, cancellationToken);
+                        backOff = TimeSpan.FromTicks(Math.Min(backOff.Ticks * 2, FullBackOffLimit.Ticks));
+                        ring = await ReadyRingAsync(model, tokens, null, $"'{model}' had no room to resume a request ({error.Message})", cancellationToken);
+                        attempt = Start(ring, model, request, sent, cancellationToken);
+                        continue;
+                    }
+
+                    if (!Resumable(error.Code) || ++resumed > MaxResumes) throw Failure(error);
                     Close(attempt, finished: false);
-                    ring = await ReadyRingAsync(model, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
+                    ring = await ReadyRingAsync(model, tokens, attempt.Ring, $"'{model}' lost its ring mid-answer ({error.Message})", cancellationToken);
                     attempt = Start(ring, model, request, sent, cancellationToken);
-                    LogResumed(model, sent.Count, attempt.Ring.Placement.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
+                    LogResumed(model, sent.Count, attempt.Ring.Version, Stopwatch.GetElapsedTime(lost).TotalSeconds, error.Message);
                     continue;
                 }
 
                 if (reply is not RingSampledToken sampled) continue;
+                fullSince = 0;
+                backOff = FullBackOff;
                 sent.Add(sampled.Token);
                 yield return new GenerationEvent(sampled.Token, sampled.Finish, sampled.Logprobs);
                 if (sampled.Finish is not null)
@@ -124,6 +150,11 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
 
     /// <summary>How many times one request may move to another ring: enough for a few machines leaving one after another.</summary>
     private const int MaxResumes = 8;
+
+    /// <summary>The first and the longest wait before a resumed request that found the rings full tries again.</summary>
+    private static readonly TimeSpan FullBackOff = TimeSpan.FromMilliseconds(200);
+
+    private static readonly TimeSpan FullBackOffLimit = TimeSpan.FromSeconds(2);
 
     /// <summary>A request's run on one ring: resumed on another ring, it runs again under a new id.</summary>
     private sealed class Attempt(ModelRing ring, string id, ChannelReader<RingPayload>? replies, CancellationToken cancellationToken)
@@ -151,7 +182,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         if (replies is null) return new Attempt(ring, id, null, cancellationToken);
         var prompt = sent.Count == 0 ? request.Prompt : [.. request.Prompt, .. sent];
         var resumed = request with { Prompt = prompt, MaxTokens = request.MaxTokens - sent.Count, Generated = request.Generated + sent.Count };
-        ring.Send(new RingMessage(id, ring.Placement.Version, 0, new RingTokens(prompt), Setup(model, resumed)));
+        ring.Send(new RingMessage(id, ring.Version, 0, new RingTokens(prompt), Setup(model, resumed)));
         return new Attempt(ring, id, replies, cancellationToken);
     }
 
@@ -169,24 +200,25 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         }
     }
 
-    /// <summary>A ring that was replaced or broke; a worker's own failure or a full cache is the client's to hear about.</summary>
+    /// <summary>A ring that was replaced or broke; a worker's own failure is the client's to hear about, and so is a full cache unless the request was resumed.</summary>
     private static bool Resumable(RingErrorCode code) => code is RingErrorCode.StalePlacement or RingErrorCode.NotReady;
 
     /// <summary>
-    /// Waits for a ring to run a request on: the model's current ring once every stage has loaded it, or the ring that
-    /// failed when its link came back and no member left. Fails at once, saying why, when the planner or registry cannot
-    /// be reached or the workers that are left cannot hold the model.
+    /// Waits for a ring to run a request of <paramref name="tokens"/> KV positions on: the least loaded of the model's rings
+    /// that every stage has loaded, preferring one with room for it (<see cref="ModelPlacement.Choose{TRing}"/>), other than
+    /// the ring that failed, which may serve again only when its link came back and no member left. Fails at once, saying
+    /// why, when the planner or registry cannot be reached or the workers that are left cannot hold the model.
     /// </summary>
-    private async Task<ModelRing> ReadyRingAsync(string model, ModelRing? failed, string cause, CancellationToken cancellationToken)
+    private async Task<ModelRing> ReadyRingAsync(string model, long tokens, ModelRing? failed, string cause, CancellationToken cancellationToken)
     {
         var since = Stopwatch.GetTimestamp();
         while (true)
         {
             var waited = Stopwatch.GetElapsedTime(since);
-            if (_rings.TryGetValue(model, out var ring))
+            if (_placements.TryGetValue(model, out var placement))
             {
-                if (ring.Placement.Stages.Count == 0) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {ring.Placement.Problem}");
-                if (ring.Ready && !ring.Lost && (ring != failed || waited > SameRingPatience)) return ring;
+                if (placement.Problem is { } problem) throw new BackendUnavailableException($"{cause}, and the workers left cannot hold it: {problem}");
+                if ((placement.LeastLoaded(tokens, avoid: failed) ?? (waited > SameRingPatience ? placement.LeastLoaded(tokens) : null)) is { } ring) return ring;
             }
 
             if (waited > DependencyPatience && !_plannerFollowed)
@@ -216,7 +248,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         attempt.Ring.Close(attempt.Id);
         if (attempt.Replies is null) return;
         // A request cut short (client gone, error, stop sequence, lost ring) may be anywhere in the ring: every stage hears.
-        var stages = attempt.Ring.Placement.Stages;
+        var stages = attempt.Ring.Stages;
         for (var i = finished ? 1 : 0; i < (finished ? stages.Count - 1 : stages.Count); i++) _ = CancelAsync(stages[i].GrpcEndpoint, attempt.Id);
     }
 
@@ -257,15 +289,25 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
         while (await call.ResponseStream.MoveNext(stopping)) await AdoptAsync(call.ResponseStream.Current);
     }
 
-    /// <summary>Replaces a model's ring with a newer placement; requests on the old one fail with a retryable error.</summary>
+    /// <summary>
+    /// Takes a newer placement of a model: a ring whose version is unchanged keeps its <see cref="ModelRing"/> and its
+    /// requests; the rings no longer placed are closed, their requests failing with a retryable error (resumed elsewhere).
+    /// </summary>
     private async Task AdoptAsync(Placement placement)
     {
-        if (_rings.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
+        if (_placements.TryGetValue(placement.ModelId, out var current) && current.Placement.Version >= placement.Version) return;
         if (current is { HasServed: true }) _served.TryAdd(placement.ModelId, true);
-        var ring = new ModelRing(placement, Shard, _secret, _peers, _logger);
-        _rings[placement.ModelId] = ring;
-        LogPlacement(placement.ModelId, placement.Version, placement.Stages.Count == 0 ? placement.Problem : string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")));
-        if (current is not null) await current.DisposeAsync();
+        // A ring with no stages cannot carry a request; building one would throw and stop the watch for good.
+        foreach (var empty in placement.Rings.Where(r => r.Stages.Count == 0)) LogEmptyRing(placement.ModelId, placement.Version, empty.Version);
+        var rings = placement.Rings
+            .Where(r => r.Stages.Count > 0)
+            .Select(r => current?.Rings.FirstOrDefault(kept => kept.Version == r.Version) ?? new ModelRing(placement.ModelId, r, Shard, _secret, _peers, _logger))
+            .ToList();
+        _placements[placement.ModelId] = new ModelPlacement(placement, rings);
+        LogPlacement(placement.ModelId, placement.Version, placement.Rings.Count == 0 ? placement.Problem : string.Join("; ", placement.Rings.Select(r =>
+            $"ring v{r.Version}{(current?.Rings.Any(kept => kept.Version == r.Version) == true ? " (kept)" : "")}: "
+            + string.Join(", ", r.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})")))));
+        foreach (var gone in current?.Rings.Except(rings) ?? []) await gone.DisposeAsync();
     }
 
     private async Task FollowMembersAsync(CancellationToken stopping)
@@ -281,23 +323,25 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
             {
                 _nodes[change.Node.NodeId] = change.Node;
                 // Back before the planner re-planned (it publishes nothing when its ring is unchanged): the ring may serve again.
-                if (change.Kind == NodeEvent.Types.Kind.Added) foreach (var ring in _rings.Values) ring.MemberBack(change.Node.NodeId);
+                if (change.Kind == NodeEvent.Types.Kind.Added) foreach (var ring in AllRings()) ring.MemberBack(change.Node.NodeId);
                 continue;
             }
 
             _nodes.TryRemove(change.Node.NodeId, out _);
             // Its requests are resumed as soon as the next ring is ready, without waiting for the planner to say so.
-            foreach (var ring in _rings.Values) ring.MemberLeft(change.Node.NodeId);
+            foreach (var ring in AllRings()) ring.MemberLeft(change.Node.NodeId);
         }
     }
 
-    public KvRoom? Room(string model) => _rings.TryGetValue(model, out var ring) ? ring.Room : null;
+    private IEnumerable<ModelRing> AllRings() => _placements.Values.SelectMany(p => p.Rings);
+
+    public KvRoom? Room(string model) => _placements.TryGetValue(model, out var placement) ? placement.Room() : null;
 
     public ClusterView Describe()
     {
         var nodes = _nodes.Values.OrderBy(n => n.NodeId, StringComparer.Ordinal)
             .Select(n => new NodeView(n.NodeId, n.GrpcEndpoint, n.Host, n.DeviceName.Length > 0 ? $"{n.Backend} ({n.DeviceName})" : n.Backend, (long)n.TotalMemoryBytes, (long)n.AvailableMemoryBytes, true)).ToList();
-        var placements = _rings.Values.OrderBy(r => r.Placement.ModelId, StringComparer.Ordinal).Select(r => r.Describe()).ToList();
+        var placements = _placements.Values.OrderBy(p => p.Placement.ModelId, StringComparer.Ordinal).Select(p => p.Describe()).ToList();
         return new ClusterView(nodes, placements);
     }
 
@@ -305,12 +349,15 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     {
         await _stopping.CancelAsync();
         await Task.WhenAll(_followers);
-        foreach (var ring in _rings.Values) await ring.DisposeAsync();
+        foreach (var ring in AllRings()) await ring.DisposeAsync();
         _stopping.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages}")]
-    private partial void LogPlacement(string model, ulong version, string stages);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Rings}")]
+    private partial void LogPlacement(string model, ulong version, string rings);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Placement v{Version} of {Model} has ring v{Ring} with no stages; skipped")]
+    private partial void LogEmptyRing(string model, ulong version, ulong ring);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the planner's placement stream ({Reason}); reconnecting")]
     private partial void LogPlannerLost(string reason);
@@ -318,7 +365,7 @@ public sealed partial class ClusterBackend : IGenerationBackend, IAsyncDisposabl
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the registry's membership stream ({Reason}); reconnecting")]
     private partial void LogRegistryLost(string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Resumed a request for {Model} after {Tokens} tokens on placement v{Version}, {Seconds:0.00} s after its ring was lost ({Reason})")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Resumed a request for {Model} after {Tokens} tokens on ring v{Version}, {Seconds:0.00} s after its ring was lost ({Reason})")]
     private partial void LogResumed(string model, int tokens, ulong version, double seconds, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Could not cancel a request on {Endpoint}: {Reason}")]

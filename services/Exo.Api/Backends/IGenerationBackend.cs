@@ -28,8 +28,14 @@ public sealed record ClusterView(IReadOnlyList<NodeView> Nodes, IReadOnlyList<Pl
 
 public sealed record NodeView(string NodeId, string Endpoint, string Host, string Backend, long TotalMemoryBytes, long AvailableMemoryBytes, bool Healthy);
 
-/// <summary>A model's placement; <paramref name="Problem"/> says why it cannot be served when it has no stages.</summary>
-public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<StageView> Stages, string? Problem = null);
+/// <summary>
+/// A model's placement: its rings (replicas), <paramref name="Ready"/> when every one of them serves; <paramref name="Problem"/>
+/// says why it cannot be served when it has none.
+/// </summary>
+public sealed record PlacementView(string Model, long Version, bool Ready, IReadOnlyList<RingView> Rings, string? Problem = null);
+
+/// <summary>One ring of a model: its version, whether every stage serves it, and the requests this API has open on it.</summary>
+public sealed record RingView(long Version, bool Ready, int Requests, IReadOnlyList<StageView> Stages);
 
 /// <summary>
 /// The KV cache a model's ring has left, in positions of context (a request reserves prompt + max tokens of them on every

@@ -87,7 +87,7 @@ public sealed class LocalBackend : IGenerationBackend, IAsyncDisposable
     {
         var host = Environment.MachineName;
         var stages = _models.Select(m => new PlacementView(m.Key, 1, true,
-            [new StageView(host, "in-process", 0, m.Value.Stage.Config.LayerCount, m.Value.Runtime.ActiveRequests)])).ToList();
+            [new RingView(1, true, m.Value.Runtime.ActiveRequests, [new StageView(host, "in-process", 0, m.Value.Stage.Config.LayerCount, m.Value.Runtime.ActiveRequests)])])).ToList();
         var memory = GC.GetGCMemoryInfo();
         var backend = _models.Values.Select(m => m.Stage.Backend).FirstOrDefault() ?? "cpu";
         return new ClusterView([new NodeView(host, "in-process", host, backend, memory.TotalAvailableMemoryBytes, memory.TotalAvailableMemoryBytes - memory.MemoryLoadBytes, true)], stages);

@@ -9,15 +9,16 @@ using Grpc.Core;
 namespace Exo.Api.Backends;
 
 /// <summary>
-/// One placement of one model: the stream to its first stage, the requests waiting for tokens on it, and the
-/// stages' status, polled until all have loaded their layers (then more slowly, for the cluster view).
+/// One ring (replica) of one model, at one ring version: the stream to its first stage, the requests waiting for
+/// tokens on it, and the stages' status, polled until all have loaded their layers (then more slowly, for the cluster
+/// view). It lives as long as the planner keeps its ring version, across placements that change other rings.
 /// </summary>
-internal sealed partial class ModelRing : IAsyncDisposable
+internal sealed partial class ModelRing : IRingLoad, IAsyncDisposable
 {
     private readonly Func<string, Shard.ShardClient> _shards;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Channel<RingPayload>> _requests = new(StringComparer.Ordinal);
-    private readonly ForwardLink? _first;
+    private readonly ForwardLink _first;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ShardStatus?[] _statuses;
     private readonly Task _probe;
@@ -32,42 +33,48 @@ internal sealed partial class ModelRing : IAsyncDisposable
 
     /// <param name="shards">The client for a stage's endpoint, shared by every ring.</param>
     /// <param name="peers">Where a stage that stops answering is reported.</param>
-    public ModelRing(Placement placement, Func<string, Shard.ShardClient> shards, ClusterSecret secret, PeerReports peers, ILogger logger)
+    public ModelRing(string modelId, Contracts.V1.Ring ring, Func<string, Shard.ShardClient> shards, ClusterSecret secret, PeerReports peers, ILogger logger)
     {
-        Placement = placement;
+        ModelId = modelId;
+        Version = ring.Version;
+        Stages = ring.Stages;
         _shards = shards;
         _peers = peers;
         _logger = logger;
-        _statuses = new ShardStatus?[placement.Stages.Count];
-        if (placement.Stages.Count > 0)
+        _statuses = new ShardStatus?[Stages.Count];
+        var first = Stages[0];
+        _first = new ForwardLink(first.GrpcEndpoint, secret, Dispatch, e =>
         {
-            var first = placement.Stages[0];
-            _first = new ForwardLink(first.GrpcEndpoint, secret, Dispatch, e =>
-            {
-                LogLinkBroken(first.GrpcEndpoint, e.Message);
-                _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));
-                // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
-                FailAll(RingErrorCode.NotReady, $"the stream to the first stage {first.GrpcEndpoint} broke ({e.Message})");
-            });
-        }
+            LogLinkBroken(first.GrpcEndpoint, e.Message);
+            // Not ready until the next probe finds every stage again: an idle broken ring must not win the least loaded choice.
+            _ready = false;
+            _peers.Lost(new PeerLoss(first.NodeId, first.GrpcEndpoint, e.Message));
+            // The first stage dropped this gateway's requests with the stream: waiting for their tokens is pointless.
+            FailAll(RingErrorCode.NotReady, $"the stream to the first stage {first.GrpcEndpoint} broke ({e.Message})");
+        });
 
         _probe = Task.Run(ProbeAsync);
     }
 
-    public Placement Placement { get; }
+    public string ModelId { get; }
+
+    /// <summary>The ring's version, which every request sent on it carries.</summary>
+    public ulong Version { get; }
+
+    public IReadOnlyList<Stage> Stages { get; }
+
+    /// <summary>The requests this API has open on the ring: how loaded it is, as far as this API can tell.</summary>
+    public int OpenRequests => _requests.Count;
 
     public bool Ready => _ready && !_lost;
 
     /// <summary>Whether every stage has been ready at some time (the ring may have lost one since).</summary>
     public bool HasServed => _hasServed;
 
-    /// <summary>A stage's node left the cluster: this ring cannot serve again, only its successor can.</summary>
-    public bool Lost => _lost;
-
     /// <summary>The registry removed a node: if it held a stage here, the requests on this ring have lost it.</summary>
     public void MemberLeft(string nodeId)
     {
-        if (Placement.Stages.All(s => s.NodeId != nodeId)) return;
+        if (Stages.All(s => s.NodeId != nodeId)) return;
         _lost = true;
         _ready = false;
         FailAll(RingErrorCode.NotReady, $"worker {nodeId} left the cluster");
@@ -76,7 +83,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     /// <summary>A node of this ring registered again: once every stage reports ready, the ring serves again.</summary>
     public void MemberBack(string nodeId)
     {
-        if (Placement.Stages.Any(s => s.NodeId == nodeId)) _lost = false;
+        if (Stages.Any(s => s.NodeId == nodeId)) _lost = false;
     }
 
     /// <summary>The KV cache the stages had left at the last round of status polls; null unless every stage serves.</summary>
@@ -101,7 +108,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
         foreach (var channel in _requests.Values) channel.Writer.TryWrite(error);
     }
 
-    public void Send(RingMessage message) => _first!.Post(message);
+    public void Send(RingMessage message) => _first.Post(message);
 
     public void Close(string id) => _requests.TryRemove(id, out _);
 
@@ -130,11 +137,11 @@ internal sealed partial class ModelRing : IAsyncDisposable
             while (!stopping.IsCancellationRequested)
             {
                 var sampled = Stopwatch.GetTimestamp();
-                for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Placement.Stages[i].GrpcEndpoint, stopping);
-                var ready = !_lost && _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Placement.Version);
+                for (var i = 0; i < _statuses.Length; i++) _statuses[i] = await StatusAsync(Stages[i].GrpcEndpoint, stopping);
+                var ready = !_lost && _statuses.Length > 0 && _statuses.All(s => s is { Ready: true } && s.PlacementVersion == Version);
                 Watch(Array.FindIndex(_statuses, s => s is null));
                 _room = ready ? new KvRoom(_statuses.Min(s => (long)s!.KvCacheFreeTokens), _statuses.Min(s => (long)s!.KvCacheCapacityTokens), sampled) : null;
-                if (ready && !_ready) LogReady(Placement.ModelId, Placement.Version);
+                if (ready && !_ready) LogReady(ModelId, Version);
                 _ready = ready;
                 _hasServed |= ready;
                 await Task.Delay(ready ? TimeSpan.FromSeconds(2) : TimeSpan.FromMilliseconds(200), stopping);
@@ -159,7 +166,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
             return;
         }
 
-        var stage = Placement.Stages[silent];
+        var stage = Stages[silent];
         if (_silentSince == 0)
         {
             _silentSince = Stopwatch.GetTimestamp();
@@ -178,7 +185,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
     {
         try
         {
-            return await _shards(endpoint).StatusAsync(new ShardStatusRequest { ModelId = Placement.ModelId },
+            return await _shards(endpoint).StatusAsync(new ShardStatusRequest { ModelId = ModelId },
                 new CallOptions(deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancellationToken));
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
@@ -187,9 +194,7 @@ internal sealed partial class ModelRing : IAsyncDisposable
         }
     }
 
-    public PlacementView Describe() => new(Placement.ModelId, (long)Placement.Version, _ready,
-        Placement.Stages.Select((s, i) => Stage(s, _statuses[i])).ToList(),
-        Placement.Stages.Count == 0 ? Placement.Problem : null);
+    public RingView Describe() => new((long)Version, Ready, OpenRequests, Stages.Select((s, i) => Stage(s, _statuses[i])).ToList());
 
     private static StageView Stage(Stage stage, ShardStatus? status) => new(stage.NodeId, stage.GrpcEndpoint, (int)stage.LayerStart, (int)stage.LayerEnd,
         (int)(status?.ActiveRequests ?? 0), (long)(status?.FetchedBytes ?? 0), (long)(status?.FetchTotalBytes ?? 0));
@@ -199,14 +204,14 @@ internal sealed partial class ModelRing : IAsyncDisposable
         _ready = false;
         lock (_gate) _disposed = true;
         FailAll(RingErrorCode.StalePlacement,
-            $"the cluster was re-planned while the request ran (placement v{Placement.Version} of '{Placement.ModelId}' was replaced); retry");
+            $"the cluster was re-planned while the request ran (ring v{Version} of '{ModelId}' was replaced); retry");
         await _stopping.CancelAsync();
         await _probe;
-        if (_first is not null) await _first.DisposeAsync();
+        await _first.DisposeAsync();
         _stopping.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model} is loaded on every stage; serving")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Ring v{Version} of {Model} is loaded on every stage; serving")]
     private partial void LogReady(string model, ulong version);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {NodeId} at {Endpoint} did not answer a status request; the registry checks it")]

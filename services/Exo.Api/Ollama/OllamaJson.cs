@@ -43,7 +43,7 @@ internal static class OllamaJson
     }
 
     /// <summary>
-    /// GET /api/ps: the models whose placement is ready, with the share of their weights on GPU nodes (by layers), and
+    /// GET /api/ps: the models with a ring ready, with the share of their weights on GPU nodes (by layers), and
     /// no expiry: nothing here unloads a model when it is idle.
     /// </summary>
     public static void Running(Utf8JsonWriter w, IEnumerable<OllamaModel> models, ClusterView cluster)
@@ -54,9 +54,10 @@ internal static class OllamaJson
         w.WriteStartArray("models");
         foreach (var model in models)
         {
-            if (cluster.Placements.FirstOrDefault(p => p.Model == model.Served.Id && p.Ready) is not { } placement) continue;
-            var layers = (double)model.Served.Config.LayerCount;
-            var onGpu = placement.Stages.Where(s => gpuNodes.Contains(s.NodeId)).Sum(s => s.LayerEnd - s.LayerStart);
+            if (cluster.Placements.FirstOrDefault(p => p.Model == model.Served.Id && p.Rings.Any(r => r.Ready)) is not { } placement) continue;
+            // Each ring holds every layer once: the share on GPUs is over all of the rings' layers.
+            var layers = (double)model.Served.Config.LayerCount * placement.Rings.Count;
+            var onGpu = placement.Rings.SelectMany(r => r.Stages).Where(s => gpuNodes.Contains(s.NodeId)).Sum(s => s.LayerEnd - s.LayerStart);
             w.WriteStartObject();
             Entry(w, model);
             w.WriteString("expires_at", Never);

@@ -1,3 +1,4 @@
+using Exo.Inference;
 using Exo.Contracts.V1;
 using Exo.ServiceDefaults;
 using Grpc.Core;
@@ -8,11 +9,15 @@ namespace Exo.Planner.Grpc;
 /// <summary>
 /// Follows the registry's membership and re-plans every model when it changes in a way that matters (see
 /// <see cref="Membership"/>), debounced so a burst of joins and leaves gives one new placement. This is the only place
-/// that decides where layers run. On start it takes the stored placements, so a restarted planner serves at once.
+/// that decides where layers run: as many rings of each model as <see cref="ReplicaPlanner"/> places under
+/// <see cref="Replicas"/>. A ring kept as it was keeps its version, so its requests go on; a new or changed one gets a new
+/// version from the same counter, and the placement a newer one still. On start it takes the stored placements, so a
+/// restarted planner serves at once.
 /// </summary>
 public sealed partial class MembershipPlanner(
     Contracts.V1.Registry.RegistryClient registry,
     PlacementBoard board,
+    Replicas replicas,
     IReadOnlyList<(string Model, ModelProfile Profile)> models,
     ILogger<MembershipPlanner> logger) : BackgroundService
 {
@@ -24,10 +29,10 @@ public sealed partial class MembershipPlanner(
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         var profiles = models.ToDictionary(m => m.Model, m => m.Profile, StringComparer.Ordinal);
-        // A stored ring is usable only for a model planned here whose layer count is still the same.
+        // A stored placement is usable only for a model planned here whose layer count is still the same.
         var restored = await board.RestoreAsync(p => profiles.TryGetValue(p.ModelId, out var profile)
-            && (p.Stages.Count == 0 || p.Stages[^1].LayerEnd == profile.LayerCount), cancellationToken);
-        foreach (var placement in restored) LogRestored(placement.ModelId, placement.Version, placement.Stages.Count);
+            && p.Rings.All(r => r.Stages[^1].LayerEnd == profile.LayerCount), cancellationToken);
+        foreach (var placement in restored) LogRestored(placement.ModelId, placement.Version, placement.Rings.Count);
 
         foreach (var (model, _) in models.Where(m => board.Current(m.Model) is null))
         {
@@ -65,26 +70,39 @@ public sealed partial class MembershipPlanner(
             var current = board.Current(model);
             var members = Members(nodes, model);
             var capacities = members.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue), n.BandwidthBytesPerSecond, n.Flops)).ToArray();
-            // Versions only grow; one spent on an unchanged ring is simply skipped.
-            var version = await board.NextVersionAsync(cancellationToken);
-            var result = members.Length == 0 ? null : RingPlanner.TryPlan(capacities, profile, version);
+            var result = members.Length == 0 ? null : ReplicaPlanner.TryPlan(capacities, profile, replicas, Rings(current));
             if (result is not { Succeeded: true })
             {
                 var problem = nodes.Length == 0 ? NoWorkers
                     : members.Length == 0 ? $"no worker has model '{model}' in its models directory"
                     : result!.Error!;
-                if (current is { Stages.Count: 0 } && current.Problem == problem) continue;
-                await board.PublishAsync(new Contracts.V1.Placement { ModelId = model, Version = (ulong)version, Problem = problem }, cancellationToken);
+                if (current is { Rings.Count: 0 } && current.Problem == problem) continue;
+                await board.PublishAsync(new Contracts.V1.Placement { ModelId = model, Version = (ulong)await board.NextVersionAsync(cancellationToken), Problem = problem }, cancellationToken);
                 LogCannotPlace(model, problem);
                 continue;
             }
 
-            var message = ToMessage(result.Placement!, members);
-            if (current is not null && current.Stages.Equals(message.Stages)) continue;
+            var message = new Contracts.V1.Placement { ModelId = model };
+            foreach (var planned in result.Rings)
+            {
+                var ring = ToMessage(planned, members);
+                // A ring kept in layout whose node moved to another endpoint is a new ring all the same.
+                if (current?.Rings.FirstOrDefault(r => r.Version == ring.Version) is not { } kept || !kept.Stages.Equals(ring.Stages))
+                    ring.Version = (ulong)await board.NextVersionAsync(cancellationToken);
+                message.Rings.Add(ring);
+            }
+
+            if (current is not null && current.Rings.Equals(message.Rings)) continue;
+            message.Version = (ulong)await board.NextVersionAsync(cancellationToken);
             await board.PublishAsync(message, cancellationToken);
-            LogPlacement(message, StepTime.Predict(result.Placement!, capacities, profile));
+            LogPlacement(message, result.Rings.Select(r => StepTime.Predict(new Planning.Placement(model, 1, r.Stages), capacities, profile)).ToArray());
         }
     }
+
+    /// <summary>The rings of the current placement, as the planner compares them with the next.</summary>
+    private static PlannedRing[] Rings(Contracts.V1.Placement? placement) =>
+        placement is null ? [] : [.. placement.Rings.Select(r => new PlannedRing((long)r.Version,
+            [.. r.Stages.Select(s => new PlacementStage(s.NodeId, new LayerRange((int)s.LayerStart, (int)s.LayerEnd), 0))]))];
 
     /// <summary>
     /// The nodes that can load the model's layers: those with it in their models directory, and, while one of those is in
@@ -96,12 +114,13 @@ public sealed partial class MembershipPlanner(
         return holders.Length == 0 ? [] : [.. holders, .. nodes.Where(n => n.FetchesModels && !holders.Contains(n))];
     }
 
-    private static Contracts.V1.Placement ToMessage(Planning.Placement placement, NodeInfo[] nodes)
+    /// <summary>The ring's message; a ring new in this plan has version 0 until it is given one.</summary>
+    private static Ring ToMessage(PlannedRing planned, NodeInfo[] nodes)
     {
-        var message = new Contracts.V1.Placement { ModelId = placement.ModelId, Version = (ulong)placement.Version };
-        foreach (var stage in placement.Stages)
+        var ring = new Ring { Version = (ulong)(planned.Version ?? 0) };
+        foreach (var stage in planned.Stages)
         {
-            message.Stages.Add(new Stage
+            ring.Stages.Add(new Stage
             {
                 NodeId = stage.NodeId,
                 GrpcEndpoint = nodes.First(n => n.NodeId == stage.NodeId).GrpcEndpoint,
@@ -110,24 +129,28 @@ public sealed partial class MembershipPlanner(
             });
         }
 
-        return message;
+        return ring;
     }
 
-    private void LogPlacement(Contracts.V1.Placement placement, StepPrediction? prediction)
+    /// <summary>Logs each ring's stages with its predicted time per token (one ring as "a [0, 4), b [4, 8) (...)", several each after its version).</summary>
+    private void LogPlacement(Contracts.V1.Placement placement, StepPrediction?[] predictions)
     {
-        var stages = string.Join(", ", placement.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})"));
-        if (prediction is null) LogPlacedByMemory(placement.ModelId, placement.Version, stages);
-        else LogPlaced(placement.ModelId, placement.Version, stages, prediction.TokenSeconds * 1e3, prediction.BottleneckSeconds * 1e3);
+        var rings = placement.Rings.Select((ring, i) =>
+        {
+            var stages = string.Join(", ", ring.Stages.Select(s => $"{s.NodeId} [{s.LayerStart}, {s.LayerEnd})"));
+            var prediction = predictions[i] is { } p
+                ? $"predicted {p.TokenSeconds * 1e3:0.0} ms/token, slowest stage {p.BottleneckSeconds * 1e3:0.0} ms"
+                : "split by memory: not every node has measured its bandwidth";
+            return placement.Rings.Count == 1 ? $"{stages} ({prediction})" : $"ring v{ring.Version}: {stages} ({prediction})";
+        });
+        LogPlaced(placement.ModelId, placement.Version, string.Join("; ", rings));
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Restored placement v{Version} of {Model} ({Stages} stages) from the store")]
-    private partial void LogRestored(string model, ulong version, int stages);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Restored placement v{Version} of {Model} ({Rings} rings) from the store")]
+    private partial void LogRestored(string model, ulong version, int rings);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages} (predicted {TokenMilliseconds:0.0} ms/token, slowest stage {StageMilliseconds:0.0} ms)")]
-    private partial void LogPlaced(string model, ulong version, string stages, double tokenMilliseconds, double stageMilliseconds);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Stages} (split by memory: not every node has measured its bandwidth)")]
-    private partial void LogPlacedByMemory(string model, ulong version, string stages);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Placement v{Version} of {Model}: {Rings}")]
+    private partial void LogPlaced(string model, ulong version, string rings);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot place {Model}: {Problem}")]
     private partial void LogCannotPlace(string model, string problem);

@@ -9,7 +9,7 @@ public sealed class PlannerService(PlacementBoard board, IHostApplicationLifetim
     public override Task<Contracts.V1.Placement> GetPlacement(GetPlacementRequest request, ServerCallContext context)
     {
         var placement = board.Current(request.ModelId);
-        if (placement is { Stages.Count: > 0 }) return Task.FromResult(placement);
+        if (placement is { Rings.Count: > 0 }) return Task.FromResult(placement);
         throw new RpcException(placement is null
             ? new Status(StatusCode.NotFound, $"model '{request.ModelId}' is not planned here")
             : new Status(StatusCode.FailedPrecondition, placement.Problem));

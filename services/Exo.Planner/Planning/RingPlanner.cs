@@ -38,8 +38,7 @@ public static class RingPlanner
         var free = ring.Sum(n => n.AvailableMemoryBytes);
         var noFit = $"{needs}, the cluster has {ByteSize.Gigabytes(free)} free";
 
-        var split = ring.All(n => n.Measured) ? SpeedSplit.Plan(ring, profile) : SplitByMemory(ring, profile);
-        if (split is { } found) return PlacementResult.Fit(new Placement(profile.ModelId, version, Stages(found.Ring, found.Counts, profile)));
+        if (Split(ring, profile) is { } stages) return PlacementResult.Fit(new Placement(profile.ModelId, version, stages));
 
         return PlacementResult.NoFit(free >= profile.TotalBytes
             ? $"{noFit}, but not in pieces that fit: each layer needs {ByteSize.Gigabytes(profile.LayerCostBytes)} with its KV cache, "
@@ -47,6 +46,10 @@ public static class RingPlanner
               + $"({ByteSize.Gigabytes(profile.FixedBytes(first: false, last: true))})"
             : noFit);
     }
+
+    /// <summary>The ring's stages over nodes in <see cref="Canonical"/> order (some may be left out), or null when they cannot hold the model.</summary>
+    internal static PlacementStage[]? Split(List<NodeCapacity> ring, ModelProfile profile) =>
+        (ring.All(n => n.Measured) ? SpeedSplit.Plan(ring, profile) : SplitByMemory(ring, profile)) is { } found ? Stages(found.Ring, found.Counts, profile) : null;
 
     /// <summary>Layers in proportion to memory over the nodes in canonical order, or null when they cannot hold the model.</summary>
     private static (List<NodeCapacity> Ring, int[] Counts)? SplitByMemory(List<NodeCapacity> ring, ModelProfile profile)
@@ -78,7 +81,8 @@ public static class RingPlanner
         return null;
     }
 
-    private static List<NodeCapacity> Canonical(IEnumerable<NodeCapacity> nodes)
+    /// <summary>The nodes checked and ordered by available memory (largest first), then id: the order every split starts from.</summary>
+    internal static List<NodeCapacity> Canonical(IEnumerable<NodeCapacity> nodes)
     {
         var list = nodes.ToList();
         var seen = new HashSet<string>(StringComparer.Ordinal);

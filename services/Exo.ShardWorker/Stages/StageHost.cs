@@ -103,7 +103,7 @@ public sealed partial class StageHost : IAsyncDisposable
 
         if ((long)header.PlacementVersion != serving.Version)
         {
-            Fail(id, RingErrorCode.StalePlacement, $"node {_nodeId} serves placement v{serving.Version} of {_modelId}, the request was sent for v{header.PlacementVersion}; retry", origin);
+            Fail(id, RingErrorCode.StalePlacement, $"node {_nodeId} serves ring v{serving.Version} of {_modelId}, the request was sent for ring v{header.PlacementVersion}; retry", origin);
             return;
         }
 

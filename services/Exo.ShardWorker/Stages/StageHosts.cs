@@ -47,7 +47,7 @@ public sealed partial class StageHosts(
         var host = _hosts.GetValueOrDefault(placement.ModelId);
         if (host is null)
         {
-            if (placement.Stages.All(s => s.NodeId != node.Value)) return;
+            if (placement.Rings.SelectMany(r => r.Stages).All(s => s.NodeId != node.Value)) return;
             if (ModelFolder.Resolve(options.Value.ModelsDirectory, placement.ModelId) is not { } directory
                 || ModelFolder.Resolve(options.Value.FetchedDirectory, placement.ModelId) is not { } fetched)
             {

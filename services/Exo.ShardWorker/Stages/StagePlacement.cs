@@ -42,7 +42,7 @@ internal sealed partial class StagePlacement(
         public string LayersText { get; } = Layers.ToString();
     }
 
-    /// <summary>What this node serves for one placement version.</summary>
+    /// <summary>What this node serves for one version of its ring (the version requests carry).</summary>
     public sealed record Serving(long Version, Loaded Loaded, ForwardLink? Next, bool IsFirst, bool IsLast);
 
     /// <summary>What this node serves now; null while a placement loads or when the current one leaves it out.</summary>
@@ -51,20 +51,28 @@ internal sealed partial class StagePlacement(
     /// <summary>The latest placement version applied.</summary>
     public long Version => Interlocked.Read(ref _version);
 
-    /// <summary>Follows a new placement: loads the assigned layers (reusing those already loaded), links the next stage, and
-    /// tells the requests of the previous placement, whose ring no longer exists.</summary>
+    /// <summary>Follows a new placement: serves the ring that includes this node, loading its layers (reusing those
+    /// already loaded) and linking the next stage, and tells the requests of the previous ring, which no longer exists.
+    /// A placement that keeps this node's ring as it was (the same ring version) changes nothing here.</summary>
     public async Task ApplyAsync(Placement placement, CancellationToken cancellationToken)
     {
         await _applying.WaitAsync(cancellationToken);
         try
         {
             if ((long)placement.Version <= Interlocked.Read(ref _version)) return;
+            var ring = placement.Rings.FirstOrDefault(r => r.Stages.Any(s => s.NodeId == nodeId));
             var old = _serving;
+            if (ring is not null && old?.Version == (long)ring.Version)
+            {
+                // Another ring was re-planned or added: this one's requests go on.
+                Interlocked.Exchange(ref _version, (long)placement.Version);
+                return;
+            }
+
             _serving = null;
             onReplaced(placement.Version);
 
-            var index = placement.Stages.ToList().FindIndex(s => s.NodeId == nodeId);
-            if (index < 0)
+            if (ring is null)
             {
                 await ReleaseAsync(old, keepLoaded: null, keepLink: null);
                 Interlocked.Exchange(ref _version, (long)placement.Version);
@@ -72,9 +80,11 @@ internal sealed partial class StagePlacement(
                 return;
             }
 
-            var stage = placement.Stages[index];
+            var stages = ring.Stages;
+            var index = stages.ToList().FindIndex(s => s.NodeId == nodeId);
+            var stage = stages[index];
             var layers = new LayerRange((int)stage.LayerStart, (int)stage.LayerEnd);
-            var nextStage = placement.Stages.Count > 1 ? placement.Stages[(index + 1) % placement.Stages.Count] : null;
+            var nextStage = stages.Count > 1 ? stages[(index + 1) % stages.Count] : null;
             var nextEndpoint = nextStage?.GrpcEndpoint;
             var loaded = old?.Loaded.Layers == layers ? old.Loaded : null;
             var next = nextEndpoint is not null && old?.Next?.Endpoint == nextEndpoint ? old.Next : null;
@@ -83,11 +93,11 @@ internal sealed partial class StagePlacement(
             try
             {
                 loaded ??= await LoadAsync(layers, cancellationToken);
-                if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == placement.Stages.Count - 1))
+                if (loaded.Stage.IsFirst != (index == 0) || loaded.Stage.IsLast != (index == stages.Count - 1))
                 {
                     // A ring whose ends are not the model's ends would send hidden states nowhere: refuse to serve it.
                     throw new InvalidOperationException(
-                        $"placement v{placement.Version} makes layers {layers} stage {index + 1} of {placement.Stages.Count}, which does not match the model's {loaded.Stage.Config.LayerCount} layers");
+                        $"placement v{placement.Version} makes layers {layers} stage {index + 1} of {stages.Count} of ring v{ring.Version}, which does not match the model's {loaded.Stage.Config.LayerCount} layers");
                 }
             }
             catch
@@ -98,14 +108,15 @@ internal sealed partial class StagePlacement(
                 throw;
             }
 
+            loaded.Runtime.RingStages = stages.Count;
             next ??= nextStage is null ? null : new ForwardLink(nextStage.GrpcEndpoint, secret, onReply, e =>
             {
                 LogLinkBroken(nextStage.GrpcEndpoint, e.Message);
                 onNextLost(new PeerLoss(nextStage.NodeId, nextStage.GrpcEndpoint, e.Message));
             });
-            _serving = new Serving((long)placement.Version, loaded, next, index == 0, index == placement.Stages.Count - 1);
+            _serving = new Serving((long)ring.Version, loaded, next, index == 0, index == stages.Count - 1);
             Interlocked.Exchange(ref _version, (long)placement.Version);
-            LogServing(modelId, layers.ToString(), placement.Version, index + 1, placement.Stages.Count, nextEndpoint ?? "itself");
+            LogServing(modelId, layers.ToString(), ring.Version, placement.Version, index + 1, stages.Count, nextEndpoint ?? "itself");
         }
         finally
         {
@@ -204,8 +215,8 @@ internal sealed partial class StagePlacement(
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Model} layers {Layers} on {Backend} in {Seconds:0.00} s")]
     private partial void LogLoaded(string model, string layers, string backend, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Serving {Model} layers {Layers} for placement v{Version}: stage {Index} of {Count}, next stage {Next}")]
-    private partial void LogServing(string model, string layers, ulong version, int index, int count, string next);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Serving {Model} layers {Layers} for ring v{Version} (placement v{PlacementVersion}): stage {Index} of {Count}, next stage {Next}")]
+    private partial void LogServing(string model, string layers, ulong version, ulong placementVersion, int index, int count, string next);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Model}'s last stage cannot read the model's tokenizer ({Reason}): requests with a JSON format or a forced tool call will fail here")]
     private partial void LogNoTokenizer(string model, string reason);

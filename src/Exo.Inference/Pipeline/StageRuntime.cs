@@ -40,8 +40,9 @@ public sealed class StageCapacityException(string message) : Exception(message);
 /// <summary>
 /// Runs one pipeline stage for many requests at once. Each request owns a KV cache sized at admission against a
 /// byte budget, so the stage never grows past what it planned for. Work that arrives while a batch runs waits and
-/// goes into the next batch together, so concurrent sequences share one pass over the weights. Only the last stage
-/// samples.
+/// goes into the next batch together, so concurrent sequences share one pass over the weights; on a ring of several
+/// stages a batch takes at most a share of the open requests (<see cref="MicroBatching"/>), so that every stage works
+/// on a micro-batch of its own. Only the last stage samples.
 /// </summary>
 public sealed class StageRuntime : IAsyncDisposable
 {
@@ -56,6 +57,7 @@ public sealed class StageRuntime : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
     private long _kvBytesInUse;
+    private volatile int _ringStages = 1;
 
     // Batch inputs and outputs, grown to the largest batch and reused: steady decoding allocates only its results.
     private SequenceChunk[] _chunks = [];
@@ -100,6 +102,20 @@ public sealed class StageRuntime : IAsyncDisposable
     }
 
     public IModelStage Stage => _stage;
+
+    /// <summary>
+    /// How many stages the ring this stage runs in has (1, the default, for a model run whole): a step takes at most
+    /// <see cref="MicroBatching.SequenceLimit"/> sequences. Set whenever a placement puts the stage in a ring.
+    /// </summary>
+    public int RingStages
+    {
+        get => _ringStages;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(value);
+            _ringStages = value;
+        }
+    }
 
     /// <summary>Results in the order batches finish; the transport forwards each to the next stage or the gateway.</summary>
     public ChannelReader<StageResult> Results => _results.Reader;
@@ -247,10 +263,12 @@ public sealed class StageRuntime : IAsyncDisposable
 
     /// <summary>
     /// Takes waiting work into one batch, oldest first: at most one item per request (a second waits for the next
-    /// batch, keeping each request's order) and at most the row limit.
+    /// batch, keeping each request's order), at most the row limit, and at most the ring's share of the open requests.
     /// </summary>
     private void Collect(List<(StageWork Work, RequestState State)> batch, Queue<StageWork> deferred)
     {
+        int sequences;
+        lock (_gate) sequences = MicroBatching.SequenceLimit(_requests.Count, _ringStages);
         var rows = 0;
         var waiting = deferred.Count;
         for (var read = 0; ; read++)
@@ -267,7 +285,7 @@ public sealed class StageRuntime : IAsyncDisposable
                 continue;
             }
 
-            if (rows > 0 && rows + work.Rows > _maxBatchRows)
+            if (batch.Count == sequences || (rows > 0 && rows + work.Rows > _maxBatchRows))
             {
                 // Full: this item and every older one not yet taken keep their places.
                 deferred.Enqueue(work);

@@ -67,7 +67,8 @@ public sealed class StageRuntimeTests
         using var a = ModelStage.Load(Folder, new LayerRange(0, 1));
         using var b = ModelStage.Load(Folder, new LayerRange(1, 3));
         using var c = ModelStage.Load(Folder, new LayerRange(3, 4));
-        StageRuntime[] ring = [new(a, 1 << 24), new(b, 1 << 24), new(c, 1 << 24)];
+        // As a shard worker sets them: three requests on a 3-stage ring run as micro-batches of one.
+        StageRuntime[] ring = [new(a, 1 << 24) { RingStages = 3 }, new(b, 1 << 24) { RingStages = 3 }, new(c, 1 << 24) { RingStages = 3 }];
         try
         {
             var tokens = await RunRing(ring, prompts, 24);

@@ -11,9 +11,6 @@ internal sealed unsafe class ComputePipelines : IDisposable
 {
     public const uint PushConstantBytes = 128;
 
-    /// <summary>Most subgroups a workgroup of the matrix × vector kernel may have (MAX_G in matmul.comp).</summary>
-    public const uint MaxMatVecSubgroups = 8;
-
     /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, attention, rmsnorm, silu_mul; matmul has 4 subgroups).</summary>
     public const uint LargestWorkgroup = 256;
 
@@ -21,19 +18,15 @@ internal sealed unsafe class ComputePipelines : IDisposable
     private readonly Dictionary<string, byte[]> _code = new(StringComparer.Ordinal);
     private readonly Dictionary<string, VkPipeline> _pipelines = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
+    private readonly uint _stagedLanes;
 
     /// <param name="device">The device the kernels run on.</param>
-    /// <param name="matVecSubgroups">
-    /// Subgroups in a workgroup of the matrix × vector kernel (G in matmul.comp); by default 4 on a GPU, enough
-    /// invocations per row to keep many reads of the weights in flight, where one subgroup a workgroup leaves most of the
-    /// chip idle; 1 on a CPU implementation, which runs a workgroup on one core, so that more only adds idle lanes.
-    /// </param>
-    public ComputePipelines(VulkanDevice device, uint? matVecSubgroups = null)
+    /// <param name="matVec">The matrix × vector kernel's layout; by default the one for the device's kind.</param>
+    public ComputePipelines(VulkanDevice device, MatVecLayout? matVec = null)
     {
         _device = device;
-        MatVecSubgroups = matVecSubgroups ?? (device.Info.Kind == GpuKind.Cpu ? 1u : 4u);
-        if (MatVecSubgroups is < 1 or > MaxMatVecSubgroups)
-            throw new ArgumentOutOfRangeException(nameof(matVecSubgroups), matVecSubgroups, $"1 to {MaxMatVecSubgroups} subgroups");
+        MatVec = (matVec ?? MatVecLayout.For(device.Info.Kind)).Validated();
+        _stagedLanes = MatVec.StagedLanes(device.SubgroupSize, device.SharedMemoryBytes);
         var vk = device.Vk;
         var range = new PushConstantRange { StageFlags = ShaderStageFlags.ComputeBit, Offset = 0, Size = PushConstantBytes };
         var layoutInfo = new PipelineLayoutCreateInfo { SType = StructureType.PipelineLayoutCreateInfo, PushConstantRangeCount = 1, PPushConstantRanges = &range };
@@ -55,8 +48,8 @@ internal sealed unsafe class ComputePipelines : IDisposable
 
     public PipelineLayout Layout { get; }
 
-    /// <summary>Subgroups in a workgroup of the matrix × vector kernel.</summary>
-    public uint MatVecSubgroups { get; }
+    /// <summary>The matrix × vector kernel's layout.</summary>
+    public MatVecLayout MatVec { get; }
 
     /// <summary>
     /// The kernel's pipeline, built at its first use: a stage uses a few of the kernels (its weight types), and building
@@ -89,10 +82,14 @@ internal sealed unsafe class ComputePipelines : IDisposable
         {
             var entry = stackalloc byte[] { (byte)'m', (byte)'a', (byte)'i', (byte)'n', 0 };
             // Constant 0 is the subgroup size: the workgroup size of the kernels whose workgroup is one subgroup, and S of
-            // those whose workgroup is several (attention, rmsnorm); constant 1 the matrix × vector kernel's workgroup.
-            var constants = stackalloc uint[] { _device.SubgroupSize, MatVecSubgroups * _device.SubgroupSize };
-            var entries = stackalloc SpecializationMapEntry[] { new(0, 0, sizeof(uint)), new(1, sizeof(uint), sizeof(uint)) };
-            var specialization = new SpecializationInfo(2, entries, 2 * sizeof(uint), constants);
+            // those whose workgroup is several (attention, rmsnorm); constant 1 the matrix × vector kernel's workgroup,
+            // constants 2 and 3 the lanes its batch stages at a time and the rows of a batch's pass.
+            var constants = stackalloc uint[] { _device.SubgroupSize, MatVec.Subgroups * _device.SubgroupSize, _stagedLanes, MatVec.BatchPass };
+            var entries = stackalloc SpecializationMapEntry[]
+            {
+                new(0, 0, sizeof(uint)), new(1, sizeof(uint), sizeof(uint)), new(2, 2 * sizeof(uint), sizeof(uint)), new(3, 3 * sizeof(uint), sizeof(uint)),
+            };
+            var specialization = new SpecializationInfo(4, entries, 4 * sizeof(uint), constants);
             var subgroupSize = _device.SubgroupSize;
             var required = new PipelineShaderStageRequiredSubgroupSizeCreateInfo { SType = StructureType.PipelineShaderStageRequiredSubgroupSizeCreateInfo, RequiredSubgroupSize = subgroupSize };
             var full = _device.RequireFullSubgroups;

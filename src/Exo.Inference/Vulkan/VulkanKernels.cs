@@ -39,8 +39,11 @@ internal sealed class VulkanKernels(CommandStream stream)
     /// </summary>
     public const int TiledRows = 32;
 
-    /// <summary>Output rows one workgroup of the matrix × vector kernel computes (ROWS in matmul.comp).</summary>
+    /// <summary>Output rows of one sequence's matrix × vector workgroup (RS in matmul.comp, SINGLE_ROW).</summary>
     private const int MatVecRows = 4;
+
+    /// <summary>Output rows each subgroup of a decode batch's matrix × vector workgroup computes (RS in matmul.comp).</summary>
+    private const int BatchRows = 2;
 
     /// <summary>Bits of the matrix kernels' flags (FLAG_* in matmul.comp and matmul_tiled.comp).</summary>
     [Flags]
@@ -89,7 +92,11 @@ internal sealed class VulkanKernels(CommandStream stream)
         // A profile tells the matrices apart by shape (the bandwidth each reaches); labels are made only then.
         var label = stream.Timing ? $"{kernel} {w.Rows}x{w.Columns}" : null;
         if (n >= TiledRows) stream.Dispatch(kernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64), label);
-        else stream.Dispatch(kernel, push, (w.Rows + MatVecRows - 1) / MatVecRows, label);
+        else
+        {
+            var rowsPerGroup = n == 1 ? MatVecRows : BatchRows * (int)stream.MatVec.Subgroups;
+            stream.Dispatch(kernel, push, (w.Rows + rowsPerGroup - 1) / rowsPerGroup, label);
+        }
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>

@@ -260,6 +260,7 @@ public sealed unsafe class VulkanKernelTests(GpuFixture gpu) : IClassFixture<Gpu
     [InlineData(6, 40, 16, 256)]    // a sliding window, the widest head
     [InlineData(3, 700, 300, 64)]   // a window that starts inside the third span, rows across the span boundary
     [InlineData(300, 0, 0, 32)]     // a prefill longer than one span
+    [InlineData(4, 33, 0, 20)]      // a head not a multiple of a subgroup: lanes without a dimension
     public void AttentionMatchesTheReference(int count, int first, int window, int headDim)
     {
         var random = new Random(count * 1000 + first);

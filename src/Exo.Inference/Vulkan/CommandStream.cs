@@ -50,6 +50,9 @@ internal sealed unsafe class CommandStream : IDisposable
         }
     }
 
+    /// <summary>The matrix × vector kernel's layout, which sets its launch geometry.</summary>
+    public MatVecLayout MatVec => _pipelines.MatVec;
+
     /// <summary>Whether launches are timed (exo bench --profile): only then is a launch's label worth making.</summary>
     public bool Timing => _timestamps.Handle != 0;
 

@@ -11,15 +11,22 @@ internal sealed unsafe class ComputePipelines : IDisposable
 {
     public const uint PushConstantBytes = 128;
 
-    /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, attention, rmsnorm, add, silu_mul).</summary>
+    /// <summary>The most invocations any kernel's workgroup has (matmul_tiled, attention, rmsnorm, silu_mul; matmul has 4 subgroups).</summary>
     public const uint LargestWorkgroup = 256;
 
     private readonly VulkanDevice _device;
+    private readonly Dictionary<string, byte[]> _code = new(StringComparer.Ordinal);
     private readonly Dictionary<string, VkPipeline> _pipelines = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly uint _stagedLanes;
 
-    public ComputePipelines(VulkanDevice device)
+    /// <param name="device">The device the kernels run on.</param>
+    /// <param name="matVec">The matrix × vector kernel's layout; by default the one for the device's kind.</param>
+    public ComputePipelines(VulkanDevice device, MatVecLayout? matVec = null)
     {
         _device = device;
+        MatVec = (matVec ?? MatVecLayout.For(device.Info.Kind)).Validated();
+        _stagedLanes = MatVec.StagedLanes(device.SubgroupSize, device.SharedMemoryBytes);
         var vk = device.Vk;
         var range = new PushConstantRange { StageFlags = ShaderStageFlags.ComputeBit, Offset = 0, Size = PushConstantBytes };
         var layoutInfo = new PipelineLayoutCreateInfo { SType = StructureType.PipelineLayoutCreateInfo, PushConstantRangeCount = 1, PPushConstantRanges = &range };
@@ -33,16 +40,33 @@ internal sealed unsafe class ComputePipelines : IDisposable
             using var stream = assembly.GetManifestResourceStream(resource)!;
             var code = new byte[stream.Length];
             stream.ReadExactly(code);
-            _pipelines[Path.GetFileNameWithoutExtension(resource)] = Create(code);
+            _code[Path.GetFileNameWithoutExtension(resource)] = code;
         }
 
-        if (_pipelines.Count == 0) throw new GpuUnavailableException("this build carries no GPU kernels (SPIR-V); rebuild with glslc installed");
+        if (_code.Count == 0) throw new GpuUnavailableException("this build carries no GPU kernels (SPIR-V); rebuild with glslc installed");
     }
 
     public PipelineLayout Layout { get; }
 
-    public VkPipeline this[string name] => _pipelines.TryGetValue(name, out var p) ? p
-        : throw new InvalidOperationException($"no GPU kernel named {name}");
+    /// <summary>The matrix × vector kernel's layout.</summary>
+    public MatVecLayout MatVec { get; }
+
+    /// <summary>
+    /// The kernel's pipeline, built at its first use: a stage uses a few of the kernels (its weight types), and building
+    /// one is a compilation (long on a CPU implementation).
+    /// </summary>
+    public VkPipeline this[string name]
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_pipelines.TryGetValue(name, out var pipeline)) return pipeline;
+                if (!_code.TryGetValue(name, out var code)) throw new InvalidOperationException($"no GPU kernel named {name}");
+                return _pipelines[name] = Create(code);
+            }
+        }
+    }
 
     private VkPipeline Create(byte[] code)
     {
@@ -58,10 +82,15 @@ internal sealed unsafe class ComputePipelines : IDisposable
         {
             var entry = stackalloc byte[] { (byte)'m', (byte)'a', (byte)'i', (byte)'n', 0 };
             // Constant 0 is the subgroup size: the workgroup size of the kernels whose workgroup is one subgroup, and S of
-            // those whose workgroup is several (attention, rmsnorm).
+            // those whose workgroup is several (attention, rmsnorm); constant 1 the matrix × vector kernel's workgroup,
+            // constants 2 and 3 the lanes its batch stages at a time and the rows of a batch's pass.
+            var constants = stackalloc uint[] { _device.SubgroupSize, MatVec.Subgroups * _device.SubgroupSize, _stagedLanes, MatVec.BatchPass };
+            var entries = stackalloc SpecializationMapEntry[]
+            {
+                new(0, 0, sizeof(uint)), new(1, sizeof(uint), sizeof(uint)), new(2, 2 * sizeof(uint), sizeof(uint)), new(3, 3 * sizeof(uint), sizeof(uint)),
+            };
+            var specialization = new SpecializationInfo(4, entries, 4 * sizeof(uint), constants);
             var subgroupSize = _device.SubgroupSize;
-            var mapEntry = new SpecializationMapEntry(0, 0, sizeof(uint));
-            var specialization = new SpecializationInfo(1, &mapEntry, sizeof(uint), &subgroupSize);
             var required = new PipelineShaderStageRequiredSubgroupSizeCreateInfo { SType = StructureType.PipelineShaderStageRequiredSubgroupSizeCreateInfo, RequiredSubgroupSize = subgroupSize };
             var full = _device.RequireFullSubgroups;
             var info = new ComputePipelineCreateInfo

@@ -67,6 +67,9 @@ public sealed unsafe class VulkanDevice : IDisposable
     /// </summary>
     internal bool RequireFullSubgroups { get; private set; }
 
+    /// <summary>Bytes of shared memory a workgroup may use (maxComputeSharedMemorySize: 16 KiB at least).</summary>
+    internal uint SharedMemoryBytes { get; private set; }
+
     /// <summary>Nanoseconds per timestamp tick; 0 when the compute queue cannot write timestamps.</summary>
     internal float TimestampPeriod { get; private set; }
 
@@ -175,6 +178,7 @@ public sealed unsafe class VulkanDevice : IDisposable
                 $"{Info.Name} runs subgroups of {sizes.MinSubgroupSize} to {sizes.MaxSubgroupSize} lanes and cannot be asked for whole subgroups of {SubgroupSize} " +
                 "(subgroup size control with full compute subgroups), which the GPU kernels need; run with --backend cpu");
         }
+        SharedMemoryBytes = properties2.Properties.Limits.MaxComputeSharedMemorySize;
         TimestampPeriod = families[family].TimestampValidBits > 0 ? properties2.Properties.Limits.TimestampPeriod : 0;
         if (!v12.BufferDeviceAddress)
             throw new GpuUnavailableException($"{Info.Name} lacks buffer device addresses (Vulkan 1.2), which the GPU kernels use; run with --backend cpu");

@@ -12,6 +12,8 @@ internal sealed record GpuMatrix(GpuBuffer Buffer, DType Type, int Rows, int Col
     // The kernels compiled for its type, named once here rather than at every launch.
     public string MatVecKernel { get; } = "matmul_" + VulkanKernels.TypeName(Type);
     public string MatVec1Kernel { get; } = "matmul1_" + VulkanKernels.TypeName(Type);
+    public string GluKernel { get; } = "matmul_glu_" + VulkanKernels.TypeName(Type);
+    public string Glu1Kernel { get; } = "matmul1_glu_" + VulkanKernels.TypeName(Type);
     public string TiledKernel { get; } = "matmul_tiled_" + VulkanKernels.TypeName(Type);
     public string EmbedKernel { get; } = "embed_" + VulkanKernels.TypeName(Type);
 }
@@ -37,18 +39,64 @@ internal sealed class VulkanKernels(CommandStream stream)
     /// </summary>
     public const int TiledRows = 32;
 
-    /// <summary>Output rows one workgroup of the matrix × vector kernel computes (ROWS in matmul.comp).</summary>
+    /// <summary>Output rows of one sequence's matrix × vector workgroup (RS in matmul.comp, SINGLE_ROW).</summary>
     private const int MatVecRows = 4;
 
-    /// <summary>y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias).</summary>
-    public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y)
+    /// <summary>Output rows each subgroup of a decode batch's matrix × vector workgroup computes (RS in matmul.comp).</summary>
+    private const int BatchRows = 2;
+
+    /// <summary>Bits of the matrix kernels' flags (FLAG_* in matmul.comp and matmul_tiled.comp).</summary>
+    [Flags]
+    private enum MatMulFlags : uint
     {
-        var push = new MatMulPush(x, w.Values, w.Scales, bias, y, (uint)n, (uint)w.Rows, (uint)w.Columns, bias != 0 ? 1u : 0u);
+        None = 0,
+        Bias = 1,
+        Accumulate = 2,
+        Bias2 = 4,
+    }
+
+    /// <summary>
+    /// y[n, w.Rows] = x[n, w.Columns] · wᵀ (+ bias); with <paramref name="accumulate"/>, added to y instead (the residual
+    /// connection, without a pass of its own).
+    /// </summary>
+    public void MatMul(ulong x, int n, GpuMatrix w, ulong bias, ulong y, bool accumulate = false)
+    {
+        var flags = (bias != 0 ? MatMulFlags.Bias : 0) | (accumulate ? MatMulFlags.Accumulate : 0);
         var kernel = n >= TiledRows ? w.TiledKernel : n == 1 ? w.MatVec1Kernel : w.MatVecKernel;
+        Launch(kernel, new MatMulPush(x, w.Values, w.Scales, bias, y, 0, 0, 0, (uint)n, (uint)w.Rows, (uint)w.Columns, flags), n, w);
+    }
+
+    /// <summary>
+    /// gate[n, rows] = silu(x · gateᵀ + gateBias) · (x · upᵀ + upBias): for a decode batch one pass over both matrices;
+    /// from <see cref="TiledRows"/> rows on, or where the two are stored as different types, the two products (up into
+    /// <paramref name="upScratch"/>) and then <see cref="SiluMul"/>, after a barrier.
+    /// </summary>
+    public void GatedUp(ulong x, int n, GpuMatrix gateW, ulong gateBias, GpuMatrix upW, ulong upBias, ulong gate, ulong upScratch)
+    {
+        if (n >= TiledRows || upW.Type != gateW.Type || upW.Rows != gateW.Rows || upW.Columns != gateW.Columns)
+        {
+            MatMul(x, n, gateW, gateBias, gate);
+            MatMul(x, n, upW, upBias, upScratch);
+            stream.Barrier();
+            SiluMul(gate, upScratch, n * gateW.Rows);
+            return;
+        }
+
+        var flags = (gateBias != 0 ? MatMulFlags.Bias : 0) | (upBias != 0 ? MatMulFlags.Bias2 : 0);
+        Launch(n == 1 ? gateW.Glu1Kernel : gateW.GluKernel,
+            new MatMulPush(x, gateW.Values, gateW.Scales, gateBias, gate, upW.Values, upW.Scales, upBias, (uint)n, (uint)gateW.Rows, (uint)gateW.Columns, flags), n, gateW);
+    }
+
+    private void Launch(string kernel, in MatMulPush push, int n, GpuMatrix w)
+    {
         // A profile tells the matrices apart by shape (the bandwidth each reaches); labels are made only then.
         var label = stream.Timing ? $"{kernel} {w.Rows}x{w.Columns}" : null;
         if (n >= TiledRows) stream.Dispatch(kernel, push, (long)((w.Rows + 63) / 64) * ((n + 63) / 64), label);
-        else stream.Dispatch(kernel, push, (w.Rows + MatVecRows - 1) / MatVecRows, label);
+        else
+        {
+            var rowsPerGroup = n == 1 ? MatVecRows : BatchRows * (int)stream.MatVec.Subgroups;
+            stream.Dispatch(kernel, push, (w.Rows + rowsPerGroup - 1) / rowsPerGroup, label);
+        }
     }
 
     /// <summary>y[n, table.Columns] = table rows of tokens[n].</summary>
@@ -58,8 +106,9 @@ internal sealed class VulkanKernels(CommandStream stream)
     public void RmsNorm(ulong x, int n, int width, ulong weight, float eps, ulong y) =>
         stream.Dispatch("rmsnorm", new RmsNormPush(x, weight, y, (uint)n, (uint)width, eps), n);
 
-    public void Rope(ulong x, int n, int heads, int headDim, ulong cos, ulong sin) =>
-        stream.Dispatch("rope", new RopePush(x, cos, sin, (uint)n, (uint)heads, (uint)headDim), ((long)n * heads * (headDim / 2) + 127) / 128);
+    /// <summary>Rotates x[n, heads, headDim] into y (x itself, or where the rows go: a KV cache).</summary>
+    public void Rope(ulong x, int n, int heads, int headDim, ulong cos, ulong sin, ulong y) =>
+        stream.Dispatch("rope", new RopePush(x, y, cos, sin, (uint)n, (uint)heads, (uint)headDim), ((long)n * heads * (headDim / 2) + 127) / 128);
 
     /// <summary>Positions one workgroup of the attention kernel scores (SPAN in attention.comp).</summary>
     public const int AttentionSpan = 256;
@@ -85,11 +134,11 @@ internal sealed class VulkanKernels(CommandStream stream)
 
     public void SiluMul(ulong gate, ulong up, int count) => stream.Dispatch("silu_mul", new PairPush(gate, up, (uint)count), (count + 255) / 256);
 
-    public void Add(ulong x, ulong y, int count) => stream.Dispatch("add", new PairPush(x, y, (uint)count), (count + 255) / 256);
 
     // Push constant blocks, field for field as each shader declares them.
     [StructLayout(LayoutKind.Sequential)]
-    private readonly record struct MatMulPush(ulong X, ulong W, ulong Scales, ulong Bias, ulong Y, uint N, uint Rows, uint Cols, uint HasBias);
+    private readonly record struct MatMulPush(ulong X, ulong W, ulong Scales, ulong Bias, ulong Y, ulong W2, ulong Scales2, ulong Bias2,
+        uint N, uint Rows, uint Cols, MatMulFlags Flags);
 
     [StructLayout(LayoutKind.Sequential)]
     private readonly record struct EmbedPush(ulong Tokens, ulong W, ulong Scales, ulong Y, uint N, uint Cols);
@@ -98,7 +147,7 @@ internal sealed class VulkanKernels(CommandStream stream)
     private readonly record struct RmsNormPush(ulong X, ulong Weight, ulong Y, uint N, uint Width, float Eps);
 
     [StructLayout(LayoutKind.Sequential)]
-    private readonly record struct RopePush(ulong X, ulong Cos, ulong Sin, uint N, uint Heads, uint HeadDim);
+    private readonly record struct RopePush(ulong X, ulong Y, ulong Cos, ulong Sin, uint N, uint Heads, uint HeadDim);
 
     [StructLayout(LayoutKind.Sequential)]
     private readonly record struct AttentionPush(ulong Q, ulong Keys, ulong Values, ulong Partials, uint Count, uint First, uint Heads, uint KvHeads, uint HeadDim, uint Window, uint Spans);

@@ -208,11 +208,18 @@ public sealed class VulkanStage : IModelStage
             if (observe is not null) Observe(observe, Layers.Start + l, w.X, rows);
 
             // Attention block: x += o_proj(attention(rope(q), rope(k), v)).
+            // One sequence's new keys and values go straight into its cache (values from their projection, keys from
+            // rope); a batch's go through the workspace, then a copy into each sequence's cache.
+            var single = batch.Length == 1 ? (GpuKvCache)batch[0].Cache : null;
+            var kvAt = single is null ? 0 : single.Length * kvRowBytes;
+            var vOut = single is null ? vNew : single.Buffer.Address + (ulong)(single.ValuesOffset(l) + kvAt);
+            var kOut = single is null ? kNew : single.Buffer.Address + (ulong)(single.KeysOffset(l) + kvAt);
+
             k.RmsNorm(x, rows, c.HiddenSize, lw.InputNorm, eps, xn);
             s.Barrier();
             k.MatMul(xn, rows, lw.QProj, lw.QBias, q);
             k.MatMul(xn, rows, lw.KProj, lw.KBias, kNew);
-            k.MatMul(xn, rows, lw.VProj, lw.VBias, vNew);
+            k.MatMul(xn, rows, lw.VProj, lw.VBias, vOut);
             s.Barrier();
             if (c.QkNorm)
             {
@@ -221,39 +228,35 @@ public sealed class VulkanStage : IModelStage
                 s.Barrier();
             }
 
-            k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin);
-            k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin);
+            k.Rope(q, rows, c.HeadCount, c.HeadDim, cos, sin, q);
+            k.Rope(kNew, rows, c.KvHeadCount, c.HeadDim, cos, sin, kOut);
             s.Barrier();
 
-            // The new keys and values go into each sequence's cache, then each sequence attends over its cache.
-            row = 0;
-            foreach (var chunk in batch)
+            if (single is null)
             {
-                var cache = (GpuKvCache)chunk.Cache;
-                s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
-                row += chunk.Count;
+                row = 0;
+                foreach (var chunk in batch)
+                {
+                    var cache = (GpuKvCache)chunk.Cache;
+                    s.Copy(w.K, row * kvRowBytes, cache.Buffer, cache.KeysOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                    s.Copy(w.V, row * kvRowBytes, cache.Buffer, cache.ValuesOffset(l) + chunk.Cache.Length * kvRowBytes, chunk.Count * kvRowBytes);
+                    row += chunk.Count;
+                }
+
+                s.Barrier();
             }
 
-            s.Barrier();
             Attend(batch, l, q, attention);
             s.Barrier();
-            k.MatMul(attention, rows, lw.OProj, lw.OBias, projected);
-            s.Barrier();
-            k.Add(x, projected, rows * c.HiddenSize);
+            k.MatMul(attention, rows, lw.OProj, lw.OBias, x, accumulate: true);
             s.Barrier();
 
             // Feed-forward block: x += down(silu(gate(x)) * up(x)).
             k.RmsNorm(x, rows, c.HiddenSize, lw.PostAttentionNorm, eps, xn);
             s.Barrier();
-            k.MatMul(xn, rows, lw.GateProj, lw.GateBias, gate);
-            k.MatMul(xn, rows, lw.UpProj, lw.UpBias, up);
+            k.GatedUp(xn, rows, lw.GateProj, lw.GateBias, lw.UpProj, lw.UpBias, gate, up);
             s.Barrier();
-            k.SiluMul(gate, up, rows * c.IntermediateSize);
-            s.Barrier();
-            k.MatMul(gate, rows, lw.DownProj, lw.DownBias, projected);
-            s.Barrier();
-            k.Add(x, projected, rows * c.HiddenSize);
+            k.MatMul(gate, rows, lw.DownProj, lw.DownBias, x, accumulate: true);
             s.Barrier();
         }
 

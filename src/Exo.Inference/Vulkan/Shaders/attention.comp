@@ -6,8 +6,9 @@
 // over positions p in [start, first + i], start = first + i − window + 1 when a sliding window is set, else 0.
 // Launch: (count · heads) × spans workgroups of 256 threads: SUBGROUPS subgroups of S lanes. Workgroup (g, s) takes
 // positions [s · SPAN, (s + 1) · SPAN) of row g / heads, head g % heads; subgroup k takes the k-th tile of S positions
-// of the span (one position per lane), its maximum and sum, and lane t keeps output dimensions t, t + S, ...
-// (headDim ≤ 256). The subgroups' results are then folded into one, in subgroup order, in
+// of the span, its maximum and sum. Lane t holds dimensions t, t + S, ... of q and of the output (headDim ≤ 256): the
+// subgroup scores the tile's keys one after another, each lane reading its dimensions of the key (neighbouring lanes,
+// neighbouring words) and subgroupAdd giving the score, which lane j of the tile keeps for position j. The subgroups' results are then folded into one, in subgroup order, in
 // shared memory, and written as the span's partial result [max, sum, acc[headDim]] to partials[g, s]. Spans and
 // tiles are fixed in absolute positions, so a row's arithmetic is the same however the sequence was batched.
 #extension GL_GOOGLE_include_directive : require
@@ -57,8 +58,12 @@ void main()
     uint end = min(position + 1u, (span + 1u) * SPAN); // exclusive
     float scale = inversesqrt(float(p.headDim));
     float runningMax = -1.0 / 0.0, runningSum = 0.0;
-    float acc[MAX_DIMS];
-    [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++) acc[d] = 0.0;
+    float acc[MAX_DIMS], qv[MAX_DIMS];
+    [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++)
+    {
+        acc[d] = 0.0;
+        qv[d] = d < dims && d * lanes + t < p.headDim ? p.q.v[qAt + d * lanes + t] : 0.0;
+    }
     // This subgroup's tile of the span, [tile, tile + S); only positions in [start, end) count.
     uint tile = span * SPAN + sg * lanes;
     if (tile + lanes > start && tile < end)
@@ -66,12 +71,16 @@ void main()
         uint pos = tile + t;
         bool counts = pos >= start && pos < end;
         float score = -1.0 / 0.0;
-        if (counts)
+        for (uint j = max(start, tile) - tile; j < min(lanes, end - tile); j++)
         {
-            uint kAt = pos * kvDim + kvOffset;
-            float dot = 0.0;
-            for (uint d = 0u; d < p.headDim; d++) dot = fma(p.q.v[qAt + d], p.keys.v[kAt + d], dot);
-            score = dot * scale;
+            uint kAt = (tile + j) * kvDim + kvOffset;
+            float part = 0.0;
+            [[unroll]] for (uint d = 0u; d < MAX_DIMS; d++)
+            {
+                if (d < dims && d * lanes + t < p.headDim) part = fma(qv[d], p.keys.v[kAt + d * lanes + t], part);
+            }
+            float dot = subgroupAdd(part);
+            if (t == j) score = dot * scale;
         }
 
         runningMax = subgroupMax(score);

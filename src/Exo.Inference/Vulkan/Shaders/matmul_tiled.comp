@@ -1,6 +1,6 @@
 #version 450
-// y[n, rows] = x[n, cols] · W[rows, cols]ᵀ (+ bias[rows]) for many activation rows at once (prefill), W of the type
-// compiled in (weights.glsl). Each weight is dequantized once per TM activation rows, not once per NB as in matmul.comp.
+// y[n, rows] = x[n, cols] · W[rows, cols]ᵀ (+ bias[rows]) (+ y itself, the residual, where FLAG_ACCUMULATE is set) for
+// many activation rows at once (prefill), W of the type compiled in (weights.glsl). Each weight is dequantized once per TM activation rows, not once per NB as in matmul.comp.
 // Launch: ceil(rows / TN) · ceil(n / TM) workgroups of 256 threads (16 × 16); workgroup (wn, wm) computes the output
 // tile rows [wm·TM, +TM) × columns [wn·TN, +TN). Per 32-value step, threads stage x's [TM, 32] and W's dequantized
 // [TN, 32] in shared memory, both transposed (k major); thread (ty, tx) then accumulates outputs (ty + 16i, tx + 16j),
@@ -17,13 +17,18 @@ layout(push_constant) uniform Push
     Vec4s x;        // [n, cols / 4]
     Quads w;        // weight values (see weights.glsl)
     Words scales;   // weight scales, where the type has them apart
-    Floats bias;    // [rows], read when hasBias != 0
+    Floats bias;    // [rows], read with FLAG_BIAS
     Floats y;       // [n, rows]
+    Quads w2;       // matmul.comp's GLU operands, unused here: the two kernels share one push constant block
+    Words scales2;
+    Floats bias2;
     uint n;
     uint rows;
     uint cols;
-    uint hasBias;
+    uint flags;
 } p;
+
+const uint FLAG_BIAS = 1u, FLAG_ACCUMULATE = 2u; // VulkanKernels.MatMulFlags
 
 const uint TM = 64u, TN = 64u;
 // k major and unpadded: 16 KiB in all, the least shared memory Vulkan promises (maxComputeSharedMemorySize). For a
@@ -79,7 +84,12 @@ void main()
         [[unroll]] for (uint j = 0u; j < 4u; j++)
         {
             uint col = wn * TN + tx + 16u * j;
-            if (row < p.n && col < p.rows) p.y.v[row * p.rows + col] = acc[i][j] + (p.hasBias != 0u ? p.bias.v[col] : 0.0);
+            if (row < p.n && col < p.rows)
+            {
+                float out_ = acc[i][j] + ((p.flags & FLAG_BIAS) != 0u ? p.bias.v[col] : 0.0);
+                if ((p.flags & FLAG_ACCUMULATE) != 0u) out_ = p.y.v[row * p.rows + col] + out_;
+                p.y.v[row * p.rows + col] = out_;
+            }
         }
     }
 }

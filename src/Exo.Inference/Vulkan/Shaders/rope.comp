@@ -1,5 +1,5 @@
 #version 450
-// Rotates x[n, heads, headDim] in place by the angles of each row's position: pairs (i, i + headDim/2), the "rotate
+// Rotates x[n, heads, headDim] into y (x itself, or a KV cache's rows) by the angles of each row's position: pairs (i, i + headDim/2), the "rotate
 // half" layout of Hugging Face checkpoints; cos and sin [n, headDim/2] come from the host's RotaryEmbedding, so every
 // rope type the CPU engine knows is computed once, there.
 // Launch: ceil(n · heads · headDim/2 / 128) workgroups of 128 threads, one pair each.
@@ -11,6 +11,7 @@ layout(local_size_x = 128) in;
 layout(push_constant) uniform Push
 {
     Floats x;       // [n, heads * headDim]
+    Floats y;       // [n, heads * headDim]
     Floats cos;     // [n, headDim / 2]
     Floats sin;     // [n, headDim / 2]
     uint n;
@@ -27,6 +28,6 @@ void main()
     uint at = row * p.heads * p.headDim + head * p.headDim + j;
     float c = p.cos.v[row * half_ + j], s = p.sin.v[row * half_ + j];
     float a = p.x.v[at], b = p.x.v[at + half_];
-    p.x.v[at] = a * c - b * s;
-    p.x.v[at + half_] = b * c + a * s;
+    p.y.v[at] = a * c - b * s;
+    p.y.v[at + half_] = b * c + a * s;
 }

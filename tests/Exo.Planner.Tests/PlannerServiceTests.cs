@@ -47,9 +47,10 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
     /// A planner of the shipped model following the registry, keeping its placements in the test's Redis or in memory;
     /// one ring over every node unless <paramref name="replicas"/> says otherwise (the tiny model fits every test node).
     /// </summary>
-    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process, Health.HealthClient Health) StartPlanner(bool inRedis, string replicas = "1")
+    private (Contracts.V1.Planner.PlannerClient Client, ServiceProcess Process, Health.HealthClient Health) StartPlanner(bool inRedis, string replicas = "1", string quantize = "none")
     {
-        var (channel, process, _) = Start("Exo.Planner.dll", PlannerEnvironment(inRedis ? redis.Configuration : null), [.. PlannerArgs, "--Planner:Replicas", replicas]);
+        var (channel, process, _) = Start("Exo.Planner.dll", PlannerEnvironment(inRedis ? redis.Configuration : null),
+            [.. PlannerArgs, "--Planner:Replicas", replicas, "--Planner:Quantize", quantize]);
         return (new Contracts.V1.Planner.PlannerClient(channel), process, new Health.HealthClient(channel));
     }
 
@@ -164,6 +165,24 @@ public sealed class PlannerServiceTests(RedisServer redis) : IDisposable
         Assert.Equal("small", Stages(left)[0].NodeId);
         Assert.True(left.Version > two.Version);
         Assert.Equal(left, await planner.GetPlacementAsync(new GetPlacementRequest { ModelId = Model }));
+    }
+
+    [Fact]
+    public async Task WithQuantizeSetOnlyNodesThatCanLoadTheTypeArePlacedAndThePlacementCarriesIt()
+    {
+        var registry = StartRegistry();
+        var (planner, _, _) = StartPlanner(inRedis: false, quantize: "q8_0");
+        using var watch = Watch(planner);
+
+        // A worker from before the setting lists no types: it would load the weights as stored, which the plan did not size.
+        await Eventually(async () => await registry.RegisterAsync(new RegisterRequest { Node = Node("old", 4), InstanceToken = "1" }));
+        Assert.Contains("can load weights quantized to q8_0 (Planner__Quantize): upgrade the workers", await Problem(planner, "q8_0"));
+
+        var current = Node("new", 1);
+        current.WeightTypes.AddRange(["q8_0", "q4_0"]);
+        await registry.RegisterAsync(new RegisterRequest { Node = current, InstanceToken = "2" });
+        var placed = await NextWithStages(watch, 1);
+        Assert.Equal(("new", "q8_0"), (Stages(placed)[0].NodeId, placed.WeightType));
     }
 
     [Fact]

@@ -48,6 +48,7 @@ public sealed class RegistryServiceTests(RedisServer redis) : IDisposable
         TotalMemoryBytes = (ulong)(gb * 1_000_000_000),
         AvailableMemoryBytes = (ulong)(gb * 800_000_000),
         Version = "test",
+        WeightTypes = { "q8_0", "q4_0" },
     };
 
     private static string Unique(string name) => $"{name}-{Guid.NewGuid().ToString("N")[..8]}";

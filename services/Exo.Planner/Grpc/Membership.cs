@@ -49,6 +49,7 @@ public sealed class Membership
     public static bool Matters(NodeInfo kept, NodeInfo next) =>
         kept.GrpcEndpoint != next.GrpcEndpoint
         || kept.FetchesModels != next.FetchesModels
+        || !kept.WeightTypes.ToHashSet(StringComparer.Ordinal).SetEquals(next.WeightTypes)
         || !kept.ModelsOnDisk.ToHashSet(StringComparer.Ordinal).SetEquals(next.ModelsOnDisk)
         || Moved(kept.AvailableMemoryBytes, next.AvailableMemoryBytes)
         || Moved(kept.BandwidthBytesPerSecond, next.BandwidthBytesPerSecond)

@@ -69,13 +69,15 @@ public sealed partial class MembershipPlanner(
         foreach (var (model, profile) in models)
         {
             var current = board.Current(model);
-            var members = Members(nodes, model);
+            var members = Members(nodes, model, quantization);
             var capacities = members.Select(n => new NodeCapacity(n.NodeId, (long)Math.Min(n.AvailableMemoryBytes, long.MaxValue), n.BandwidthBytesPerSecond, n.Flops)).ToArray();
             var result = members.Length == 0 ? null : ReplicaPlanner.TryPlan(capacities, profile, replicas, Rings(current));
             if (result is not { Succeeded: true })
             {
                 var problem = nodes.Length == 0 ? NoWorkers
-                    : members.Length == 0 ? $"no worker has model '{model}' in its models directory"
+                    : members.Length == 0 ? Members(nodes, model, new WeightQuantization(null)).Length > 0
+                        ? $"no worker that can hold model '{model}' can load weights quantized to {quantization} (Planner__Quantize): upgrade the workers"
+                        : $"no worker has model '{model}' in its models directory"
                     : result!.Error!;
                 if (current is { Rings.Count: 0 } && current.Problem == problem) continue;
                 await board.PublishAsync(new Contracts.V1.Placement { ModelId = model, Version = (ulong)await board.NextVersionAsync(cancellationToken), Problem = problem }, cancellationToken);
@@ -107,10 +109,11 @@ public sealed partial class MembershipPlanner(
 
     /// <summary>
     /// The nodes that can load the model's layers: those with it in their models directory, and, while one of those is in
-    /// the cluster to copy it from, those that fetch what they lack.
+    /// the cluster to copy it from, those that fetch what they lack; of those, only nodes that can quantize to the type asked for.
     /// </summary>
-    private static NodeInfo[] Members(NodeInfo[] nodes, string model)
+    private static NodeInfo[] Members(NodeInfo[] nodes, string model, WeightQuantization quantization)
     {
+        if (quantization.Type is not null) nodes = [.. nodes.Where(n => n.WeightTypes.Contains(quantization.Name, StringComparer.Ordinal))];
         var holders = nodes.Where(n => n.ModelsOnDisk.Contains(model, StringComparer.Ordinal)).ToArray();
         return holders.Length == 0 ? [] : [.. holders, .. nodes.Where(n => n.FetchesModels && !holders.Contains(n))];
     }

@@ -104,6 +104,7 @@ public sealed partial class RegistryService(INodeStore store, UnreachableNodes u
         Flops = node.Flops,
         ModelsOnDisk = node.ModelsOnDisk.ToArray(),
         FetchesModels = node.FetchesModels,
+        WeightTypes = node.WeightTypes.ToArray(),
         Version = node.Version,
     };
 
@@ -126,6 +127,7 @@ public sealed partial class RegistryService(INodeStore store, UnreachableNodes u
             Version = record.Version,
         };
         message.ModelsOnDisk.AddRange(record.ModelsOnDisk);
+        message.WeightTypes.AddRange(record.WeightTypes);
         return message;
     }
 

@@ -10,6 +10,7 @@ public sealed record NodeRecord
 {
     private const int MaxText = 256;
     private const int MaxModels = 1024;
+    private const int MaxWeightTypes = 16;
 
     public required string NodeId { get; init; }
     public required string InstanceToken { get; init; }
@@ -29,6 +30,8 @@ public sealed record NodeRecord
     public IReadOnlyList<string> ModelsOnDisk { get; init; } = [];
     /// <summary>The node fetches a model it is given but lacks, from a peer that has it.</summary>
     public bool FetchesModels { get; init; }
+    /// <summary>The types the node can quantize weight matrices to as it loads them.</summary>
+    public IReadOnlyList<string> WeightTypes { get; init; } = [];
     /// <summary>The software version the node runs.</summary>
     public string Version { get; init; } = "";
     public DateTimeOffset RegisteredAt { get; init; }
@@ -36,8 +39,10 @@ public sealed record NodeRecord
 
     /// <summary>Whether both describe the node alike, ignoring the registry's times.</summary>
     public bool SameDetailsAs(NodeRecord other) =>
-        this with { RegisteredAt = default, LastSeenAt = default, ModelsOnDisk = [] } == other with { RegisteredAt = default, LastSeenAt = default, ModelsOnDisk = [] }
-        && ModelsOnDisk.SequenceEqual(other.ModelsOnDisk, StringComparer.Ordinal);
+        this with { RegisteredAt = default, LastSeenAt = default, ModelsOnDisk = [], WeightTypes = [] }
+            == other with { RegisteredAt = default, LastSeenAt = default, ModelsOnDisk = [], WeightTypes = [] }
+        && ModelsOnDisk.SequenceEqual(other.ModelsOnDisk, StringComparer.Ordinal)
+        && WeightTypes.SequenceEqual(other.WeightTypes, StringComparer.Ordinal);
 
     /// <summary>Checks everything a node sent, since it arrives over the wire; the message names the node and the field.</summary>
     public void Validate()
@@ -61,6 +66,9 @@ public sealed record NodeRecord
         if (ModelsOnDisk is null || ModelsOnDisk.Count > MaxModels)
             throw new ArgumentException($"{Where()}: models on disk must be a list of at most {MaxModels}");
         foreach (var model in ModelsOnDisk) Text(model, "model name", required: true);
+        if (WeightTypes is null || WeightTypes.Count > MaxWeightTypes)
+            throw new ArgumentException($"{Where()}: weight types must be a list of at most {MaxWeightTypes}");
+        foreach (var type in WeightTypes) Text(type, "weight type", required: true);
 
         void Text(string? value, string field, bool required)
         {

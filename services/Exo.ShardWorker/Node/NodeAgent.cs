@@ -135,6 +135,7 @@ public sealed partial class NodeAgent(
         };
         info.ModelsOnDisk.AddRange(hosts.ModelsOnDisk());
         info.FetchesModels = true;
+        info.WeightTypes.AddRange(Exo.Inference.Weights.LoadQuantization.Supported.Select(t => Exo.Inference.Weights.LoadQuantization.Name(t)));
         return info;
     }
 

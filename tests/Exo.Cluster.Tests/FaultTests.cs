@@ -22,6 +22,13 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
     /// <summary>Where the fault strikes: after this many tokens have reached the client.</summary>
     private const int FaultAfter = 4;
 
+    /// <summary>
+    /// The shipped model's end tokens, banned by logit_bias: every answer runs to <see cref="Tokens"/> tokens (its own
+    /// greedy answer without them), long enough that a re-plan lands while it is still being generated however fast
+    /// the machine is (the natural answer ends after about 40 chunks, a second on a quiet machine).
+    /// </summary>
+    private static readonly int[] EndTokens = [0, 2];
+
     private const int SigStop = 19;
     private const int SigCont = 18;
 
@@ -37,6 +44,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
         var last = TimeSpan.Zero;
         string? finish = null;
         var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = Tokens };
+        foreach (var end in EndTokens) options.LogitBiases[end] = -100;
         await foreach (var update in _client.GetChatClient(Cluster.Model).CompleteChatStreamingAsync([new UserChatMessage(Question)], options))
         {
             finish ??= update.FinishReason?.ToString();
@@ -173,7 +181,11 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output) : ICla
     private async Task<(string Text, string Error)> StreamRawAsync(Action fault)
     {
         using var http = new HttpClient { BaseAddress = cluster.Api };
-        var body = new { model = Cluster.Model, stream = true, temperature = 0, max_tokens = Tokens, messages = new[] { new { role = "user", content = Question } } };
+        var body = new
+        {
+            model = Cluster.Model, stream = true, temperature = 0, max_tokens = Tokens, messages = new[] { new { role = "user", content = Question } },
+            logit_bias = EndTokens.ToDictionary(t => t.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => -100),
+        };
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = JsonContent.Create(body) };
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         response.EnsureSuccessStatusCode();

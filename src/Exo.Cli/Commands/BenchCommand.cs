@@ -63,9 +63,9 @@ internal static class BenchCommand
             if (parse.GetValue(schema) is { } schemaFile)
             {
                 if (parse.GetValue(json)) throw new CliInputException("--json-schema prints text lines; leave out --json");
-                using var fast = settings.Reference ? null : new FastKernels(ParseThreads(parse.GetValue(threads)!)[0]);
-                IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
-                ConstrainedDecodeBench.Run(settings.Model, schemaFile, settings.Generate, settings.Backend with { CpuKernels = kernels }, Console.Out);
+                if (ParseThreads(parse.GetValue(threads)!) is not [var count]) throw new CliInputException("--json-schema measures one thread count");
+                using var fast = FastKernelsFor(settings, count);
+                ConstrainedDecodeBench.Run(settings.Model, schemaFile, settings.Generate, settings.Backend with { CpuKernels = (IKernels?)fast ?? ReferenceKernels.Instance }, Console.Out);
                 return 0;
             }
 
@@ -98,11 +98,14 @@ internal static class BenchCommand
             .ToArray();
     }
 
+    /// <summary>The CPU's fast kernels, unless the reference ones or a GPU were asked for (auto may still fall back to the CPU, which then runs them).</summary>
+    private static FastKernels? FastKernelsFor(BenchSettings s, int threads) =>
+        s.Reference || s.Backend.Kind == BackendKind.Vulkan ? null : new FastKernels(threads);
+
     private static BenchResult Run(BenchSettings s, int threads)
     {
-        // Auto may fall back to the CPU, which then runs the fast kernels too.
-        using var fast = s.Reference || s.Backend.Kind == BackendKind.Vulkan ? null : new FastKernels(threads);
-        IKernels kernels = fast is null ? ReferenceKernels.Instance : fast;
+        using var fast = FastKernelsFor(s, threads);
+        IKernels kernels = (IKernels?)fast ?? ReferenceKernels.Instance;
         var profile = KernelProfile.Active = s.Profile ? new KernelProfile() : null;
         using var stage = StageLoader.Load(s.Model, null, s.Backend with { CpuKernels = kernels });
         var gpu = stage as VulkanStage;

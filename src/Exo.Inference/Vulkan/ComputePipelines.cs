@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Silk.NET.Vulkan;
 using VkPipeline = Silk.NET.Vulkan.Pipeline;
 
@@ -16,7 +17,8 @@ internal sealed unsafe class ComputePipelines : IDisposable
 
     private readonly VulkanDevice _device;
     private readonly Dictionary<string, byte[]> _code = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, VkPipeline> _pipelines = new(StringComparer.Ordinal);
+    // Read at every launch (hundreds a token) without a lock; written under _gate, once per kernel.
+    private readonly ConcurrentDictionary<string, VkPipeline> _pipelines = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly uint _stagedLanes;
 
@@ -59,6 +61,7 @@ internal sealed unsafe class ComputePipelines : IDisposable
     {
         get
         {
+            if (_pipelines.TryGetValue(name, out var built)) return built;
             lock (_gate)
             {
                 if (_pipelines.TryGetValue(name, out var pipeline)) return pipeline;
